@@ -1,0 +1,3 @@
+from kidconsole.cli import main
+
+raise SystemExit(main())

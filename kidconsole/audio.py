@@ -1,0 +1,53 @@
+"""Reading audio by manifest location: a file path or a member of a zip archive.
+
+soundfile only (torchaudio's own loading needs torchcodec). Zip archives stay
+open per process, so reading many members does not reopen the archive.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+
+from kidconsole.errors import KidconsoleError
+from kidconsole.manifest import split_location
+
+
+@lru_cache(maxsize=64)
+def _open_zip(archive: str, pid: int) -> zipfile.ZipFile:
+    # keyed by pid: a forked DataLoader worker must not share the parent's file handle
+    return zipfile.ZipFile(archive)
+
+
+def _source(location: str):
+    path, member = split_location(location)
+    if member is None:
+        return path
+    try:
+        data = _open_zip(path, os.getpid()).read(member)
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise KidconsoleError(f"cannot read {member} from {path}: {e}") from e
+    return io.BytesIO(data)
+
+
+def read_audio(location: str, *, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Samples as float32 (mono: channels averaged) and the sample rate."""
+    try:
+        data, sr = sf.read(_source(location), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise KidconsoleError(f"cannot decode audio {location}: {e}") from e
+    return (data.mean(axis=1) if mono else data), sr
+
+
+def audio_info(location: str) -> tuple[int, int, int]:
+    """(frames, sample rate, channels) without decoding the samples."""
+    try:
+        info = sf.info(_source(location))
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise KidconsoleError(f"cannot read audio header {location}: {e}") from e
+    return info.frames, info.samplerate, info.channels
