@@ -78,3 +78,22 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
         "cer": count_errors([syllable_tokens(r) for r in refs], [syllable_tokens(h) for h in hyps]).rate,
         "wer": count_errors([word_tokens(r) for r in refs], [word_tokens(h) for h in hyps]).rate,
     }
+
+
+def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str | None, str | None]]:
+    """Token alignment as ``(op, ref_token, hyp_token)`` with op one of
+    ``equal``, ``substitute``, ``delete`` (hyp None) or ``insert`` (ref None)."""
+    if not ref and not hyp:
+        return []
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    pairs: list[tuple[str, str | None, str | None]] = []
+    for chunk in out.alignments[0]:
+        r = list(ref[chunk.ref_start_idx:chunk.ref_end_idx])
+        h = list(hyp[chunk.hyp_start_idx:chunk.hyp_end_idx])
+        if chunk.type in ("equal", "substitute"):
+            pairs += [(chunk.type, a, b) for a, b in zip(r, h)]
+        elif chunk.type == "delete":
+            pairs += [("delete", a, None) for a in r]
+        else:
+            pairs += [("insert", None, b) for b in h]
+    return pairs
