@@ -1,0 +1,34 @@
+"""AI Hub transcript markup -> plain text for the G2P.
+
+Rules (see docs/g2p.md):
+- Unicode NFC (transcripts written on some systems come decomposed).
+- ``(spelling)/(pronunciation)`` -> the pronunciation side.
+- Noise and event tags ``b/ l/ o/ n/ u/`` (breath, laughter, overlap, noise,
+  unintelligible) are dropped: they are not speech a phone target can hold.
+- ``*`` (unclear word) is dropped; the word itself is kept.
+- A filler word marked with a trailing slash (``음/``) keeps the word, not the slash.
+- Runs of whitespace become one space.
+
+Anything else is left as it is, so that the conversion reports what it could
+not interpret (a stray ``(`` or ``/``, an unknown tag) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DUAL = re.compile(r"\(([^()]*)\)\s*/\s*\(([^()]*)\)")
+_TAG = re.compile(r"(?<![A-Za-z])[blonu]/")
+_FILLER_SLASH = re.compile(r"(?<=[\uac00-\ud7a3])/")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_transcript(text: str) -> str:
+    """The transcript with AI Hub markup resolved, ready for g2pK (also the cache key)."""
+    text = unicodedata.normalize("NFC", text)
+    text = _DUAL.sub(r"\2", text)
+    text = _TAG.sub(" ", text)
+    text = text.replace("*", "")
+    text = _FILLER_SLASH.sub("", text)
+    return _SPACES.sub(" ", text).strip()
