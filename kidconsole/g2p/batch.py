@@ -77,7 +77,7 @@ def convert_many(texts: Sequence[str], *, cache: str | Path | None | Literal[Fal
     keys = list(dict.fromkeys(normalized.values()))
     store = None if cache is False else G2PCache(default_cache_path() if cache is None else cache)
     try:
-        known = store.get_many(keys) if store else {}
+        known = store.get_many(keys) if store is not None else {}
         missing = [k for k in keys if k not in known]
         if missing:
             wanted = available_cpus() if processes is None else max(1, processes)
@@ -86,14 +86,14 @@ def convert_many(texts: Sequence[str], *, cache: str | Path | None | Literal[Fal
                 task = bar.add_task(f"G2P ({n_proc} process{'es' if n_proc > 1 else ''})",
                                     total=len(missing), rate="")
                 for rows in _converted(missing, n_proc):
-                    if store:
+                    if store is not None:
                         store.put_many(rows)
                     known.update((t, (p, e)) for t, p, e in rows)
                     bar.advance(task, len(rows))
                     speed = bar.tasks[0].speed
                     bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
     finally:
-        if store:
+        if store is not None:
             store.close()
 
     by_raw: dict[str, G2PResult] = {}

@@ -34,15 +34,14 @@ def _import_g2pk_offline():
         raise G2PError("g2pK asked NLTK to download data; kidconsole runs offline")
 
     saved_find, saved_download = nltk.data.find, nltk.download
-    saved_cmudict = nltk.corpus.__dict__.get("cmudict")
+    saved_cmudict = nltk.corpus.cmudict  # NLTK's lazy corpus loader; reading it loads no data
     nltk.corpus.cmudict = cmudict
     nltk.data.find, nltk.download = find, download
     try:
         import g2pk
     finally:
         nltk.data.find, nltk.download = saved_find, saved_download
-        if saved_cmudict is not None:
-            nltk.corpus.cmudict = saved_cmudict
+        nltk.corpus.cmudict = saved_cmudict
     return g2pk
 
 
