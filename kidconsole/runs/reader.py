@@ -1,0 +1,384 @@
+"""RunReader: one run directory read live - events tailed into chart series, status, summary.
+
+A run's history can be a million events. Opening reads the newest part first
+(``initial_bytes``) so the first chart is ready at once; each later ``poll``
+reads what was appended and loads up to ``backfill_bytes`` of older history,
+prepending it, until the whole file is in (``loading`` turns False). Every byte
+is parsed once; after the history is in, a poll costs only the new bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from kidconsole import rundir
+from kidconsole.runs import state as run_state
+from kidconsole.runs.series import Series
+from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
+
+AXES = ("step", "samples", "time")
+TRAIN_FIELDS = ("loss", "lr", "grad_norm", "samples_per_s")
+EVAL_FIELDS = ("loss", "per", "cer", "wer")
+SERIES_KEYS = tuple(f"train/{f}" for f in TRAIN_FIELDS) + tuple(f"eval/{f}" for f in EVAL_FIELDS)
+SUMMARY_METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer", "eval/wer")
+SKIP_WARNINGS = ("bad_sample", "too_long", "skipped_sample")  # warning kinds that count skipped samples
+MAX_DECODES = 5000
+MAX_WARNINGS = 5000
+
+
+class RunReader:
+    def __init__(self, run_dir: str | Path, *, initial_bytes: int = 2 << 20, backfill_bytes: int = 8 << 20):
+        self.path = Path(run_dir)
+        self.name = self.path.name
+        self.initial_bytes = initial_bytes
+        self.backfill_bytes = backfill_bytes
+        self._status: dict = {}
+        self._status_key: tuple | None = None
+        self._config: dict | None = None
+        self._config_key: tuple | None = None
+        self._decodes_tail = JsonlTail(self.path / rundir.DECODES)
+        self._decodes: deque[dict] = deque(maxlen=MAX_DECODES)
+        self._reset_history()
+
+    # ---- events -------------------------------------------------------------
+    def _reset_history(self) -> None:
+        self._by: dict[str, dict[str, Series]] = {a: {} for a in AXES}
+        self._events: JsonlTail | None = None
+        self._backfill_end = 0       # history still to load: bytes [0, _backfill_end)
+        self._backfill_bad = 0
+        self.n_events = 0
+        self.warnings: deque[dict] = deque(maxlen=MAX_WARNINGS)
+        self._warning_total = 0
+        self._warn_counts: dict[str, int] = {}
+        self._last: dict[str, dict] = {}      # the newest event of each kind
+        self._first_t: float | None = None
+        self._last_t: float | None = None
+        self._best_checkpoint: str | None = None  # name in the newest checkpoint event marked best
+        self._rate: deque[tuple[float, float]] = deque(maxlen=200)  # (t, step) of recent train events
+
+    @property
+    def series(self) -> dict[str, Series]:
+        """Chart series keyed like "train/loss", "eval/per", with x = step."""
+        return self._by["step"]
+
+    def series_by(self, x_axis: str = "step") -> dict[str, Series]:
+        """The same series against "step", "samples" (utterances seen) or "time" (unix seconds)."""
+        if x_axis not in self._by:
+            raise ValueError(f"x axis must be one of {', '.join(AXES)}, not {x_axis!r}")
+        return self._by[x_axis]
+
+    @property
+    def loading(self) -> bool:
+        """True while older history is still being loaded."""
+        return self._backfill_end > 0
+
+    @property
+    def loaded_fraction(self) -> float:
+        size = self._events.offset if self._events else 0
+        return 1.0 if not size else 1.0 - self._backfill_end / size
+
+    @property
+    def bad_lines(self) -> int:
+        return (self._events.bad_lines if self._events else 0) + self._backfill_bad
+
+    def _open_events(self) -> None:
+        path = self.path / rundir.EVENTS
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        start = line_start_at_or_after(path, max(0, size - self.initial_bytes))
+        self._events = JsonlTail(path, offset=start)
+        self._backfill_end = start
+
+    def poll(self) -> int:
+        """Read what is new (and a slice of older history while loading); returns the events read."""
+        self._read_status()
+        n = self._poll_decodes()
+        if self._events is None:
+            self._open_events()
+            if self._events is None:
+                return n
+        resets = self._events.resets
+        events = self._events.read_new()
+        if self._events.resets != resets:  # truncated or replaced: start over, nothing counted twice
+            tail = self._events
+            self._reset_history()
+            self._events = tail
+        self._apply(events, older=False)
+        n += len(events)
+        if self._backfill_end > 0:
+            n += self._backfill()
+        return n
+
+    def load_all(self) -> int:
+        """Poll until the whole history is loaded."""
+        n = self.poll()
+        while self.loading:
+            n += self.poll()
+        return n
+
+    def _backfill(self) -> int:
+        path = self.path / rundir.EVENTS
+        end = self._backfill_end
+        start = line_start_at_or_after(path, max(0, end - self.backfill_bytes))
+        if start >= end:  # one line longer than the slice: take it from its start
+            start = 0 if end <= self.backfill_bytes else self._line_start_before(path, end)
+        events, bad = read_range(path, start, end)
+        self._backfill_bad += bad
+        self._backfill_end = start
+        self._apply(events, older=True)
+        return len(events)
+
+    @staticmethod
+    def _line_start_before(path: Path, end: int) -> int:
+        with open(path, "rb") as fh:
+            pos = end - 1
+            while pos > 0:
+                lo = max(0, pos - (1 << 16))
+                fh.seek(lo)
+                i = fh.read(pos - lo).rfind(b"\n")
+                if i >= 0:
+                    return lo + i + 1
+                pos = lo
+            return 0
+
+    def _apply(self, events: list[dict], older: bool) -> None:
+        """Fold events (in file order) into series and summary state; ``older``: history before what is in."""
+        if not events:
+            return
+        trains, evals, eval_samples, warnings = [], [], [], []
+        samples = None  # utterances seen at the last train event: the x of an eval on the samples axis
+        last = {}
+        for ev in events:
+            kind = ev.get("kind")
+            if kind == rundir.EV_TRAIN:
+                trains.append(ev)
+                samples = ev.get("samples", samples)
+            elif kind == rundir.EV_EVAL:
+                evals.append(ev)
+                eval_samples.append(samples)
+            elif kind == rundir.EV_WARNING:
+                warnings.append(ev)
+            if isinstance(kind, str):
+                last[kind] = ev
+        for kind_events, prefix, fields, samples_col in (
+            (trains, "train/", TRAIN_FIELDS, None), (evals, "eval/", EVAL_FIELDS, eval_samples)
+        ):
+            if not kind_events:
+                continue
+            xs = {
+                "step": _column(kind_events, "step"),
+                "samples": _column(kind_events, "samples") if samples_col is None else np.array(samples_col, float),
+                "time": _column(kind_events, "t"),
+            }
+            for f in fields:
+                ys = _column(kind_events, f)
+                if np.isnan(ys).all():
+                    continue
+                for axis, x in xs.items():
+                    s = self._by[axis].setdefault(prefix + f, Series())
+                    s.prepend(x, ys) if older else s.extend(x, ys)
+        for ev in warnings:
+            what = str(ev.get("what", "warning"))
+            count = ev.get("count")
+            seen = self._warn_counts.get(what, 0)
+            self._warn_counts[what] = max(seen, count) if isinstance(count, int) else seen + 1
+        self._warning_total += len(warnings)
+        if older:
+            room = MAX_WARNINGS - len(self.warnings)
+            if room > 0:
+                self.warnings.extendleft(reversed(warnings[-room:]))
+            for kind, ev in last.items():
+                self._last.setdefault(kind, ev)
+            if self._best_checkpoint is None:
+                self._best_checkpoint = _best_checkpoint(events)
+            self._first_t = _num(events[0].get("t"), self._first_t)
+        else:
+            self.warnings.extend(warnings)
+            self._last.update(last)
+            self._best_checkpoint = _best_checkpoint(events) or self._best_checkpoint
+            self._rate.extend((e["t"], e["step"]) for e in trains[-self._rate.maxlen:]
+                              if isinstance(e.get("t"), (int, float)) and isinstance(e.get("step"), (int, float)))
+            if self._first_t is None:
+                self._first_t = _num(events[0].get("t"), None)
+            self._last_t = _num(events[-1].get("t"), self._last_t)
+        self.n_events += len(events)
+
+    def _poll_decodes(self) -> int:
+        resets = self._decodes_tail.resets
+        new = self._decodes_tail.read_new()
+        if self._decodes_tail.resets != resets:
+            self._decodes.clear()
+        self._decodes.extend(new)
+        return len(new)
+
+    def decodes(self) -> list[dict]:
+        """Reference vs hypothesis samples, oldest first (the newest MAX_DECODES)."""
+        return list(self._decodes)
+
+    # ---- status, config, files ----------------------------------------------
+    def _read_status(self) -> None:
+        try:
+            st = os.stat(self.path / rundir.STATUS)
+        except OSError:
+            return
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._status_key:
+            status = rundir.read_status(self.path)
+            if status:
+                self._status, self._status_key = status, key
+
+    @property
+    def status(self) -> dict:
+        self._read_status()
+        return self._status
+
+    @property
+    def config(self) -> dict:
+        """config.yaml parsed ({} when absent or unreadable)."""
+        path = self.path / rundir.CONFIG
+        try:
+            st = path.stat()
+        except OSError:
+            return {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._config_key:
+            try:
+                cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                cfg = None
+            self._config, self._config_key = cfg if isinstance(cfg, dict) else {}, key
+        return self._config or {}
+
+    def log_tail(self, n: int = 50) -> list[str]:
+        """The last ``n`` lines of stdout.log (a progress bar's carriage returns keep its last state)."""
+        return log_tail(self.path / rundir.STDOUT, n)
+
+    def checkpoints(self) -> list[dict]:
+        """Checkpoint folders, oldest step first: name, step, complete, best."""
+        folder = self.path / rundir.CHECKPOINTS
+        try:
+            entries = [e for e in os.scandir(folder) if e.is_dir()]
+        except OSError:
+            return []
+        out = []
+        for e in entries:
+            digits = "".join(c if c.isdigit() else " " for c in e.name).split()
+            out.append({
+                "name": e.name,
+                "step": int(digits[-1]) if digits else None,
+                "complete": os.path.exists(os.path.join(e.path, rundir.COMPLETE)),
+                "best": e.name == self._best_checkpoint,
+                "path": e.path,
+            })
+        return sorted(out, key=lambda c: (c["step"] is None, c["step"] or 0, c["name"]))
+
+    # ---- derived --------------------------------------------------------------
+    def last_sign_of_life(self) -> float | None:
+        """The latest of: last event time, events.jsonl mtime, status update."""
+        times = [self._last_t, _num(self._status.get("updated_at"), None)]
+        try:
+            times.append((self.path / rundir.EVENTS).stat().st_mtime)
+        except OSError:
+            pass
+        times = [t for t in times if t is not None]
+        return max(times) if times else None
+
+    def state(self, now: float | None = None, stall_after: float = run_state.STALL_AFTER) -> str:
+        status = self.status
+        return run_state.derive_state(status, alive=run_state.process_alive(status),
+                                      last_sign=self.last_sign_of_life(), end_event=self._last.get(rundir.EV_END),
+                                      now=now, stall_after=stall_after)
+
+    @property
+    def summary(self) -> dict:
+        status = self.status
+        train = self._last.get(rundir.EV_TRAIN, {})
+        phase_ev = self._last.get(rundir.EV_PHASE, {})
+        step = _first(status.get("step"), train.get("step"))
+        total = _first(status.get("total_steps"), train.get("total_steps"), phase_ev.get("total_steps"),
+                       self._last.get(rundir.EV_START, {}).get("total_steps"))
+        out: dict = {
+            "name": status.get("name") or self.name,
+            "phase": _first(status.get("phase"), train.get("phase"), phase_ev.get("phase")),
+            "phase_name": phase_ev.get("name"),
+            "step": step,
+            "total_steps": total,
+            "samples": train.get("samples"),
+            "samples_per_s": train.get("samples_per_s"),
+            "eta_s": self._eta(step, total),
+            "warnings": self._warning_total,
+            "skipped": sum(self._warn_counts.get(w, 0) for w in SKIP_WARNINGS),
+            "bad_lines": self.bad_lines,
+            "events": self.n_events,
+            "started_at": _first(status.get("started_at"), self._first_t),
+            "updated_at": self.last_sign_of_life(),
+            "loading": self.loading,
+        }
+        for key in SUMMARY_METRICS:
+            s = self.series.get(key)
+            last, best = (s.last, s.min_point()) if s is not None else (None, None)
+            out[key] = {
+                "last": last[1] if last else None, "last_step": last[0] if last else None,
+                "best": best[1] if best else None, "best_step": best[0] if best else None,
+            }
+        return out
+
+    def _eta(self, step, total) -> float | None:
+        if not isinstance(step, (int, float)) or not isinstance(total, (int, float)) or len(self._rate) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return max(0.0, (total - step) * (t1 - t0) / (s1 - s0))
+
+
+def _num(v, default):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+
+def _best_checkpoint(events: list[dict]) -> str | None:
+    for ev in reversed(events):
+        if ev.get("kind") == rundir.EV_CHECKPOINT and ev.get("best") and ev.get("name"):
+            return str(ev["name"])
+    return None
+
+
+def _column(events: list[dict], field: str) -> np.ndarray:
+    """One field of each event as floats (NaN where missing, null or not a number)."""
+    col = [e.get(field) for e in events]
+    try:
+        return np.array(col, dtype=float)
+    except (TypeError, ValueError):
+        return np.array([_num(v, np.nan) for v in col], dtype=float)
+
+
+def _first(*vals):
+    for v in vals:
+        if v is not None:
+            return v
+    return None
+
+
+def log_tail(path: str | Path, n: int = 50, max_bytes: int = 256 << 10) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first line was cut
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.rsplit("\r", 1)[-1] if "\r" in ln.rstrip("\r") else ln.rstrip("\r") for ln in lines[-n:]]
