@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import psutil
@@ -96,7 +97,7 @@ class Replay:
             status["step"] = last_event["step"]
         if self.alive:
             me = psutil.Process()
-            status.update(pid=os.getpid(), pgid=os.getpgid(0), create_time=me.create_time())
+            status.update(pid=os.getpid(), pgid=os.getpgid(0), create_time=me.create_time(), host=socket.gethostname())
         atomic_write_text(self.dst / STATUS, json.dumps(status, indent=1))
 
 

@@ -1,0 +1,214 @@
+"""The console: ``kidconsole`` with no subcommand.
+
+Light by design: no torch, transformers or peft (a test pins it). Screens that
+are not on the first frame are imported when first opened. All disk and NVML
+work runs on the watcher thread (``watcher.py``); the UI only renders views.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+
+from kidconsole.tui.colors import ColorBook
+from kidconsole.tui.screens.dashboard import DashboardScreen
+from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
+
+THEMES = ("textual-dark", "textual-light")
+
+
+class KidConsole(App):
+    CSS_PATH = "console.tcss"
+    TITLE = "kidconsole"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("s", "subset", "Subsets"),
+        Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
+                 interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
+                 theme: str = "textual-dark"):
+        super().__init__()
+        self.roots = [str(r) for r in roots]
+        self.clock = clock
+        self.configs_dir = Path(configs_dir)
+        self.watcher = Watcher(self.roots, self, interval=interval, clock=clock, system=system, find=find,
+                               make_reader=make_reader)
+        self.views: dict[str, RunView] = {}
+        self.gpus: tuple[GpuView, ...] = ()
+        self.marked: set[str] = set()
+        self.run_colors = ColorBook()
+        self.updates = 0  # RunsUpdated messages handled (tests wait on it)
+        self.theme = theme
+        self.sub_title = ", ".join(self.roots)
+
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen()
+
+    def on_mount(self) -> None:
+        self.watcher.start()
+
+    def on_unmount(self) -> None:
+        self.watcher.stop()
+
+    def on_runs_updated(self, message: RunsUpdated) -> None:
+        try:
+            self.views = message.views
+            self.gpus = message.gpus
+            self.run_colors.assign([v.name for v in self.views.values()])
+            self.marked &= set(self.views)
+            self.updates += 1
+            changed = getattr(self.screen, "runs_changed", None)
+            if changed is not None:
+                changed()
+        finally:
+            self.watcher.ack()
+
+    # ---- helpers shared by screens
+    def view(self, key: str) -> RunView | None:
+        return self.views.get(key)
+
+    def toggle_mark(self, key: str) -> None:
+        self.marked ^= {key}
+
+    def chart_keys(self) -> list[str]:
+        """The runs the charts overlay: the marked ones, or every run when none is marked."""
+        keys = [k for k in self.marked if k in self.views] or list(self.views)
+        return sorted(keys, key=lambda k: (self.views[k].name, k))
+
+    def reader(self, key: str):
+        return self.watcher.readers.get(key)
+
+    # ---- navigation
+    def open_detail(self, key: str) -> None:
+        from kidconsole.tui.screens.run_detail import RunDetailScreen
+
+        self.push_screen(RunDetailScreen(key))
+
+    def open_charts(self) -> None:
+        from kidconsole.tui.screens.charts import ChartsScreen
+
+        self.push_screen(ChartsScreen())
+
+    def open_decodes(self, key: str) -> None:
+        from kidconsole.tui.screens.decodes import DecodesScreen
+
+        self.push_screen(DecodesScreen(key))
+
+    def open_launch(self) -> None:
+        from kidconsole.tui.screens.launch import LaunchScreen
+
+        self.push_screen(LaunchScreen())
+
+    def open_errors(self, key: str) -> None:
+        view = self.views.get(key)
+        if view is None:
+            return
+        if not view.has_predictions:
+            self.notify(f"{view.name} has no predictions.jsonl yet (written by the final test evaluation).",
+                        severity="warning")
+            return
+        try:
+            from kidconsole.tui.screens.errors import ErrorsScreen
+        except ImportError:
+            self.notify("The error report screen is not available in this version.", severity="warning")
+            return
+        self.push_screen(ErrorsScreen(view.path))
+
+    def action_subset(self) -> None:
+        try:
+            from kidconsole.tui.screens.subset import SubsetScreen
+        except ImportError:
+            self.notify("The subset builder screen is not available in this version.", severity="warning")
+            return
+        self.push_screen(SubsetScreen())
+
+    def action_help(self) -> None:
+        from kidconsole.tui.screens.help import HelpScreen
+
+        current = type(self.screen)
+        sections = [(f"This screen ({getattr(current, 'TITLE', None) or current.__name__})", current.BINDINGS),
+                    ("Everywhere", self.BINDINGS)]
+        for title, cls in self._screen_classes():
+            if cls is not current:
+                sections.append((title, cls.BINDINGS))
+        self.push_screen(HelpScreen(sections))
+
+    @staticmethod
+    def _screen_classes() -> list[tuple[str, type]]:
+        from kidconsole.tui.screens.charts import ChartsScreen
+        from kidconsole.tui.screens.decodes import DecodesScreen
+        from kidconsole.tui.screens.launch import LaunchScreen
+        from kidconsole.tui.screens.run_detail import RunDetailScreen
+
+        return [("Runs", DashboardScreen), ("Charts", ChartsScreen), ("Decodes", DecodesScreen),
+                ("Run detail", RunDetailScreen), ("New run", LaunchScreen)]
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    # ---- stop / resume, confirmed, off the UI thread
+    def confirm_stop(self, key: str) -> None:
+        from kidconsole.rundir import LIVE_STATES
+        from kidconsole.tui.screens.confirm import ConfirmScreen
+
+        view = self.views.get(key)
+        if view is None:
+            return
+        if view.state not in LIVE_STATES + ("stalled",):
+            self.notify(f"{view.name} is {view.state}: nothing to stop.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"Stopping {view.name} (saves a checkpoint first)...")
+                self.run_worker(lambda: self._control("stop", view), thread=True, group="control")
+
+        self.push_screen(ConfirmScreen(f"Stop {view.name} at step {view.step or 0:,}?\n"
+                                       "It writes a checkpoint, then exits; resume continues from it."), answered)
+
+    def confirm_resume(self, key: str) -> None:
+        from kidconsole.rundir import LIVE_STATES
+        from kidconsole.tui.screens.confirm import ConfirmScreen
+
+        view = self.views.get(key)
+        if view is None:
+            return
+        if view.state in LIVE_STATES:
+            self.notify(f"{view.name} is {view.state}: it is still going.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"Resuming {view.name}...")
+                self.run_worker(lambda: self._control("resume", view), thread=True, group="control")
+
+        self.push_screen(ConfirmScreen(f"Resume {view.name} from its last checkpoint?"), answered)
+
+    def _control(self, what: str, view: RunView) -> None:
+        from kidconsole.errors import KidconsoleError
+        from kidconsole.runs import control
+
+        try:
+            if what == "stop":
+                result = control.stop_run(view.path)
+                message = f"{view.name}: {result}"
+            else:
+                control.resume_run(view.path)
+                message = f"{view.name}: resumed"
+            self.call_from_thread(self.notify, message)
+        except (KidconsoleError, OSError) as e:
+            self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
+        self.watcher.wake(rediscover=True)
+
+
+def run_console(roots: list[str]) -> int:
+    """Open the console on ``roots`` until the user quits; returns the exit code."""
+    KidConsole(roots).run()
+    return 0

@@ -1,0 +1,189 @@
+"""One run in depth: config, config diff against another run, log tail, checkpoints, warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
+
+TABS = ("config", "diff", "log", "checkpoints", "warnings")
+LOG_LINES = 300
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values (``phases.0.lr``), so two configs compare key by key."""
+    out: dict[str, Any] = {}
+    if isinstance(cfg, dict):
+        for k, v in cfg.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(cfg, list) and any(isinstance(v, (dict, list)) for v in cfg):
+        for i, v in enumerate(cfg):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = cfg
+    return out
+
+
+MISSING = object()
+IGNORED_IN_DIFF = ("name",)  # every run differs by name: not a hyperparameter
+
+
+def config_diff(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
+    """(key, value in a, value in b) for every key whose value differs; MISSING where a side lacks it."""
+    fa, fb = flatten(a), flatten(b)
+    keys = sorted(set(fa) | set(fb))
+    return [(k, fa.get(k, MISSING), fb.get(k, MISSING)) for k in keys
+            if k not in IGNORED_IN_DIFF and fa.get(k, MISSING) != fb.get(k, MISSING)]
+
+
+def _show(v: Any) -> str:
+    return "(absent)" if v is MISSING else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+class RunDetailScreen(Screen):
+    TITLE = "Run detail"
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        *[Binding(str(i + 1), f"tab('{t}')", t.capitalize(), show=False) for i, t in enumerate(TABS)],
+        Binding("d", "diff_next", "Diff with"),
+        Binding("v", "decodes", "Decodes"),
+        Binding("e", "errors", "Errors"),
+        Binding("x", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+    ]
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key = key
+        self.other: str | None = None
+        self.configs: dict[str, dict] = {}
+        self._loaded_revision: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="detail-status", classes="screen-head")
+        with TabbedContent(id="detail-tabs"):
+            with TabPane("1 Config", id="config"):
+                with VerticalScroll():
+                    yield Static("", id="config-text")
+            with TabPane("2 Diff", id="diff"):
+                yield Static("", id="diff-head")
+                yield DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("3 Log", id="log"):
+                yield Log(id="log-text", max_lines=LOG_LINES * 4)
+            with TabPane("4 Checkpoints", id="checkpoints"):
+                yield DataTable(id="ckpt-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("5 Warnings", id="warnings"):
+                yield DataTable(id="warn-table", zebra_stripes=True, cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#diff-table", DataTable).add_columns("key", "this run", "other run")
+        self.query_one("#ckpt-table", DataTable).add_columns("checkpoint", "step", "complete", "best")
+        self.query_one("#warn-table", DataTable).add_columns("step", "what", "message")
+        others = [k for k in self.app.chart_keys() if k != self.key] or [k for k in self.app.views if k != self.key]
+        self.other = others[0] if others else None
+        self.runs_changed()
+
+    def on_screen_resume(self) -> None:
+        self.runs_changed()
+
+    def runs_changed(self) -> None:
+        view = self.app.view(self.key)
+        if view is None:
+            self.query_one("#detail-status", Static).update(f"{self.key}: gone from the runs root")
+            return
+        self.query_one("#detail-status", Static).update(
+            Text.assemble((view.name, f"bold {self.app.run_colors[view.name]}"), f" · {view.state} · {view.path}"))
+        if view.revision != self._loaded_revision:
+            self._loaded_revision = view.revision
+            self.load()
+
+    @work(thread=True, exclusive=True, group="detail")
+    def load(self) -> None:
+        """Everything that reads the disk, off the UI thread."""
+        app = self.app
+        data: dict[str, Any] = {"configs": {}}
+        for key in {self.key, self.other} - {None}:
+            reader = app.reader(key)
+            if reader is not None:
+                with app.watcher.lock(key):
+                    data["configs"][key] = reader.config
+        reader = app.reader(self.key)
+        if reader is None:
+            return
+        with app.watcher.lock(self.key):
+            data["log"] = reader.log_tail(LOG_LINES)
+            data["checkpoints"] = reader.checkpoints()
+            data["warnings"] = list(reader.warnings)[-LOG_LINES:]
+        app.call_from_thread(self._fill, data)
+
+    def _fill(self, data: dict) -> None:
+        self.configs.update(data["configs"])
+        cfg = self.configs.get(self.key, {})
+        self.query_one("#config-text", Static).update(
+            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else "(no config.yaml)")
+        self._fill_diff()
+        log = self.query_one("#log-text", Log)
+        log.clear()
+        log.write_lines(data["log"] or ["(stdout.log is empty)"])
+        ckpt = self.query_one("#ckpt-table", DataTable)
+        ckpt.clear()
+        for c in data["checkpoints"]:
+            ckpt.add_row(c["name"], f"{c['step']:,}" if c.get("step") is not None else "-",
+                         "yes" if c.get("complete") else Text("partial", style="#e5534b"),
+                         Text("best", style="bold #3fb86b") if c.get("best") else "")
+        warn = self.query_one("#warn-table", DataTable)
+        warn.clear()
+        for w in reversed(data["warnings"]):
+            warn.add_row(str(w.get("step", "")), str(w.get("what", "")), str(w.get("message", "")))
+
+    def _fill_diff(self) -> None:
+        head = self.query_one("#diff-head", Static)
+        table = self.query_one("#diff-table", DataTable)
+        table.clear()
+        views = self.app.views
+        if self.other is None or self.other not in views:
+            head.update("No other run to compare with.")
+            return
+        me, other = views[self.key].name, views[self.other].name
+        a, b = self.configs.get(self.key, {}), self.configs.get(self.other, {})
+        diff = config_diff(a, b)
+        head.update(Text.assemble("config.yaml: ", (me, f"bold {self.app.run_colors[me]}"), " vs ",
+                                  (other, f"bold {self.app.run_colors[other]}"),
+                                  f" · {len(diff)} changed keys (d: compare with the next run)"))
+        for key, va, vb in diff:
+            table.add_row(key, _show(va), _show(vb))
+
+    # ---- actions
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#detail-tabs", TabbedContent).active = tab
+
+    def action_diff_next(self) -> None:
+        others = sorted((k for k in self.app.views if k != self.key), key=lambda k: (self.app.views[k].name, k))
+        if not others:
+            return
+        i = others.index(self.other) + 1 if self.other in others else 0
+        self.other = others[i % len(others)]
+        self.action_tab("diff")
+        self._loaded_revision = None
+        self.runs_changed()
+
+    def action_decodes(self) -> None:
+        self.app.open_decodes(self.key)
+
+    def action_errors(self) -> None:
+        self.app.open_errors(self.key)
+
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.key)
+
+    def action_resume(self) -> None:
+        self.app.confirm_resume(self.key)

@@ -1,0 +1,135 @@
+"""One run on the dashboard: state, progress, speed, GPU, last and best metrics."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.widgets import Static
+
+from kidconsole.tui.watcher import RunView
+
+STATE_STYLES = {
+    "starting": "#4e9bf5", "running": "#3fb86b", "evaluating": "#23b5b5",
+    "stalled": "#d4b21f", "interrupted": "#e5534b", "failed": "bold #e5534b",
+    "stopped": "#a0a0a0", "finished": "bold #3fb86b",
+}
+ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
+WARNING_NAMES = {"bad_sample": "bad samples", "nonfinite_loss": "non-finite losses"}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s"
+
+
+def fmt_metric(v: float | None, percent: bool) -> str:
+    if v is None or not math.isfinite(v):
+        return "-"
+    return f"{v:.2%}" if percent else f"{v:.4g}"
+
+
+def fmt_bytes(n: float | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.1f}G"
+
+
+def bar(fraction: float | None, width: int) -> Text:
+    if fraction is None:
+        return Text("·" * width, style="dim")
+    full = int(round(fraction * width))
+    return Text.assemble(("█" * full, "#4e9bf5"), ("░" * (width - full), "dim"))
+
+
+def card_text(view: RunView, width: int) -> Text:
+    """The card's body (its border carries the name and the state)."""
+    w = max(width, 30)
+    lines: list[Text] = []
+    phase = f"phase {view.phase}" if view.phase is not None else "phase -"
+    if view.phase_name:
+        phase += f" {view.phase_name}"
+    step = f"{view.step:,}" if view.step is not None else "-"
+    total = f"/{view.total_steps:,}" if view.total_steps else ""
+    right = f"step {step}{total}"
+    lines.append(Text(phase[: w - len(right) - 1].ljust(w - len(right)) + right))
+    pct = f" {view.progress:4.0%}" if view.progress is not None else ""
+    eta = f"  ETA {fmt_duration(view.eta)}"
+    lines.append(Text.assemble(bar(view.progress, max(4, w - len(pct) - len(eta))), pct, eta))
+    speed = f"{view.samples_per_s:.1f} samples/s" if view.samples_per_s else "- samples/s"
+    if view.gpus:
+        gpu = " ".join(f"GPU{g.index} {g.util:.0f}%" if g.util is not None else f"GPU{g.index} -" for g in view.gpus)
+        used = view.proc_gpu_mem if view.proc_gpu_mem is not None else sum(g.mem_used or 0 for g in view.gpus)
+        total_mem = sum(g.mem_total or 0 for g in view.gpus)
+        gpu += f" {fmt_bytes(used)}/{fmt_bytes(total_mem)}" if total_mem else ""
+    else:
+        gpu = "no GPU"
+    lines.append(Text(speed.ljust(max(0, w - len(gpu))) + gpu))
+    for label, key, pct_fmt in ROWS:
+        last = fmt_metric(view.last.get(key), pct_fmt)
+        best = view.best.get(key)
+        best_txt = ""
+        if best is not None and best[0] is not None:
+            at = f" @{best[1]:,}" if best[1] is not None else ""
+            best_txt = f"best {fmt_metric(best[0], pct_fmt)}{at}"
+        left = f"{label:<5}{last:>8}"
+        lines.append(Text.assemble(left, " " * max(1, w - len(left) - len(best_txt)), (best_txt, "dim")))
+    warn = {k: v for k, v in view.warnings.items() if v}
+    if warn:
+        txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
+        lines.append(Text("⚠ " + txt, style="#d4b21f", overflow="ellipsis", no_wrap=True))
+    else:
+        lines.append(Text("no warnings", style="dim"))
+    for line in lines:
+        line.truncate(w, overflow="ellipsis")
+    return Text("\n").join(lines)
+
+
+class RunCard(Static, can_focus=True):
+    """A focusable card; its border is the run's colour, its title the run's name."""
+
+    DEFAULT_CSS = """
+    RunCard { height: 11; padding: 0 1; }
+    RunCard:focus { background: $boost; }
+    """
+
+    def __init__(self, view: RunView, color: str, marked: bool = False):
+        super().__init__(id=None)
+        self.view = view
+        self.color = color
+        self.marked = marked
+
+    @property
+    def run_key(self) -> str:
+        return self.view.key
+
+    def set_view(self, view: RunView, marked: bool) -> None:
+        changed = view != self.view or marked != self.marked
+        self.view, self.marked = view, marked
+        if changed:
+            self._redraw()
+
+    def on_mount(self) -> None:
+        self._redraw()
+
+    def on_resize(self) -> None:
+        self._redraw()
+
+    def on_focus(self) -> None:
+        self._redraw()
+
+    def on_blur(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.styles.border = ("heavy" if self.has_focus else "round", self.color)
+        mark = "✓ " if self.marked else ""
+        self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
+        self.border_subtitle = Text(f"● {self.view.state}", style=STATE_STYLES.get(self.view.state, ""))
+        self.styles.border_title_align = "left"
+        self.styles.border_subtitle_align = "right"
+        self.update(card_text(self.view, self.content_size.width or 36))
