@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=FORMATS,
                    help="write Markdown, CSV or JSON instead of terminal tables (default: from -o's suffix)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--age-groups", metavar="EDGES", help="age group edges in years (default 3,7,10,13)")
+    p.add_argument("--age-groups", metavar="EDGES", help="age group edges in years (default 5,7,9,11,18)")
     p.add_argument("--snr-edges", metavar="EDGES", help="SNR bucket edges in dB (default 10,20,30)")
     p.add_argument("--duration-edges", metavar="EDGES", help="duration bucket edges in seconds (default 2,4,8)")
     p.add_argument("--worst", type=int, default=5, metavar="N", help="worst utterances per bucket (default 5)")

@@ -16,16 +16,15 @@ import numpy as np
 
 from kidconsole.errors import KidconsoleError
 from kidconsole.report.predictions import Prediction
+# The subset builder's strata edges, so a report's buckets are the ones the subsets were balanced on.
+from kidconsole.subset.strata import (DEFAULT_AGE_EDGES, DEFAULT_DURATION_EDGES, DEFAULT_SNR_EDGES, UNKNOWN,
+                                      bucket_labels, check_edges)
 
-UNKNOWN = "unknown"
-
-# Age groups: preschool (3-6), early primary (7-9), upper primary (10-12), older.
 DEFAULT_EDGES: dict[str, tuple[float, ...]] = {
-    "age_group": (3, 7, 10, 13),
-    "snr": (10, 20, 30),
-    "duration": (2, 4, 8),
+    "age_group": DEFAULT_AGE_EDGES,
+    "snr": DEFAULT_SNR_EDGES,
+    "duration": DEFAULT_DURATION_EDGES,
 }
-UNITS = {"age_group": " y", "snr": " dB", "duration": " s"}
 TITLES = {"age": "Age (years)", "age_group": "Age group", "snr": "SNR", "duration": "Duration",
           "gender": "Gender", "speaker": "Speaker"}
 DIMENSIONS = ("age", "age_group", "snr", "duration", "gender", "speaker")
@@ -42,16 +41,12 @@ class Buckets:
         return np.flatnonzero(self.codes == k)
 
 
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def edge_labels(edges: Sequence[float], unit: str = "") -> list[str]:
-    """``(10, 20)`` -> ``["<10", "10-20", ">=20"]`` with the unit appended."""
-    labels = [f"<{_fmt(edges[0])}{unit}"]
-    labels += [f"{_fmt(a)}-{_fmt(b)}{unit}" for a, b in zip(edges, edges[1:])]
-    labels.append(f">={_fmt(edges[-1])}{unit}")
-    return labels
+def edge_labels(dimension: str, edges: Sequence[float]) -> list[str]:
+    """Labels of the ``len(edges) + 1`` buckets: ages in whole years ("5-6", "18+"),
+    SNR in dB and durations in seconds (the subset builder's labels)."""
+    if dimension == "age_group":
+        return bucket_labels(tuple(edges), integer_ages=True)
+    return bucket_labels(tuple(edges), unit={"snr": " dB", "duration": " s"}[dimension])
 
 
 def bin_values(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -63,19 +58,10 @@ def bin_values(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return codes
 
 
-def check_edges(edges: Sequence[float], key: str) -> tuple[float, ...]:
-    edges = tuple(float(e) for e in edges)
-    if not edges:
-        raise KidconsoleError(f"{key}: give at least one bucket edge")
-    if any(not math.isfinite(e) for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise KidconsoleError(f"{key}: bucket edges must be finite and strictly increasing, got {list(edges)}")
-    return edges
-
-
 def parse_edges(text: str, key: str) -> tuple[float, ...]:
     """Edges from ``"10,20,30"`` (a CLI option); the error names the option."""
     try:
-        return check_edges([float(x) for x in text.split(",") if x.strip()], key)
+        return check_edges(key, [float(x) for x in text.split(",") if x.strip()])
     except ValueError:
         raise KidconsoleError(f"{key}: bucket edges are comma-separated numbers, got {text!r}") from None
 
@@ -83,7 +69,7 @@ def parse_edges(text: str, key: str) -> tuple[float, ...]:
 def _numeric(name: str, values: list[float | None], edges: Sequence[float]) -> Buckets:
     arr = np.array([np.nan if v is None else v for v in values], dtype=float)
     codes = bin_values(arr, edges)
-    return Buckets(name, edge_labels(edges, UNITS.get(name, "")) + [UNKNOWN], codes)
+    return Buckets(name, edge_labels(name, edges) + [UNKNOWN], codes)
 
 
 def _categorical(name: str, values: list[str | None], key=None) -> Buckets:
@@ -99,7 +85,7 @@ def _categorical(name: str, values: list[str | None], key=None) -> Buckets:
 def assign(rows: Sequence[Prediction], dimension: str,
            edges: dict[str, Sequence[float]] | None = None) -> Buckets:
     """The buckets of one dimension (one of ``DIMENSIONS``) for ``rows``."""
-    edges = {**DEFAULT_EDGES, **(edges or {})}
+    edges = {**DEFAULT_EDGES, **{k: check_edges(k, v) for k, v in (edges or {}).items()}}
     if dimension == "age":
         years = [None if r.age_years is None else str(int(math.floor(r.age_years))) for r in rows]
         return _categorical("age", years, key=int)

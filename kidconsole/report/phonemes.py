@@ -86,7 +86,7 @@ def _masks(a: Analysis, members: np.ndarray | None) -> tuple[np.ndarray, np.ndar
 
 
 def phone_stats(a: Analysis, members: np.ndarray | None = None) -> list[PhoneStats]:
-    """One row per phone seen in a reference or a hypothesis, in inventory order."""
+    """One row per phone of the references or inserted by the model, in inventory order."""
     ops_m, ref_m = _masks(a, members)
     v = len(a.vocab)
     count = np.bincount(a.ref_ids[ref_m], minlength=v)
