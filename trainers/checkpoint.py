@@ -1,0 +1,102 @@
+"""Checkpoints: accelerate's state saving, made atomic, pruned without losing the best.
+
+A checkpoint is written to ``checkpoints/.tmp-<name>``, completed with
+``trainer_state.json`` and the ``COMPLETE`` marker, then renamed to
+``checkpoints/<name>``: a folder without the marker is never resumed from.
+Only trainable tensors are saved (a save-state hook drops the frozen base
+weights), so a LoRA checkpoint of XLS-R 300M is megabytes, not 1.2 GB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from kidconsole import rundir
+
+STATE = "trainer_state.json"
+WEIGHTS = "model.safetensors"  # accelerate's name for the first model's weights
+_NAME = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def install_hooks(accelerator) -> None:
+    """Save only trainable tensors; load them without requiring the frozen ones."""
+
+    def save_hook(models, weights, output_dir):
+        for i, model in enumerate(models):
+            keep = {n for n, p in model.named_parameters() if p.requires_grad}
+            weights[i] = {k: v for k, v in weights[i].items() if k in keep}
+
+    accelerator.register_save_state_pre_hook(save_hook)
+
+
+def complete_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir()
+             if (m := _NAME.match(p.name)) and (p / rundir.COMPLETE).exists()]
+    return [p for _, p in sorted(found)]
+
+
+def newest_checkpoint(root: str | Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def save_checkpoint(accelerator, root: str | Path, name: str, state: dict) -> Path:
+    """Every rank calls this (accelerate saves each rank's RNG state); rank 0 finishes it."""
+    root = Path(root)
+    tmp, final = root / f".tmp-{name}", root / name
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        (tmp / rundir.COMPLETE).write_text("", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def read_state(path: str | Path) -> dict:
+    return json.loads((Path(path) / STATE).read_text(encoding="utf-8"))
+
+
+def load_checkpoint(accelerator, path: str | Path) -> dict:
+    """Restore model (trainable tensors), optimizer and RNG states; returns the trainer state."""
+    accelerator.load_state(str(path), strict=False)
+    return read_state(path)
+
+
+def load_weights(model, path: str | Path) -> None:
+    """Only the trainable tensors of a checkpoint into ``model`` (a phase starts from the previous best)."""
+    state = load_file(str(Path(path) / WEIGHTS))
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing = set(state) - set(model.state_dict())
+    if missing:
+        raise RuntimeError(f"{path}: checkpoint tensors not in the model: {sorted(missing)[:5]}")
+    model.load_state_dict(state, strict=False)
+
+
+def prune(root: str | Path, keep_last: int, protect: set[str]) -> list[str]:
+    """Delete complete checkpoints beyond the newest ``keep_last``, never a protected one."""
+    found = complete_checkpoints(root)
+    doomed = [p for p in found[:-keep_last] if p.name not in protect] if keep_last else []
+    for p in doomed:
+        shutil.rmtree(p, ignore_errors=True)
+    return [p.name for p in doomed]

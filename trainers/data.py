@@ -1,0 +1,163 @@
+"""Streaming, sharded batches over a manifest.
+
+Rows (metadata) are held in memory; audio is read lazily by DataLoader
+workers. The epoch's batch plan (trainers.batching) is shared by every
+process; process ``r`` of ``R`` takes batches r, r+R, ...; its worker ``w`` of
+``W`` loads every W-th of those, and the DataLoader's round-robin over workers
+gives them back in plan order. So an epoch sees each utterance once, and a
+resumed run starts at the batch where it stopped. Bad samples (unreadable,
+too long, too short for CTC, unmappable phones) are dropped from their batch
+and reported with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from kidconsole.audio import read_audio
+from kidconsole.errors import KidconsoleError
+from kidconsole.manifest import Utterance, read_manifest
+from kidconsole.phonemes import vocab
+from trainers.augment import perturb_speed, speed_factor
+from trainers.batching import stable_key
+
+
+def load_rows(path: str) -> list[Utterance]:
+    rows = list(read_manifest(path))
+    if not rows:
+        raise KidconsoleError(f"{path}: the manifest has no rows")
+    return rows
+
+
+def subset(rows: list[Utterance], fraction: float, seed: int) -> list[Utterance]:
+    """A fixed share of the rows, nested (the 20% subset lies inside the 60% one)."""
+    if fraction >= 1.0:
+        return rows
+    ranked = sorted(rows, key=lambda r: stable_key(seed, r.id))
+    return ranked[:max(1, math.ceil(fraction * len(rows)))]
+
+
+def fixed_sample(rows: list[Utterance], n: int | None, seed: int) -> list[Utterance]:
+    """The validation sample: the same ``n`` rows on every evaluation and every resume."""
+    if n is None or n >= len(rows):
+        return rows
+    return sorted(rows, key=lambda r: stable_key(seed, r.id))[:n]
+
+
+def output_frames(num_samples: int, kernels: Sequence[int], strides: Sequence[int]) -> int:
+    """CTC frames the feature encoder makes of ``num_samples`` (as transformers computes them)."""
+    n = num_samples
+    for k, s in zip(kernels, strides):
+        n = (n - k) // s + 1
+        if n <= 0:
+            return 0
+    return n
+
+
+def ctc_feasible(frames: int, labels: Sequence[int]) -> bool:
+    # CTC needs a frame per label plus a blank between repeated labels
+    repeats = sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+    return frames >= len(labels) + repeats
+
+
+@dataclass
+class Batch:
+    """What a worker yields: the tensors plus what the loop logs."""
+    index: int                          # position in this process's plan
+    ids: list[str]
+    input_values: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    audio_seconds: float = 0.0
+    padding: float = 0.0                # padded share of input_values
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class BatchStream(IterableDataset):
+    """One process's batches of one epoch, from ``start`` on, loaded by the DataLoader workers."""
+
+    def __init__(self, rows: list[Utterance], batches: list[list[int]], *, feature_extractor, kernels, strides,
+                 sample_rate: int, max_seconds: float, start: int = 0, speed_prob: float = 0.0,
+                 seed: int = 0, phase: int = 0, epoch: int = 0):
+        self.rows, self.batches, self.start = rows, batches, start
+        self.fx, self.kernels, self.strides = feature_extractor, tuple(kernels), tuple(strides)
+        self.sample_rate, self.max_seconds = sample_rate, max_seconds
+        self.speed_prob, self.seed, self.phase, self.epoch = speed_prob, seed, phase, epoch
+        self.vocab = vocab()
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
+        for k in range(self.start + wid, len(self.batches), nworkers):
+            yield self.load(k)
+
+    def _sample(self, i: int) -> tuple[np.ndarray, list[int]]:
+        row = self.rows[i]
+        try:
+            labels = [self.vocab[p] for p in row.phones.split()]
+        except KeyError as e:
+            raise ValueError(f"unmappable phone {e.args[0]!r}") from None
+        if not labels:
+            raise ValueError("no phones")
+        try:
+            wave, sr = read_audio(row.audio)
+        except KidconsoleError as e:
+            raise ValueError(str(e)) from None
+        if sr != self.sample_rate:
+            wave = AF.resample(torch.from_numpy(wave), sr, self.sample_rate).numpy()
+        if len(wave) > self.max_seconds * self.sample_rate:
+            raise ValueError(f"longer than data.max_seconds ({len(wave) / self.sample_rate:.1f} s)")
+        factor = speed_factor(self.speed_prob, self.seed, self.phase, self.epoch, i)
+        wave = perturb_speed(wave, self.sample_rate, factor)
+        if not np.isfinite(wave).all():
+            raise ValueError("non-finite samples")
+        if not ctc_feasible(output_frames(len(wave), self.kernels, self.strides), labels):
+            raise ValueError(f"too short for CTC ({len(wave) / self.sample_rate:.2f} s for {len(labels)} labels)")
+        return wave, labels
+
+    def load(self, k: int) -> Batch:
+        waves, labels, ids, bad = [], [], [], []
+        for i in self.batches[k]:
+            try:
+                w, lab = self._sample(i)
+            except ValueError as e:
+                bad.append((self.rows[i].id, str(e)))
+                continue
+            waves.append(w)
+            labels.append(lab)
+            ids.append(self.rows[i].id)
+        batch = Batch(index=k, ids=ids, bad=bad)
+        if not waves:
+            return batch
+        feats = self.fx(waves, sampling_rate=self.sample_rate, padding=True, return_attention_mask=True,
+                        return_tensors="pt")
+        lab = torch.full((len(labels), max(map(len, labels))), -100, dtype=torch.long)
+        for j, seq in enumerate(labels):
+            lab[j, :len(seq)] = torch.tensor(seq)
+        real = sum(len(w) for w in waves)
+        batch.input_values = feats["input_values"]
+        batch.attention_mask = feats["attention_mask"]
+        batch.labels = lab
+        batch.audio_seconds = real / self.sample_rate
+        batch.padding = 1.0 - real / batch.input_values.numel()
+        return batch
+
+
+def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> DataLoader:
+    # batch_size=None: the stream yields whole batches; workers > batches would idle
+    workers = max(0, min(num_workers, len(stream)))
+    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      prefetch_factor=4 if workers else None, persistent_workers=False)

@@ -1,0 +1,443 @@
+"""The training loop: phases, epochs, steps, evaluation, checkpoints, stop and resume.
+
+Each step can be found by its name: ``run`` goes through the phases,
+``_run_phase`` through the epochs, ``_train_epoch`` through the batches;
+``_optimizer_step``, ``_log``, ``_evaluate``, ``_checkpoint`` and ``_test`` do
+one thing each. All progress that a resume needs lives in ``self.state``
+(saved as trainer_state.json in every checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kidconsole import rundir
+from kidconsole.config import phase_augment
+from kidconsole.phonemes import vocab
+from trainers import checkpoint as ckpt
+from trainers.augment import set_masking
+from trainers.batching import plan_epoch, plan_sorted, shard, stable_key
+from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset
+from trainers.evaluate import EvalResult, evaluate
+from trainers.model import count_parameters, unwrap_base
+
+
+class BadDataError(RuntimeError):
+    pass
+
+
+def lr_at(phase: dict, phase_step: int, phase_total: int, schedule: str) -> float:
+    """Linear warmup to the phase's LR, then decay (linear or cosine) to 0 at its last step."""
+    peak, warm = phase["lr"], phase["warmup"]
+    if warm and phase_step < warm:
+        return peak * (phase_step + 1) / warm
+    if schedule == "constant":
+        return peak
+    span = max(1, phase_total - warm)
+    done = min(1.0, (phase_step - warm) / span)
+    return peak * (1.0 - done) if schedule == "linear" else peak * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def fresh_state() -> dict:
+    return {
+        "phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_step": 0,
+        "best": None, "best_checkpoint": None, "evals_since_best": 0, "phase_bests": {},
+        "phase_started": False, "phase_done": False, "last_eval_step": -1,
+        "samples": 0, "audio_seconds": 0.0, "bad_samples": 0, "seen_samples": 0, "nonfinite_losses": 0,
+        "train_seconds": 0.0, "eval_seconds": 0.0, "finished": False,
+    }
+
+
+class Trainer:
+    def __init__(self, cfg: dict, run_dir: str | Path, accelerator, model, processor, new_head: bool,
+                 reporter, stop):
+        self.cfg, self.run_dir, self.acc = cfg, Path(run_dir), accelerator
+        self.processor, self.new_head, self.rep, self.stop = processor, new_head, reporter, stop
+        self.d, self.t = cfg["data"], cfg["train"]
+        self.phases = cfg["phases"]
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.vocab = vocab()
+        self.inverse_vocab = {i: t for t, i in self.vocab.items()}
+        self.trainable, self.total = count_parameters(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.phases[0]["lr"], weight_decay=self.t["weight_decay"])
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.base = unwrap_base(accelerator.unwrap_model(self.model))
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        ckpt.install_hooks(accelerator)
+        self.ckpt_root = self.run_dir / rundir.CHECKPOINTS
+        self.state = fresh_state()
+        self._rows_cache: dict[str, list] = {}
+        self.valid_rows = fixed_sample(load_rows(self.d["valid_manifest"]), self.d["valid_utterances"], cfg["seed"])
+        self.valid_refs = {r.id: " ".join(r.phones.split()) for r in self.valid_rows}
+        self.decode_ids = set(sorted(self.valid_refs, key=lambda i: stable_key(0, i))[:self.t["decodes_per_eval"]])
+        self.t_start = time.time()
+        self.wall_before = 0.0  # wall seconds of earlier sessions of this run (resume)
+        self._window = self._new_window()
+        self._pending_bad: list[tuple[str, str]] = []
+
+    # ---------- data ----------
+    def phase_rows(self, pi: int) -> list:
+        p = self.phases[pi]
+        path = p["manifest"] or self.d["train_manifest"]
+        if path not in self._rows_cache:
+            self._rows_cache[path] = load_rows(path)
+        return subset(self._rows_cache[path], p["fraction"], self.cfg["seed"])
+
+    def _plan(self, pi: int, epoch: int, durations: list[float]) -> list[list[int]]:
+        full = plan_epoch(durations, seed=self.cfg["seed"] * 1000 + pi, epoch=epoch,
+                          batch_seconds=self.d["batch_seconds"], max_utts=self.d["max_batch_utterances"],
+                          bucket=self.d["bucket_utterances"])
+        return shard(full, self.rank, self.world)
+
+    def phase_steps(self, pi: int) -> int:
+        """Optimizer steps of phase ``pi`` if it runs all its epochs (early stopping may cut it)."""
+        durations = [r.duration for r in self.phase_rows(pi)]
+        accum = self.t["grad_accum"]
+        n = sum(-(-len(self._plan(pi, e, durations)) // accum) for e in range(self.phases[pi]["epochs"]))
+        cap = self.phases[pi]["max_steps"]
+        return min(n, cap) if cap else n
+
+    def _stream(self, rows, batches, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
+        cfg = self.base.config
+        return BatchStream(rows, batches, feature_extractor=self.processor.feature_extractor,
+                           kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d["sample_rate"],
+                           max_seconds=self.d["max_seconds"], start=start, speed_prob=speed_prob,
+                           seed=self.cfg["seed"], phase=pi, epoch=epoch)
+
+    def _eval_loader(self, rows):
+        batches = plan_sorted([r.duration for r in rows], batch_seconds=self.d["eval_batch_seconds"],
+                              max_utts=self.d["max_batch_utterances"] * 4)
+        mine = shard(batches, self.rank, self.world)
+        return make_loader(self._stream(rows, mine), self.d["num_workers"], self.acc.device.type == "cuda")
+
+    # ---------- the run ----------
+    def resume(self, path: Path) -> None:
+        self.state = ckpt.load_checkpoint(self.acc, path)
+        self.wall_before = self.state.get("wall_seconds", 0.0)
+
+    def run(self, resumed_from: str | None) -> str:
+        """Train through every phase; returns the final state (finished or stopped)."""
+        self.phase_totals = [self.phase_steps(i) for i in range(len(self.phases))]
+        self.total_steps = sum(self.phase_totals)
+        self.rep.emit(rundir.EV_START, step=self.state["step"], resumed_from=resumed_from, world_size=self.world,
+                      trainable_params=self.trainable, total_params=self.total, total_steps=self.total_steps)
+        self.rep.status(state=rundir.RUNNING, step=self.state["step"], total_steps=self.total_steps,
+                        phase=self.state["phase"] + 1)
+        self.acc.print(f"trainable parameters: {self.trainable:,} of {self.total:,} "
+                       f"({100 * self.trainable / self.total:.2f}%)")
+        while self.state["phase"] < len(self.phases):
+            if self._run_phase(self.state["phase"]) == rundir.STOPPED:
+                return rundir.STOPPED
+        if not self.state["finished"]:
+            self._finish()
+        return rundir.FINISHED
+
+    def _run_phase(self, pi: int) -> str | None:
+        p, st = self.phases[pi], self.state
+        rows = self.phase_rows(pi)
+        if not st["phase_started"]:
+            if pi > 0:  # start from the previous phase's best
+                ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / st["phase_bests"][str(pi - 1)])
+            self.optimizer.optimizer.state.clear()
+            st.update(phase_started=True, best=None, best_checkpoint=None, evals_since_best=0)
+            hours = sum(r.duration for r in rows) / 3600
+            self.rep.emit(rundir.EV_PHASE, phase=pi + 1, name=p["name"], step=st["step"], epochs=p["epochs"],
+                          lr=p["lr"], train_utterances=len(rows), train_hours=round(hours, 3),
+                          total_steps=self.total_steps)
+            self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p['name']}: {len(rows)} utterances, "
+                           f"{hours:.2f} h, {p['epochs']} epochs, lr {p['lr']:g}")
+        self.rep.status(phase=pi + 1)
+        aug = phase_augment(self.cfg, p)
+        set_masking(self.base.config, aug)
+        durations = [r.duration for r in rows]
+        while not st["phase_done"] and st["epoch"] < p["epochs"]:
+            result = self._train_epoch(pi, rows, durations, aug)
+            if result == rundir.STOPPED:
+                return rundir.STOPPED
+            if not st["phase_done"]:
+                st.update(epoch=st["epoch"] + 1, batch=0)
+        if st["last_eval_step"] != st["step"]:
+            if self._evaluate(pi) == rundir.STOPPED:
+                return self._stop()
+        st["phase_bests"][str(pi)] = st["best_checkpoint"]
+        st.update(phase=pi + 1, epoch=0, batch=0, phase_step=0, phase_started=False, phase_done=False)
+        return None
+
+    def _train_epoch(self, pi: int, rows, durations, aug) -> str | None:
+        st, p, accum = self.state, self.phases[pi], self.t["grad_accum"]
+        mine = self._plan(pi, st["epoch"], durations)
+        loader = make_loader(self._stream(rows, mine, start=st["batch"], speed_prob=aug["speed_prob"], pi=pi,
+                                          epoch=st["epoch"]), self.d["num_workers"], self.acc.device.type == "cuda")
+        self.model.train()
+        t_last = time.perf_counter()
+        for batch in loader:
+            pos = batch.index + 1  # micro-batches of this epoch done after this one
+            boundary = pos % accum == 0 or pos == len(mine)
+            self._micro_step(batch, st["step"], accum, boundary)
+            st["batch"] = pos
+            if not boundary:
+                continue
+            now = time.perf_counter()
+            st["train_seconds"] += now - t_last
+            self._optimizer_step(pi)
+            t_last = time.perf_counter()
+            if st["step"] % self.t["log_every"] == 0:
+                self._log(pi)
+            cap = p["max_steps"]
+            if st["step"] % self.t["eval_every"] == 0 or (cap and st["phase_step"] >= cap):
+                if self._evaluate(pi) == rundir.STOPPED:
+                    return self._stop()
+                t_last = time.perf_counter()
+            if cap and st["phase_step"] >= cap:
+                st["phase_done"] = True
+            if self._stop_requested():
+                return self._stop()
+            if st["phase_done"]:
+                break
+        return None
+
+    # ---------- one step ----------
+    def _seed_step(self, step: int, micro: int) -> None:
+        # masking (numpy) and dropout (torch) draw from these: a resumed run repeats them
+        s = stable_key(self.cfg["seed"], f"{step}:{micro}:{self.rank}")
+        torch.manual_seed(s)
+        np.random.seed(s % (2 ** 32))
+
+    def _micro_step(self, batch, step: int, accum: int, boundary: bool) -> None:
+        w = self._window
+        self._pending_bad += batch.bad
+        w["bad"] += len(batch.bad)
+        w["seen"] += len(batch) + len(batch.bad)
+        if self.t["trace_batches"]:
+            self.rep.trace(self.rank, step + 1, batch.ids)
+        if not len(batch):
+            if self.world == 1:
+                return
+            batch = self._dummy_batch()  # every rank must join the gradient all-reduce
+            scale = 0.0
+        else:
+            scale = 1.0
+            w["utts"] += len(batch)
+            w["audio"] += batch.audio_seconds
+            w["padded"] += batch.input_values.numel() / self.d["sample_rate"]
+        self._seed_step(step, batch.index)
+        dev = self.acc.device
+        ctx = self.acc.no_sync(self.model) if not boundary else _nullcontext()
+        with ctx:
+            with self.acc.autocast():
+                out = self.model(input_values=batch.input_values.to(dev, non_blocking=True),
+                                 attention_mask=batch.attention_mask.to(dev, non_blocking=True),
+                                 labels=batch.labels.to(dev, non_blocking=True))
+            loss = out.loss.float()
+            if scale:
+                w["loss"] += loss.detach()
+                w["micro"] += 1
+            self.acc.backward(loss * (scale / accum))
+
+    def _dummy_batch(self):
+        from trainers.data import Batch
+
+        n = self.d["sample_rate"]
+        return Batch(index=-1, ids=[], input_values=torch.zeros(1, n), attention_mask=torch.ones(1, n, dtype=torch.long),
+                     labels=torch.full((1, 1), self.vocab["A"], dtype=torch.long))
+
+    def _optimizer_step(self, pi: int) -> None:
+        st, w = self.state, self._window
+        lr = lr_at(self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t["schedule"])
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        max_norm = self.t["max_grad_norm"] or float("inf")
+        norm = self.acc.clip_grad_norm_(self.params, max_norm)
+        finite = bool(torch.isfinite(norm)) if norm is not None else True
+        if finite or self.acc.mixed_precision == "fp16":  # the fp16 scaler skips and rescales itself
+            self.optimizer.step()
+        if not finite:
+            w["nonfinite"] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        st["step"] += 1
+        st["phase_step"] += 1
+        self.rep.step = st["step"]
+        w["lr"] = lr
+        w["steps"] += 1
+        if finite:
+            w["norm"] += float(norm) if norm is not None else 0.0
+            w["norms"] += 1
+
+    # ---------- logging ----------
+    @staticmethod
+    def _new_window() -> dict:
+        return {"steps": 0, "loss": 0.0, "micro": 0, "utts": 0, "audio": 0.0, "padded": 0.0, "bad": 0, "seen": 0,
+                "nonfinite": 0, "norm": 0.0, "norms": 0, "lr": 0.0, "t": time.perf_counter()}
+
+    def _log(self, pi: int) -> None:
+        st, w = self.state, self._window
+        keys = ("loss", "micro", "utts", "audio", "padded", "bad", "seen", "nonfinite", "norm", "norms")
+        vals = torch.tensor([float(w[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
+        if self.world > 1:
+            vals = self.acc.reduce(vals, "sum")
+        tot = dict(zip(keys, vals.tolist()))
+        bad = self._gather_bad()
+        elapsed = max(1e-9, time.perf_counter() - w["t"])
+        st["samples"] += int(tot["utts"])
+        st["audio_seconds"] += tot["audio"]
+        st["bad_samples"] += int(tot["bad"])
+        st["seen_samples"] += int(tot["seen"])
+        for uid, why in bad:
+            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=why,
+                          count=st["bad_samples"], id=uid)
+        if tot["nonfinite"]:
+            st["nonfinite_losses"] += int(tot["nonfinite"])
+            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="nonfinite_loss",
+                          message=f"{int(tot['nonfinite'])} steps skipped: non-finite loss or gradient",
+                          count=st["nonfinite_losses"])
+        loss = tot["loss"] / tot["micro"] if tot["micro"] else float("nan")
+        self.rep.emit(rundir.EV_TRAIN, step=st["step"], phase=pi + 1, epoch=st["epoch"] + 1, loss=round(loss, 5),
+                      lr=w["lr"], grad_norm=round(tot["norm"] / tot["norms"], 5) if tot["norms"] else None,
+                      samples_per_s=round(tot["utts"] / elapsed, 2), samples=st["samples"],
+                      audio_seconds=round(st["audio_seconds"], 2),
+                      padding=round(1 - tot["audio"] / tot["padded"], 4) if tot["padded"] else 0.0,
+                      total_steps=self.total_steps)
+        self.rep.status(step=st["step"], total_steps=self.total_steps, phase=pi + 1)
+        self._window = self._new_window()
+        self._check_bad_share()
+
+    def _gather_bad(self) -> list[tuple[str, str]]:
+        mine, self._pending_bad = self._pending_bad, []
+        if self.world == 1:
+            return mine
+        from accelerate.utils import gather_object
+
+        return [b for part in gather_object([mine]) for b in part]
+
+    def _check_bad_share(self) -> None:
+        st, share = self.state, self.d["max_bad_share"]
+        if st["seen_samples"] >= 20 and st["bad_samples"] > share * st["seen_samples"]:
+            raise BadDataError(f"{st['bad_samples']} of {st['seen_samples']} samples were bad, more than "
+                               f"data.max_bad_share ({share:g}); see the bad_sample warnings in events.jsonl")
+
+    # ---------- evaluation and checkpoints ----------
+    def _evaluate(self, pi: int) -> str | None:
+        st, p = self.state, self.phases[pi]
+        if self._window["steps"]:
+            self._log(pi)  # the eval follows the train numbers it judges
+        self.rep.status(state=rundir.EVALUATING)
+        res = evaluate(self.model, self._eval_loader(self.valid_rows), self.acc, self.inverse_vocab,
+                       self.valid_refs, self._stop_requested_local)
+        st["eval_seconds"] += res.seconds
+        self.rep.status(state=rundir.RUNNING)
+        if res.aborted:
+            return rundir.STOPPED
+        st["last_eval_step"] = st["step"]
+        value = res.metric(p["monitor"])
+        value = res.per if value is None else value  # CER unavailable: judge by PER
+        improved = st["best"] is None or (value is not None and math.isfinite(value)
+                                          and value < st["best"] - p["min_delta"])
+        if improved:
+            st.update(best=value, evals_since_best=0)
+        else:
+            st["evals_since_best"] += 1
+        wall = self.wall_before + time.time() - self.t_start
+        self.rep.emit(rundir.EV_EVAL, step=st["step"], phase=pi + 1, loss=round(res.loss, 5), per=res.per,
+                      cer=res.cer, wer=res.wer, n=res.n, eval_seconds=round(res.seconds, 3),
+                      eval_share=round(st["eval_seconds"] / wall, 4) if wall > 0 else 0.0, best=improved)
+        self.acc.print(f"step {st['step']}: eval loss {res.loss:.4f} PER {res.per:.4f} WER {res.wer:.4f} "
+                       f"({res.n} utterances, {res.seconds:.1f} s){' best' if improved else ''}")
+        self.rep.decodes([{"t": round(time.time(), 3), "step": st["step"], "phase": pi + 1, "id": i, "ref": r,
+                           "hyp": h} for i, r, h in zip(res.ids, res.refs, res.hyps) if i in self.decode_ids])
+        for uid, why in res.bad:
+            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"validation: {why}",
+                          count=st["bad_samples"], id=uid)
+        name = self._checkpoint(pi, best=improved, metric=value)
+        if improved:
+            st["best_checkpoint"] = name
+        p_pat = p["patience"]
+        if p_pat and st["evals_since_best"] >= p_pat:
+            st["phase_done"] = True
+            self.acc.print(f"phase {pi + 1}: no improvement of {p['monitor']} in {p_pat} evaluations, stopping early")
+        return None
+
+    def _state_for_save(self) -> dict:
+        return {**self.state, "wall_seconds": self.wall_before + time.time() - self.t_start}
+
+    def _checkpoint(self, pi: int, best: bool = False, metric: float | None = None) -> str:
+        st = self.state
+        name = ckpt.checkpoint_name(st["step"])
+        saved = dict(self._state_for_save())
+        if best:
+            saved.update(best_checkpoint=name)
+        path = ckpt.save_checkpoint(self.acc, self.ckpt_root, name, saved)
+        self.rep.emit(rundir.EV_CHECKPOINT, step=st["step"], phase=pi + 1, name=name, path=str(path), best=best,
+                      metric=metric)
+        if self.acc.is_main_process:
+            protect = {v for v in st["phase_bests"].values() if v} | {name}
+            if best or st["best_checkpoint"]:
+                protect.add(name if best else st["best_checkpoint"])
+            ckpt.prune(self.ckpt_root, self.t["keep_last"], protect)
+        return name
+
+    # ---------- stop and finish ----------
+    def _stop_requested_local(self) -> bool:
+        return self.stop.requested
+
+    def _stop_requested(self) -> bool:
+        flag = self.stop.requested
+        if self.world > 1:
+            t = torch.tensor(int(flag), device=self.acc.device)
+            flag = bool(self.acc.reduce(t, "sum").item())
+        return flag
+
+    def _stop(self) -> str:
+        st = self.state
+        pi = min(st["phase"], len(self.phases) - 1)
+        if self._window["steps"]:
+            self._log(pi)
+        self._checkpoint(pi, best=False, metric=None)
+        self.acc.print(f"stopped at step {st['step']} ({self.stop.signal_name or 'request'}); "
+                       f"checkpoint saved, resume continues from it")
+        return rundir.STOPPED
+
+    def _finish(self) -> None:
+        st = self.state
+        last = str(len(self.phases) - 1)
+        best = st["phase_bests"].get(last)
+        if best:
+            ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / best)
+        if self.d["test_manifest"]:
+            self._test()
+        if self.acc.is_main_process:
+            from trainers.export import export_adapter, export_merged
+
+            model = self.acc.unwrap_model(self.model)
+            if hasattr(model, "peft_config"):
+                export_adapter(model, self.processor, self.run_dir)
+            export_merged(model, self.processor, self.run_dir)
+        self.acc.wait_for_everyone()
+        st["finished"] = True
+
+    def _test(self) -> None:
+        st = self.state
+        rows = load_rows(self.d["test_manifest"])
+        refs = {r.id: " ".join(r.phones.split()) for r in rows}
+        res: EvalResult = evaluate(self.model, self._eval_loader(rows), self.acc, self.inverse_vocab, refs)
+        by_id = {r.id: r for r in rows}
+        self.rep.emit(rundir.EV_TEST, step=st["step"], per=res.per, cer=res.cer, wer=res.wer, n=res.n,
+                      split=rows[0].split if rows else "test")
+        self.rep.predictions([{"id": i, "speaker": by_id[i].speaker, "age": by_id[i].age,
+                               "age_range": by_id[i].age_range, "gender": by_id[i].gender, "snr": by_id[i].snr,
+                               "duration": by_id[i].duration, "split": by_id[i].split, "ref": r, "hyp": h}
+                              for i, r, h in zip(res.ids, res.refs, res.hyps)])
+        self.acc.print(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

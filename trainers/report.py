@@ -1,0 +1,82 @@
+"""What rank 0 writes to the run directory: events, status, decodes, predictions, heartbeats.
+
+Other ranks get a reporter that writes nothing, so the loop calls it
+unconditionally. The heartbeat thread keeps beating while the loop is busy
+(a long evaluation), so readers can tell a slow run from a dead one.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from kidconsole import rundir
+
+
+class Reporter:
+    def __init__(self, run_dir: str | Path, active: bool):
+        self.run_dir = Path(run_dir)
+        self.active = active
+        self.step = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.events = rundir.EventWriter(self.run_dir / rundir.EVENTS) if active else None
+        self._decodes: rundir.JsonlWriter | None = None
+        self._trace: rundir.JsonlWriter | None = None
+
+    def emit(self, kind: str, **fields) -> None:
+        if self.active:
+            with self._lock:
+                self.events.emit(kind, **fields)
+
+    def status(self, **fields) -> None:
+        if self.active:
+            rundir.update_status(self.run_dir, **fields)
+
+    def decodes(self, rows: list[dict]) -> None:
+        if not self.active:
+            return
+        if self._decodes is None:
+            self._decodes = rundir.JsonlWriter(self.run_dir / rundir.DECODES)
+        for r in rows:
+            self._decodes.write(r)
+
+    def predictions(self, rows: list[dict]) -> None:
+        """predictions.jsonl holds the last test evaluation only: rewritten whole."""
+        if not self.active:
+            return
+        path = self.run_dir / rundir.PREDICTIONS
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        w = rundir.JsonlWriter(tmp)
+        for r in rows:
+            w.write(r)
+        w.close()
+        tmp.replace(path)
+
+    def trace(self, rank: int, step: int, ids: list[str]) -> None:
+        """trace.jsonl: every rank appends the utterance ids of each micro-batch (train.trace_batches)."""
+        if self._trace is None:
+            self._trace = rundir.JsonlWriter(self.run_dir / f"trace.rank{rank}.jsonl")
+        self._trace.write({"step": step, "ids": ids})
+
+    def start_heartbeat(self, every: float) -> None:
+        if not self.active:
+            return
+
+        def beat():
+            while not self._stop.wait(every):
+                self.emit(rundir.EV_HEARTBEAT, step=self.step)
+                rundir.update_status(self.run_dir, step=self.step)
+
+        self._thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        for w in (self.events, self._decodes, self._trace):
+            if w is not None:
+                w.close()
