@@ -30,8 +30,10 @@ def noisy(rng: random.Random, ref_words: list[list[str]], err: float) -> str:
     return " | ".join(out)
 
 
-def random_rows(n: int, seed: int = 0, err: float = 0.2, speakers: int = 10) -> list[dict]:
+def random_rows(n: int, seed: int = 0, err: float = 0.2, speakers: int = 10, hyp_seed: int | None = None) -> list[dict]:
+    """Rows with random references; ``hyp_seed`` draws other hypotheses for the same references."""
     rng = random.Random(seed)
+    hyp_rng = rng if hyp_seed is None else random.Random(hyp_seed)
     rows = []
     for i in range(n):
         words = [[rng.choice(PHONES) for _ in range(rng.randint(1, 5))] for _ in range(rng.randint(1, 5))]
@@ -39,7 +41,7 @@ def random_rows(n: int, seed: int = 0, err: float = 0.2, speakers: int = 10) -> 
         rows.append({"id": f"u{i}", "speaker": f"s{spk}", "age": 4 + spk % 8, "age_range": None,
                      "gender": "MF"[spk % 2], "snr": rng.uniform(0, 40), "duration": rng.uniform(0.5, 10),
                      "split": "test", "ref": " | ".join(" ".join(w) for w in words),
-                     "hyp": noisy(rng, words, err)})
+                     "hyp": noisy(hyp_rng, words, err)})
     return rows
 
 
