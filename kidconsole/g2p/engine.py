@@ -10,6 +10,7 @@ afterwards.
 
 from __future__ import annotations
 
+import re
 import threading
 from importlib.metadata import version
 
@@ -49,13 +50,39 @@ def g2pk_version() -> str:
     return version("g2pk")
 
 
+def _precompile(g2p) -> None:
+    """Compile g2pK's ~400 rule-table and ~130 idiom patterns once.
+
+    g2pK passes them to ``re.sub`` as strings on every call; with more
+    patterns than ``re``'s 512-entry cache they were recompiled each time,
+    about 90% of its run time. The substitutions and their order are unchanged.
+    """
+    g2p.table = [(re.compile(str1), str2, rule_ids) for str1, str2, rule_ids in g2p.table]
+    idioms = []
+    with open(g2p.idioms_path, encoding="utf8") as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            if "===" in line:
+                str1, str2 = line.split("===")
+                idioms.append((re.compile(str1), str2))
+
+    def compiled_idioms(string, descriptive=False, verbose=False):
+        for pattern, repl in idioms:
+            string = pattern.sub(repl, string)
+        return string
+
+    g2p.idioms = compiled_idioms
+
+
 def get_g2p():
     """The process's g2pK instance (about 1.5 s to load the first time)."""
     global _g2p
     with _lock:
         if _g2p is None:
             try:
-                _g2p = _import_g2pk_offline().G2p()
+                g2p = _import_g2pk_offline().G2p()
+                _precompile(g2p)
+                _g2p = g2p
             except ImportError as e:
                 raise G2PError(f"g2pK cannot be loaded: {e}") from e
         return _g2p
