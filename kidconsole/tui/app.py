@@ -33,11 +33,12 @@ class KidConsole(App):
 
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
-                 theme: str = "textual-dark"):
+                 theme: str = "textual-dark", launcher: Callable[..., Path] | None = None):
         super().__init__()
         self.roots = [str(r) for r in roots]
         self.clock = clock
         self.configs_dir = Path(configs_dir)
+        self._launcher = launcher
         self.watcher = Watcher(self.roots, self, interval=interval, clock=clock, system=system, find=find,
                                make_reader=make_reader)
         self.views: dict[str, RunView] = {}
@@ -84,6 +85,14 @@ class KidConsole(App):
 
     def reader(self, key: str):
         return self.watcher.readers.get(key)
+
+    def launcher(self, config: str, **kwargs) -> Path:
+        """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""
+        if self._launcher is None:
+            from kidconsole.runs.launch import launch_run
+
+            self._launcher = launch_run
+        return self._launcher(config, **kwargs)
 
     # ---- navigation
     def open_detail(self, key: str) -> None:

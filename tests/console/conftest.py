@@ -85,3 +85,24 @@ async def wait_for_runs(pilot, n: int, timeout: float = 10.0) -> None:
             return
         await pilot.pause(0.05)
     raise AssertionError(f"expected {n} runs, the console shows {len(app.views)}")
+
+
+@pytest.fixture
+def fake_system() -> FakeSystem:
+    return FakeSystem()
+
+
+@pytest.fixture
+def fixed_now() -> float:
+    return FIXED_NOW
+
+
+@pytest.fixture
+def console():
+    """Factory of consoles on given roots, with the fixed clock and the fake GPUs."""
+    return make_app
+
+
+@pytest.fixture
+def until_runs():
+    return wait_for_runs

@@ -159,6 +159,7 @@ class ChartsScreen(Screen):
         offsets = {k: self._time_origin(k, s) if self.x_axis == "time" else 0.0 for k, s in found}
         x_min = min(float(s.x[0]) - offsets[k] for k, s in found)
         x_max = max(float(s.x[-1]) - offsets[k] for k, s in found)
+        data.x_range = (x_min, x_max)
         for key, series in found:
             color = app.run_colors[app.views[key].name]
             off = offsets[key]

@@ -21,17 +21,19 @@ def key_label(binding: Binding) -> str:
 
 def bindings_table(title: str, bindings) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", show_header=False, box=None,
-                  padding=(0, 2, 0, 0))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    seen = set()
+                  padding=(0, 2, 0, 0), expand=True)
+    table.add_column(style="bold", no_wrap=True, min_width=10)
+    table.add_column(ratio=1)
+    keys_by_description: dict[str, list[str]] = {}
     for b in bindings:
         if not isinstance(b, Binding):
             b = Binding(*b)
-        label = key_label(b)
-        if b.description and (label, b.description) not in seen:
-            seen.add((label, b.description))
-            table.add_row(label, b.description)
+        if b.description:
+            keys = keys_by_description.setdefault(b.description, [])
+            if key_label(b) not in keys:
+                keys.append(key_label(b))
+    for description, keys in keys_by_description.items():
+        table.add_row("/".join(keys), description)
     return table
 
 

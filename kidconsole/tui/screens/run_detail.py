@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,6 +30,14 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     else:
         out[prefix[:-1]] = cfg
     return out
+
+
+def shown_path(path: Path) -> str:
+    """The run's folder relative to the working directory when it is below it (shorter over SSH)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 MISSING = object()
@@ -101,7 +110,7 @@ class RunDetailScreen(Screen):
             self.query_one("#detail-status", Static).update(f"{self.key}: gone from the runs root")
             return
         self.query_one("#detail-status", Static).update(
-            Text.assemble((view.name, f"bold {self.app.run_colors[view.name]}"), f" · {view.state} · {view.path}"))
+            Text.assemble((view.name, f"bold {self.app.run_colors[view.name]}"), f" · {view.state} · {shown_path(view.path)}"))
         if view.revision != self._loaded_revision:
             self._loaded_revision = view.revision
             self.load()

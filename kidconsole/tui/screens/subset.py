@@ -12,7 +12,7 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
@@ -54,7 +54,7 @@ class SubsetScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Vertical():
+        with VerticalScroll():
             with Grid(id="form"):
                 for key, label, default, placeholder in FIELDS:
                     yield Label(label)
@@ -123,8 +123,9 @@ class SubsetScreen(Screen):
         bar = self.query_one("#progress", ProgressBar)
         bar.update(progress=0)
         bar.display = True
+        # exit_on_error=False: a failed build is shown on the screen, the console stays up
         self.run_worker(lambda: self._build(options), thread=True, exclusive=True, group="subset",
-                        name="subset-build")
+                        name="subset-build", exit_on_error=False)
 
     @property
     def building(self) -> bool:

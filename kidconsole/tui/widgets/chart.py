@@ -42,6 +42,7 @@ class ChartData:
     x_kind: str = "step"  # step | samples | time
     log_y: bool = False
     note: str = ""
+    x_range: tuple[float, float] | None = None  # the span the traces were bucketed over
 
 
 def plot_columns(width: int) -> int:
@@ -68,10 +69,9 @@ def fmt_x(v: float, kind: str) -> str:
         if s >= 3600:
             return f"{s // 3600}h{s % 3600 // 60:02d}m"
         return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:.3g}M"
-    if abs(v) >= 1e3:
-        return f"{v / 1e3:.3g}k"
+    for unit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= unit * 0.9995:
+            return f"{v / unit:.3g}{suffix}"
     return f"{int(round(v))}"
 
 
@@ -147,6 +147,8 @@ def render_chart(data: ChartData, title: str, width: int, height: int,
         return lines + body
     x0 = min(float(x.min()) for x in xs_all)
     x1 = max(float(x.max()) for x in xs_all)
+    if data.x_range is not None:
+        x0, x1 = min(x0, data.x_range[0]), max(x1, data.x_range[1])
     y0 = min(float(p[1].min()) for p, _ in prepared if len(p[0]))
     y1 = max(float(p[2].max()) for p, _ in prepared if len(p[0]))
     if y1 == y0:
