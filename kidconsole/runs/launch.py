@@ -1,0 +1,110 @@
+"""Launch a run detached from the terminal: its own session, no tty, output to the run directory.
+
+The started process is the supervisor (kidconsole.runs.supervise), which runs
+``accelerate launch`` and records the final state when the trainer could not.
+Closing the console or losing SSH does not reach it (no controlling terminal,
+no SIGHUP); see logind.py for the one thing that still can.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import psutil
+
+from kidconsole import __version__, rundir
+from kidconsole.errors import KidconsoleError
+
+TRAINER = "trainers.train"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_command(run_dir: str | Path, *, gpus: Sequence[int] = (), trainer_module: str = TRAINER,
+                  mixed_precision: str = "no", resume: bool = False, python: str = sys.executable) -> list[str]:
+    """The ``accelerate launch`` argv: one process per GPU (several GPUs = one distributed run), CPU without GPUs."""
+    run_dir = Path(run_dir)
+    argv = [python, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
+    if not gpus:
+        argv += ["--cpu", "--num_processes", "1", "--mixed_precision", "no"]
+    else:
+        argv += ["--num_processes", str(len(gpus)), "--mixed_precision", mixed_precision or "no"]
+        if len(gpus) > 1:
+            argv += ["--multi_gpu", "--main_process_port", str(free_port())]
+    argv += ["-m", trainer_module, "--config", str(run_dir / rundir.CONFIG), "--run-dir", str(run_dir)]
+    if resume:
+        argv.append("--resume")
+    return argv
+
+
+def launch_env(gpus: Sequence[int]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the same numbering as nvidia-smi and NVML
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)  # empty: no GPU, the run uses the CPU
+    env["PYTHONUNBUFFERED"] = "1"  # stdout.log shows lines as they come
+    return env
+
+
+def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int]) -> int:
+    """Start the supervisor running ``command`` in a new session; returns its pid."""
+    argv = [sys.executable, "-m", "kidconsole.runs.supervise", str(run_dir), "--", *command]
+    with open(run_dir / rundir.STDOUT, "ab") as log:
+        proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=launch_env(gpus), close_fds=True)
+    try:
+        created = psutil.Process(proc.pid).create_time()
+    except psutil.Error:
+        created = None
+    # the supervisor records the same facts itself; writing them here too means they are
+    # there when this call returns. The state is not touched: the run may already have ended.
+    rundir.update_status(run_dir, pid=proc.pid, pgid=proc.pid, sid=proc.pid, create_time=created)
+    proc.returncode = 0  # not ours to reap: keep Popen's destructor from warning about a live child
+    return proc.pid
+
+
+def _run_name(cfg: dict, config: Path, name: str | None) -> str:
+    if name:
+        if not re.fullmatch(r"[\w.+-]+", name):
+            raise KidconsoleError(f"run name {name!r}: use letters, digits, '.', '_', '+' or '-'")
+        return name
+    base = re.sub(r"[^\w.+-]+", "-", str(cfg.get("name") or config.stem)).strip("-") or "run"
+    return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None,
+               overrides: Sequence[str] = (), runs_root: str | Path = "runs", trainer_module: str = TRAINER) -> Path:
+    """Validate the config, create the run directory, start the run detached; returns the run directory."""
+    from kidconsole.config import config_hash, dump_config, load_config
+
+    config = Path(config)
+    cfg = load_config(config, overrides)
+    gpus = [int(g) for g in gpus]
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")
+    run_name = _run_name(cfg, config, name)
+    run_dir = (Path(runs_root) / run_name).resolve()
+    if run_dir.exists():
+        raise KidconsoleError(f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`")
+    run_dir.mkdir(parents=True)
+    cfg["name"] = run_name
+    rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
+    mixed = (cfg.get("train") or {}).get("mixed_precision", "no")
+    command = build_command(run_dir, gpus=gpus, trainer_module=trainer_module, mixed_precision=mixed)
+    rundir.update_status(
+        run_dir, name=run_name, state=rundir.STARTING, host=socket.gethostname(), gpus=gpus, command=command,
+        trainer_module=trainer_module, mixed_precision=mixed, config_hash=config_hash(cfg),
+        version=__version__, started_at=round(time.time(), 3), source_config=str(config.resolve()),
+    )
+    start_detached(run_dir, command, gpus)
+    return run_dir
