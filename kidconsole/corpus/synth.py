@@ -43,9 +43,9 @@ _NAMES = ("KMS", "LJH", "PSY", "KJW", "CHY", "LSA")
 # Vowel targets at the adult reference vocal tract: F1, F2, F3 in Hz. Chosen far
 # apart (AE and E are merged in speech today; here they are kept distinct).
 _V = {
-    "A": (800, 1300, 2600), "AE": (650, 1750, 2500), "E": (430, 2150, 2750),
-    "EO": (600, 1000, 2450), "O": (420, 780, 2350), "U": (310, 1000, 2250),
-    "EU": (360, 1500, 2450), "I": (270, 2350, 3050),
+    "A": (850, 1250, 2500), "AE": (650, 1800, 2450), "E": (440, 2200, 2850),
+    "EO": (620, 950, 2300), "O": (400, 700, 2600), "U": (290, 1150, 2100),
+    "EU": (380, 1550, 2500), "I": (260, 2400, 3100),
 }
 # diphthongs: (glide vowel, target vowel)
 _DIPH = {
