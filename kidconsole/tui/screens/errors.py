@@ -251,14 +251,14 @@ class DecodeScreen(Screen):
         yield VerticalScroll(id="decode-body")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.show()
+    async def on_mount(self) -> None:
+        await self.show()
 
     @property
     def index(self) -> int:
         return int(self.order[self.position])
 
-    def show(self) -> None:
+    async def show(self) -> None:
         from kidconsole.tui.widgets.aligned_decode import AlignedDecode
 
         r = self.report.analysis.rows[self.index]
@@ -267,14 +267,14 @@ class DecodeScreen(Screen):
             f"  speaker {r.speaker or '—'}  age {_opt(r.age_years)}  SNR {_opt(r.snr, '{:.1f}')} dB"
             f"  {_opt(r.duration, '{:.2f}')} s"))
         body = self.query_one("#decode-body", VerticalScroll)
-        body.remove_children()
-        body.mount(AlignedDecode(r.id, r.ref, r.hyp, id="decode"))
+        await body.remove_children()
+        await body.mount(AlignedDecode(r.id, r.ref, r.hyp))
 
-    def action_step(self, step: int) -> None:
+    async def action_step(self, step: int) -> None:
         new = min(max(self.position + step, 0), len(self.order) - 1)
         if new != self.position:
             self.position = new
-            self.show()
+            await self.show()
 
 
 class ConfusionScreen(Screen):
