@@ -101,6 +101,21 @@ PHASE_DEFAULTS: dict[str, Any] = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``5e-4`` as a string; a learning rate written so must be a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def _err(where: str, key: str, reason: str) -> KidconsoleError:
     return KidconsoleError(f"{where}: {key}: {reason}")
 
@@ -150,7 +165,7 @@ def _set_dotted(raw: dict, assignment: str, where: str) -> None:
     if not sep or not key:
         raise KidconsoleError(f"{where}: override {assignment!r} is not key=value")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = _yaml(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise _err(where, key, f"cannot parse value {value!r}: {e}") from e
     node: Any = raw
@@ -322,7 +337,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
     except OSError as e:
         raise KidconsoleError(f"cannot read config {path}: {e.strerror}") from e
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = _yaml(text) or {}
     except yaml.YAMLError as e:
         raise KidconsoleError(f"{path}: not valid YAML: {e}") from e
     return resolve_config(raw, str(path), path.parent, overrides)
