@@ -22,6 +22,9 @@ def run_processes(status: dict) -> list[psutil.Process]:
     created = status.get("create_time")
     if not isinstance(pid, int):
         return []
+    if process_alive(status) is False and psutil.pid_exists(pid):
+        # the pid was reused, so the kernel had freed it: no process of the old session is left
+        return []
     out = []
     for p in run_pids(pid, sid if isinstance(sid, int) else None):
         try:
