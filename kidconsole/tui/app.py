@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
@@ -67,7 +68,10 @@ class KidConsole(App):
             self.updates += 1
             changed = getattr(self.screen, "runs_changed", None)
             if changed is not None:
-                changed()
+                try:
+                    changed()
+                except NoMatches:
+                    pass  # the screen is still composing: it reads app.views when mounted
         finally:
             self.watcher.ack()
 

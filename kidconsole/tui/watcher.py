@@ -91,7 +91,7 @@ class Watcher:
     """Polls the runs under ``roots`` every ``interval`` seconds on its own thread, posting to ``target``.
 
     ``clock`` and ``system`` (an object with ``sample_gpus()`` and
-    ``run_gpu_memory(pid)``) are injectable so tests and snapshots are deterministic.
+    ``run_gpu_memory(pid, sid) -> {gpu: bytes}``) are injectable so tests and snapshots are deterministic.
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
@@ -227,7 +227,8 @@ class Watcher:
         pid = status.get("pid")
         if self.system and pid:
             try:
-                proc_mem = self.system.run_gpu_memory(pid)
+                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"))
+                proc_mem = float(sum(per_gpu.values())) if per_gpu else None
             except Exception:
                 proc_mem = None
         metrics = {m: summary.get(m) or {} for m in METRICS}

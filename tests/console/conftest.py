@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,16 @@ import pytest
 from kidconsole.tui.replay import Replay, replay_all
 
 RECORDINGS = Path(__file__).parent / "recordings"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run ``async def`` tests (Textual pilots) on a fresh event loop; no asyncio plugin needed."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(pyfuncitem.obj(**args))
+        return True
+    return None
 
 
 def recorded_end() -> float:
@@ -41,8 +53,8 @@ class FakeSystem:
     def sample_gpus(self):
         return list(self.gpus)
 
-    def run_gpu_memory(self, pid):
-        return None
+    def run_gpu_memory(self, pid, sid=None):
+        return {}
 
     def free_gpus(self):
         return [g.index for g in self.gpus if g.util < 5]
