@@ -1,0 +1,156 @@
+import json
+import os
+import time
+
+import numpy as np
+
+from kidconsole import rundir
+from kidconsole.runs.discover import find_runs
+from kidconsole.runs.logind import logind_warning
+from kidconsole.runs.reader import RunReader
+from kidconsole.runs.system import free_gpus, run_gpu_memory, run_process_usage, sample_gpus
+
+
+def write_run(run_dir, n=2000, t0=1_700_000_000.0, garbage_every=0):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / rundir.EVENTS, "w") as fh:
+        fh.write(json.dumps({"t": t0, "kind": "start", "step": 0, "total_steps": 2 * n}) + "\n")
+        for i in range(1, n + 1):
+            fh.write(json.dumps({"t": t0 + i, "kind": "train", "step": i, "phase": 1, "loss": 10.0 / i + (i == 777),
+                                 "lr": 1e-4, "grad_norm": None, "samples_per_s": 50.0, "samples": 8 * i,
+                                 "total_steps": 2 * n}) + "\n")
+            if i % 100 == 0:
+                fh.write(json.dumps({"t": t0 + i, "kind": "eval", "step": i, "loss": 5.0 / i, "per": 0.3 + (i == 500) * -0.2,
+                                     "cer": 0.2, "wer": 0.5}) + "\n")
+            if i % 300 == 0:
+                fh.write(json.dumps({"t": t0 + i, "kind": "warning", "step": i, "what": "bad_sample",
+                                     "count": i // 300, "message": "x"}) + "\n")
+            if garbage_every and i % garbage_every == 0:
+                fh.write("}{ not json\n")
+    return run_dir
+
+
+def test_reader_loads_newest_first_then_history_to_the_same_result(tmp_path):
+    run = write_run(tmp_path / "r", garbage_every=250)
+    whole = RunReader(run, initial_bytes=1 << 40)
+    whole.poll()
+    assert not whole.loading
+    part = RunReader(run, initial_bytes=4000, backfill_bytes=9000)
+    first = part.poll()
+    assert part.loading and 0 < first < whole.n_events
+    assert part.series["train/loss"].last == whole.series["train/loss"].last  # the chart's newest end is ready
+    part.load_all()
+    assert part.n_events == whole.n_events == 1 + 2000 + 20 + 6
+    assert part.bad_lines == whole.bad_lines == 8
+    for axis in ("step", "samples", "time"):
+        for key, s in whole.series_by(axis).items():
+            p = part.series_by(axis)[key]
+            assert np.array_equal(s.x, p.x) and np.array_equal(s.y, p.y), (axis, key)
+    assert [w["step"] for w in part.warnings] == [w["step"] for w in whole.warnings] == [300 * k for k in range(1, 7)]
+    assert part.summary == whole.summary
+
+
+def test_summary_holds_last_and_best_with_steps(tmp_path):
+    r = RunReader(write_run(tmp_path / "r"))
+    r.poll()
+    s = r.summary
+    assert s["step"] == 2000 and s["total_steps"] == 4000 and s["samples"] == 16000
+    assert s["eval/per"]["best"] == 0.3 - 0.2 and s["eval/per"]["best_step"] == 500
+    assert s["eval/per"]["last"] == 0.3 and s["eval/per"]["last_step"] == 2000
+    assert s["train/loss"]["best_step"] == 2000
+    assert s["warnings"] == 6 and s["skipped"] == 6
+    assert s["eta_s"] == 2000.0  # one step a second, 2000 to go
+    assert "train/grad_norm" not in r.series  # all null
+    assert r.series_by("samples")["eval/per"].x[0] == 800
+    assert r.series_by("time")["train/loss"].x[0] == 1_700_000_001
+
+
+def test_poll_costs_only_new_events_and_truncation_never_counts_twice(tmp_path):
+    run = write_run(tmp_path / "r", n=300)
+    r = RunReader(run)
+    r.poll()
+    n0 = len(r.series["train/loss"])
+    assert r.poll() == 0
+    with open(run / rundir.EVENTS, "a") as fh:
+        fh.write(json.dumps({"t": 1.7e9 + 301, "kind": "train", "step": 301, "loss": 0.01}) + "\n")
+        fh.write('{"t": 1.7e9, "kind": "tra')
+    assert r.poll() == 1 and len(r.series["train/loss"]) == n0 + 1
+    write_run(run, n=50)  # rewritten: a new, shorter history
+    r.poll()
+    assert len(r.series["train/loss"]) == 50 and r.n_events == 1 + 50
+
+
+def test_states_from_status_heartbeat_and_process(tmp_path):
+    run = write_run(tmp_path / "r", n=10)
+    r = RunReader(run)
+    r.poll()
+    now = time.time()
+    assert r.state(now=now) == rundir.RUNNING  # no status: judged by events and the file's mtime
+    assert r.state(now=now + 1000, stall_after=300) == rundir.STALLED
+    rundir.update_status(run, state=rundir.EVALUATING, pid=os.getpid(), host=None)
+    assert r.state() == rundir.EVALUATING
+    rundir.update_status(run, state=rundir.RUNNING, pid=2 ** 22 + 12345)  # no such process
+    assert r.state() == rundir.INTERRUPTED
+    rundir.update_status(run, state=rundir.FAILED, exit_code=3)
+    assert r.state() == rundir.FAILED
+
+
+def test_decodes_log_config_and_checkpoints(tmp_path):
+    run = write_run(tmp_path / "r", n=10)
+    (run / rundir.DECODES).write_text(json.dumps({"step": 5, "id": "u1", "ref": "a b", "hyp": "a"}) + "\n")
+    (run / rundir.STDOUT).write_text("one\ntwo\nprogress 10%\rprogress 90%\n")
+    (run / rundir.CONFIG).write_text("name: r\nlora: {r: 8}\n")
+    for name, complete in (("step-00000010", True), ("step-00000020", False)):
+        (run / "checkpoints" / name).mkdir(parents=True)
+        if complete:
+            (run / "checkpoints" / name / rundir.COMPLETE).touch()
+    with open(run / rundir.EVENTS, "a") as fh:
+        fh.write(json.dumps({"t": 1.8e9, "kind": "checkpoint", "step": 10, "name": "step-00000010", "best": True}) + "\n")
+    r = RunReader(run)
+    r.poll()
+    assert [d["id"] for d in r.decodes()] == ["u1"]
+    assert r.log_tail(2) == ["two", "progress 90%"]
+    assert r.config["lora"]["r"] == 8
+    ck = r.checkpoints()
+    assert [(c["name"], c["step"], c["complete"], c["best"]) for c in ck] == [
+        ("step-00000010", 10, True, True), ("step-00000020", 20, False, False)]
+
+
+def test_find_runs_walks_roots_to_a_depth_and_sorts_by_start(tmp_path):
+    for rel, started in (("a/late", 300), ("b/deep/early", 100), ("mid", 200), ("a/b/c/too/deep", 50)):
+        rundir.update_status(tmp_path / rel, started_at=started)
+    (tmp_path / "mid" / "checkpoints" / "x").mkdir(parents=True)
+    rundir.update_status(tmp_path / "mid" / "checkpoints" / "x", started_at=1)  # inside a run: not a run
+    runs = find_runs([tmp_path, tmp_path / "missing"])
+    assert [p.name for p in runs] == ["early", "mid", "late"]
+    assert find_runs([tmp_path / "mid"]) == [(tmp_path / "mid").resolve()]
+
+
+def test_logind_warns_only_when_logout_kills_without_linger(tmp_path):
+    conf = tmp_path / "logind.conf"
+    dropins = tmp_path / "logind.conf.d"
+    dropins.mkdir()
+    systemd = tmp_path / "systemd"
+    systemd.mkdir()
+    linger = tmp_path / "linger"
+    linger.mkdir()
+    kw = dict(conf=str(conf), dropin_dirs=[str(dropins)], linger_dir=str(linger), systemd_dir=str(systemd))
+    conf.write_text("[Login]\n#KillUserProcesses=yes\n")
+    assert logind_warning("ann", **kw) is None  # the default is no
+    (dropins / "10-kill.conf").write_text("[Login]\nKillUserProcesses=yes\n")
+    warning = logind_warning("ann", **kw)
+    assert "KillUserProcesses=yes" in warning and "loginctl enable-linger ann" in warning
+    (linger / "ann").touch()
+    assert logind_warning("ann", **kw) is None
+    assert logind_warning("bob", **{**kw, "systemd_dir": str(tmp_path / "none")}) is None
+
+
+def test_system_samplers_never_raise_without_gpus():
+    gpus = sample_gpus()
+    assert isinstance(gpus, list) and all(g.index >= 0 for g in gpus)
+    assert isinstance(free_gpus(), list)
+    assert isinstance(run_gpu_memory(os.getpid()), dict)
+    run_process_usage(os.getpid())
+    cpu, rss = run_process_usage(os.getpid())
+    assert cpu >= 0 and rss > 10 << 20
+    assert run_process_usage(2 ** 22 + 12345) == (0.0, 0)
