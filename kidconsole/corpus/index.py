@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import posixpath
 import time
 import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from kidconsole.audio import audio_info, read_audio
 from kidconsole.corpus.filters import FilterConfig, Reject, check_row
@@ -32,7 +33,7 @@ from kidconsole.corpus.labels import LabelError, load_label, speaker_id
 from kidconsole.corpus.snr import wada_snr
 from kidconsole.corpus.sources import Container, LabelUnit, discover, find_audio, read_member
 from kidconsole.errors import KidconsoleError
-from kidconsole.manifest import Utterance, write_manifest
+from kidconsole.manifest import ZIP_SEP, Utterance, write_manifest
 
 CACHE_FORMAT = "1"  # bump when the row-making code changes what it writes
 
@@ -112,7 +113,7 @@ def _make_row(unit, member, where, split_audio, opts) -> dict:
         raise _Rejected("no_speaker", "no Basic.NumberOfSpeaker")
     audio = find_audio(unit, member, lab.file_name, split_audio)
     if audio is None:
-        raise _Rejected("missing_audio", f"no {lab.file_name or PurePosixPath(member).stem + '.wav'}")
+        raise _Rejected("missing_audio", f"no {lab.file_name or posixpath.splitext(posixpath.basename(member))[0] + '.wav'}")
     sr, ch, dur = lab.sample_rate, lab.channels, lab.duration
     if opts.probe_audio or sr is None or dur is None:
         try:
@@ -135,7 +136,7 @@ def _make_row(unit, member, where, split_audio, opts) -> dict:
             raise _Rejected("bad_audio", str(e), audio)
         snr = wada_snr(samples)
         estimated = snr is not None
-    name = PurePosixPath(audio.split("::")[-1]).stem
+    name = posixpath.splitext(posixpath.basename(audio.split(ZIP_SEP)[-1]))[0]
     return {
         "id": f"{unit.split}/{name}", "audio": audio, "duration": round(dur, 4),
         "sample_rate": sr, "speaker": speaker_id(lab.speaker_number, opts.speaker_scope),

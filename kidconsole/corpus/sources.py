@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import zipfile
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def detect_split(parts) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def mirror(path: str) -> str:
     """The audio-side path of a label-side path (every component rewritten)."""
     parts = []
@@ -195,7 +197,7 @@ def open_zip(path: str, pid: int) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)
 def _basenames(kind: str, path: str) -> dict[str, str] | None:
     """File name -> location for one audio container; None when it does not exist."""
     out: dict[str, str] = {}
@@ -235,23 +237,26 @@ def read_member(unit: LabelUnit, member: str) -> bytes:
         return fh.read()
 
 
+@lru_cache(maxsize=4096)
+def _candidates(container: Container, member_dir: str) -> tuple[Container, ...]:
+    """Where a label's audio may be: the mirrored archive or folder, or beside the label."""
+    if container.kind == "zip":
+        mirrored_dir = mirror(container.path[:-4] if container.path.lower().endswith(".zip") else container.path)
+        return (Container("zip", mirror(container.path)),
+                Container("dir", os.path.join(mirrored_dir, member_dir) if member_dir else mirrored_dir))
+    here = os.path.join(container.path, member_dir) if member_dir else container.path
+    return Container("dir", here), Container("dir", mirror(here))
+
+
 def find_audio(unit: LabelUnit, member: str, file_name: str | None,
                split_audio: tuple[Container, ...]) -> str | None:
     """The audio location for one label, or None when it is missing."""
-    stem = PurePosixPath(member).stem
+    member_dir, base = posixpath.split(member)
+    stem = base[: -len(LABEL_EXT)] if base.lower().endswith(LABEL_EXT) else base
     wanted = [n for n in dict.fromkeys(
-        (PurePosixPath(file_name).name if file_name else None, stem + AUDIO_EXT, stem + ".WAV")) if n]
-    c = unit.container
-    if c.kind == "zip":
-        candidates = [Container("zip", mirror(c.path))]
-        sub = str(PurePosixPath(member).parent)
-        mirrored_dir = mirror(str(Path(c.path).with_suffix("")))
-        candidates.append(Container("dir", os.path.join(mirrored_dir, sub) if sub != "." else mirrored_dir))
-    else:
-        mdir = os.path.dirname(os.path.join(c.path, member))
-        candidates = [Container("dir", mdir), Container("dir", mirror(mdir))]
+        (posixpath.basename(file_name) if file_name else None, stem + AUDIO_EXT, stem + ".WAV")) if n]
     found_container = False
-    for cand in candidates:
+    for cand in _candidates(unit.container, member_dir):
         names = _basenames(cand.kind, cand.path)
         if not names:
             continue  # absent, or holds no audio: not a pairing place
