@@ -52,6 +52,8 @@ class RunReader:
         self._events: JsonlTail | None = None
         self._backfill_end = 0       # history still to load: bytes [0, _backfill_end)
         self._backfill_bad = 0
+        self._pending: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}  # older chunks, newest first
+        self._pending_points = 0
         self.n_events = 0
         self.warnings: deque[dict] = deque(maxlen=MAX_WARNINGS)
         self._warning_total = 0
@@ -134,7 +136,19 @@ class RunReader:
         self._backfill_bad += bad
         self._backfill_end = start
         self._apply(events, older=True)
+        # older chunks join the series in one prepend per doubling: loading stays linear overall
+        loaded = sum(len(s) for s in self._by["step"].values())
+        if start == 0 or self._pending_points >= loaded:
+            self._merge_pending()
         return len(events)
+
+    def _merge_pending(self) -> None:
+        for (axis, key), chunks in self._pending.items():
+            xs = np.concatenate([c[0] for c in reversed(chunks)])
+            ys = np.concatenate([c[1] for c in reversed(chunks)])
+            self._by[axis].setdefault(key, Series()).prepend(xs, ys)
+        self._pending.clear()
+        self._pending_points = 0
 
     @staticmethod
     def _line_start_before(path: Path, end: int) -> int:
@@ -183,8 +197,11 @@ class RunReader:
                 if np.isnan(ys).all():
                     continue
                 for axis, x in xs.items():
-                    s = self._by[axis].setdefault(prefix + f, Series())
-                    s.prepend(x, ys) if older else s.extend(x, ys)
+                    if older:
+                        self._pending.setdefault((axis, prefix + f), []).append((x, ys))
+                        self._pending_points += len(ys)
+                    else:
+                        self._by[axis].setdefault(prefix + f, Series()).extend(x, ys)
         for ev in warnings:
             what = str(ev.get("what", "warning"))
             count = ev.get("count")

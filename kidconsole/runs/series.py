@@ -32,7 +32,7 @@ class _Buf:
     def extend(self, vals: np.ndarray) -> None:
         need = self.n + len(vals)
         if need > len(self.a):
-            grown = np.empty(max(need, 2 * len(self.a)))
+            grown = np.empty(max(need + need // 2, 2 * len(self.a)))  # room to grow without a copy
             grown[: self.n] = self.a[: self.n]
             self.a = grown
         self.a[self.n : need] = vals
