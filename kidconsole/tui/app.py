@@ -23,7 +23,7 @@ THEMES = ("textual-dark", "textual-light")
 
 
 class KidConsole(App):
-    CSS_PATH = "console.tcss"
+    CSS_PATH = Path(__file__).parent / "console.tcss"  # absolute: subclasses elsewhere find it too
     TITLE = "kidconsole"
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
