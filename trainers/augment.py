@@ -36,4 +36,5 @@ def set_masking(model_config, aug: dict) -> None:
     model_config.mask_time_prob = aug["mask_time_prob"]
     model_config.mask_time_length = aug["mask_time_length"]
     model_config.mask_feature_prob = aug["mask_feature_prob"]
-    model_config.mask_feature_length = aug["mask_feature_length"]
+    # a preset made for hidden 1024 must still work on a narrow model
+    model_config.mask_feature_length = min(aug["mask_feature_length"], max(1, model_config.hidden_size // 4))
