@@ -2,7 +2,7 @@
 
 The transcript list mimics a children's read-speech corpus: a few thousand
 prompts, each read by many speakers (Zipf-distributed repetition), with some
-AI Hub markup. ``python -m bench g2p [--n 10000] [--processes 1 2]``
+AI Hub markup. ``python -m bench g2p [--n 20000] [--processes 1 2]``
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+TIMES = ["", "오늘", "어제", "아침에", "주말에", "n/ 내일", "방학 때", "저녁에"]
 SUBJECTS = ["나는", "우리 엄마는", "친구가", "선생님께서", "동생이", "강아지가", "할머니는",
             "우리 반 아이들이", "아빠가", "고양이가", "형이", "누나는", "옆집 아저씨가",
             "토끼가", "곰돌이가", "3학년 언니가"]
@@ -28,7 +29,8 @@ VERBS = ["먹었어요", "좋아해요", "찾았다", "읽고 싶어", "만들�
 
 def transcripts(n: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
-    prompts = [f"{s} {o} {v}" for s in SUBJECTS for o in OBJECTS for v in VERBS]
+    prompts = [f"{t} {s} {o} {v}".strip() for t in TIMES for s in SUBJECTS for o in OBJECTS
+               for v in VERBS]
     rng.shuffle(prompts)
     weights = [1.0 / (rank + 1) for rank in range(len(prompts))]
     return rng.choices(prompts, weights=weights, k=n)
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> None:
     from kidconsole.g2p.engine import get_g2p
 
     parser = argparse.ArgumentParser(prog="bench g2p")
-    parser.add_argument("--n", type=int, default=10_000, help="transcripts in the list")
+    parser.add_argument("--n", type=int, default=20_000, help="transcripts in the list")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)
 
