@@ -8,7 +8,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-names = sys.argv[1:] or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent))
+names = sys.argv[1:] or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                                if m.name.startswith("bench_"))
 for name in names:
     print(f"\n== bench {name} ==", flush=True)
