@@ -2,6 +2,8 @@
 
 Rules (see docs/g2p.md):
 - Unicode NFC (transcripts written on some systems come decomposed).
+- Fullwidth ASCII forms (``ＡＢＣ １２３``) become ASCII; invisible format
+  characters (zero-width spaces, BOM, direction marks) are dropped.
 - ``(spelling)/(pronunciation)`` -> the pronunciation side.
 - Noise and event tags ``b/ l/ o/ n/ u/`` (breath, laughter, overlap, noise,
   unintelligible) are dropped: they are not speech a phone target can hold.
@@ -21,6 +23,9 @@ import unicodedata
 _DUAL = re.compile(r"\(([^()]*)\)\s*/\s*\(([^()]*)\)")
 _TAG = re.compile(r"(?<![A-Za-z])[blonu]/")
 _FILLER_SLASH = re.compile(r"(?<=[\uac00-\ud7a3])/")
+_INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\ufeff"
+_ODD_FORMS = re.compile(f"[\uff01-\uff5e{_INVISIBLE}]")
+_TO_PLAIN = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | dict.fromkeys(map(ord, _INVISIBLE))
 
 
 def normalize_transcript(text: str) -> str:
@@ -29,6 +34,8 @@ def normalize_transcript(text: str) -> str:
     # spend most of their time here.
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
+    if _ODD_FORMS.search(text):
+        text = text.translate(_TO_PLAIN)
     if "/" in text:
         text = _TAG.sub(" ", _DUAL.sub(r"\2", text))
     if "*" in text:

@@ -34,3 +34,13 @@ def test_unknown_markup_is_left_for_the_conversion_to_report(raw):
 
 def test_latin_words_and_digits_are_kept_for_g2pk():
     assert normalize_transcript("ABC 3학년 nob/") == "ABC 3학년 nob/"
+
+
+def test_fullwidth_forms_become_ascii_and_invisible_characters_go():
+    assert normalize_transcript("ＡＢＣ １２３") == "ABC 123"
+    assert normalize_transcript("가\u200b나\ufeff") == "가나"
+    assert normalize_transcript("（학교）／（학꾜）") == "학꾜"
+
+
+def test_control_characters_are_kept_for_the_conversion_to_report():
+    assert normalize_transcript("\x00가") == "\x00가"
