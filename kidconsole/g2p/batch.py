@@ -13,6 +13,7 @@ import math
 import multiprocessing
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -25,6 +26,9 @@ Row = tuple[str, str | None, str | None]  # (normalised text, phones, reason it 
 # Below this many transcripts per process, starting a worker (about 2 s to load
 # g2pK) costs more than it saves.
 MIN_PER_PROCESS = 50
+# The cache is written every this many rows or seconds, whichever comes first.
+WRITE_EVERY_ROWS = 5000
+WRITE_EVERY_S = 10.0
 
 
 def available_cpus() -> int:
@@ -76,24 +80,32 @@ def convert_many(texts: Sequence[str], *, cache: str | Path | None | Literal[Fal
     normalized = {raw: normalize_transcript(raw) for raw in dict.fromkeys(texts)}
     keys = list(dict.fromkeys(normalized.values()))
     store = None if cache is False else G2PCache(default_cache_path() if cache is None else cache)
+    pending: list[Row] = []  # written in batches: one transaction per chunk is slow on disk
+    last_write = time.monotonic()
     try:
         known = store.get_many(keys) if store is not None else {}
         missing = [k for k in keys if k not in known]
         if missing:
             wanted = available_cpus() if processes is None else max(1, processes)
             n_proc = max(1, min(wanted, math.ceil(len(missing) / MIN_PER_PROCESS)))
-            with _progress(progress and bool(missing)) as bar:
+            with _progress(progress) as bar:
                 task = bar.add_task(f"G2P ({n_proc} process{'es' if n_proc > 1 else ''})",
                                     total=len(missing), rate="")
                 for rows in _converted(missing, n_proc):
-                    if store is not None:
-                        store.put_many(rows)
                     known.update((t, (p, e)) for t, p, e in rows)
+                    pending.extend(rows)
+                    if store is not None and (len(pending) >= WRITE_EVERY_ROWS or
+                                              time.monotonic() - last_write > WRITE_EVERY_S):
+                        store.put_many(pending)
+                        pending.clear()
+                        last_write = time.monotonic()
                     bar.advance(task, len(rows))
                     speed = bar.tasks[0].speed
                     bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
     finally:
         if store is not None:
+            if pending:  # also on interruption: keep what was finished
+                store.put_many(pending)
             store.close()
 
     by_raw: dict[str, G2PResult] = {}
