@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
     cache = False if args.no_cache else args.cache
     results = convert_many(texts, cache=cache, processes=args.processes,
                            progress=sys.stderr.isatty())
-    out = sys.stdout
-    for result in results:
-        line = result.phones or ""
-        if args.hangul and result.phones:
-            line += "\t" + phones_to_hangul(result.phones)
-        out.write(line + "\n")
-    out.flush()
+    try:
+        for result in results:
+            line = result.phones or ""
+            if args.hangul and result.phones:
+                line += "\t" + phones_to_hangul(result.phones)
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kidconsole g2p --file F | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     failed = print_failures(results)
     return 1 if failed else 0

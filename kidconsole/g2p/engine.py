@@ -83,8 +83,10 @@ def get_g2p():
                 g2p = _import_g2pk_offline().G2p()
                 _precompile(g2p)
                 _g2p = g2p
-            except ImportError as e:
-                raise G2PError(f"g2pK cannot be loaded: {e}") from e
+            except G2PError:
+                raise
+            except Exception as e:  # missing MeCab or its dictionary, broken install
+                raise G2PError(f"g2pK cannot be loaded: {type(e).__name__}: {e}") from e
         return _g2p
 
 
