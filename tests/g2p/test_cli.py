@@ -35,3 +35,21 @@ def test_stdin_and_pronounced_hangul(cache_path):
 def test_missing_file_is_named(cache_path, tmp_path):
     done = kidconsole("--file", str(tmp_path / "nope.txt"), cache=cache_path)
     assert done.returncode == 2 and "nope.txt" in done.stderr
+
+
+def test_two_commands_share_one_cache_file(cache_path, tmp_path):
+    import sqlite3
+
+    env = dict(os.environ, KIDCONSOLE_G2P_CACHE=str(cache_path))
+    procs = []
+    for part in range(2):
+        src = tmp_path / f"part{part}.txt"
+        src.write_text("".join(f"학교 {part * 100 + i}\n" for i in range(120)), encoding="utf-8")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kidconsole", "g2p", "--file", str(src), "-j", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert all(len(out.splitlines()) == 120 for out, _ in outs)
+    with sqlite3.connect(cache_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM g2p").fetchone()[0] == 220  # 100..119 shared
