@@ -13,8 +13,8 @@ every bucket, phone and bootstrap figure is a vectorised sum over them.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Sequence
 
 import numpy as np
@@ -31,52 +31,47 @@ INITIAL, MEDIAL, FINAL = range(3)  # phone position in its word; a one-phone wor
 POSITIONS = ("initial", "medial", "final")
 
 
-class _Words:
-    """Per word (the phones between two ``|``): its phone tokens, its WER token,
-    each phone's position and its Hangul syllables, cached, since words repeat
-    far more than utterances do. Composing syllables word by word is what
-    ``metrics.syllable_tokens`` does too: ``phones_to_hangul`` composes each
-    word on its own."""
+_PHONE_BASE = 0x100  # phone id i is the character chr(_PHONE_BASE + i) in the strings that are aligned
+
+
+class _Words(dict):
+    """Word (the text between two ``|``) -> its phones, word id, phone positions and
+    Hangul syllables, each phone sequence as a string of one character per phone.
+
+    Words repeat far more than utterances do, so each is taken apart once; the
+    per-utterance work is then a handful of C-level joins, and rapidfuzz aligns
+    strings, its fastest path. Syllables are composed word by word, as
+    ``metrics.syllable_tokens`` does (``phones_to_hangul`` composes each word on
+    its own)."""
 
     MAX_CACHED = 300_000
 
     def __init__(self) -> None:
+        super().__init__()
         try:
             from kidconsole.g2p.hangul import phones_to_hangul
         except ImportError:  # the Hangul composer is missing: no CER
             phones_to_hangul = None
         self.compose = phones_to_hangul
-        self._cache: dict[str, tuple[list[str], str, list[int], list[str]]] = {}
+        self.phones: dict[str, int] = {p: i for i, p in enumerate(PHONES)}  # unknown tokens get the next ids
+        self.words: dict[str, int] = {}
 
-    def _word(self, piece: str):
+    def __missing__(self, piece: str) -> tuple[str, int, str, str]:
         ph = piece.split()
         n = len(ph)
-        pos = [INITIAL] if n == 1 else [INITIAL] + [MEDIAL] * (n - 2) + [FINAL]
-        syl = [ch for ch in self.compose(piece) if not ch.isspace()] if self.compose else []
-        return ph, "_".join(ph), pos, syl
+        if not n:
+            entry = ("", -1, "", "")
+        else:
+            chars = "".join(chr(_PHONE_BASE + self.phones.setdefault(p, len(self.phones))) for p in ph)
+            pos = "0" if n == 1 else "0" + "1" * (n - 2) + "2"  # INITIAL, MEDIAL, FINAL
+            syl = "".join(self.compose(piece).split()) if self.compose else ""
+            entry = (chars, self.words.setdefault("_".join(ph), len(self.words)), pos, syl)
+        if len(self) < self.MAX_CACHED:
+            self[piece] = entry
+        return entry
 
-    def split(self, phones: str) -> tuple[list[str], list[str], list[int], list[str]]:
-        """Phone tokens, word tokens, phone positions and syllables of a phone string
-        (the tokens of ``metrics.phone_tokens``, ``word_tokens`` and ``syllable_tokens``)."""
-        tokens: list[str] = []
-        words: list[str] = []
-        pos: list[int] = []
-        syl: list[str] = []
-        cache = self._cache
-        for piece in phones.split("|"):
-            key = piece.strip()
-            if not key:
-                continue
-            entry = cache.get(key)
-            if entry is None:
-                entry = self._word(key)
-                if len(cache) < self.MAX_CACHED:
-                    cache[key] = entry
-            tokens += entry[0]
-            words.append(entry[1])
-            pos += entry[2]
-            syl += entry[3]
-        return tokens, words, pos, syl
+
+_G0, _G1, _G2, _G3 = (itemgetter(k) for k in range(4))
 
 
 @dataclass
@@ -112,23 +107,29 @@ class Analysis:
         return rates(self.counts[:, METRICS.index(metric)])
 
 
-def _edit_ops(refs: Sequence[list[str]], hyps: Sequence[list[str]]):
-    """Edit operations of every pair, flat: utterance, op, ref index, hyp index."""
-    utt: list[int] = []
-    ops: list[int] = []
-    src: list[int] = []
-    dst: list[int] = []
+def _edit_ops(refs: Sequence, hyps: Sequence, detail: bool = True):
+    """Edit operations of every pair, flat: utterance, op (S, D, I) and, with
+    ``detail``, the reference and hypothesis indices."""
     editops = Levenshtein.editops
-    for i, (r, h) in enumerate(zip(refs, hyps)):
+    per_utt: list[int] = []
+    found: list[tuple[str, int, int]] = []
+    for r, h in zip(refs, hyps):
+        if r == h:
+            per_utt.append(0)
+            continue
         e = editops(r, h).as_list()
-        if e:
-            utt += [i] * len(e)
-            for tag, s, d in e:
-                ops.append(_TAG[tag])
-                src.append(s)
-                dst.append(d)
-    return (np.array(utt, dtype=np.int64), np.array(ops, dtype=np.int8),
-            np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64))
+        per_utt.append(len(e))
+        found += e
+    utt = np.repeat(np.arange(len(per_utt)), per_utt)
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return utt, np.zeros(0, dtype=np.int8), empty, empty
+    tags, src, dst = zip(*found)
+    tags = np.array(tags)
+    ops = np.where(tags == "replace", S, np.where(tags == "delete", D, I)).astype(np.int8)
+    if not detail:
+        return utt, ops, None, None
+    return utt, ops, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64)
 
 
 def _counts(n: int, lengths: np.ndarray, utt: np.ndarray, ops: np.ndarray) -> np.ndarray:
@@ -139,6 +140,10 @@ def _counts(n: int, lengths: np.ndarray, utt: np.ndarray, ops: np.ndarray) -> np
     return out
 
 
+def _codes(chars: str, base: int) -> np.ndarray:
+    return (np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.int64) - base)
+
+
 def analyse(rows: Sequence[Prediction] | PredictionSet) -> Analysis:
     """Align every utterance once (phones, syllables, words)."""
     if isinstance(rows, PredictionSet):
@@ -146,18 +151,18 @@ def analyse(rows: Sequence[Prediction] | PredictionSet) -> Analysis:
     rows = list(rows)
     n = len(rows)
     words = _Words()
+    get = words.__getitem__
     ref_ph, hyp_ph, ref_w, hyp_w, ref_s, hyp_s, ref_pos = [], [], [], [], [], [], []
     for r in rows:
-        t, w, p, y = words.split(r.ref)
-        ref_ph.append(t)
-        ref_w.append(w)
-        ref_s.append(y)
-        ref_pos += p
-        t, w, _, y = words.split(r.hyp)
-        hyp_ph.append(t)
-        hyp_w.append(w)
-        hyp_s.append(y)
-    has_cer = words.compose is not None
+        ents = list(map(get, r.ref.split("|")))
+        ref_ph.append("".join(map(_G0, ents)))
+        ref_w.append([w for w in map(_G1, ents) if w >= 0])
+        ref_pos.append("".join(map(_G2, ents)))
+        ref_s.append("".join(map(_G3, ents)))
+        ents = list(map(get, r.hyp.split("|")))
+        hyp_ph.append("".join(map(_G0, ents)))
+        hyp_w.append([w for w in map(_G1, ents) if w >= 0])
+        hyp_s.append("".join(map(_G3, ents)))
 
     def lengths(seqs):
         return np.fromiter(map(len, seqs), dtype=np.int64, count=n)
@@ -167,16 +172,13 @@ def analyse(rows: Sequence[Prediction] | PredictionSet) -> Analysis:
     utt, ops, src, dst = _edit_ops(ref_ph, hyp_ph)
     counts[:, 0] = _counts(n, ref_len, utt, ops)
     for m, (rs, hs) in ((1, (ref_s, hyp_s)), (2, (ref_w, hyp_w))):
-        m_utt, m_ops, *_ = _edit_ops(rs, hs)
+        m_utt, m_ops, _, _ = _edit_ops(rs, hs, detail=False)
         counts[:, m] = _counts(n, lengths(rs), m_utt, m_ops)
     del ref_w, hyp_w, ref_s, hyp_s
 
-    index: defaultdict[str, int] = defaultdict()
-    index.default_factory = index.__len__  # unknown tokens get the next ids
-    for p in PHONES:
-        index[p]
-    ref_ids = np.fromiter((index[t] for ts in ref_ph for t in ts), dtype=np.int64, count=int(ref_len.sum()))
-    hyp_ids = np.fromiter((index[t] for ts in hyp_ph for t in ts), dtype=np.int64, count=int(hyp_len.sum()))
+    ref_ids = _codes("".join(ref_ph), _PHONE_BASE)
+    hyp_ids = _codes("".join(hyp_ph), _PHONE_BASE)
+    pos_arr = (np.frombuffer("".join(ref_pos).encode("ascii"), dtype=np.uint8) - ord("0")).astype(np.int8)
     ref_off = np.concatenate([[0], np.cumsum(ref_len)])
     hyp_off = np.concatenate([[0], np.cumsum(hyp_len)])
     has_ref = ops != I
@@ -184,13 +186,12 @@ def analyse(rows: Sequence[Prediction] | PredictionSet) -> Analysis:
     err_ref = np.full(len(ops), -1, dtype=np.int64)
     err_hyp = np.full(len(ops), -1, dtype=np.int64)
     err_pos = np.full(len(ops), -1, dtype=np.int8)
-    pos_arr = np.array(ref_pos, dtype=np.int8)
     ref_at = ref_off[utt[has_ref]] + src[has_ref]
     err_ref[has_ref] = ref_ids[ref_at]
     err_pos[has_ref] = pos_arr[ref_at]
     err_hyp[has_hyp] = hyp_ids[hyp_off[utt[has_hyp]] + dst[has_hyp]]
-    return Analysis(rows, counts, list(index), ref_ids, pos_arr, ref_off, hyp_ids, hyp_off,
-                    utt, ops, err_ref, err_hyp, err_pos, has_cer)
+    return Analysis(rows, counts, list(words.phones), ref_ids, pos_arr, ref_off, hyp_ids, hyp_off,
+                    utt, ops, err_ref, err_hyp, err_pos, words.compose is not None)
 
 
 def rates(counts: np.ndarray) -> np.ndarray:
