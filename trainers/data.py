@@ -13,6 +13,7 @@ and reported with it.
 from __future__ import annotations
 
 import math
+import signal
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -156,8 +157,16 @@ class BatchStream(IterableDataset):
         return batch
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    # a stop signal goes to the whole process group: the workers must live on
+    # until the loop has finished its step and closes the loader
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> DataLoader:
     # batch_size=None: the stream yields whole batches; workers > batches would idle
     workers = max(0, min(num_workers, len(stream)))
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None, persistent_workers=False)
+                      prefetch_factor=4 if workers else None, persistent_workers=False,
+                      worker_init_fn=_ignore_stop_signals if workers else None)
