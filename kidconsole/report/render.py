@@ -187,7 +187,7 @@ def _tables(rep: Report, max_speakers: int = MAX_SPEAKERS) -> list[tuple[str, li
                          d.metric.upper(), str(d.n), str(d.speakers),
                          pct(d.rate_a), pct(d.rate_b), signed_pct(d.delta),
                          f"{signed_pct(d.lo)}..{signed_pct(d.hi)}", "*" if d.significant else ""]
-                        for d in c.deltas]))
+                        for d in c.deltas if d.n]))
     return tables
 
 
