@@ -38,6 +38,11 @@ class ErrorsScreen(Screen):
     with ``compare``, each bucket's PER delta against that run and its confidence interval."""
 
     TITLE = "Errors"
+    DEFAULT_CSS = """
+    ErrorsScreen #errors-buckets { height: 1fr; }
+    ErrorsScreen #errors-dims { height: 1; margin: 1 0 0 0; }
+    ErrorsScreen #errors-phones { height: auto; padding: 0 1; border-top: solid $panel; }
+    """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("right,d", "dimension(1)", "Next dimension", key_display="→/d"),
@@ -178,6 +183,7 @@ class UtterancesScreen(Screen):
     """One bucket's utterances, worst PER first."""
 
     TITLE = "Errors"
+    DEFAULT_CSS = "UtterancesScreen #utts { height: 1fr; }"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Aligned decode", show=True),
