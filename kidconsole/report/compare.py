@@ -2,7 +2,8 @@
 confidence intervals.
 
 Utterances of one child are not independent, so the bootstrap resamples
-speakers (with their summed counts), not utterances; both runs get the same
+speakers (with their summed counts), not utterances (an utterance without a
+speaker is a unit of its own); both runs get the same
 resample (a paired bootstrap). Each bucket's generator is seeded from the
 seed and the bucket's name, so a result does not depend on which other
 buckets exist. A delta whose interval holds 0 is not progress.
@@ -97,7 +98,10 @@ def compare(a: Analysis, b: Analysis, name_a: str = "A", name_b: str = "B",
         raise KidconsoleError(f"{name_a} and {name_b} share no utterance id: nothing to compare")
     ib = np.array([pos_b[a.rows[i].id] for i in ia], dtype=np.int64)
     rows = [a.rows[i] for i in ia]
-    spk = assign(rows, "speaker").codes
+    spk = assign(rows, "speaker").codes.copy()
+    anonymous = np.array([r.speaker is None for r in rows], dtype=bool)
+    if anonymous.any():  # no speaker given: each such utterance is its own resampling unit
+        spk[anonymous] = spk.max() + 1 + np.arange(int(anonymous.sum()))
     groups = [("all", "all", np.arange(len(ia)))]
     for dim in dimensions:
         bk = assign(rows, dim, edges)

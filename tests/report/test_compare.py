@@ -55,6 +55,13 @@ def test_resampling_is_over_speakers_not_utterances():
     assert d.speakers == 1 and d.lo == pytest.approx(d.delta) and d.hi == pytest.approx(d.delta)
 
 
+def test_utterances_without_a_speaker_are_resampled_one_by_one():
+    a = analyse([Prediction(f"u{i}", "A G N", "A G" if i % 2 else "A") for i in range(10)])
+    b = analyse([Prediction(f"u{i}", "A G N", "A G N" if i % 3 else "A") for i in range(10)])
+    d = compare(a, b, dimensions=[], n_boot=200).deltas[0]
+    assert d.speakers == 10 and d.lo < d.delta < d.hi
+
+
 def test_bootstrap_of_no_speakers_is_undefined():
     empty = np.array([], dtype=float)
     assert all(np.isnan(bootstrap_delta(empty, empty, empty, empty)))
