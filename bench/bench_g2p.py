@@ -36,6 +36,14 @@ def transcripts(n: int, seed: int = 1) -> list[str]:
     return rng.choices(prompts, weights=weights, k=n)
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the workers)."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def _timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -56,39 +64,45 @@ def main(argv: list[str]) -> None:
 
     texts = transcripts(args.n)
     unique = len(set(map(normalize_transcript, texts)))
+    load = os.getloadavg()[0]  # other work on the machine skews the cold rows
     table = Table(title=f"G2P: {len(texts):,} transcripts, {unique:,} distinct "
-                  f"({os.cpu_count()} cores)")
-    for col in ("measure", "processes", "seconds", "transcripts/s", "distinct converted/s"):
+                  f"({os.cpu_count()} cores, load average {load:.1f} at start)")
+    for col in ("measure", "processes", "seconds", "CPU s", "transcripts/s",
+                "distinct converted/s"):
         table.add_column(col, justify="left" if col == "measure" else "right")
 
     load_s, _ = _timed(get_g2p)
-    table.add_row("load g2pK (once per process)", "1", f"{load_s:.2f}", "", "")
+    table.add_row("load g2pK (once per process)", "1", f"{load_s:.2f}", "", "", "")
 
     with tempfile.TemporaryDirectory() as tmp:
         for procs in args.processes:
             path = Path(tmp) / f"cold-{procs}.sqlite"
+            cpu = _cpu_seconds()
             secs, results = _timed(lambda: convert_many(texts, cache=path, processes=procs,
                                                         progress=False))
+            cpu = _cpu_seconds() - cpu
             note = " (incl. worker start)" if procs > 1 else ""
-            table.add_row(f"cold{note}", str(procs), f"{secs:.2f}", f"{len(texts) / secs:,.0f}",
-                          f"{unique / secs:,.1f}")
+            table.add_row(f"cold{note}", str(procs), f"{secs:.2f}", f"{cpu:.1f}",
+                          f"{len(texts) / secs:,.0f}", f"{unique / secs:,.1f}")
         failed = sum(r.error is not None for r in results)
 
         warm_path = Path(tmp) / f"cold-{args.processes[-1]}.sqlite"
         rounds = 5
         secs, _ = _timed(lambda: [convert_many(texts, cache=warm_path, progress=False)
                                   for _ in range(rounds)])
-        table.add_row("warm cache, convert_many", "1", f"{secs / rounds:.3f}",
+        table.add_row("warm cache, convert_many", "1", f"{secs / rounds:.3f}", "",
                       f"{rounds * len(texts) / secs:,.0f}", "")
 
         keys = sorted(set(map(normalize_transcript, texts)))
         lookups = keys * max(1, 100_000 // len(keys))
         with G2PCache(warm_path) as cache:
             secs, found = _timed(lambda: cache.get_many(lookups))
-        table.add_row(f"warm cache, raw lookups ({len(lookups):,})", "1", f"{secs:.3f}",
+        table.add_row(f"warm cache, raw lookups ({len(lookups):,})", "1", f"{secs:.3f}", "",
                       f"{len(lookups) / secs:,.0f}", "")
 
     Console().print(table)
+    Console().print("CPU s: all processes together; CPU s / seconds is how many cores the "
+                    "run actually got (other work on the machine takes the rest).")
     Console().print(f"{failed} of {len(texts):,} transcripts could not be converted")
 
 
