@@ -4,6 +4,7 @@ import sqlite3
 
 import pytest
 
+from kidconsole.errors import KidconsoleError
 from kidconsole.g2p import G2PCache, G2PResult, conversion_version, convert_many, text_to_phones
 
 
@@ -61,7 +62,7 @@ def test_explicit_cache_path_is_created(tmp_path):
 def test_unwritable_cache_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(Exception) as err:
+    with pytest.raises(KidconsoleError) as err:
         convert_many(["학교"], cache=blocker / "cache.sqlite", progress=False)
     assert str(blocker) in str(err.value)
 
