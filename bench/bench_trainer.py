@@ -50,6 +50,7 @@ def _step_times(cfg, run_dir, batches, steps):
     tr = Trainer(cfg, run_dir, acc, model, build_processor(), new, Reporter(run_dir, False), StopRequest(60))
     tr.phase_totals = [steps]
     tr.total_steps = steps
+    tr.model.train()  # as _train_epoch does (from_pretrained returns eval mode)
 
     def ours(b):
         tr._micro_step(b, tr.state["step"], 1, True)
@@ -146,9 +147,13 @@ def main(argv: list[str]) -> None:
         batches = [stream.load(k) for k in range(len(plan))]
         ours, bare = _step_times(cfg, tmp / "run", batches, 20)
 
-        bare_rate = _bare_read_rate(rows)
-        rate1 = _loader_rate(rows, plan, 1)
-        rate2 = _loader_rate(rows, plan, 2)
+        # an epoch long enough that starting the workers does not dominate
+        many = rows * 10
+        many_plan = plan_epoch([r.duration for r in many], seed=0, epoch=0, batch_seconds=8.0, max_utts=16,
+                               bucket=256)
+        bare_rate = _bare_read_rate(many)
+        rate1 = _loader_rate(many, many_plan, 1)
+        rate2 = _loader_rate(many, many_plan, 2)
 
         # padding on a realistic spread of utterance lengths (children's read speech, 1-15 s)
         spread = list(np.clip(np.random.default_rng(0).lognormal(1.2, 0.55, 20000), 0.5, 15.0))
