@@ -295,31 +295,37 @@ def build_subset(
 def copy_lines(table: Table, outputs: dict[Path, np.ndarray], on_progress: Callable[[float], None]) -> None:
     """Write each output's rows (sorted table indices) as the manifest's own lines, in one pass.
 
+    Lines that follow each other in the manifest are written as one slice.
     Each file is written to a temporary name and renamed when whole.
     """
     tmp = {path: path.with_name(path.name + ".tmp") for path in outputs}
     handles = {path: tmp[path].open("wb") for path in outputs}
+    n = len(table)
     try:
         with table.path.open("rb") as src:
-            n = len(table)
             for i0 in range(0, n, COPY_CHUNK_ROWS):
                 i1 = min(n, i0 + COPY_CHUNK_ROWS)
                 wanted = {p: rows[np.searchsorted(rows, i0):np.searchsorted(rows, i1)] for p, rows in outputs.items()}
                 if any(len(r) for r in wanted.values()):
                     start = int(table.offset[i0])
                     src.seek(start)
-                    buf = src.read(int(table.offset[i1 - 1] + table.length[i1 - 1]) - start)
+                    buf = memoryview(src.read(int(table.offset[i1 - 1] + table.length[i1 - 1]) - start))
                     for path, rows in wanted.items():
                         if not len(rows):
                             continue
-                        offs = (table.offset[rows] - start).tolist()
-                        data = b"".join([buf[o:o + n_] for o, n_ in zip(offs, table.length[rows].tolist())])
-                        if not data.endswith(b"\n"):  # the manifest's last line may lack its newline
-                            data += b"\n"
-                        handles[path].write(data)
+                        a = table.offset[rows] - start
+                        b = a + table.length[rows]
+                        cut = np.flatnonzero(a[1:] != b[:-1]) + 1  # where a run of touching lines ends
+                        runs = zip(a[np.r_[0, cut]].tolist(), b[np.r_[cut - 1, len(a) - 1]].tolist())
+                        handles[path].writelines([buf[x:y] for x, y in runs])
+                        if rows[-1] == n - 1 and buf[-1:] != b"\n":  # the manifest's last line lacks its newline
+                            handles[path].write(b"\n")
                 on_progress(i1 / n)
-    finally:
-        for h in handles.values():
-            h.close()
+    except BaseException:
+        for path in outputs:
+            handles[path].close()
+            tmp[path].unlink(missing_ok=True)
+        raise
     for path in outputs:
+        handles[path].close()
         tmp[path].replace(path)
