@@ -17,6 +17,7 @@ containers of its split, and of the options; unchanged units are not parsed agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -172,7 +173,6 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
     opts_key = options.digest()
 
     def cache_file(unit: LabelUnit) -> Path:
-        import hashlib
         return cache_dir / (hashlib.blake2b((unit.fingerprint + opts_key).encode(),
                                             digest_size=12).hexdigest() + ".json")
 
@@ -188,26 +188,28 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
     n_proc = max(1, min(processes or os.cpu_count() or 1, len(todo)))
     cache_dir.mkdir(parents=True, exist_ok=True)
 
-    with _progress(progress) as bar:
-        task = bar.add_task("labels", total=found.labels,
-                            completed=sum(len(u.members) for u, r in zip(found.units, results) if r))
-        if n_proc == 1:
-            done = map(_work, todo)
-            pool = None
-        else:
-            pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(n_proc)
-            done = pool.imap_unordered(_work, todo)
-        try:
+    # the pool starts before the progress bar's refresh thread: forking beside a thread is unsafe
+    pool = None
+    if n_proc > 1:
+        pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(n_proc)
+    try:
+        with _progress(progress) as bar:
+            task = bar.add_task("labels", total=found.labels,
+                                completed=sum(len(u.members) for u, r in zip(found.units, results) if r))
+            done = pool.imap_unordered(_work, todo) if pool else map(_work, todo)
             for i, res in done:
                 results[i] = res
-                tmp = cache_file(found.units[i]).with_suffix(".tmp")
+                target = cache_file(found.units[i])
+                tmp = target.with_suffix(".tmp")
                 tmp.write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
-                tmp.replace(cache_file(found.units[i]))
+                tmp.replace(target)
                 bar.advance(task, len(found.units[i].members))
-        finally:
-            if pool is not None:
-                pool.terminate() if any(r is None for r in results) else pool.close()
-                pool.join()
+        if pool:
+            pool.close()
+    finally:
+        if pool:
+            pool.terminate()  # after close(): waits for nothing; after an error: stops the workers
+            pool.join()
     keep = {cache_file(u).name for u in found.units}
     for stale in cache_dir.glob("*.json"):
         if stale.name not in keep:
