@@ -237,7 +237,7 @@ def build_subset(
                 left_h = duration[rows].sum() / 3600
                 if target > left_h * (1 + 1e-9):
                     if hours is None and split_hours is None:
-                        target = left_h  # "all of it": the last split takes what the others left
+                        target = float(left_h)  # "all of it": the last split takes what the others left
                     else:
                         raise KidconsoleError(
                             f"{name} needs {target:.2f} h but only {left_h:.2f} h of speakers are left after the "
@@ -265,7 +265,7 @@ def build_subset(
             "hours": hours,
             "split_hours": [float(h) for h in wanted_hours] if wanted_hours is not None else None,
             "split_shares": [float(s) for s in shares],
-            "target_hours": {k: round(v, 6) for k, v in final_targets.items()},
+            "target_hours": {k: round(float(v), 6) for k, v in final_targets.items()},
             "fractions": list(fractions),
             "max_val_samples": max_val_samples,
             "seed": seed,

@@ -30,7 +30,7 @@ def water_fill(capacity: np.ndarray, shares: np.ndarray, total: float) -> np.nda
     capacity = np.asarray(capacity, dtype=np.float64)
     shares = np.asarray(shares, dtype=np.float64)
     live = (shares > 0) & (capacity > 0)
-    if capacity[live].sum() <= total:
+    if capacity[live].sum() <= total * (1 + 1e-12):  # (sums of the same hours may differ in the last bits)
         return np.where(live, capacity, 0.0)
     # cells fill in order of capacity/share; find the first lam that leaves the rest uncapped
     idx = np.flatnonzero(live)
@@ -40,7 +40,10 @@ def water_fill(capacity: np.ndarray, shares: np.ndarray, total: float) -> np.nda
     capped_sum = np.concatenate([[0.0], np.cumsum(cap_sorted)])[:-1]
     share_left = np.cumsum(share_sorted[::-1])[::-1]
     lam = (total - capped_sum) / share_left
-    first = int(np.argmax(lam <= cap_sorted / share_sorted))  # exists: the capacities exceed total
+    uncapped = lam <= cap_sorted / share_sorted
+    if not uncapped.any():  # total is all but a rounding error of the capacities
+        return np.where(live, capacity, 0.0)
+    first = int(np.argmax(uncapped))
     out = np.zeros_like(capacity)
     out[order[:first]] = cap_sorted[:first]
     out[order[first:]] = lam[first] * share_sorted[first:]

@@ -64,3 +64,10 @@ def test_stratified_sample_keeps_cell_proportions():
     sample = stratified_sample(np.arange(1000), cell, 100, rng.random(1000))
     assert np.bincount(cell[sample]).tolist() == [60, 30, 10]
     assert np.all(np.diff(sample) > 0)
+
+
+def test_water_fill_of_all_but_a_rounding_error_takes_every_capacity():
+    rng = np.random.default_rng(2)
+    capacity, shares = rng.uniform(0, 5000, 120), rng.dirichlet(np.ones(120))
+    total = capacity.sum() * (1 - 1e-15)
+    np.testing.assert_allclose(water_fill(capacity, shares, total), capacity, rtol=1e-9)
