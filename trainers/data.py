@@ -91,10 +91,16 @@ class BatchStream(IterableDataset):
                  sample_rate: int, max_seconds: float, start: int = 0, speed_prob: float = 0.0,
                  seed: int = 0, phase: int = 0, epoch: int = 0):
         self.rows, self.batches, self.start = rows, batches, start
-        self.fx, self.kernels, self.strides = feature_extractor, tuple(kernels), tuple(strides)
+        self.kernels, self.strides = tuple(kernels), tuple(strides)
         self.sample_rate, self.max_seconds = sample_rate, max_seconds
         self.speed_prob, self.seed, self.phase, self.epoch = speed_prob, seed, phase, epoch
         self.vocab = vocab()
+        # the feature extractor's settings; its per-call padding and normalisation are done here, once per batch
+        if feature_extractor.sampling_rate != sample_rate:
+            raise KidconsoleError(f"data.sample_rate {sample_rate} differs from the feature extractor's "
+                                  f"{feature_extractor.sampling_rate}")
+        self.normalize = bool(feature_extractor.do_normalize)
+        self.padding_value = float(feature_extractor.padding_value)
 
     def __len__(self) -> int:
         return len(self.batches) - self.start
@@ -106,6 +112,7 @@ class BatchStream(IterableDataset):
             yield self.load(k)
 
     def _sample(self, i: int) -> tuple[np.ndarray, list[int]]:
+        """One utterance's model input (normalised, unpadded) and label ids; ValueError says why it is bad."""
         row = self.rows[i]
         try:
             labels = [self.vocab[p] for p in row.phones.split()]
@@ -114,19 +121,25 @@ class BatchStream(IterableDataset):
         if not labels:
             raise ValueError("no phones")
         try:
-            wave, sr = read_audio(row.audio)
+            data, sr = read_audio(row.audio, mono=False)
         except KidconsoleError as e:
             raise ValueError(str(e)) from None
+        # the usual mono file: a view of its one column, not a channel average (a copy)
+        wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
         if sr != self.sample_rate:
-            wave = AF.resample(torch.from_numpy(wave), sr, self.sample_rate).numpy()
+            wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), sr, self.sample_rate).numpy()
         if len(wave) > self.max_seconds * self.sample_rate:
             raise ValueError(f"longer than data.max_seconds ({len(wave) / self.sample_rate:.1f} s)")
         factor = speed_factor(self.speed_prob, self.seed, self.phase, self.epoch, i)
         wave = perturb_speed(wave, self.sample_rate, factor)
-        if not np.isfinite(wave).all():
-            raise ValueError("non-finite samples")
         if not ctc_feasible(output_frames(len(wave), self.kernels, self.strides), labels):
             raise ValueError(f"too short for CTC ({len(wave) / self.sample_rate:.2f} s for {len(labels)} labels)")
+        if self.normalize:
+            wave = normalize(wave)  # a non-finite sample makes the whole result non-finite
+            if len(wave) and not np.isfinite(wave[0]):
+                raise ValueError("non-finite samples")
+        elif not np.isfinite(wave).all():
+            raise ValueError("non-finite samples")
         return wave, labels
 
     def load(self, k: int) -> Batch:
@@ -143,18 +156,46 @@ class BatchStream(IterableDataset):
         batch = Batch(index=k, ids=ids, bad=bad)
         if not waves:
             return batch
-        feats = self.fx(waves, sampling_rate=self.sample_rate, padding=True, return_attention_mask=True,
-                        return_tensors="pt")
-        lab = torch.full((len(labels), max(map(len, labels))), -100, dtype=torch.long)
-        for j, seq in enumerate(labels):
-            lab[j, :len(seq)] = torch.tensor(seq)
+        batch.input_values, batch.attention_mask = pad_waves(waves, self.padding_value)
+        batch.labels = pad_labels(labels)
         real = sum(len(w) for w in waves)
-        batch.input_values = feats["input_values"]
-        batch.attention_mask = feats["attention_mask"]
-        batch.labels = lab
         batch.audio_seconds = real / self.sample_rate
         batch.padding = 1.0 - real / batch.input_values.numel()
         return batch
+
+
+def normalize(wave: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance in float32: Wav2Vec2FeatureExtractor's ``do_normalize``, bit for bit,
+    with one pass less (numpy's ``var`` would compute the mean again)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    n = len(wave)
+    if n == 0:
+        return wave
+    centred = wave - np.add.reduce(wave) / n
+    var = np.add.reduce(centred * centred) / n
+    centred /= np.sqrt(var + 1e-7)
+    return centred
+
+
+def pad_waves(waves: list[np.ndarray], padding_value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded float32 input values and the int32 attention mask, built once per batch."""
+    longest = max(map(len, waves))
+    values = np.empty((len(waves), longest), dtype=np.float32)
+    mask = np.zeros((len(waves), longest), dtype=np.int32)
+    for row, ones, w in zip(values, mask, waves):
+        n = len(w)
+        row[:n] = w
+        row[n:] = padding_value
+        ones[:n] = 1
+    return torch.from_numpy(values), torch.from_numpy(mask)
+
+
+def pad_labels(labels: list[list[int]]) -> torch.Tensor:
+    """Label ids padded with -100 (ignored by the CTC loss)."""
+    out = np.full((len(labels), max(map(len, labels))), -100, dtype=np.int64)
+    for row, seq in zip(out, labels):
+        row[:len(seq)] = seq
+    return torch.from_numpy(out)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:

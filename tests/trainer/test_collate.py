@@ -1,0 +1,61 @@
+"""The batch a worker builds equals what transformers' feature extractor makes of the same audio."""
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from trainers.data import BatchStream, load_rows, normalize
+from trainers.tokenizer import build_feature_extractor
+
+
+def _stream(rows, batches, fx):
+    return BatchStream(rows, batches, feature_extractor=fx, kernels=(10, 4, 4), strides=(5, 4, 4),
+                       sample_rate=16000, max_seconds=10.0)
+
+
+def test_collated_batch_equals_the_feature_extractor_output(tones):
+    rows = load_rows(tones["train"])[:6]
+    fx = build_feature_extractor()
+    batch = _stream(rows, [list(range(6))], fx).load(0)
+    waves = [sf.read(r.audio, dtype="float32")[0] for r in rows]
+    want = fx(waves, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
+    assert len({len(w) for w in waves}) > 1  # padding is exercised
+    assert batch.input_values.dtype == want["input_values"].dtype
+    assert batch.attention_mask.dtype == want["attention_mask"].dtype
+    assert torch.equal(batch.input_values, want["input_values"])
+    assert torch.equal(batch.attention_mask, want["attention_mask"])
+
+
+def test_without_normalisation_the_batch_is_the_padded_audio(tones):
+    rows = load_rows(tones["train"])[:3]
+    fx = build_feature_extractor()
+    fx.do_normalize = False
+    batch = _stream(rows, [[0, 1, 2]], fx).load(0)
+    waves = [sf.read(r.audio, dtype="float32")[0] for r in rows]
+    want = fx(waves, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
+    assert torch.equal(batch.input_values, want["input_values"])
+
+
+def test_normalisation_matches_the_feature_extractor_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 17, 16000, 191_999):
+        wave = (rng.standard_normal(n) * 0.3 + 0.05).astype(np.float32)
+        want = build_feature_extractor().zero_mean_unit_var_norm([wave.copy()], None)[0]
+        got = normalize(wave)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_stereo_files_are_averaged_and_nonfinite_audio_is_dropped(tmp_path, tones):
+    rows = load_rows(tones["train"])[:2]
+    wave, sr = sf.read(rows[0].audio, dtype="float32")
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.stack([wave, np.zeros_like(wave)], axis=1), sr, subtype="FLOAT")
+    broken = tmp_path / "nan.wav"
+    bad = wave.copy()
+    bad[100] = np.nan
+    sf.write(broken, bad, sr, subtype="FLOAT")
+    rows[0].audio, rows[1].audio = str(stereo), str(broken)
+    batch = _stream(rows, [[0, 1]], build_feature_extractor()).load(0)
+    assert batch.ids == [rows[0].id]
+    assert "non-finite" in dict(batch.bad)[rows[1].id]
+    assert torch.equal(batch.input_values[0], torch.from_numpy(normalize(wave / 2)))
