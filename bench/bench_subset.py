@@ -110,7 +110,8 @@ def main(argv: list[str]) -> None:
             table.add_section()
         console.print(table)
         if fig:
-            console.print(f"manifest: {fig['n']:,} utterances, {fig['corpus_h']:,.1f} h. dev pp: the largest gap between "
+            console.print(f"manifest: {fig['n']:,} utterances, {fig['corpus_h']:,.1f} h. "
+                          "dev pp: the largest gap between "
                           "a bucket's share of the hours and the corpus's (over age, SNR and duration buckets); "
                           "cell pp: the same per age x SNR x duration cell.", highlight=False)
         console.print(f"targets: miss <= {MAX_MISS:.0%}, stratum shares within {MAX_DEV_PP} pp of the corpus "

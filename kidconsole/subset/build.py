@@ -46,26 +46,23 @@ def output_names(n_fractions: int) -> list[str]:
     return [*SPLIT_NAMES, "validation_sample", *(phase_name(i + 1) for i in range(n_fractions))]
 
 
-def _check_shares(split_shares) -> np.ndarray:
+def _three(values, name: str, what: str) -> np.ndarray:
+    """Three non-negative numbers (train/validation/test), not all zero, or an error naming ``name``."""
     try:
-        shares = np.array([float(s) for s in split_shares])
+        out = np.array([float(v) for v in values])
     except (TypeError, ValueError) as e:
-        raise KidconsoleError(f"split_shares: expected three numbers (train/validation/test), got {split_shares!r}") from e
-    if len(shares) != 3 or (shares < 0).any() or not np.isfinite(shares).all() or shares.sum() <= 0:
-        raise KidconsoleError(f"split_shares: expected three non-negative numbers (train/validation/test), got {list(split_shares)}")
+        raise KidconsoleError(f"{name}: expected three {what} (train/validation/test), got {values!r}") from e
+    if len(out) != 3 or (out < 0).any() or not np.isfinite(out).all() or out.sum() <= 0:
+        raise KidconsoleError(f"{name}: expected three non-negative {what} (train/validation/test), "
+                              f"got {list(values)}")
+    return out
+
+
+def _check_shares(split_shares) -> np.ndarray:
+    shares = _three(split_shares, "split_shares", "numbers")
     if abs(shares.sum() - 1) > 1e-3:
         raise KidconsoleError(f"split_shares: train/validation/test shares must add up to 1, got {shares.sum():g}")
     return shares / shares.sum()
-
-
-def _check_split_hours(split_hours) -> np.ndarray:
-    try:
-        hours = np.array([float(h) for h in split_hours])
-    except (TypeError, ValueError) as e:
-        raise KidconsoleError(f"split_hours: expected three numbers of hours (train/validation/test), got {split_hours!r}") from e
-    if len(hours) != 3 or (hours < 0).any() or not np.isfinite(hours).all() or hours.sum() <= 0:
-        raise KidconsoleError(f"split_hours: expected three non-negative numbers of hours, got {list(split_hours)}")
-    return hours
 
 
 class _Progress:
@@ -155,7 +152,7 @@ def build_subset(
     if hours is not None and not (np.isfinite(hours) and hours > 0):
         raise KidconsoleError(f"hours: expected a positive number of hours, got {hours!r}")
     shares = _check_shares(split_shares)
-    wanted_hours = _check_split_hours(split_hours) if split_hours is not None else None
+    wanted_hours = _three(split_hours, "split_hours", "numbers of hours") if split_hours is not None else None
     fractions = check_fractions(fractions)
     if max_val_samples is not None and (isinstance(max_val_samples, bool) or int(max_val_samples) != max_val_samples
                                         or max_val_samples < 1):

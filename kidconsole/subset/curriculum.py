@@ -21,7 +21,8 @@ def check_fractions(fractions) -> tuple[float, ...]:
     if not out or any(not 0 < f <= 1 for f in out) or any(b <= a for a, b in zip(out, out[1:])):
         raise KidconsoleError(f"fractions: curriculum fractions must increase within (0, 1], got {list(fractions)}")
     if out[-1] != 1.0:
-        raise KidconsoleError(f"fractions: the last curriculum fraction must be 1 (the whole train split), got {out[-1]:g}")
+        raise KidconsoleError(f"fractions: the last curriculum fraction must be 1 (the whole train split), "
+                              f"got {out[-1]:g}")
     return out
 
 

@@ -107,12 +107,14 @@ def _pct(x: float) -> str:
 
 def markdown(result: SubsetResult) -> str:
     o = result.options
+    pools = ("source split folders as speaker pools" if o.get("use_source_splits")
+             else "speakers pooled across source splits")
     lines = [
         "# Subset report",
         "",
         f"Source: `{result.manifest}` ({result.corpus.hours:.2f} h, {result.corpus.utterances:,} utterances, "
         f"{result.corpus.speakers:,} speakers). Seed {o.get('seed')}; "
-        f"{'source split folders as speaker pools' if o.get('use_source_splits') else 'speakers pooled across source splits'}.",
+        f"{pools}.",
         "",
         "Shares are shares of hours. Deviation: the largest gap, in percentage points, between a bucket's share "
         "here and in the corpus (per dimension; \"cell\" is age x SNR x duration).",
@@ -133,7 +135,8 @@ def markdown(result: SubsetResult) -> str:
         for label, ref in result.corpus.shares[dim].items():
             cells = [_pct(result.outputs[n].shares[dim].get(label, 0.0)) for n in names]
             lines.append(f"| {label} | {_pct(ref)} | " + " | ".join(cells) + " |")
-        lines.append("| max dev (pp) | | " + " | ".join(f"{result.outputs[n].deviation_pp[dim]:.2f}" for n in names) + " |")
+        devs = [f"{result.outputs[n].deviation_pp[dim]:.2f}" for n in names]
+        lines.append("| max dev (pp) | | " + " | ".join(devs) + " |")
     if result.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in result.warnings]
     if result.skipped:
