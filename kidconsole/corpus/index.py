@@ -168,6 +168,8 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
     out = Path(out)
     rejects_path, summary_path, cache_dir = side_paths(out)
     found = discover(root, chunk=chunk)
+    if not found.labels and not found.unreadable:
+        raise KidconsoleError(f"no label files (*.json, in folders or zip archives) under {root}")
     summary = IndexSummary(out, rejects_path, labels=found.labels, units=len(found.units))
     results: list[dict | None] = [None] * len(found.units)
     opts_key = options.digest()

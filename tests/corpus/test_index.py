@@ -145,3 +145,11 @@ def test_missing_root_is_a_clear_error(tmp_path):
 
     with pytest.raises(KidconsoleError, match="does not exist"):
         _index(tmp_path / "nope", tmp_path / "m.jsonl")
+
+
+def test_root_without_labels_is_a_clear_error(tmp_path):
+    from kidconsole.errors import KidconsoleError
+
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(KidconsoleError, match="no label files"):
+        _index(tmp_path, tmp_path / "m.jsonl")
