@@ -245,7 +245,7 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
         res = converted[r["text"]]
         if res.phones is None:
             rejects.append({"reason": "unmappable_text", "label": r["label"], "audio": r["audio"],
-                            "detail": f"transcript {r['text']!r}: {res.error}"})
+                            "detail": res.error})
             continue
         r["phones"] = res.phones
         kept.append(Utterance(**r))
