@@ -52,7 +52,9 @@ def evaluate(model, loader, accelerator, inverse_vocab: dict[int, str], refs_by_
     was_training = model.training
     model.eval()
     base = unwrap_base(accelerator.unwrap_model(model))
-    loss_sum, n_loss = 0.0, 0
+    # loss sums stay on the device: the decode's copy of the best ids is a batch's only host sync
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    n_loss = torch.zeros((), dtype=torch.long, device=accelerator.device)
     ids, hyps, bad = [], [], []
     aborted = False
     for batch in loader:
@@ -67,14 +69,15 @@ def evaluate(model, loader, accelerator, inverse_vocab: dict[int, str], refs_by_
         labels = batch.labels.to(accelerator.device, non_blocking=True)
         with accelerator.autocast():
             out = base(input_values=x, attention_mask=mask, labels=labels)
-        if torch.isfinite(out.loss):
-            loss_sum += out.loss.item() * len(batch)
-            n_loss += len(batch)
-        frames = base._get_feat_extract_output_lengths(mask.sum(-1))
-        hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits.float(), frames)]
+        finite = torch.isfinite(out.loss)
+        loss_sum += torch.where(finite, out.loss.double() * len(batch), 0.0)
+        n_loss += finite.long() * len(batch)
+        frames = base._get_feat_extract_output_lengths(batch.attention_mask.sum(-1))  # host copy: no sync
+        hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits, frames)]
         ids += batch.ids
     if was_training:
         model.train()
+    loss_sum, n_loss = loss_sum.item(), int(n_loss.item())
     aborted = bool(accelerator.reduce(torch.tensor(int(aborted), device=accelerator.device), "sum").item())
     if aborted:
         return EvalResult(float("nan"), float("nan"), None, float("nan"), 0, time.perf_counter() - t0, aborted=True)

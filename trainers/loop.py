@@ -80,6 +80,7 @@ class Trainer:
         self.wall_before = 0.0  # wall seconds of earlier sessions of this run (resume)
         self._window = self._new_window()
         self._pending_bad: list[tuple[str, str]] = []
+        self._stops_at_step = 0  # processes that asked to stop, summed at the last optimizer step
 
     # ---------- data ----------
     def phase_rows(self, pi: int) -> list:
@@ -254,20 +255,34 @@ class Trainer:
             g["lr"] = lr
         max_norm = self.t["max_grad_norm"] or float("inf")
         norm = self.acc.clip_grad_norm_(self.params, max_norm)
-        finite = bool(torch.isfinite(norm)) if norm is not None else True
+        # the one host sync of a step: the gradient norm (to skip a non-finite step) and, with several
+        # processes, the summed stop flags ride together in one copy
+        norm_value, stops = self._step_sync(norm)
+        finite = math.isfinite(norm_value)
         if finite or self.acc.mixed_precision == "fp16":  # the fp16 scaler skips and rescales itself
             self.optimizer.step()
         if not finite:
             w["nonfinite"] += 1
         self.optimizer.zero_grad(set_to_none=True)
+        self._stops_at_step = stops
         st["step"] += 1
         st["phase_step"] += 1
         self.rep.step = st["step"]
         w["lr"] = lr
         w["steps"] += 1
         if finite:
-            w["norm"] += float(norm) if norm is not None else 0.0
+            w["norm"] += norm_value
             w["norms"] += 1
+
+    def _step_sync(self, norm) -> tuple[float, int]:
+        """(gradient norm, processes asking to stop) with at most one device-to-host copy."""
+        if self.world == 1:
+            return (float(norm) if norm is not None else 0.0), int(self.stop.requested)
+        flag = self.acc.reduce(torch.tensor(float(self.stop.requested), device=self.acc.device), "sum")
+        norm = torch.as_tensor(0.0 if norm is None else norm, device=flag.device)  # DeepSpeed: a float
+        vals = torch.stack([norm.detach().float().reshape(()), flag.float().reshape(())])
+        norm_value, stops = vals.tolist()
+        return norm_value, int(stops)
 
     # ---------- logging ----------
     @staticmethod
@@ -386,11 +401,10 @@ class Trainer:
         return self.stop.requested
 
     def _stop_requested(self) -> bool:
-        flag = self.stop.requested
-        if self.world > 1:
-            t = torch.tensor(int(flag), device=self.acc.device)
-            flag = bool(self.acc.reduce(t, "sum").item())
-        return flag
+        if self.world == 1:
+            return self.stop.requested
+        # all processes decide alike: by the flags summed at this step's sync (no extra collective)
+        return self._stops_at_step > 0
 
     def _stop(self) -> str:
         st = self.state
