@@ -16,14 +16,23 @@ from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 from trainers.tokenizer import build_processor
 
 
-def tiny_config(hidden: int = 32, layers: int = 2, heads: int = 2, vocab_size: int | None = None) -> Wav2Vec2Config:
+# the feature encoder: (channels, kernel, stride) per convolution
+CONV_80X = ((32, 10, 5), (32, 4, 4), (32, 4, 4))          # 200 frames a second
+CONV_320X = ((64, 400, 160), (64, 3, 2))                  # a learned 25 ms / 10 ms filterbank, then 50 frames a second
+CONVS = {"80x": CONV_80X, "320x": CONV_320X}
+
+
+def tiny_config(hidden: int = 32, layers: int = 2, heads: int = 2, vocab_size: int | None = None,
+                conv: str = "80x") -> Wav2Vec2Config:
     from kidconsole.phonemes import vocab
+
+    dims, kernels, strides = zip(*CONVS[conv])
 
     return Wav2Vec2Config(
         vocab_size=vocab_size or len(vocab()), pad_token_id=0,
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=hidden * 2,
-        # three convolutions, 80x downsampling (XLS-R: seven, 320x): 200 frames a second
-        conv_dim=(32, 32, 32), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
+        # XLS-R: seven convolutions, 320x downsampling; "320x" reaches its frame rate in two cheap ones
+        conv_dim=dims, conv_kernel=kernels, conv_stride=strides,
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
         feat_extract_norm="layer", do_stable_layer_norm=True,  # as XLS-R: uses the attention mask
         hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
@@ -32,11 +41,12 @@ def tiny_config(hidden: int = 32, layers: int = 2, heads: int = 2, vocab_size: i
     )
 
 
-def build_tiny(out_dir: str | Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny(out_dir: str | Path, *, hidden: int = 32, layers: int = 2, seed: int = 0, heads: int = 2,
+               conv: str = "80x") -> Path:
     """Random-weight tiny model + processor saved to ``out_dir``."""
     torch.manual_seed(seed)
     out = Path(out_dir)
-    model = Wav2Vec2ForCTC(tiny_config(hidden=hidden, layers=layers))
+    model = Wav2Vec2ForCTC(tiny_config(hidden=hidden, layers=layers, heads=heads, conv=conv))
     model.save_pretrained(out)
     build_processor().save_pretrained(out)
     return out
@@ -47,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_dir")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--conv", choices=sorted(CONVS), default="80x", help="feature encoder (default 80x)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    print(build_tiny(a.out_dir, hidden=a.hidden, layers=a.layers, seed=a.seed))
+    print(build_tiny(a.out_dir, hidden=a.hidden, layers=a.layers, seed=a.seed, heads=a.heads, conv=a.conv))
     return 0
 
 

@@ -1,0 +1,25 @@
+"""``kidconsole demo``: the whole mission on a CPU in minutes (see docs/demo.md)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="the whole mission on a CPU: synthetic corpus, base model, two LoRA runs, the console",
+        description="Generate a synthetic corpus of adult and child voices, train a tiny base phoneme model on "
+        "the adults (cached), score it on the children, adapt it with two LoRA runs side by side and open the "
+        "console on them; with --headless, print the figures and the per-age / per-SNR reports instead and "
+        "exit 1 if a fine-tuned run does not beat the base model.")
+    p.add_argument("--work", default="work/demo", metavar="DIR",
+                   help="work folder: corpus, manifests, cached base model, runs (default work/demo)")
+    p.add_argument("--headless", action="store_true", help="no console: a live table, then figures and reports")
+    p.add_argument("--quick", action="store_true", help="a smaller, shorter setting (CI); still trains and compares")
+    p.add_argument("--fresh", action="store_true", help="delete the work folder first (nothing reused)")
+    p.add_argument("--seed", type=int, default=0, help="corpus and subset seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from kidconsole.demo import run_demo
+
+    return run_demo(args.work, headless=args.headless, quick=args.quick, fresh=args.fresh, seed=args.seed)
