@@ -34,9 +34,12 @@ class KidConsole(App):
 
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
-                 theme: str = "textual-dark", launcher: Callable[..., Path] | None = None):
+                 theme: str = "textual-dark", launcher: Callable[..., Path] | None = None,
+                 baseline: str | Path | None = None):
         super().__init__()
         self.roots = [str(r) for r in roots]
+        # a run with predictions that `e` compares every other run against (the demo's base model score)
+        self.baseline = Path(baseline).resolve() if baseline else None
         self.clock = clock
         self.configs_dir = Path(configs_dir)
         self._launcher = launcher
@@ -132,7 +135,25 @@ class KidConsole(App):
         except ImportError:
             self.notify("The error report screen is not available in this version.", severity="warning")
             return
-        self.push_screen(ErrorsScreen(view.path))
+        reference = self.comparison_for(key)
+        if reference is None:
+            self.push_screen(ErrorsScreen(view.path))
+        else:  # the reference's report with this run's PER and delta beside it (negative: this run is better)
+            self.push_screen(ErrorsScreen(reference, compare=view.path))
+
+    def comparison_for(self, key: str) -> Path | None:
+        """What `e` compares a run against: another marked run with predictions, else the baseline;
+        only one tested on the same manifest (a report compares the utterances both hold)."""
+        view = self.views[key]
+        mine = _test_manifest(view.path)
+        others = [Path(self.views[k].path) for k in (self.chart_keys() if self.marked else ())
+                  if k != key and self.views[k].has_predictions]
+        if self.baseline is not None:
+            others.append(self.baseline)
+        for other in others:
+            if other.resolve() != Path(view.path).resolve() and _test_manifest(other) == mine:
+                return other
+        return None
 
     def action_subset(self) -> None:
         try:
@@ -221,7 +242,18 @@ class KidConsole(App):
         self.watcher.wake(rediscover=True)
 
 
-def run_console(roots: list[str]) -> int:
-    """Open the console on ``roots`` until the user quits; returns the exit code."""
-    KidConsole(roots).run()
+def _test_manifest(run_dir: str | Path) -> str | None:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+        return (cfg.get("data") or {}).get("test_manifest")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
+def run_console(roots: list[str], *, baseline: str | Path | None = None) -> int:
+    """Open the console on ``roots`` until the user quits; returns the exit code. With ``baseline``
+    (a run directory with predictions), `e` on another run shows its report against it."""
+    KidConsole(roots, baseline=baseline).run()
     return 0

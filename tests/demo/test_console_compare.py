@@ -1,0 +1,66 @@
+"""The console's `e` on a demo run: the report against the base model's score (or another marked run)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from kidconsole import rundir
+
+
+def write_run(root: Path, name: str, test_manifest: str, hyps: list[str]) -> Path:
+    """A finished run directory with a test evaluation, as the trainer leaves it."""
+    run = root / name
+    run.mkdir(parents=True)
+    now = time.time()
+    (run / rundir.CONFIG).write_text(yaml.safe_dump({"name": name, "data": {"test_manifest": test_manifest}}))
+    rundir.update_status(run, name=name, state=rundir.FINISHED, started_at=now - 60, ended_at=now, exit_code=0,
+                         step=10, total_steps=10)
+    with open(run / rundir.EVENTS, "w") as f:
+        for ev in ({"t": now - 60, "kind": "start", "step": 0, "total_steps": 10},
+                   {"t": now - 30, "kind": "train", "step": 10, "loss": 1.0, "total_steps": 10},
+                   {"t": now - 1, "kind": "test", "step": 10, "per": 0.5, "n": len(hyps)},
+                   {"t": now, "kind": "end", "step": 10, "state": "finished", "exit_code": 0}):
+            f.write(json.dumps(ev) + "\n")
+    with open(run / rundir.PREDICTIONS, "w") as f:
+        for i, hyp in enumerate(hyps):
+            f.write(json.dumps({"id": f"u{i}", "speaker": f"s{i % 2}", "age": 4 + i, "snr": 20.0, "duration": 1.0,
+                                "ref": "A N | I", "hyp": hyp}) + "\n")
+    return run
+
+
+async def wait_views(pilot, n: int) -> None:
+    for _ in range(200):
+        if len(pilot.app.views) == n:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"the console shows {len(pilot.app.views)} runs, expected {n}")
+
+
+async def test_errors_key_opens_the_baseline_report_with_the_run_beside_it(tmp_path):
+    from kidconsole.tui.app import KidConsole
+    from kidconsole.tui.screens.errors import ErrorsScreen
+
+    base = write_run(tmp_path / "base", "baseline", "/m/child_test.jsonl", ["A | I", "N | I", "A"])
+    run = write_run(tmp_path / "runs", "lora-r4", "/m/child_test.jsonl", ["A N | I", "A N | I", "A N"])
+    adult = write_run(tmp_path / "runs", "base-adults", "/m/adult_test.jsonl", ["A N | I"] * 3)
+    app = KidConsole([str(tmp_path / "runs"), str(tmp_path / "base")], baseline=base, interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_views(pilot, 3)
+        keys = {v.name: k for k, v in app.views.items()}
+        assert app.comparison_for(keys["lora-r4"]) == base.resolve()
+        assert app.comparison_for(keys["baseline"]) is None      # not against itself
+        assert app.comparison_for(keys["base-adults"]) is None   # another test set: nothing in common
+        app.open_errors(keys["lora-r4"])
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ErrorsScreen)
+        assert screen.source == base.resolve() and screen.compare_to == run
+
+        app.toggle_mark(keys["base-adults"])  # a marked run on another test set is no reference either
+        app.toggle_mark(keys["baseline"])
+        assert app.comparison_for(keys["lora-r4"]) == Path(app.views[keys["baseline"]].path)
+    del adult

@@ -1,0 +1,45 @@
+"""End to end: `kidconsole demo --headless --quick` trains, evaluates and compares for real."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_headless_demo_beats_the_base_model_on_the_children_and_reuses_its_work(tmp_path):
+    work = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "kidconsole", "demo", "--headless", "--quick", "--work", str(work)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1400,
+                          env={**__import__("os").environ, "COLUMNS": "160"})
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+
+    base = json.loads(next((work / "base").glob("*/base.json")).read_text())
+    runs = sorted(p for p in (work / "runs").glob("*/*") if (p / "status.json").exists())
+    assert [p.name for p in runs] == ["lora-r4", "lora-r8"]
+    for run in runs:
+        status = json.loads((run / "status.json").read_text())
+        assert status["state"] == "finished"
+        tests = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines() if '"test"' in line]
+        assert tests and tests[-1]["per"] < base["child_per"]       # the exit code's rule, from the run itself
+        assert (run / "predictions.jsonl").exists()
+    # the printed figures are the runs' own
+    assert re.search(r"base \(trained on adults\)\s+\S+\s+" + re.escape(f"{100 * base['child_per']:.1f}%"), out)
+    assert "PER by age group" in out and "PER by SNR" in out and "lora-r8 vs lora-r4" in out
+    assert "every fine-tuned run beats the base model" in out
+
+    # a second demo reuses the corpus and the base model, and launches two new runs
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1400,
+                           env={**__import__("os").environ, "COLUMNS": "160"})
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert "corpus reused" in again.stdout and "base model reused" in again.stdout
+    assert len([p for p in (work / "runs").glob("*/*") if (p / "status.json").exists()]) == 4
