@@ -1,8 +1,13 @@
-"""Trainer benchmarks on the tiny model and the tone corpus (CPU):
+"""Trainer benchmarks on the tiny model (CPU, one intra-op thread):
 our training step vs a bare PyTorch step on the same model and batches,
-loader throughput vs a bare soundfile read loop, padding with duration
-batches vs fixed-size random batches, evaluation time with length-sorted
-vs unsorted batches. ``python -m bench trainer``."""
+loader throughput vs a bare soundfile read loop over the same files (in the
+process, and through 1 and 2 DataLoader workers), padding with duration
+batches vs fixed-size random batches, evaluation time with length-sorted vs
+unsorted batches on utterances of 0.5-12 s. ``python -m bench trainer``.
+
+Timings interleave ours and the reference (step by step, round by round) so
+both see the same machine load, and report the median over rounds with the
+spread (min-max) of the per-round ratios."""
 
 from __future__ import annotations
 
@@ -18,6 +23,9 @@ import soundfile as sf
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+SR = 16000
 
 
 def _config(tmp: Path, model: Path, corpus: dict) -> dict:
@@ -34,7 +42,22 @@ def _config(tmp: Path, model: Path, corpus: dict) -> dict:
     }, "bench", tmp)
 
 
-def _step_times(cfg, run_dir, batches, steps):
+def _stream(rows, plan, max_seconds=10.0):
+    from trainers.data import BatchStream
+    from trainers.tokenizer import build_feature_extractor
+
+    return BatchStream(rows, plan, feature_extractor=build_feature_extractor(), kernels=(10, 4, 4),
+                       strides=(5, 4, 4), sample_rate=SR, max_seconds=max_seconds)
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
+
+
+# ---------- training step ----------
+
+def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
+    """Per round: the summed time of ``steps`` steps, ours and bare alternating step by step."""
     from accelerate import Accelerator
 
     from trainers.loop import Trainer
@@ -44,84 +67,144 @@ def _step_times(cfg, run_dir, batches, steps):
     from trainers.tokenizer import build_processor
 
     acc = Accelerator(cpu=True)
-    model, new = load_base(cfg["model"])
-    bare_model = configure(copy.deepcopy(model), cfg["model"], cfg["lora"], new)
-    model = configure(model, cfg["model"], cfg["lora"], new)
-    tr = Trainer(cfg, run_dir, acc, model, build_processor(), new, Reporter(run_dir, False), StopRequest(60))
-    tr.phase_totals = [steps]
-    tr.total_steps = steps
+    base, new = load_base(cfg["model"])
+    # two copies made alike (the loaded original can sit in memory differently)
+    ours_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
+    bare_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
+    tr = Trainer(cfg, run_dir, acc, ours_model, build_processor(), new, Reporter(run_dir, False), StopRequest(60))
+    tr.phase_totals = [10 ** 9]
+    tr.total_steps = 10 ** 9
     tr.model.train()  # as _train_epoch does (from_pretrained returns eval mode)
 
     def ours(b):
         tr._micro_step(b, tr.state["step"], 1, True)
         tr._optimizer_step(0)
 
-    opt = torch.optim.AdamW([p for p in bare_model.parameters() if p.requires_grad], lr=1e-3)
+    # the same work by hand: forward, CTC loss, backward, clipping, AdamW, a learning rate per step
+    opt = torch.optim.AdamW([p for p in bare_model.parameters() if p.requires_grad], lr=1e-3,
+                            weight_decay=cfg["train"]["weight_decay"])
+    bare_params = [p for p in bare_model.parameters() if p.requires_grad]
     bare_model.train()
 
     def bare(b):
+        for g in opt.param_groups:
+            g["lr"] = 1e-3
         loss = bare_model(input_values=b.input_values, attention_mask=b.attention_mask, labels=b.labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(bare_model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(bare_params, cfg["train"]["max_grad_norm"])
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    out = {}
-    for _ in range(2):  # interleaved rounds: both see the same machine load
-        for name, fn in (("ours", ours), ("bare", bare)):
-            for b in batches[:3]:
-                fn(b)
-            t = []
-            for b in batches[:steps]:
+    for b in batches[:3]:  # warm-up
+        ours(b)
+        bare(b)
+    per_round = []
+    for r in range(rounds):
+        t = {"ours": 0.0, "bare": 0.0}
+        for k in range(steps):
+            b = batches[(r * steps + k) % len(batches)]
+            order = (("ours", ours), ("bare", bare)) if k % 2 else (("bare", bare), ("ours", ours))
+            for name, fn in order:
                 t0 = time.perf_counter()
                 fn(b)
-                t.append(time.perf_counter() - t0)
-            out.setdefault(name, []).extend(t)
-    return statistics.median(out["ours"]), statistics.median(out["bare"])
+                t[name] += time.perf_counter() - t0
+        per_round.append((t["ours"] / steps, t["bare"] / steps))
+    return per_round
 
 
-def _loader_rate(rows, plan, workers):
-    from trainers.data import BatchStream, make_loader
-    from trainers.tokenizer import build_feature_extractor
+# ---------- loader ----------
 
-    stream = BatchStream(rows, plan, feature_extractor=build_feature_extractor(), kernels=(10, 4, 4),
-                         strides=(5, 4, 4), sample_rate=16000, max_seconds=10.0)
+class _BareReads(IterableDataset):
+    """The reference: the same batches of files read with soundfile to float32, nothing else; a batch
+    leaves the worker as one array (one shared-memory transfer, as our batch's few tensors)."""
+
+    def __init__(self, rows, plan):
+        self.rows, self.plan = rows, plan
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, n = (info.id, info.num_workers) if info else (0, 1)
+        for k in range(wid, len(self.plan), n):
+            yield np.concatenate([sf.read(self.rows[i].audio, dtype="float32")[0] for i in self.plan[k]])
+
+
+def _rate(iterable_factory, n_utts: int) -> float:
     t0 = time.perf_counter()
-    n = sum(len(b) for b in make_loader(stream, workers))
-    return n / (time.perf_counter() - t0)
+    for _ in iterable_factory():
+        pass
+    return n_utts / (time.perf_counter() - t0)
 
 
-def _bare_read_rate(rows):
-    t0 = time.perf_counter()
-    for r in rows:
-        sf.read(r.audio, dtype="float32")
-    return len(rows) / (time.perf_counter() - t0)
+def _loader_rates(rows, plan, rounds: int) -> dict[int, list[tuple[float, float]]]:
+    """{workers: [(ours, bare) utt/s per round]}; workers 0 is the loop in the process."""
+    from trainers.data import make_loader
+
+    n = sum(map(len, plan))
+    stream = _stream(rows, plan)
+    bare = _BareReads(rows, plan)
+    out: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    for _ in range(rounds):
+        for w in out:
+            # ours includes making the model's inputs (the mask is built from the lengths there)
+            if w == 0:
+                ours = _rate(lambda: (stream.load(k).inputs("cpu") for k in range(len(plan))), n)
+                ref = _rate(lambda: iter(bare), n)
+            else:
+                ours = _rate(lambda: (b.inputs("cpu") for b in make_loader(stream, w)), n)
+                ref = _rate(lambda: DataLoader(bare, batch_size=None, num_workers=w, prefetch_factor=4), n)
+            out[w].append((ours, ref))
+    return out
 
 
-def _eval_seconds(cfg, run_dir, rows, sorted_batches: bool):
+# ---------- evaluation ----------
+
+def _spread_corpus(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` utterances of 0.5-12 s (lognormal, as read speech): tones plus noise, phones to match."""
+    from kidconsole.manifest import Utterance, write_manifest
+    from trainers.tiny import TONE_PHONES
+
+    rng = np.random.default_rng(seed)
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, dur in enumerate(np.clip(rng.lognormal(1.1, 0.7, n), 0.5, 12.0)):
+        samples = int(dur * SR)
+        t = np.arange(samples) / SR
+        wave = (0.3 * np.sin(2 * np.pi * 330 * t) + rng.normal(0, 0.05, samples)).astype(np.float32)
+        path = root / "wav" / f"s{k:04d}.wav"
+        sf.write(path, wave, SR)
+        phones = " ".join(str(rng.choice(TONE_PHONES)) for _ in range(max(1, int(dur * 4))))
+        rows.append(Utterance(id=f"s{k:04d}", audio=str(path), duration=samples / SR, sample_rate=SR,
+                              speaker="spk", split="validation", text="", phones=phones))
+    write_manifest(root / "spread.jsonl", rows)
+    return root / "spread.jsonl"
+
+
+def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
     from accelerate import Accelerator
 
     from kidconsole.phonemes import vocab
-    from trainers.batching import plan_random, plan_sorted
-    from trainers.data import BatchStream, make_loader
+    from trainers.batching import padding_fraction, plan_random, plan_sorted
+    from trainers.data import make_loader
     from trainers.evaluate import evaluate
     from trainers.model import load_base
-    from trainers.tokenizer import build_feature_extractor
 
     acc = Accelerator(cpu=True)
     model, _ = load_base(cfg["model"])
     durations = [r.duration for r in rows]
-    if sorted_batches:
-        plan = plan_sorted(durations, batch_seconds=1e9, max_utts=16)
-    else:
-        plan = plan_random(durations, seed=0, epoch=0, batch_size=16)
-    stream = BatchStream(rows, plan, feature_extractor=build_feature_extractor(), kernels=(10, 4, 4),
-                         strides=(5, 4, 4), sample_rate=16000, max_seconds=10.0)
+    sorted_plan = plan_sorted(durations, batch_seconds=batch_seconds, max_utts=max_utts)
+    size = round(len(rows) / len(sorted_plan))  # random batches of the same mean size
+    random_plan = plan_random(durations, seed=0, epoch=0, batch_size=size)
     refs = {r.id: r.phones for r in rows}
     inv = {i: t for t, i in vocab().items()}
-    evaluate(model, make_loader(stream, 0), acc, inv, refs)  # warm-up
-    t = [evaluate(model, make_loader(stream, 0), acc, inv, refs).seconds for _ in range(3)]
-    return statistics.median(t)
+    streams = {"sorted": _stream(rows, sorted_plan, 13.0), "random": _stream(rows, random_plan, 13.0)}
+    for s in streams.values():
+        evaluate(model, make_loader(s, 0), acc, inv, refs)  # warm-up
+    times = {"sorted": [], "random": []}
+    for _ in range(rounds):
+        for name, s in streams.items():
+            times[name].append(evaluate(model, make_loader(s, 0), acc, inv, refs).seconds)
+    pads = (padding_fraction(sorted_plan, durations), padding_fraction(random_plan, durations))
+    return times, pads, size
 
 
 def main(argv: list[str]) -> None:
@@ -129,31 +212,26 @@ def main(argv: list[str]) -> None:
     from trainers.data import load_rows
     from trainers.tiny import build_tiny, tone_corpus
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    quick = "--quick" in argv  # main(["--quick"]): fewer rounds, for a look while editing
+    # one intra-op thread: two on a shared 2-core machine oversubscribe and swing 4x between runs
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = build_tiny(tmp / "model")
-        corpus = tone_corpus(tmp / "tones", n_train=192, n_valid=96, n_test=0)
+        corpus = tone_corpus(tmp / "tones", n_train=192, n_valid=8, n_test=0)
         cfg = _config(tmp, model, corpus)
         rows = load_rows(corpus["train"])
         durations = [r.duration for r in rows]
         plan = plan_epoch(durations, seed=0, epoch=0, batch_seconds=8.0, max_utts=16, bucket=256)
-
-        from trainers.data import BatchStream
-        from trainers.tokenizer import build_feature_extractor
-
-        stream = BatchStream(rows, plan, feature_extractor=build_feature_extractor(), kernels=(10, 4, 4),
-                             strides=(5, 4, 4), sample_rate=16000, max_seconds=10.0)
+        stream = _stream(rows, plan)
         batches = [stream.load(k) for k in range(len(plan))]
-        ours, bare = _step_times(cfg, tmp / "run", batches, 20)
+        step_rounds = _step_times(cfg, tmp / "run", batches, steps=6 if quick else 12, rounds=3 if quick else 7)
 
         # an epoch long enough that starting the workers does not dominate
-        many = rows * 10
+        many = rows * (3 if quick else 10)
         many_plan = plan_epoch([r.duration for r in many], seed=0, epoch=0, batch_seconds=8.0, max_utts=16,
                                bucket=256)
-        bare_rate = _bare_read_rate(many)
-        rate1 = _loader_rate(many, many_plan, 1)
-        rate2 = _loader_rate(many, many_plan, 2)
+        loader = _loader_rates(many, many_plan, rounds=2 if quick else 5)
 
         # padding on a realistic spread of utterance lengths (children's read speech, 1-15 s)
         spread = list(np.clip(np.random.default_rng(0).lognormal(1.2, 0.55, 20000), 0.5, 15.0))
@@ -162,23 +240,32 @@ def main(argv: list[str]) -> None:
         pad_dur = padding_fraction(dur_plan, spread)
         pad_rand = padding_fraction(plan_random(spread, seed=0, epoch=0, batch_size=mean_size), spread)
 
-        valid = load_rows(corpus["valid"])
-        ev_sorted = _eval_seconds(cfg, tmp / "run", valid, True)
-        ev_random = _eval_seconds(cfg, tmp / "run", valid, False)
+        ev_rows = load_rows(_spread_corpus(tmp / "spread", 24 if quick else 64))
+        ev_audio = sum(r.duration for r in ev_rows)
+        ev_times, (ev_pad_sorted, ev_pad_random), ev_size = _eval_times(cfg, ev_rows, 2 if quick else 3, 60.0, 16)
 
-    table = Table(title=f"trainer (tiny model, CPU, {os.cpu_count()} cores)")
-    for col in ("measure", "ours", "reference", "ratio", "target"):
+    table = Table(title=f"trainer (tiny model, CPU, {os.cpu_count()} cores, 1 thread)")
+    for col in ("measure", "ours", "reference", "ratio (spread)", "target"):
         table.add_column(col)
-    table.add_row("train step (median ms)", f"{ours * 1e3:.1f}", f"{bare * 1e3:.1f} bare PyTorch",
-                  f"{ours / bare:.2f}x", "<= 1.10x")
-    table.add_row("loader, 1 worker (utt/s)", f"{rate1:.0f}", f"{bare_rate:.0f} bare soundfile",
-                  f"{rate1 / bare_rate:.0%}", ">= 70%")
-    table.add_row("loader, 2 workers (utt/s)", f"{rate2:.0f}", f"{bare_rate:.0f} bare soundfile",
-                  f"{rate2 / bare_rate:.0%}", ">= 70%")
+    ours_ms = statistics.median(o for o, _ in step_rounds) * 1e3
+    bare_ms = statistics.median(b for _, b in step_rounds) * 1e3
+    ratios = [o / b for o, b in step_rounds]
+    table.add_row(f"train step, ms ({len(step_rounds)} rounds)", f"{ours_ms:.1f}", f"{bare_ms:.1f} bare PyTorch",
+                  f"{statistics.median(ratios):.3f}x ({_spread(ratios)})", "<= 1.10x")
+    for w, label in ((0, "in the process"), (1, "1 worker"), (2, "2 workers")):
+        pairs = loader[w]
+        r = [o / b for o, b in pairs]
+        table.add_row(f"loader, {label} (utt/s)", f"{statistics.median(o for o, _ in pairs):.0f}",
+                      f"{statistics.median(b for _, b in pairs):.0f} bare soundfile",
+                      f"{statistics.median(r):.0%} ({min(r):.0%}-{max(r):.0%})", ">= 70%")
     table.add_row("padding (20k utts, 0.5-15 s)", f"{pad_dur:.1%} duration batches",
                   f"{pad_rand:.1%} random batches of {mean_size}", "", "< 10%")
-    table.add_row("eval, 96 utts (s)", f"{ev_sorted:.2f} length-sorted", f"{ev_random:.2f} unsorted",
-                  f"{ev_sorted / ev_random:.2f}x", "")
+    s_med, r_med = statistics.median(ev_times["sorted"]), statistics.median(ev_times["random"])
+    er = [s / r for s, r in zip(ev_times["sorted"], ev_times["random"])]
+    table.add_row(f"eval, {len(ev_rows)} utts 0.5-12 s ({ev_audio:.0f} s audio), s",
+                  f"{s_med:.2f} length-sorted ({ev_pad_sorted:.0%} padding)",
+                  f"{r_med:.2f} unsorted, batches of {ev_size} ({ev_pad_random:.0%} padding)",
+                  f"{statistics.median(er):.2f}x ({_spread(er)})", "")
     Console().print(table)
 
 

@@ -74,7 +74,7 @@ class Batch:
     index: int                          # position in this process's plan
     ids: list[str]
     input_values: torch.Tensor | None = None
-    attention_mask: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None  # samples of each utterance (int64); the mask is made from them
     labels: torch.Tensor | None = None
     audio_seconds: float = 0.0
     padding: float = 0.0                # padded share of input_values
@@ -82,6 +82,32 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def attention_mask(self) -> torch.Tensor | None:
+        """int32, 1 over each utterance's samples (as the feature extractor returns it)."""
+        return None if self.lengths is None else attention_mask(self.lengths, self.input_values.shape[1])
+
+    def inputs(self, device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
+        """The model's keyword arguments on ``device``; the mask is made there, so it is never copied
+        (nor sent from the workers: half the bytes of a batch)."""
+        lengths = self.lengths.to(device, non_blocking=non_blocking)
+        return {"input_values": self.input_values.to(device, non_blocking=non_blocking),
+                "attention_mask": attention_mask(lengths, self.input_values.shape[1]),
+                "labels": self.labels.to(device, non_blocking=non_blocking)}
+
+    def pin_memory(self) -> "Batch":
+        # DataLoader(pin_memory=True) calls this in its pinning thread; without it a Batch stays in
+        # pageable memory and non_blocking copies to the GPU are not asynchronous
+        for name in ("input_values", "lengths", "labels"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.pin_memory())
+        return self
+
+
+def attention_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return (torch.arange(width, device=lengths.device) < lengths[:, None]).to(torch.int32)
 
 
 class BatchStream(IterableDataset):
@@ -156,7 +182,7 @@ class BatchStream(IterableDataset):
         batch = Batch(index=k, ids=ids, bad=bad)
         if not waves:
             return batch
-        batch.input_values, batch.attention_mask = pad_waves(waves, self.padding_value)
+        batch.input_values, batch.lengths = pad_waves(waves, self.padding_value)
         batch.labels = pad_labels(labels)
         real = sum(len(w) for w in waves)
         batch.audio_seconds = real / self.sample_rate
@@ -178,16 +204,13 @@ def normalize(wave: np.ndarray) -> np.ndarray:
 
 
 def pad_waves(waves: list[np.ndarray], padding_value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded float32 input values and the int32 attention mask, built once per batch."""
-    longest = max(map(len, waves))
-    values = np.empty((len(waves), longest), dtype=np.float32)
-    mask = np.zeros((len(waves), longest), dtype=np.int32)
-    for row, ones, w in zip(values, mask, waves):
-        n = len(w)
-        row[:n] = w
-        row[n:] = padding_value
-        ones[:n] = 1
-    return torch.from_numpy(values), torch.from_numpy(mask)
+    """Right-padded float32 input values and the lengths, built once per batch."""
+    lengths = np.fromiter(map(len, waves), dtype=np.int64, count=len(waves))
+    values = np.empty((len(waves), int(lengths.max())), dtype=np.float32)
+    for row, w in zip(values, waves):
+        row[:len(w)] = w
+        row[len(w):] = padding_value
+    return torch.from_numpy(values), torch.from_numpy(lengths)
 
 
 def pad_labels(labels: list[list[int]]) -> torch.Tensor:

@@ -64,15 +64,12 @@ def evaluate(model, loader, accelerator, inverse_vocab: dict[int, str], refs_by_
         bad += batch.bad
         if not len(batch):
             continue
-        x = batch.input_values.to(accelerator.device, non_blocking=True)
-        mask = batch.attention_mask.to(accelerator.device, non_blocking=True)
-        labels = batch.labels.to(accelerator.device, non_blocking=True)
         with accelerator.autocast():
-            out = base(input_values=x, attention_mask=mask, labels=labels)
+            out = base(**batch.inputs(accelerator.device, non_blocking=True))
         finite = torch.isfinite(out.loss)
         loss_sum += torch.where(finite, out.loss.double() * len(batch), 0.0)
         n_loss += finite.long() * len(batch)
-        frames = base._get_feat_extract_output_lengths(batch.attention_mask.sum(-1))  # host copy: no sync
+        frames = base._get_feat_extract_output_lengths(batch.lengths)  # on the host: no sync
         hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits, frames)]
         ids += batch.ids
     if was_training:

@@ -232,9 +232,7 @@ class Trainer:
         ctx = self.acc.no_sync(self.model) if not boundary else _nullcontext()
         with ctx:
             with self.acc.autocast():
-                out = self.model(input_values=batch.input_values.to(dev, non_blocking=True),
-                                 attention_mask=batch.attention_mask.to(dev, non_blocking=True),
-                                 labels=batch.labels.to(dev, non_blocking=True))
+                out = self.model(**batch.inputs(dev, non_blocking=True))
             loss = out.loss.float()
             if scale:
                 w["loss"] += loss.detach()
@@ -245,7 +243,7 @@ class Trainer:
         from trainers.data import Batch
 
         n = self.d["sample_rate"]
-        return Batch(index=-1, ids=[], input_values=torch.zeros(1, n), attention_mask=torch.ones(1, n, dtype=torch.long),
+        return Batch(index=-1, ids=[], input_values=torch.zeros(1, n), lengths=torch.tensor([n]),
                      labels=torch.full((1, 1), self.vocab["A"], dtype=torch.long))
 
     def _optimizer_step(self, pi: int) -> None:

@@ -72,10 +72,19 @@ def status(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "status.json").read_text(encoding="utf-8"))
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(config: Path, run_dir: Path, *extra: str, processes: int = 1) -> subprocess.Popen:
     """``accelerate launch`` the trainer as the launcher does, in its own process group."""
+    # a free port each time: the previous multi-process test may still hold the default one
     dist = ["--cpu", "--num_processes", "1"] if processes == 1 else \
-        ["--multi_gpu", "--num_processes", str(processes)]
+        ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(free_port())]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *dist, "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainers.train",
            "--config", str(config), "--run-dir", str(run_dir), *extra]

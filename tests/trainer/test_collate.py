@@ -59,3 +59,17 @@ def test_stereo_files_are_averaged_and_nonfinite_audio_is_dropped(tmp_path, tone
     assert batch.ids == [rows[0].id]
     assert "non-finite" in dict(batch.bad)[rows[1].id]
     assert torch.equal(batch.input_values[0], torch.from_numpy(normalize(wave / 2)))
+
+
+def test_batches_from_a_worker_give_the_model_the_feature_extractor_mask(tones):
+    from trainers.data import make_loader
+
+    rows = load_rows(tones["train"])[:8]
+    fx = build_feature_extractor()
+    batch = next(iter(make_loader(_stream(rows, [list(range(8))], fx), 1)))
+    waves = [sf.read(r.audio, dtype="float32")[0] for r in rows]
+    want = fx(waves, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
+    inputs = batch.inputs("cpu")
+    assert torch.equal(inputs["attention_mask"], want["attention_mask"])
+    assert torch.equal(inputs["input_values"], want["input_values"])
+    assert torch.equal(inputs["labels"], batch.labels)

@@ -26,4 +26,4 @@ def test_two_processes_stop_together_at_one_step(make_config, tmp_path, rd):
     assert (run / "checkpoints" / f"step-{stopped_at:08d}" / "COMPLETE").exists()
     # a rank that ran on alone would hang in the gradient all-reduce instead of saving with the other
     trace = [json.loads(line) for line in (run / "trace.rank0.jsonl").read_text().splitlines()]
-    assert trace[-1]["step"] == stopped_at
+    assert trace[-1]["step"] == stopped_at, (st, rd.events(run, "end"), (run / "stdout.log").read_text()[-2000:])
