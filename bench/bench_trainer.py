@@ -68,7 +68,7 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
 
     acc = Accelerator(cpu=True)
     base, new = load_base(cfg["model"])
-    # two copies made alike (the loaded original can sit in memory differently)
+    # two copies of one base: both start alike
     ours_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
     bare_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
     tr = Trainer(cfg, run_dir, acc, ours_model, build_processor(), new, Reporter(run_dir, False), StopRequest(60))
