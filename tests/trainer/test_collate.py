@@ -73,3 +73,13 @@ def test_batches_from_a_worker_give_the_model_the_feature_extractor_mask(tones):
     assert torch.equal(inputs["attention_mask"], want["attention_mask"])
     assert torch.equal(inputs["input_values"], want["input_values"])
     assert torch.equal(inputs["labels"], batch.labels)
+
+
+def test_the_attention_mask_covers_each_length_on_any_device():
+    from trainers.data import attention_mask
+
+    lengths = torch.tensor([3, 1, 4])
+    want = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.int32)
+    assert torch.equal(attention_mask(lengths, 4), want)
+    if torch.cuda.is_available():
+        assert torch.equal(attention_mask(lengths.cuda(), 4).cpu(), want)
