@@ -41,7 +41,10 @@ def read_audio(location: str, *, mono: bool = True) -> tuple[np.ndarray, int]:
         data, sr = sf.read(_source(location), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise KidconsoleError(f"cannot decode audio {location}: {e}") from e
-    return (data.mean(axis=1) if mono else data), sr
+    if not mono:
+        return data, sr
+    # a mono file needs no averaging copy
+    return (data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)), sr
 
 
 def audio_info(location: str) -> tuple[int, int, int]:
