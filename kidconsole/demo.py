@@ -44,20 +44,23 @@ class Scale:
     adults: int
     children_per_age: int
     utterances: int
-    tiny: tuple[tuple[str, int], ...]          # build_tiny keyword arguments
+    tiny: tuple[tuple[str, int | str], ...]    # python -m trainers.tiny options
     base_set: tuple[str, ...] = ()             # --set overrides of configs/demo_base.yaml
     lora_set: tuple[str, ...] = ()             # --set overrides of configs/demo_lora.yaml
 
 
+# the base model: 3 transformer layers of 96, a 320x feature encoder (50 frames a second, as XLS-R)
+TINY = (("hidden", 96), ("layers", 3), ("heads", 4), ("conv", "320x"))
+
 SCALES = {
-    "full": Scale("full", adults=8, children_per_age=2, utterances=30, tiny=(("hidden", 64), ("layers", 2))),
+    "full": Scale("full", adults=8, children_per_age=2, utterances=30, tiny=TINY),
     # CI: the same pipeline, smaller and shorter; still trains, evaluates and compares
-    "quick": Scale("quick", adults=6, children_per_age=1, utterances=20, tiny=(("hidden", 64), ("layers", 2)),
-                   base_set=("phases.0.epochs=6",), lora_set=("phases.0.epochs=1", "phases.1.epochs=1")),
+    "quick": Scale("quick", adults=8, children_per_age=2, utterances=30, tiny=TINY,
+                   lora_set=("phases.0.epochs=3", "phases.1.epochs=8")),
 }
 
 # the two LoRA runs shown side by side: name and --set overrides of configs/demo_lora.yaml
-VARIANTS = (("lora-r4", ("lora.r=4", "lora.alpha=8")), ("lora-r8", ("lora.r=8", "lora.alpha=16")))
+VARIANTS = (("lora-r4", ("lora.r=4", "lora.alpha=16")), ("lora-r8", ("lora.r=8", "lora.alpha=32")))
 
 
 @dataclass
@@ -186,9 +189,11 @@ def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
         write_manifest(out[f"adult_{split}"], [r for r in rows if _adult(r) and r.split == split])
     out["child"] = paths.manifests / "child.jsonl"
     write_manifest(out["child"], [r for r in rows if _adult(r) is False])
-    # speakers pooled: with a few children per age, the source splits cannot each hold every age group
+    # speakers pooled and two age strata (3-6, 7-10): with two children per age, the source splits or
+    # the finer default strata cannot give every split every stratum
     res = build_subset(out["child"], paths.subset, split_shares=(0.7, 0.15, 0.15), fractions=(0.5, 1.0),
-                       max_val_samples=200, seed=seed, use_source_splits=False, progress=False)
+                       max_val_samples=200, seed=seed, use_source_splits=False, age_edges=(7.0,),
+                       duration_edges=(4.0,), progress=False)
     for name, f in res.files.items():
         out[name] = Path(f)
     tr, te = res.outputs["train"], res.outputs["test"]
