@@ -73,10 +73,14 @@ class Reporter:
         self._thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def stop_heartbeat(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop_heartbeat()
         for w in (self.events, self._decodes, self._trace):
             if w is not None:
                 w.close()

@@ -57,13 +57,25 @@ def main(argv: list[str] | None = None) -> int:
     # frozen weights and the unused mask embedding would trip DDP's unused-parameter check
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not cfg["lora"]["enabled"]
                                         or cfg["model"]["layerdrop"] > 0)
-    acc = Accelerator(mixed_precision=cfg["train"]["mixed_precision"], kwargs_handlers=[ddp])
+    # several processes without a GPU: accelerate would give each one a world of its own (each "rank 0",
+    # all writing the same run directory) unless told to run on the CPU, where it joins them over gloo
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    acc = Accelerator(mixed_precision=cfg["train"]["mixed_precision"], kwargs_handlers=[ddp],
+                      cpu=launched > 1 and not torch.cuda.is_available())
+    if acc.num_processes != launched:  # never let lone "rank 0"s race on one run directory
+        why = (f"launched as {launched} processes, but accelerate joined {acc.num_processes} "
+               f"({acc.distributed_type.value})")
+        print(f"trainers.train: error: {why}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:
+            rundir.update_status(run_dir, state=rundir.FAILED, error=why, ended_at=round(time.time(), 3), exit_code=1)
+        return 1
     rep = Reporter(run_dir, acc.is_main_process)
     stop = StopRequest(cfg["train"]["stop_timeout"],
                        on_timeout=lambda why: rep.status(state=rundir.FAILED, error=why, exit_code=1,
                                                          ended_at=round(time.time(), 3))).install()
 
     def end(state: str, code: int, reason: str, **extra) -> int:
+        rep.stop_heartbeat()  # a beat in flight could otherwise land after the final status, with an older step
         step = rep.step
         rep.emit(rundir.EV_END, step=step, state=state, exit_code=code, reason=reason)
         rep.status(state=state, step=step, exit_code=code, ended_at=round(time.time(), 3), **extra)

@@ -24,6 +24,10 @@ def test_two_processes_stop_together_at_one_step(make_config, tmp_path, rd):
     assert st["state"] == "stopped" and st["exit_code"] == 0, (run / "stdout.log").read_text()[-3000:]
     stopped_at = st["step"]
     assert (run / "checkpoints" / f"step-{stopped_at:08d}" / "COMPLETE").exists()
+    # one run of two ranks (not two lone "rank 0"s racing on the run directory): one writer of events
+    assert [e["world_size"] for e in rd.events(run, "start")] == [2]
+    assert [e["step"] for e in rd.events(run, "end")] == [stopped_at]
     # a rank that ran on alone would hang in the gradient all-reduce instead of saving with the other
-    trace = [json.loads(line) for line in (run / "trace.rank0.jsonl").read_text().splitlines()]
-    assert trace[-1]["step"] == stopped_at, (st, rd.events(run, "end"), (run / "stdout.log").read_text()[-2000:])
+    for rank in (0, 1):
+        trace = [json.loads(line) for line in (run / f"trace.rank{rank}.jsonl").read_text().splitlines()]
+        assert trace[-1]["step"] == stopped_at, (rank, st, (run / "stdout.log").read_text()[-2000:])
