@@ -53,9 +53,9 @@ class Scale:
 TINY = (("hidden", 96), ("layers", 3), ("heads", 4), ("conv", "320x"))
 
 SCALES = {
-    "full": Scale("full", adults=8, children_per_age=2, utterances=30, tiny=TINY),
+    "full": Scale("full", adults=8, children_per_age=3, utterances=30, tiny=TINY),
     # CI: the same pipeline, smaller and shorter; still trains, evaluates and compares
-    "quick": Scale("quick", adults=8, children_per_age=2, utterances=30, tiny=TINY,
+    "quick": Scale("quick", adults=8, children_per_age=3, utterances=30, tiny=TINY,
                    lora_set=("phases.0.epochs=3", "phases.1.epochs=8")),
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +19,7 @@ def test_headless_demo_beats_the_base_model_on_the_children_and_reuses_its_work(
     work = tmp_path / "demo"
     cmd = [sys.executable, "-m", "kidconsole", "demo", "--headless", "--quick", "--work", str(work)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1400,
-                          env={**__import__("os").environ, "COLUMNS": "160"})
+                          env={**os.environ, "COLUMNS": "160"})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
 
@@ -33,13 +33,18 @@ def test_headless_demo_beats_the_base_model_on_the_children_and_reuses_its_work(
         assert tests and tests[-1]["per"] < base["child_per"]       # the exit code's rule, from the run itself
         assert (run / "predictions.jsonl").exists()
     # the printed figures are the runs' own
-    assert re.search(r"base \(trained on adults\)\s+\S+\s+" + re.escape(f"{100 * base['child_per']:.1f}%"), out)
+    line = next(ln for ln in out.splitlines() if "base (trained on adults)" in ln)
+    assert f"{100 * base['adult_per']:.1f}%" in line and f"{100 * base['child_per']:.1f}%" in line
+    for run in runs:
+        per = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines() if '"test"' in ln][-1]["per"]
+        line = next(ln for ln in out.splitlines() if f"{run.name} (LoRA on children)" in ln)
+        assert f"{100 * per:.1f}%" in line and f"{per / base['child_per']:.2f}x" in line
     assert "PER by age group" in out and "PER by SNR" in out and "lora-r8 vs lora-r4" in out
     assert "every fine-tuned run beats the base model" in out
 
     # a second demo reuses the corpus and the base model, and launches two new runs
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1400,
-                           env={**__import__("os").environ, "COLUMNS": "160"})
+                           env={**os.environ, "COLUMNS": "160"})
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert "corpus reused" in again.stdout and "base model reused" in again.stdout
     assert len([p for p in (work / "runs").glob("*/*") if (p / "status.json").exists()]) == 4
