@@ -124,7 +124,8 @@ class Figures:
 
     @property
     def target_met(self) -> bool:
-        return self.beaten and all((self.ratio(n) or 1.0) <= TARGET_RATIO for n in self.runs)
+        ratios = [self.ratio(n) for n in self.runs]
+        return self.beaten and all(r is not None and r <= TARGET_RATIO for r in ratios)
 
 
 def _sha(*parts: str | bytes) -> str:

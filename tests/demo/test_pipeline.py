@@ -60,3 +60,4 @@ def test_the_target_needs_every_run_at_most_three_quarters_of_the_base_per():
     assert fig.ratio("a") == 0.5
     fig = Figures(adult_per=0.3, child_per=0.6, runs={"a": 0.3, "b": 0.5})
     assert fig.beaten and not fig.target_met
+    assert Figures(adult_per=0.3, child_per=0.6, runs={"a": 0.0, "b": 0.1}).target_met  # a perfect run counts
