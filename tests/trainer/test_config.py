@@ -5,7 +5,6 @@ import pytest
 from kidconsole.config import config_hash, dump_config, load_config, parse_layers
 from kidconsole.errors import KidconsoleError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_defaults_fill_and_paths_become_absolute(make_config, tones):
@@ -67,8 +66,6 @@ def test_layer_ranges():
 
 
 @pytest.mark.parametrize("name", ["tiny_cpu", "pilot_148h", "full_3500h_r16", "full_3500h_r32"])
-def test_shipped_configs_validate(name, tiny_model, tones):
-    sets = [f"model.base={tiny_model}", f"data.train_manifest={tones['train']}",
-            f"data.valid_manifest={tones['valid']}", f"data.test_manifest={tones['test']}"]
-    cfg = load_config(CONFIGS / f"{name}.yaml", sets)
+def test_shipped_configs_validate(name, shipped_config):
+    cfg = shipped_config(name)
     assert cfg["phases"]

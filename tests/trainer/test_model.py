@@ -8,7 +8,6 @@ from kidconsole.phonemes import vocab
 from trainers.model import configure, count_parameters, geometry_counts, load_base, xlsr_300m_config
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.mark.parametrize("config, expected", [
@@ -16,11 +15,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
     ("full_3500h_r32", 4_718_592),    # r=32
     ("pilot_148h", 1_572_864),        # layers 8-23 only, r=16
 ])
-def test_lora_counts_on_xlsr_300m_geometry(config, expected, tiny_model, tones):
-    cfg = load_config(CONFIGS / f"{config}.yaml", [f"model.base={tiny_model}",
-                                                      f"data.train_manifest={tones['train']}",
-                                                      f"data.valid_manifest={tones['valid']}",
-                                                      f"data.test_manifest={tones['test']}"])
+def test_lora_counts_on_xlsr_300m_geometry(config, expected, shipped_config):
+    cfg = shipped_config(config)
     trainable, total = geometry_counts(xlsr_300m_config(), cfg["model"], cfg["lora"], new_head=False)
     assert trainable == expected
     assert total > 300_000_000
