@@ -338,6 +338,8 @@ class RunReader:
             "started_at": _first(status.get("started_at"), self._first_t),
             "updated_at": self.last_sign_of_life(),
             "loading": self.loading,
+            # the final test evaluation (per/cer/wer/n), once the run wrote it
+            "test": {k: v for k, v in self._last.get(rundir.EV_TEST, {}).items() if k in ("per", "cer", "wer", "n")},
         }
         for key in SUMMARY_METRICS:
             s = self.series.get(key)

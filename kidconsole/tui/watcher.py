@@ -50,6 +50,7 @@ class RunView:
     best: dict[str, tuple[float, int | None]] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)  # what -> count
     has_predictions: bool = False
+    test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
     revision: int = 0  # grows whenever the run's files brought something new
 
@@ -243,6 +244,7 @@ class Watcher:
             warnings=warning_counts(reader.warnings),
             started_at=summary.get("started_at"),
             has_predictions=(Path(reader.path) / "predictions.jsonl").exists(),
+            test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),
         )
 

@@ -149,6 +149,20 @@ def test_watcher_views_carry_gpu_and_best_metrics(runs_root, fixed_now, fake_sys
     assert r16.warnings == {"bad_sample": 4, "nonfinite_loss": 1}
 
 
+def test_a_finished_run_card_shows_its_test_result(runs_root, fixed_now, fake_system):
+    from kidconsole.rundir import EV_TEST, EventWriter
+    from kidconsole.tui.widgets.run_card import card_text
+
+    run = runs_root / "r16-lr3e-4"
+    watcher = Watcher([str(runs_root)], None, clock=lambda: fixed_now, system=fake_system)
+    before = {v.name: v for v in watcher.poll_once().values()}["r16-lr3e-4"]
+    assert before.test == {} and "test PER" not in card_text(before, 48).plain
+    EventWriter(run / "events.jsonl").emit(EV_TEST, step=6000, per=0.2055, cer=0.3012, wer=0.5, n=1234, split="test")
+    after = {v.name: v for v in watcher.poll_once().values()}["r16-lr3e-4"]
+    assert after.test == {"per": 0.2055, "cer": 0.3012, "wer": 0.5, "n": 1234}
+    assert "test PER 20.55%  CER 30.12%  (1,234 utts)" in card_text(after, 48).plain
+
+
 def test_console_never_imports_the_training_stack():
     code = ("import sys, kidconsole.cli, kidconsole.tui.app\n"
             "import kidconsole.tui.screens.charts, kidconsole.tui.screens.decodes, kidconsole.tui.screens.launch\n"

@@ -84,6 +84,11 @@ def card_text(view: RunView, width: int) -> Text:
         lines.append(Text("⚠ " + txt, style="#d4b21f", overflow="ellipsis", no_wrap=True))
     else:
         lines.append(Text("no warnings", style="dim"))
+    if view.test:
+        t = view.test
+        n = f"  ({t['n']:,} utts)" if isinstance(t.get("n"), int) else ""
+        lines.append(Text(f"test PER {fmt_metric(t.get('per'), True)}  CER {fmt_metric(t.get('cer'), True)}{n}",
+                          style="bold"))
     for line in lines:
         line.truncate(w, overflow="ellipsis")
     return Text("\n").join(lines)
