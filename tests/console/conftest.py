@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +11,6 @@ import pytest
 from kidconsole.tui.replay import Replay, replay_all
 
 RECORDINGS = Path(__file__).parent / "recordings"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Run ``async def`` tests (Textual pilots) on a fresh event loop; no asyncio plugin needed."""
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        asyncio.run(pyfuncitem.obj(**args))
-        return True
-    return None
 
 
 def recorded_end() -> float:

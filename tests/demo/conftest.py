@@ -1,24 +1,12 @@
-"""Fixtures for the demo's tests: a very small synthetic corpus, async tests on a fresh loop."""
+"""Fixtures for the demo's tests: a very small synthetic corpus."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Run ``async def`` tests (Textual pilots) on a fresh event loop; no asyncio plugin needed."""
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        asyncio.run(pyfuncitem.obj(**args))
-        return True
-    return None
 
 
 @pytest.fixture
