@@ -421,7 +421,7 @@ class Trainer:
         if best:
             ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / best)
         if self.d["test_manifest"]:
-            self._test()
+            self.test()
         if self.acc.is_main_process:
             from trainers.export import export_adapter, export_merged
 
@@ -432,7 +432,8 @@ class Trainer:
         self.acc.wait_for_everyone()
         st["finished"] = True
 
-    def _test(self) -> None:
+    def test(self) -> None:
+        """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         st = self.state
         rows = load_rows(self.d["test_manifest"])
         refs = {r.id: " ".join(r.phones.split()) for r in rows}

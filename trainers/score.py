@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, run_dir, acc, model, build_processor(cfg["data"]["sample_rate"]), False, rep, stop)
         rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
                  trainable_params=0, total_params=trainer.total, total_steps=0)
-        trainer._test()
+        trainer.test()
         return end(rundir.FINISHED, 0, "scored")
     except KidconsoleError as e:
         acc.print(f"trainers.score: error: {e}")
