@@ -10,9 +10,6 @@ from kidconsole.tui.screens.errors import ConfusionScreen, DecodeScreen, ErrorsS
 from kidconsole.tui.widgets.aligned_decode import AlignedDecode
 from kidconsole.tui.widgets.confusion import ConfusionMatrix
 
-pytestmark = pytest.mark.anyio
-
-
 class ErrorsApp(App):
     def __init__(self, source, compare=None):
         super().__init__()

@@ -14,8 +14,3 @@ def corpus(tmp_path_factory) -> Path:
     """40k utterances, ~70 h; ~40 utterances a speaker so the small splits have dozens of speakers."""
     return write_synthetic_manifest(tmp_path_factory.mktemp("corpus") / "manifest.jsonl", 40_000, seed=7,
                                     utterances_per_speaker=40)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the console's tests run on asyncio only (Textual's loop)

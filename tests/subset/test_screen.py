@@ -8,9 +8,6 @@ from textual.widgets import DataTable, Input, Static
 
 from kidconsole.tui.screens.subset import SubsetScreen
 
-pytestmark = pytest.mark.anyio
-
-
 class Host(App):
     def __init__(self, screen: SubsetScreen):
         super().__init__()
