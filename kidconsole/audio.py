@@ -35,12 +35,32 @@ def _source(location: str):
     return io.BytesIO(data)
 
 
-def read_audio(location: str, *, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Samples as float32 (mono: channels averaged) and the sample rate."""
+def open_audio(location: str) -> sf.SoundFile:
+    """The file open with its header read (frames, samplerate, channels) and no samples decoded yet:
+    a caller that knows the length first can decode straight into its own buffer (``read_into``)."""
     try:
-        data, sr = sf.read(_source(location), dtype="float32", always_2d=True)
+        return sf.SoundFile(_source(location))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise KidconsoleError(f"cannot decode audio {location}: {e}") from e
+
+
+def _decode(f: sf.SoundFile, location: str, **read_args) -> np.ndarray:
+    try:
+        return f.read(dtype="float32", **read_args)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise KidconsoleError(f"cannot decode audio {location}: {e}") from e
+
+
+def read_into(f: sf.SoundFile, out: np.ndarray, location: str) -> int:
+    """Decodes the next ``len(out)`` frames of an open file into ``out`` (float32, C-contiguous; 1-D for
+    a mono file, else frames x channels); returns the frames read (fewer if the file ends early)."""
+    return len(_decode(f, location, frames=len(out), out=out))
+
+
+def read_audio(location: str, *, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Samples as float32 (mono: channels averaged; else frames x channels) and the sample rate."""
+    with open_audio(location) as f:
+        data, sr = _decode(f, location, always_2d=True), f.samplerate
     if not mono:
         return data, sr
     # a mono file needs no averaging copy

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from kidconsole.manifest import read_manifest, write_manifest
 from trainers.batching import padding_fraction, plan_epoch, plan_random, plan_sorted, shard
@@ -83,6 +84,42 @@ def test_bad_samples_are_dropped_with_a_reason(tmp_path, tones):
     assert "missing.wav" in reasons[rows[0].id] and "corrupt.wav" in reasons[rows[1].id]
     assert "QQ" in reasons[rows[2].id] and "too short" in reasons[rows[3].id]
     assert batch.labels.shape[0] == 2 and batch.input_values.shape[0] == 2
+
+
+def test_a_file_that_fails_while_decoding_is_dropped_and_the_batch_fits_the_rest(tmp_path, tones):
+    rows = load_rows(tones["train"])[:3]
+    longest = max(len(sf.read(r.audio)[0]) for r in rows[1:])
+    # the header promises 3x the longest good file; half the frames are missing, so decoding fails
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, np.random.default_rng(0).normal(0, 0.1, 3 * longest).astype(np.float32), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    rows[0].audio = str(cut)
+    batch = _stream(rows, [[0, 1, 2]]).load(0)
+    assert batch.ids == [rows[1].id, rows[2].id]
+    assert "cut.flac" in dict(batch.bad)[rows[0].id]
+    assert batch.input_values.shape == (2, longest) and batch.input_values.is_contiguous()
+    assert batch.lengths.max().item() == longest and batch.labels.shape[0] == 2
+
+
+def test_audio_inside_a_zip_archive_loads_as_the_extracted_file(tmp_path, tones):
+    import zipfile
+
+    rows = load_rows(tones["train"])[:3]
+    archive = tmp_path / "TS_1.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for r in rows:
+            zf.write(r.audio, f"wav/{Path(r.audio).name}")
+    zipped = load_rows(tones["train"])[:3]
+    for r in zipped:
+        r.audio = f"{archive}::wav/{Path(r.audio).name}"
+    zipped[2].audio = f"{archive}::wav/missing.wav"
+    plain, inside = _stream(rows, [[0, 1, 2]]).load(0), _stream(zipped, [[0, 1, 2]]).load(0)
+    assert inside.ids == [i for i in plain.ids if i != rows[2].id]
+    assert "missing.wav" in dict(inside.bad)[rows[2].id] and "TS_1.zip" in dict(inside.bad)[rows[2].id]
+    keep = [plain.ids.index(i) for i in inside.ids]
+    width = int(inside.lengths.max())
+    assert torch.equal(inside.input_values, plain.input_values[keep, :width])
 
 
 def test_labels_match_the_tokenizer(tones):
