@@ -1,7 +1,8 @@
 """Trainer benchmarks on the tiny model (CPU, one intra-op thread):
 our training step vs a bare PyTorch step on the same model and batches,
 loader throughput vs a bare soundfile read loop over the same files (in the
-process, and through 1 and 2 DataLoader workers), padding with duration
+process, and through 1 and 2 DataLoader workers; short tone utterances and
+utterances of the corpus's mean length), padding with duration
 batches vs fixed-size random batches, evaluation time with length-sorted vs
 unsorted batches on utterances of 0.5-12 s. ``python -m bench trainer``.
 
@@ -116,7 +117,7 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
 
 class _BareReads(IterableDataset):
     """The reference: the same batches of files read with soundfile to float32, nothing else; a batch
-    leaves the worker as one array (one shared-memory transfer, as our batch's few tensors)."""
+    leaves the worker as one array (one shared-memory transfer, as our batch's audio)."""
 
     def __init__(self, rows, plan):
         self.rows, self.plan = rows, plan
@@ -279,7 +280,7 @@ def main(argv: list[str]) -> None:
                   f"{s_med:.2f} length-sorted ({ev_pad_sorted:.0%} padding)",
                   f"{r_med:.2f} unsorted, batches of {ev_size} ({ev_pad_random:.0%} padding)",
                   f"{statistics.median(er):.2f}x ({_spread(er)})", "")
-    Console().print(table)
+    Console(width=max(Console().width, 124)).print(table)  # the table's width, also when piped
 
 
 if __name__ == "__main__":
