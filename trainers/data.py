@@ -267,9 +267,9 @@ class BatchStream(IterableDataset):
 
 def normalize_(wave: np.ndarray) -> None:
     """In place, zero mean and unit variance in float32: Wav2Vec2FeatureExtractor's ``do_normalize`` to
-    float32 rounding (within 1e-6). Its pairwise sums take over twice as long as einsum's SIMD ones and need
-    a temporary for the squares. Not ``np.dot``: OpenBLAS threads a dot over 10k samples, and
-    every DataLoader worker would start a thread per core."""
+    float32 rounding (within 1e-6). Its pairwise sums take over twice as long as einsum's SIMD ones
+    and need a temporary for the squares. Not ``np.dot``: OpenBLAS threads a dot over 10k samples,
+    and every DataLoader worker would start a thread per core."""
     n = len(wave)
     if n == 0:
         return
