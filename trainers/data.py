@@ -164,7 +164,8 @@ class BatchStream(IterableDataset):
     def _prepare(self, i: int) -> tuple[list[int], int, object]:
         """One utterance's label ids, its length in samples and its audio: the file, open, when it can be
         decoded straight into the batch (mono, at the sample rate, no speed change: the usual case),
-        else the wave already resampled and perturbed. ValueError says why it is bad."""
+        else the wave already resampled and perturbed. ValueError or KidconsoleError (unreadable audio) says
+        why it is bad."""
         row = self.rows[i]
         try:
             labels = [self.vocab[p] for p in row.phones.split()]
@@ -172,10 +173,7 @@ class BatchStream(IterableDataset):
             raise ValueError(f"unmappable phone {e.args[0]!r}") from None
         if not labels:
             raise ValueError("no phones")
-        try:
-            f = open_audio(row.audio)
-        except KidconsoleError as e:
-            raise ValueError(str(e)) from None
+        f = open_audio(row.audio)
         try:
             if f.frames > self.max_seconds * f.samplerate:  # known from the header: nothing decoded
                 raise ValueError(f"longer than data.max_seconds ({f.frames / f.samplerate:.1f} s)")
@@ -195,10 +193,7 @@ class BatchStream(IterableDataset):
     def _transformed(self, f, location: str, factor: float) -> tuple[int, np.ndarray]:
         """The whole file decoded, channels averaged, resampled to the sample rate, speed-perturbed."""
         data = np.empty((f.frames, f.channels), dtype=np.float32)
-        try:
-            data = data[:read_into(f, data, location)]
-        except KidconsoleError as e:
-            raise ValueError(str(e)) from None
+        data = data[:read_into(f, data, location)]
         wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
         if f.samplerate != self.sample_rate:
             wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), f.samplerate, self.sample_rate).numpy()
@@ -206,14 +201,11 @@ class BatchStream(IterableDataset):
         return len(wave), wave
 
     def _fill(self, row: np.ndarray, audio, location: str) -> None:
-        """Writes one utterance's model input into its batch row (exactly its length); ValueError: bad."""
+        """Writes one utterance's model input into its batch row (exactly its length); raises as _prepare."""
         if isinstance(audio, np.ndarray):
             row[:] = audio
         else:
-            try:
-                got = read_into(audio, row, location)
-            except KidconsoleError as e:
-                raise ValueError(str(e)) from None
+            got = read_into(audio, row, location)
             if got < len(row):
                 raise ValueError(f"cannot decode audio {location}: {got} of the header's {len(row)} frames")
         if self.normalize:
@@ -231,7 +223,7 @@ class BatchStream(IterableDataset):
             for i in self.batches[k]:
                 try:
                     lab, n, src = self._prepare(i)
-                except ValueError as e:
+                except (ValueError, KidconsoleError) as e:
                     bad.append((self.rows[i].id, str(e)))
                     continue
                 if not isinstance(src, np.ndarray):
@@ -247,7 +239,7 @@ class BatchStream(IterableDataset):
             for j, (row, n, (src, location)) in enumerate(zip(values, lengths, audio)):
                 try:
                     self._fill(row[:n], src, location)
-                except ValueError as e:
+                except (ValueError, KidconsoleError) as e:
                     bad.append((ids[j], str(e)))
                     continue
                 row[n:] = self.padding_value
