@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "bucket_utterances": 2000,     # utterances sorted together when forming batches
         "num_workers": 4,
         "max_bad_share": 0.01,         # the run fails once more than this share of samples is bad
+        "max_bad_samples": None,       # ... or more than this many (None: no cap)
         "valid_utterances": 2000,      # fixed validation sample (None: the whole manifest)
         "eval_batch_seconds": 320.0,
     },
@@ -72,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "heartbeat_seconds": 15.0,
         "stop_timeout": 120.0,         # seconds from SIGTERM to a forced exit
         "trace_batches": False,        # write trace.jsonl (utterance ids per step, each rank)
+        "max_nonfinite_steps": 100,    # the run fails after this many non-finite steps in a row (None: never)
     },
     "augmentations": {
         "none": {"speed_prob": 0.0, "mask_time_prob": 0.0, "mask_time_length": 10,
@@ -253,6 +255,8 @@ def _validate(cfg: dict, where: str, base_dir: Path) -> dict:
            f"must be at least data.max_seconds ({d['max_seconds']}) so that every utterance fits a batch")
     _check(_number(d["max_bad_share"]) and 0 <= d["max_bad_share"] <= 1, where, "data.max_bad_share",
            "expected a share between 0 and 1")
+    _check(d["max_bad_samples"] is None or (isinstance(d["max_bad_samples"], int) and d["max_bad_samples"] >= 0),
+           where, "data.max_bad_samples", "expected an integer >= 0 or null (no cap)")
     _check(d["valid_utterances"] is None or (isinstance(d["valid_utterances"], int) and d["valid_utterances"] > 0),
            where, "data.valid_utterances", "expected a positive integer or null (all)")
 
@@ -268,6 +272,9 @@ def _validate(cfg: dict, where: str, base_dir: Path) -> dict:
     for k in ("weight_decay", "max_grad_norm"):
         _check(_number(t[k]) and t[k] >= 0, where, f"train.{k}", "expected a number >= 0")
     _check(isinstance(t["trace_batches"], bool), where, "train.trace_batches", "expected true or false")
+    _check(t["max_nonfinite_steps"] is None or (isinstance(t["max_nonfinite_steps"], int)
+                                                and t["max_nonfinite_steps"] > 0), where, "train.max_nonfinite_steps",
+           "expected a positive integer or null (never)")
 
     for name, aug in cfg["augmentations"].items():
         _check_augment(aug, where, f"augmentations.{name}")

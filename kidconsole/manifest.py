@@ -7,6 +7,7 @@ read only this.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -67,15 +68,21 @@ def from_dict(d: dict, where: str = "") -> Utterance:
     return Utterance(**row)
 
 
-def read_manifest(path: str | Path) -> Iterator[Utterance]:
-    """Rows of a manifest; a malformed line is an error naming file and line."""
+def numbered_rows(path: str | Path) -> Iterator[tuple[int, Utterance]]:
+    """(line number, row) of a manifest. A line that is not UTF-8, not JSON, not an object or lacks a
+    required key is an error naming file and line: the file is not a manifest as written here."""
     path = Path(path)
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")  # decoded line by line, so that a bad byte is found with its line
     except OSError as e:
         raise KidconsoleError(f"cannot open manifest {path}: {e.strerror}") from e
     with fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise KidconsoleError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                      f"{e.start + 1}); a manifest is UTF-8 JSON Lines") from None
             if not line.strip():
                 continue
             try:
@@ -84,7 +91,43 @@ def read_manifest(path: str | Path) -> Iterator[Utterance]:
                 raise KidconsoleError(f"{path}:{lineno}: not JSON ({e.msg})") from e
             if not isinstance(d, dict):
                 raise KidconsoleError(f"{path}:{lineno}: a manifest row must be a JSON object")
-            yield from_dict(d, f"{path}:{lineno}")
+            yield lineno, from_dict(d, f"{path}:{lineno}")
+
+
+def read_manifest(path: str | Path) -> Iterator[Utterance]:
+    """Rows of a manifest; a malformed line is an error naming file and line (see numbered_rows)."""
+    for _, row in numbered_rows(path):
+        yield row
+
+
+def unusable(row: Utterance) -> str | None:
+    """Why a row cannot be trained on or scored (a field of the wrong type or empty), or None. Such a row
+    is well-formed JSON, so it is skipped and counted rather than failing its whole manifest."""
+    for name in ("id", "audio", "phones"):
+        value = getattr(row, name)
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} is {json.dumps(value, ensure_ascii=False)[:40]}, not a non-empty string"
+    d = row.duration
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
+        return f"duration is {json.dumps(d, ensure_ascii=False)[:40]}, not a positive number of seconds"
+    return None
+
+
+def find_line(path: str | Path, row_id: str) -> int | None:
+    """The line of ``path`` that holds the row ``row_id`` (for an error message: a scan of the file)."""
+    needles = {json.dumps(row_id, ensure_ascii=a).encode("utf-8") for a in (False, True)}
+    try:
+        with Path(path).open("rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if any(n in raw for n in needles):
+                    try:
+                        if json.loads(raw).get("id") == row_id:
+                            return lineno
+                    except (ValueError, AttributeError):
+                        continue
+    except OSError:
+        return None
+    return None
 
 
 def write_manifest(path: str | Path, rows: Iterable[Utterance]) -> int:

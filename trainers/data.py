@@ -7,14 +7,19 @@ process; process ``r`` of ``R`` takes batches r, r+R, ...; its worker ``w`` of
 gives them back in plan order. So an epoch sees each utterance once, and a
 resumed run starts at the batch where it stopped. Bad samples (unreadable,
 too long, too short for CTC, unmappable phones) are dropped from their batch
-and reported with it.
+and reported with it; rows the trainer cannot use at all (manifest.unusable) are
+skipped when the manifest is loaded. Any other error while loading a batch is a
+bug: the worker sends it back in the batch, and the loader raises it in the main
+process naming the manifest line and the row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import signal
+import traceback
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,16 +30,37 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from kidconsole.audio import open_audio, read_into
 from kidconsole.errors import KidconsoleError
-from kidconsole.manifest import Utterance, read_manifest
+from kidconsole.manifest import Utterance, find_line, numbered_rows, unusable
 from kidconsole.phonemes import vocab
 from trainers.augment import perturb_speed, speed_factor
 from trainers.batching import stable_key
 
 
-def load_rows(path: str) -> list[Utterance]:
-    rows = list(read_manifest(path))
+def load_rows(path: str, bad: list[tuple[str, str]] | None = None, unique: bool = False) -> list[Utterance]:
+    """The usable rows of a manifest. A row the trainer cannot use (manifest.unusable) is skipped and,
+    when ``bad`` is given, appended to it as (id, "file:line: why"). ``unique``: an id that appears
+    twice is an error naming the ids and their lines (an evaluation scores each id against one
+    reference, so both rows would be judged against the same one)."""
+    rows, first_line, repeats = [], {}, {}
+    for lineno, row in numbered_rows(path):
+        why = unusable(row)
+        if why:
+            if bad is not None:
+                bad.append((str(row.id), f"{path}:{lineno}: {why}"))
+            continue
+        if unique:
+            first = first_line.setdefault(row.id, lineno)
+            if first != lineno:
+                repeats.setdefault(row.id, [first]).append(lineno)
+        rows.append(row)
+    if repeats:
+        named = "; ".join(f"{uid} (lines {', '.join(map(str, lines))})" for uid, lines in list(repeats.items())[:5])
+        more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+        raise KidconsoleError(f"{path}: {len(repeats)} utterance ids appear more than once: {named}{more}; "
+                              f"an evaluation manifest needs one row per id")
     if not rows:
-        raise KidconsoleError(f"{path}: the manifest has no rows")
+        skipped = f" ({len(bad)} unusable, the first: {bad[0][1]})" if bad else ""
+        raise KidconsoleError(f"{path}: the manifest has no usable rows{skipped}")
     return rows
 
 
@@ -83,6 +109,7 @@ class Batch:
     audio_seconds: float = 0.0
     padding: float = 0.0                # padded share of input_values
     bad: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
+    error: str | None = None            # an unforeseen error while loading (a bug), raised by the Loader
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -139,8 +166,9 @@ class BatchStream(IterableDataset):
 
     def __init__(self, rows: list[Utterance], batches: list[list[int]], *, feature_extractor, kernels, strides,
                  sample_rate: int, max_seconds: float, start: int = 0, speed_prob: float = 0.0,
-                 seed: int = 0, phase: int = 0, epoch: int = 0):
+                 seed: int = 0, phase: int = 0, epoch: int = 0, manifest: str = ""):
         self.rows, self.batches, self.start = rows, batches, start
+        self.manifest = manifest  # where the rows come from, for an error message
         self.kernels, self.strides = tuple(kernels), tuple(strides)
         self.sample_rate, self.max_seconds = sample_rate, max_seconds
         self.speed_prob, self.seed, self.phase, self.epoch = speed_prob, seed, phase, epoch
@@ -218,7 +246,7 @@ class BatchStream(IterableDataset):
     def load(self, k: int) -> Batch:
         """Batch ``k``: each file's header is read first, so the padded array is allocated once and every
         utterance decoded and normalised in its own row (no per-utterance array, no padding copy)."""
-        ids, labels, lengths, audio, bad = [], [], [], [], []
+        ids, labels, lengths, audio, bad, which = [], [], [], [], [], []
         with contextlib.ExitStack() as open_files:
             for i in self.batches[k]:
                 try:
@@ -226,8 +254,11 @@ class BatchStream(IterableDataset):
                 except (ValueError, KidconsoleError) as e:
                     bad.append((self.rows[i].id, str(e)))
                     continue
+                except Exception as e:
+                    return self._failed(k, i, e)
                 if not isinstance(src, np.ndarray):
                     open_files.enter_context(src)
+                which.append(i)
                 ids.append(self.rows[i].id)
                 labels.append(lab)
                 lengths.append(n)
@@ -242,6 +273,8 @@ class BatchStream(IterableDataset):
                 except (ValueError, KidconsoleError) as e:
                     bad.append((ids[j], str(e)))
                     continue
+                except Exception as e:
+                    return self._failed(k, which[j], e)
                 row[n:] = self.padding_value
                 keep.append(j)
         if len(keep) < len(ids):  # rare: a file that failed while decoding
@@ -255,6 +288,18 @@ class BatchStream(IterableDataset):
         batch.audio_seconds = real / self.sample_rate
         batch.padding = 1.0 - real / values.size
         return batch
+
+
+    def _failed(self, k: int, i: int, e: Exception) -> Batch:
+        """Batch ``k`` carrying an unforeseen error on row ``i`` to the main process (the traceback goes
+        to the log here). Raised in a worker, it would reach the loop as "Caught X in DataLoader worker",
+        without the row."""
+        traceback.print_exc()
+        row = self.rows[i]
+        line = find_line(self.manifest, row.id) if self.manifest else None
+        where = f"{self.manifest}:{line}" if line else (self.manifest or "manifest")
+        return Batch(index=k, ids=[], error=f"{where}: row {row.id}: {type(e).__name__}: {e} "
+                                            f"(while loading it; the traceback is in the log)")
 
 
 def normalize_(wave: np.ndarray) -> None:
@@ -284,9 +329,39 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> DataLoader:
+class Loader(DataLoader):
+    """The DataLoader of a BatchStream: a batch that carries an error is raised here, in the main process."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if batch.error:
+                raise KidconsoleError(batch.error)
+            yield batch
+
+
+def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> Loader:
     # batch_size=None: the stream yields whole batches; workers > batches would idle
     workers = max(0, min(num_workers, len(stream)))
-    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None, persistent_workers=False,
-                      worker_init_fn=_ignore_stop_signals if workers else None)
+    return Loader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                  prefetch_factor=4 if workers else None, persistent_workers=False,
+                  worker_init_fn=_ignore_stop_signals if workers else None)
+
+
+def end_workers(timeout: float = 5.0) -> int:
+    """Kills the DataLoader workers still alive as the trainer ends; returns how many there were. An error
+    that leaves the loop can leave its loader open (its iterator held by the traceback); the workers ignore
+    SIGTERM, and that is all Python's exit sends them before it waits for them: forever. A worker holds
+    nothing worth keeping."""
+    left = multiprocessing.active_children()
+    if not left:
+        return 0
+    # torch's SIGCHLD handler would raise "worker killed by signal" into the caller
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        for p in left:
+            p.kill()
+        for p in left:
+            p.join(timeout)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    return len(left)

@@ -27,8 +27,27 @@ from trainers.evaluate import EvalResult, evaluate
 from trainers.model import count_parameters, unwrap_base
 
 
+BAD_WINDOW = 1000  # samples (or the phase's epoch, when smaller) over which the bad share is first judged
+
+
 class BadDataError(RuntimeError):
-    pass
+    """Too many bad samples: the data, not the model, is the problem."""
+
+
+class NonFiniteError(RuntimeError):
+    """The training went non-finite and stayed so: nothing worth keeping was learned."""
+
+
+def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_samples: int | None) -> str | None:
+    """Why the run must fail for its bad samples, or None. The share is judged over at least ``window``
+    samples: before that many are seen, only a count that already exceeds the share of the whole window
+    fails (a mostly broken corpus fails at once; one broken file among the first few does not)."""
+    if max_samples is not None and bad > max_samples:
+        return f"{bad} bad samples, more than data.max_bad_samples ({max_samples})"
+    if bad > max_share * max(seen, window):
+        return (f"{bad} of {seen} samples were bad, more than data.max_bad_share ({max_share:g}) allows "
+                f"(judged over at least {window} samples)")
+    return None
 
 
 def lr_at(phase: dict, phase_step: int, phase_total: int, schedule: str) -> float:
@@ -49,6 +68,7 @@ def fresh_state() -> dict:
         "best": None, "best_checkpoint": None, "evals_since_best": 0, "phase_bests": {},
         "phase_started": False, "phase_done": False, "last_eval_step": -1,
         "samples": 0, "audio_seconds": 0.0, "bad_samples": 0, "seen_samples": 0, "nonfinite_losses": 0,
+        "nonfinite_streak": 0, "best_loss_finite": True, "reported_manifests": [],
         "train_seconds": 0.0, "eval_seconds": 0.0, "finished": False,
     }
 
@@ -73,22 +93,52 @@ class Trainer:
         self.ckpt_root = self.run_dir / rundir.CHECKPOINTS
         self.state = fresh_state()
         self._rows_cache: dict[str, list] = {}
-        self.valid_rows = fixed_sample(load_rows(self.d["valid_manifest"]), self.d["valid_utterances"], cfg["seed"])
+        self._unusable: dict[str, list[tuple[str, str]]] = {}  # manifest -> rows skipped at load (id, why)
+        # the evaluation manifests are checked now, before any GPU time is spent
+        self.valid_rows = fixed_sample(self._rows(self.d["valid_manifest"], unique=True), self.d["valid_utterances"],
+                                       cfg["seed"])
+        self.test_rows = self._rows(self.d["test_manifest"], unique=True) if self.d["test_manifest"] else []
         self.valid_refs = {r.id: " ".join(r.phones.split()) for r in self.valid_rows}
         self.decode_ids = set(sorted(self.valid_refs, key=lambda i: stable_key(0, i))[:self.t["decodes_per_eval"]])
         self.t_start = time.time()
         self.wall_before = 0.0  # wall seconds of earlier sessions of this run (resume)
         self._window = self._new_window()
         self._pending_bad: list[tuple[str, str]] = []
+        self._bad_window = BAD_WINDOW  # the phase's epoch, when smaller
         self._stops_at_step = 0  # processes that asked to stop, summed at the last optimizer step
 
     # ---------- data ----------
-    def phase_rows(self, pi: int) -> list:
-        p = self.phases[pi]
-        path = p["manifest"] or self.d["train_manifest"]
+    def _rows(self, path: str, unique: bool = False) -> list:
         if path not in self._rows_cache:
-            self._rows_cache[path] = load_rows(path)
-        return subset(self._rows_cache[path], p["fraction"], self.cfg["seed"])
+            self._unusable[path] = []
+            self._rows_cache[path] = load_rows(path, bad=self._unusable[path], unique=unique)
+        return self._rows_cache[path]
+
+    def _train_manifest(self, pi: int) -> str:
+        return self.phases[pi]["manifest"] or self.d["train_manifest"]
+
+    def phase_rows(self, pi: int) -> list:
+        return subset(self._rows(self._train_manifest(pi)), self.phases[pi]["fraction"], self.cfg["seed"])
+
+    def _report_unusable(self) -> None:
+        """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
+        bad-sample budget (at the next log), an evaluation manifest's are warnings only."""
+        st = self.state
+        train = {self._train_manifest(i) for i in range(len(self.phases))}
+        for path, bad in self._unusable.items():
+            if not bad or path in st["reported_manifests"]:
+                continue
+            st["reported_manifests"].append(path)
+            if path in train:
+                if self.acc.is_main_process:  # every process loaded it; one counts it
+                    self._pending_bad += bad
+                    self._window["bad"] += len(bad)
+                    self._window["seen"] += len(bad)
+                continue
+            what = "validation" if path == self.d["valid_manifest"] else "test"
+            for uid, why in bad:
+                self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"{what}: {why}",
+                              count=st["bad_samples"], id=uid)
 
     def _plan(self, pi: int, epoch: int, durations: list[float]) -> list[list[int]]:
         full = plan_epoch(durations, seed=self.cfg["seed"] * 1000 + pi, epoch=epoch,
@@ -104,28 +154,29 @@ class Trainer:
         cap = self.phases[pi]["max_steps"]
         return min(n, cap) if cap else n
 
-    def _stream(self, rows, batches, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
+    def _stream(self, rows, batches, manifest: str, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
         cfg = self.base.config
         return BatchStream(rows, batches, feature_extractor=self.processor.feature_extractor,
                            kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d["sample_rate"],
                            max_seconds=self.d["max_seconds"], start=start, speed_prob=speed_prob,
-                           seed=self.cfg["seed"], phase=pi, epoch=epoch)
+                           seed=self.cfg["seed"], phase=pi, epoch=epoch, manifest=manifest)
 
-    def _eval_loader(self, rows):
+    def _eval_loader(self, rows, manifest: str):
         batches = plan_sorted([r.duration for r in rows], batch_seconds=self.d["eval_batch_seconds"],
                               max_utts=self.d["max_batch_utterances"] * 4)
         mine = shard(batches, self.rank, self.world)
-        return make_loader(self._stream(rows, mine), self.d["num_workers"], self.acc.device.type == "cuda")
+        return make_loader(self._stream(rows, mine, manifest), self.d["num_workers"], self.acc.device.type == "cuda")
 
     # ---------- the run ----------
     def resume(self, path: Path) -> None:
-        self.state = ckpt.load_checkpoint(self.acc, path)
+        self.state = {**fresh_state(), **ckpt.load_checkpoint(self.acc, path)}  # keys newer than the checkpoint
         self.wall_before = self.state.get("wall_seconds", 0.0)
 
     def run(self, resumed_from: str | None) -> str:
         """Train through every phase; returns the final state (finished or stopped)."""
         self.phase_totals = [self.phase_steps(i) for i in range(len(self.phases))]
         self.total_steps = sum(self.phase_totals)
+        self._report_unusable()
         self.rep.emit(rundir.EV_START, step=self.state["step"], resumed_from=resumed_from, world_size=self.world,
                       trainable_params=self.trainable, total_params=self.total, total_steps=self.total_steps)
         self.rep.status(state=rundir.RUNNING, step=self.state["step"], total_steps=self.total_steps,
@@ -136,12 +187,14 @@ class Trainer:
             if self._run_phase(self.state["phase"]) == rundir.STOPPED:
                 return rundir.STOPPED
         if not self.state["finished"]:
+            self._check_learned()
             self._finish()
         return rundir.FINISHED
 
     def _run_phase(self, pi: int) -> str | None:
         p, st = self.phases[pi], self.state
         rows = self.phase_rows(pi)
+        self._bad_window = min(BAD_WINDOW, len(rows))
         if not st["phase_started"]:
             if pi > 0:  # start from the previous phase's best
                 ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / st["phase_bests"][str(pi - 1)])
@@ -173,8 +226,9 @@ class Trainer:
     def _train_epoch(self, pi: int, rows, durations, aug) -> str | None:
         st, p, accum = self.state, self.phases[pi], self.t["grad_accum"]
         mine = self._plan(pi, st["epoch"], durations)
-        loader = make_loader(self._stream(rows, mine, start=st["batch"], speed_prob=aug["speed_prob"], pi=pi,
-                                          epoch=st["epoch"]), self.d["num_workers"], self.acc.device.type == "cuda")
+        loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
+                                          speed_prob=aug["speed_prob"], pi=pi, epoch=st["epoch"]),
+                             self.d["num_workers"], self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
         for batch in loader:
@@ -261,6 +315,7 @@ class Trainer:
             self.optimizer.step()
         if not finite:
             w["nonfinite"] += 1
+        st["nonfinite_streak"] = 0 if finite else st["nonfinite_streak"] + 1
         self.optimizer.zero_grad(set_to_none=True)
         self._stops_at_step = stops
         st["step"] += 1
@@ -271,6 +326,12 @@ class Trainer:
         if finite:
             w["norm"] += norm_value
             w["norms"] += 1
+        limit = self.t["max_nonfinite_steps"]
+        if limit and st["nonfinite_streak"] >= limit:  # every process has the same (reduced) norm: all stop here
+            self._log(pi)
+            raise NonFiniteError(f"the last {st['nonfinite_streak']} steps all had a non-finite loss or gradient "
+                                 f"(train.max_nonfinite_steps {limit}): the training diverged at step "
+                                 f"{st['step'] - st['nonfinite_streak'] + 1}; see the nonfinite_loss warnings")
 
     def _step_sync(self, norm) -> tuple[float, int]:
         """(gradient norm, processes asking to stop) with at most one device-to-host copy."""
@@ -329,10 +390,11 @@ class Trainer:
         return [b for part in gather_object([mine]) for b in part]
 
     def _check_bad_share(self) -> None:
-        st, share = self.state, self.d["max_bad_share"]
-        if st["seen_samples"] >= 20 and st["bad_samples"] > share * st["seen_samples"]:
-            raise BadDataError(f"{st['bad_samples']} of {st['seen_samples']} samples were bad, more than "
-                               f"data.max_bad_share ({share:g}); see the bad_sample warnings in events.jsonl")
+        st = self.state
+        why = bad_data_verdict(st["bad_samples"], st["seen_samples"], window=self._bad_window,
+                               max_share=self.d["max_bad_share"], max_samples=self.d["max_bad_samples"])
+        if why:
+            raise BadDataError(f"{why}; see the bad_sample warnings in events.jsonl")
 
     # ---------- evaluation and checkpoints ----------
     def _evaluate(self, pi: int) -> str | None:
@@ -340,7 +402,8 @@ class Trainer:
         if self._window["steps"]:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
-        res = evaluate(self.model, self._eval_loader(self.valid_rows), self.acc, self.inverse_vocab,
+        res = evaluate(self.model, self._eval_loader(self.valid_rows, self.d["valid_manifest"]), self.acc,
+                       self.inverse_vocab,
                        self.valid_refs, self._stop_requested_local)
         st["eval_seconds"] += res.seconds
         self.rep.status(state=rundir.RUNNING)
@@ -352,7 +415,8 @@ class Trainer:
         improved = st["best"] is None or (value is not None and math.isfinite(value)
                                           and value < st["best"] - p["min_delta"])
         if improved:
-            st.update(best=value, evals_since_best=0)
+            # n == 0: nothing could be scored, so nothing says the model is broken
+            st.update(best=value, evals_since_best=0, best_loss_finite=res.n == 0 or math.isfinite(res.loss))
         else:
             st["evals_since_best"] += 1
         wall = self.wall_before + time.time() - self.t_start
@@ -414,6 +478,16 @@ class Trainer:
                        f"checkpoint saved, resume continues from it")
         return rundir.STOPPED
 
+    def _check_learned(self) -> None:
+        st = self.state
+        if st["step"] and st["nonfinite_losses"] >= st["step"]:
+            raise NonFiniteError(f"every one of the {st['step']} steps had a non-finite loss or gradient: nothing "
+                                 f"was learned, nothing is exported; see the nonfinite_loss warnings")
+        if not st["best_loss_finite"]:
+            raise NonFiniteError(f"the model to export ({st['best_checkpoint']}) has a non-finite loss on every "
+                                 f"validation utterance ({st['nonfinite_losses']} of {st['step']} steps were "
+                                 f"non-finite): the training diverged, nothing is exported")
+
     def _finish(self) -> None:
         st = self.state
         last = str(len(self.phases) - 1)
@@ -435,9 +509,10 @@ class Trainer:
     def test(self) -> None:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         st = self.state
-        rows = load_rows(self.d["test_manifest"])
+        rows = self.test_rows
         refs = {r.id: " ".join(r.phones.split()) for r in rows}
-        res: EvalResult = evaluate(self.model, self._eval_loader(rows), self.acc, self.inverse_vocab, refs)
+        res: EvalResult = evaluate(self.model, self._eval_loader(rows, self.d["test_manifest"]), self.acc,
+                                   self.inverse_vocab, refs)
         by_id = {r.id: r for r in rows}
         self.rep.emit(rundir.EV_TEST, step=st["step"], per=res.per, cer=res.cer, wer=res.wer, n=res.n,
                       split=rows[0].split if rows else "test")

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate.utils import set_seed
 
     from trainers import checkpoint as ckpt
-    from trainers.loop import BadDataError, Trainer
+    from trainers.data import end_workers
+    from trainers.loop import BadDataError, NonFiniteError, Trainer
     from trainers.model import configure, load_base
     from trainers.report import Reporter
     from trainers.signals import StopRequest
@@ -108,17 +109,27 @@ def main(argv: list[str] | None = None) -> int:
         final = trainer.run(str(newest) if newest else None)
         reason = f"stopped by {stop.signal_name}" if final == rundir.STOPPED else "all phases done"
         return end(final, 0, reason)
-    except (KidconsoleError, BadDataError) as e:
+    except (KidconsoleError, BadDataError, NonFiniteError) as e:
         acc.print(f"trainers.train: error: {e}")
         return end(rundir.FAILED, 1, str(e), error=str(e))
     except Exception as e:  # the traceback goes to stdout.log, one line to status.json
         traceback.print_exc()
-        line = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        line = one_line(e)
         return end(rundir.FAILED, 1, line, error=line)
     finally:
+        end_workers()  # after the final status: a failure's open loader must not keep the process alive
         stop.uninstall()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def one_line(e: BaseException) -> str:
+    """The status line of an unexpected error. A DataLoader worker's arrives as "Caught X in DataLoader
+    worker process N." and the worker's traceback: its last line says what went wrong."""
+    lines = [ln.strip() for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
+    if len(lines) > 1 and "Original Traceback" in lines[1]:
+        return f"{lines[-1]} (in a DataLoader worker)"[:500]
+    return lines[0][:500]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,18 @@ def _reap_all(deadline: float) -> None:
                         pass
                 deadline = float("inf")
             time.sleep(0.1)
+
+
+# how a launcher reports a rank that died of a signal: accelerate's simple launcher, torchrun
+_KILLED = re.compile(r"died with <Signals\.(SIG\w+)|Signal \d+ \((SIG\w+)\) received by PID")
+
+
+def _killed_by(run_dir: Path) -> str | None:
+    """The signal that killed the trainer, when its launcher said so in the log."""
+    for ln in reversed(log_tail(run_dir / rundir.STDOUT, 40)):
+        if m := _KILLED.search(ln):
+            return m.group(1) or m.group(2)
+    return None
 
 
 def _reason(run_dir: Path) -> str:
@@ -92,8 +105,11 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     elif rc == 0:
         state, reason = rundir.FINISHED, "the launcher exited with 0"
     else:
-        what = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+        at = f"at step {status.get('step')}"
+        what = f"killed by {signal.Signals(-rc).name} {at}" if rc < 0 else f"exit code {rc}"
         last = _reason(run_dir)
+        if rc > 0 and (sig := _killed_by(run_dir)):  # the launcher's own message is a traceback
+            what, last = f"the trainer was killed by {sig} {at}", ""
         state, reason = rundir.FAILED, f"{what}: {last}" if last else what
     rundir.update_status(run_dir, state=state, exit_code=rc, error=reason if state == rundir.FAILED else None,
                          ended_at=now)

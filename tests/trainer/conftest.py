@@ -80,15 +80,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: Path, run_dir: Path, *extra: str, processes: int = 1) -> subprocess.Popen:
-    """``accelerate launch`` the trainer as the launcher does, in its own process group."""
+def launch(config: Path, run_dir: Path, *extra: str, processes: int = 1, module: str = "trainers.train",
+           env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``accelerate launch`` the trainer (``module``) as the launcher does, in its own session."""
     # a free port each time: the previous multi-process test may still hold the default one
     dist = ["--cpu", "--num_processes", "1"] if processes == 1 else \
         ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(free_port())]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *dist, "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainers.train",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", module,
            "--config", str(config), "--run-dir", str(run_dir), *extra]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "stdout.log", "ab")
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
