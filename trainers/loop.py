@@ -120,13 +120,14 @@ class Trainer:
     def phase_rows(self, pi: int) -> list:
         return subset(self._rows(self._train_manifest(pi)), self.phases[pi]["fraction"], self.cfg["seed"])
 
-    def _report_unusable(self) -> None:
+    def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
-        bad-sample budget (at the next log), an evaluation manifest's are warnings only."""
+        bad-sample budget (at the next log), an evaluation manifest's are warnings only. ``only``: that
+        evaluation manifest alone (a run that only tests)."""
         st = self.state
-        train = {self._train_manifest(i) for i in range(len(self.phases))}
+        train = {self._train_manifest(i) for i in range(len(self.phases))} if only is None else set()
         for path, bad in self._unusable.items():
-            if not bad or path in st["reported_manifests"]:
+            if not bad or path in st["reported_manifests"] or only not in (None, path):
                 continue
             st["reported_manifests"].append(path)
             if path in train:
@@ -135,7 +136,7 @@ class Trainer:
                     self._window["bad"] += len(bad)
                     self._window["seen"] += len(bad)
                 continue
-            what = "validation" if path == self.d["valid_manifest"] else "test"
+            what = "validation" if path == self.d["valid_manifest"] and only is None else "test"
             for uid, why in bad:
                 self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"{what}: {why}",
                               count=st["bad_samples"], id=uid)
@@ -510,6 +511,7 @@ class Trainer:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         st = self.state
         rows = self.test_rows
+        self._report_unusable(only=self.d["test_manifest"])
         refs = {r.id: " ".join(r.phones.split()) for r in rows}
         res: EvalResult = evaluate(self.model, self._eval_loader(rows, self.d["test_manifest"]), self.acc,
                                    self.inverse_vocab, refs)

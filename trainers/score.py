@@ -75,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from accelerate import Accelerator
 
+    from trainers.data import end_workers
     from trainers.loop import Trainer
     from trainers.model import configure, load_base
     from trainers.report import Reporter
     from trainers.signals import StopRequest
     from trainers.tokenizer import build_processor
+    from trainers.train import one_line
 
     acc = Accelerator()
     rep = Reporter(run_dir, acc.is_main_process)
@@ -120,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return end(rundir.FAILED, 1, str(e), error=str(e))
     except Exception as e:
         traceback.print_exc()
-        line = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        line = one_line(e)
         return end(rundir.FAILED, 1, line, error=line)
     finally:
+        end_workers()
         stop.uninstall()
 
 
