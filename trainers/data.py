@@ -289,7 +289,6 @@ class BatchStream(IterableDataset):
         batch.padding = 1.0 - real / values.size
         return batch
 
-
     def _failed(self, k: int, i: int, e: Exception) -> Batch:
         """Batch ``k`` carrying an unforeseen error on row ``i`` to the main process (the traceback goes
         to the log here). Raised in a worker, it would reach the loop as "Caught X in DataLoader worker",

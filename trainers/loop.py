@@ -404,8 +404,7 @@ class Trainer:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
         res = evaluate(self.model, self._eval_loader(self.valid_rows, self.d["valid_manifest"]), self.acc,
-                       self.inverse_vocab,
-                       self.valid_refs, self._stop_requested_local)
+                       self.inverse_vocab, self.valid_refs, self._stop_requested_local)
         st["eval_seconds"] += res.seconds
         self.rep.status(state=rundir.RUNNING)
         if res.aborted:

@@ -12,10 +12,8 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
-import soundfile as sf
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
