@@ -65,14 +65,13 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
     from trainers.model import configure, load_base
     from trainers.report import Reporter
     from trainers.signals import StopRequest
-    from trainers.tokenizer import build_processor
 
     acc = Accelerator(cpu=True)
-    base, new = load_base(cfg["model"])
+    base = load_base(cfg["model"])
     # two copies of one base: both start alike
-    ours_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
-    bare_model = configure(copy.deepcopy(base), cfg["model"], cfg["lora"], new)
-    tr = Trainer(cfg, run_dir, acc, ours_model, build_processor(), new, Reporter(run_dir, False), StopRequest(60))
+    ours_model = configure(copy.deepcopy(base.model), cfg["model"], cfg["lora"], base.head)
+    bare_model = configure(copy.deepcopy(base.model), cfg["model"], cfg["lora"], base.head)
+    tr = Trainer(cfg, run_dir, acc, ours_model, base.processor, False, Reporter(run_dir, False), StopRequest(60))
     tr.phase_totals = [10 ** 9]
     tr.total_steps = 10 ** 9
     tr.model.train()  # as _train_epoch does (from_pretrained returns eval mode)
@@ -192,7 +191,7 @@ def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
     from trainers.model import load_base
 
     acc = Accelerator(cpu=True)
-    model, _ = load_base(cfg["model"])
+    model = load_base(cfg["model"]).model
     durations = [r.duration for r in rows]
     sorted_plan = plan_sorted(durations, batch_seconds=batch_seconds, max_utts=max_utts)
     size = round(len(rows) / len(sorted_plan))  # random batches of the same mean size

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import yaml
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.hub import looks_like_hub_id
 
 MONITORS = ("per", "cer", "wer", "loss")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -31,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 1234,
     "model": {
         "base": None,                  # local folder or hub id
-        "start": "ctc",                # ctc: phoneme CTC checkpoint (vocab checked); encoder: new CTC head
+        "start": "ctc",                # ctc: phoneme CTC checkpoint (its head mapped by symbol); encoder: new CTC head
+        "max_missing_share": 0.1,      # ctc: the largest share of our symbols the checkpoint may lack (new rows)
         "freeze_feature_encoder": True,
         "freeze_layers": None,         # "0-7" or [0, 1, ...]: no adapters, no trainable weights there
         "ctc_zero_infinity": True,
@@ -211,21 +213,19 @@ def _resolve_path(value: Any, base_dir: Path, where: str, key: str, must_exist: 
     return str(p.resolve())
 
 
-def _looks_like_hub_id(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value)) and not value.startswith(".")
-
-
 def _validate(cfg: dict, where: str, base_dir: Path) -> dict:
     m, lo, d, t = cfg["model"], cfg["lora"], cfg["data"], cfg["train"]
     _check(isinstance(cfg["seed"], int), where, "seed", "expected an integer")
 
     _check(isinstance(m["base"], str) and m["base"], where, "model.base", "required: a local model folder or a hub id")
     local = (base_dir / Path(m["base"]).expanduser())
-    if local.exists() or not _looks_like_hub_id(m["base"]):
+    if local.exists() or not looks_like_hub_id(m["base"]):
         m["base"] = _resolve_path(m["base"], base_dir, where, "model.base", must_exist=True)
     _check(m["start"] in STARTS, where, "model.start", f"expected one of {', '.join(STARTS)}, got {m['start']!r}")
     for k in ("freeze_feature_encoder", "ctc_zero_infinity"):
         _check(isinstance(m[k], bool), where, f"model.{k}", "expected true or false")
+    _check(_number(m["max_missing_share"]) and 0 <= m["max_missing_share"] <= 1, where, "model.max_missing_share",
+           "expected a share between 0 and 1")
     _check(_number(m["layerdrop"]) and 0 <= m["layerdrop"] < 1, where, "model.layerdrop", "expected 0 <= value < 1")
     m["freeze_layers"] = parse_layers(m["freeze_layers"], where, "model.freeze_layers")
 

@@ -110,6 +110,7 @@ class Batch:
     padding: float = 0.0                # padded share of input_values
     bad: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
     error: str | None = None            # an unforeseen error while loading (a bug), raised by the Loader
+    masked: bool = True                 # the model takes an attention mask (the feature extractor's setting)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,15 +118,19 @@ class Batch:
     @property
     def attention_mask(self) -> torch.Tensor | None:
         """True over each utterance's samples (the feature extractor's int32 mask, as booleans)."""
-        return None if self.lengths is None else attention_mask(self.lengths, self.input_values.shape[1])
+        if self.lengths is None or not self.masked:
+            return None
+        return attention_mask(self.lengths, self.input_values.shape[1])
 
     def inputs(self, device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
         """The model's keyword arguments on ``device``; the mask is made there, so it is never copied
         (nor sent from the workers)."""
-        lengths = self.lengths.to(device, non_blocking=non_blocking)
-        return {"input_values": self.input_values.to(device, non_blocking=non_blocking),
-                "attention_mask": attention_mask(lengths, self.input_values.shape[1]),
-                "labels": self.labels.to(device, non_blocking=non_blocking)}
+        out = {"input_values": self.input_values.to(device, non_blocking=non_blocking),
+               "labels": self.labels.to(device, non_blocking=non_blocking)}
+        if self.masked:
+            lengths = self.lengths.to(device, non_blocking=non_blocking)
+            out["attention_mask"] = attention_mask(lengths, self.input_values.shape[1])
+        return out
 
     def __getstate__(self) -> dict:
         # from a DataLoader worker the small tensors travel inside the pickle, as arrays: each tensor
@@ -179,6 +184,7 @@ class BatchStream(IterableDataset):
                                   f"{feature_extractor.sampling_rate}")
         self.normalize = bool(feature_extractor.do_normalize)
         self.padding_value = float(feature_extractor.padding_value)
+        self.masked = bool(feature_extractor.return_attention_mask)
 
     def __len__(self) -> int:
         return len(self.batches) - self.start
@@ -282,7 +288,7 @@ class BatchStream(IterableDataset):
                 return Batch(index=k, ids=[], bad=bad)
             ids, labels, lengths = [ids[j] for j in keep], [labels[j] for j in keep], [lengths[j] for j in keep]
             values = np.ascontiguousarray(values[keep, :max(lengths)])
-        batch = Batch(index=k, ids=ids, bad=bad, input_values=torch.from_numpy(values),
+        batch = Batch(index=k, ids=ids, bad=bad, masked=self.masked, input_values=torch.from_numpy(values),
                       lengths=torch.tensor(lengths, dtype=torch.int64), labels=pad_labels(labels))
         real = sum(lengths)
         batch.audio_seconds = real / self.sample_rate

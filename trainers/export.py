@@ -1,4 +1,5 @@
-"""Exports: the adapter alone (PEFT, safetensors) and the merged model, each with the processor.
+"""Exports: the adapter alone (PEFT, safetensors) and the merged model, each with the processor the run
+used (our tokenizer, the base checkpoint's feature extractor).
 
 ``exports/adapter`` loads with ``PeftModel.from_pretrained(base, path)``;
 ``exports/merged`` with ``transformers.pipeline("automatic-speech-recognition", model=path)``.
@@ -27,10 +28,12 @@ def _swap(tmp: Path, final: Path) -> Path:
 
 
 def export_adapter(model, processor, run_dir: str | Path) -> Path:
-    """The PEFT adapter (and a new CTC head, when there is one) with the processor."""
+    """The PEFT adapter (and the CTC head, when it is not the checkpoint's own) with the processor."""
     final = Path(run_dir) / rundir.EXPORTS / "adapter"
     tmp = _atomic_dir(final)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    # the head, when it is not the checkpoint's, is one of the adapter's modules_to_save; PEFT's guess that a
+    # head of another size is a resized embedding would ask the model for input embeddings it does not have
+    model.save_pretrained(str(tmp), safe_serialization=True, save_embedding_layers=False)
     processor.save_pretrained(str(tmp))
     return _swap(tmp, final)
 

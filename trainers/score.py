@@ -77,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from trainers.data import end_workers
     from trainers.loop import Trainer
-    from trainers.model import configure, load_base
+    from trainers.model import configure, load_base, report_base
     from trainers.report import Reporter
     from trainers.signals import StopRequest
-    from trainers.tokenizer import build_processor
     from trainers.train import one_line
 
     acc = Accelerator()
@@ -106,13 +105,15 @@ def main(argv: list[str] | None = None) -> int:
                 fields.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=round(time.time(), 3),
                               command=sys.argv, name=cfg["name"] or run_dir.name)
             rep.status(**fields)
-        model, new_head = load_base(cfg["model"])
-        if new_head:
-            raise KidconsoleError(f"model.base {cfg['model']['base']}: scoring needs a CTC model with our head "
+        if cfg["model"]["start"] != "ctc":
+            raise KidconsoleError(f"model.base {cfg['model']['base']}: scoring needs a CTC model with its head "
                                   f"(model.start: ctc)")
-        model = configure(model, cfg["model"], cfg["lora"], new_head)
+        # the trainer's own loading: the head mapped by symbol, the checkpoint's preprocessing
+        base = load_base(cfg["model"], cfg["data"]["sample_rate"])
+        report_base(base, rep, acc.print)
+        model = configure(base.model, cfg["model"], cfg["lora"], base.head)
         # the trainer's test evaluation: the same batching, decoding, metrics and predictions.jsonl
-        trainer = Trainer(cfg, run_dir, acc, model, build_processor(cfg["data"]["sample_rate"]), False, rep, stop)
+        trainer = Trainer(cfg, run_dir, acc, model, base.processor, False, rep, stop)
         rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
                  trainable_params=0, total_params=trainer.total, total_steps=0)
         trainer.test()

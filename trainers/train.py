@@ -50,10 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainers import checkpoint as ckpt
     from trainers.data import end_workers
     from trainers.loop import BadDataError, NonFiniteError, Trainer
-    from trainers.model import configure, load_base
+    from trainers.model import HEAD_TRAINED, configure, load_base, report_base
     from trainers.report import Reporter
     from trainers.signals import StopRequest
-    from trainers.tokenizer import build_processor
 
     # frozen weights and the unused mask embedding would trip DDP's unused-parameter check
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not cfg["lora"]["enabled"]
@@ -94,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                               command=sys.argv, name=cfg["name"] or run_dir.name)
             rep.status(**fields)
         set_seed(cfg["seed"])
-        model, new_head = load_base(cfg["model"])
-        model = configure(model, cfg["model"], cfg["lora"], new_head)
-        processor = build_processor(cfg["data"]["sample_rate"])
-        trainer = Trainer(cfg, run_dir, acc, model, processor, new_head, rep, stop)
+        base = load_base(cfg["model"], cfg["data"]["sample_rate"])
+        report_base(base, rep, acc.print)
+        model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+        trainer = Trainer(cfg, run_dir, acc, model, base.processor, base.head == HEAD_TRAINED, rep, stop)
         newest = None if args.fresh else ckpt.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
         if args.resume and newest is None:
             raise KidconsoleError(f"--resume: {run_dir / rundir.CHECKPOINTS} holds no complete checkpoint")

@@ -15,7 +15,8 @@ STATE_STYLES = {
     "stopped": "#a0a0a0", "finished": "bold #3fb86b",
 }
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
-WARNING_NAMES = {"bad_sample": "bad samples", "nonfinite_loss": "non-finite losses"}
+WARNING_NAMES = {"bad_sample": "bad samples", "nonfinite_loss": "non-finite losses",
+                 "vocab_missing": "symbols new to the head", "vocab_unverified": "head order unverified"}
 
 
 def fmt_duration(seconds: float | None) -> str:
