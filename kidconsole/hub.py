@@ -9,6 +9,7 @@ not there, asks the hub once with a short timeout, telling "unreachable" apart f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -81,7 +82,9 @@ def _token() -> str | None:
 
 
 def probe(repo_id: str, timeout: float = PROBE_SECONDS) -> tuple[str, str]:
-    """Ask the hub about ``repo_id`` once: ("ok" | "missing" | "unreachable", detail), within ``timeout``."""
+    """Ask the hub about ``repo_id`` once: ("ok" | "missing" | "unreachable", detail), within ``timeout``.
+    "missing" only on the hub's own answer (huggingface_hub's rule: a 401, or an ``X-Error-Code`` such as
+    RepoNotFound or GatedRepo): a proxy or firewall that answers 404 for every host is not the hub."""
     url = f"{endpoint()}/api/models/{repo_id}"
     result: list[tuple[str, str]] = []
 
@@ -91,14 +94,21 @@ def probe(repo_id: str, timeout: float = PROBE_SECONDS) -> tuple[str, str]:
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout):
-                result.append(("ok", url))
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read(1 << 16)
+            try:
+                known = isinstance(json.loads(body), dict) and "id" in json.loads(body)
+            except ValueError:
+                known = False
+            result.append(("ok", url) if known else ("unreachable", f"{url} answered, but not as the model hub"))
         except urllib.error.HTTPError as e:
-            kind = "missing" if e.code in (401, 403, 404) else "unreachable"
-            result.append((kind, f"HTTP {e.code} from {url}"))
+            code = e.headers.get("X-Error-Code") if e.headers else None
+            if e.code == 401 or (e.code in (403, 404) and code):
+                result.append(("missing", f"HTTP {e.code}{f' {code}' if code else ''} from {url}"))
+            else:
+                result.append(("unreachable", f"HTTP {e.code} from {url}, not the model hub's answer"))
         except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            result.append(("unreachable", f"{endpoint()}: {reason}"))
+            result.append(("unreachable", f"{endpoint()}: {getattr(e, 'reason', e)}"))
 
     # name resolution ignores socket timeouts: the thread bounds the whole question
     t = threading.Thread(target=ask, name="hub-probe", daemon=True)

@@ -87,8 +87,11 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
     """Validate the config, create the run directory, start the run detached; returns the run directory."""
     from kidconsole.config import config_hash, dump_config, load_config
 
+    from kidconsole.hub import check_base
+
     config = Path(config)
     cfg = load_config(config, overrides)
+    check_base(cfg["model"]["base"])  # a hub id neither cached nor reachable fails here, in seconds
     gpus = [int(g) for g in gpus]
     if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
         raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")

@@ -26,6 +26,7 @@ def fake_env(monkeypatch):
 def run_config(tmp_path) -> Path:
     """A config that kidconsole.config validates: a model folder and manifests that exist."""
     (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # the launcher checks that it is a saved model folder
     for name in ("train.tsv", "valid.tsv"):
         (tmp_path / name).write_text("")
     cfg = tmp_path / "tiny.yaml"
