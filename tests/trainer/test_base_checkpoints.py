@@ -223,6 +223,25 @@ def test_garbage_safetensors_names_the_file(tmp_path, tiny_model, make_config):
     assert "copy or download it again" in str(e.value)
 
 
+def test_weights_without_a_ctc_head_are_refused_for_a_ctc_start(tmp_path, tiny_model, make_config):
+    from transformers import Wav2Vec2Model
+
+    encoder = tmp_path / "encoder"
+    Wav2Vec2Model.from_pretrained(tiny_model).save_pretrained(encoder)
+    shutil.copy(tiny_model / "vocab.json", encoder / "vocab.json")
+    with pytest.raises(KidconsoleError, match=r"its weights hold no CTC head \(lm_head\): use model.start: encoder"):
+        load_base(load_config(make_config(), [f"model.base={encoder}"])["model"])
+
+
+def test_another_model_type_names_the_supported_ones(tmp_path, make_config):
+    other = tmp_path / "whisper"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    with pytest.raises(KidconsoleError, match="model type 'whisper' is not supported "
+                                              r"\(supported: wav2vec2, hubert, wavlm, wav2vec2-conformer\)"):
+        load_base(load_config(make_config(), [f"model.base={other}"])["model"])
+
+
 # ---------- other families and the checkpoint's own preprocessing ----------
 
 def _family_model(kind: str):
