@@ -328,6 +328,22 @@ def test_each_family_loads_takes_lora_and_trains(tmp_path, tones, make_config, k
     _one_step_lowers_the_loss(model, base.processor, tones)
 
 
+@pytest.mark.parametrize("kind", ["hubert", "wavlm", "wav2vec2-conformer"])
+def test_full_fine_tuning_freezes_layers_and_feature_encoder_in_each_family(tmp_path, make_config, kind):
+    from trainers.model import backbone, count_parameters
+
+    ckpt = _save_family(kind, tmp_path / kind)
+    cfg = load_config(make_config(), [f"model.base={ckpt}", "lora.enabled=false", "model.freeze_layers=0",
+                                      "model.freeze_feature_encoder=true"])
+    base = load_base(cfg["model"])
+    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    enc = backbone(model)
+    frozen = [*enc.feature_extractor.parameters(), *enc.encoder.layers[0].parameters()]
+    assert all(not p.requires_grad for p in frozen)
+    trainable, total = count_parameters(model)
+    assert trainable == total - sum(p.numel() for p in frozen)
+
+
 def test_wavlm_attention_cannot_take_lora_and_the_error_says_why(tmp_path, tones, make_config):
     from peft import LoraConfig, get_peft_model
 
