@@ -125,7 +125,7 @@ def _from_pretrained(folder: Path, base: str, **kwargs):
     return model, info
 
 
-def new_head(model) -> None:
+def fresh_head(model) -> None:
     """A freshly initialised CTC head of the model's size (never a leftover with another meaning)."""
     head = getattr(model, HEAD)
     with torch.no_grad():
@@ -153,7 +153,7 @@ def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
     if start == "encoder":
         model, _ = _from_pretrained(folder, base, vocab_size=len(ours), pad_token_id=ours[PAD],
                                     ignore_mismatched_sizes=True, **kwargs)
-        new_head(model)
+        fresh_head(model)
         return Base(model, HEAD_TRAINED, processor, folder,
                     notes=[f"model.start encoder: a new CTC head of {len(ours)} outputs"])
     head_size = config.vocab_size
