@@ -86,7 +86,6 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
                overrides: Sequence[str] = (), runs_root: str | Path = "runs", trainer_module: str = TRAINER) -> Path:
     """Validate the config, create the run directory, start the run detached; returns the run directory."""
     from kidconsole.config import config_hash, dump_config, load_config
-
     from kidconsole.hub import check_base
 
     config = Path(config)
