@@ -188,6 +188,16 @@ def test_no_vocab_json_and_another_head_size_names_the_file_and_both_sizes(tmp_p
     assert f"{other / 'vocab.json'} is missing" in msg and "50 outputs" in msg and "has 47" in msg
 
 
+def test_no_vocab_json_and_our_head_size_is_taken_in_our_order_with_a_warning(tmp_path, tiny_model, make_config):
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model, bare)
+    (bare / "vocab.json").unlink()
+    base = load_base(load_config(make_config(), [f"model.base={bare}"])["model"])
+    assert base.head == HEAD_OWN
+    [w] = base.warnings
+    assert w["what"] == "vocab_unverified" and str(bare / "vocab.json") in w["message"]
+
+
 def test_a_vocab_json_that_disagrees_with_the_head_is_an_error(tmp_path, tiny_model, make_config):
     ckpt, theirs = permuted_checkpoint(tiny_model, tmp_path / "perm")
     theirs["extra"] = 99
