@@ -1,108 +1,37 @@
-"""Run configs: schema, defaults, ``--set key=value`` overrides, validation.
+"""Run configs: the schema, ``--set key=value`` overrides, validation, the resolved copy.
 
+Each key is declared once, in the models below: its name, type, default,
+constraint (the ``Expect`` text says it in words) and help. Validation errors,
+``--set`` checks and the key table in docs/training.md all come from them.
 Light (no torch): the launcher validates a config before launch, the trainer
 reads the resolved copy the launcher wrote into the run directory. Relative
-paths in a config resolve against the folder of the config file; the resolved
-config holds absolute paths, so the run directory's copy works from anywhere.
-Every error names the file, the dotted key and the reason. Keys and meanings:
-docs/training.md.
+paths resolve against the folder of the config file; the resolved config holds
+absolute paths, so the run directory's copy works from anywhere. Every error
+names the file, the dotted key and the reason.
 """
 
-from __future__ import annotations
-
 import copy
+import difflib
 import hashlib
+import os
 import re
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt, MinLen
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, ValidationInfo, model_validator)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from kidconsole.errors import KidconsoleError
 from kidconsole.hub import looks_like_hub_id
 
-MONITORS = ("per", "cer", "wer", "loss")
-PRECISIONS = ("no", "bf16", "fp16")
-SCHEDULES = ("linear", "cosine", "constant")
-STARTS = ("ctc", "encoder")
-AUG_KEYS = ("speed_prob", "mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
-
-DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "seed": 1234,
-    "model": {
-        "base": None,                  # local folder or hub id
-        "start": "ctc",                # ctc: phoneme CTC checkpoint (its head mapped by symbol); encoder: new CTC head
-        "max_missing_share": 0.1,      # ctc: the largest share of our symbols the checkpoint may lack (new rows)
-        "freeze_feature_encoder": True,
-        "freeze_layers": None,         # "0-7" or [0, 1, ...]: no adapters, no trainable weights there
-        "ctc_zero_infinity": True,
-        "layerdrop": 0.0,
-    },
-    "lora": {
-        "enabled": True,               # false: full fine-tuning of every unfrozen weight
-        "r": 16,
-        "alpha": 32,
-        "dropout": 0.05,
-        "target_modules": ["q_proj", "k_proj", "v_proj"],
-        "layers": None,                # None: every layer not frozen; or "8-23" / [8, 9, ...]
-    },
-    "data": {
-        "train_manifest": None,
-        "valid_manifest": None,
-        "test_manifest": None,
-        "sample_rate": 16000,
-        "max_seconds": 20.0,           # longer utterances are skipped (counted)
-        "batch_seconds": 160.0,        # padded audio seconds per batch and process
-        "max_batch_utterances": 64,
-        "bucket_utterances": 2000,     # utterances sorted together when forming batches
-        "num_workers": 4,
-        "max_bad_share": 0.01,         # the run fails once more than this share of samples is bad
-        "max_bad_samples": None,       # ... or more than this many (None: no cap)
-        "valid_utterances": 2000,      # fixed validation sample (None: the whole manifest)
-        "eval_batch_seconds": 320.0,
-    },
-    "train": {
-        "mixed_precision": "no",
-        "grad_accum": 1,
-        "weight_decay": 0.0,
-        "max_grad_norm": 1.0,
-        "schedule": "linear",          # decay after warmup
-        "log_every": 10,
-        "eval_every": 500,             # optimizer steps; also at the end of each phase
-        "keep_last": 3,                # checkpoints kept besides the best ones
-        "decodes_per_eval": 5,
-        "heartbeat_seconds": 15.0,
-        "stop_timeout": 120.0,         # seconds from SIGTERM to a forced exit
-        "trace_batches": False,        # write trace.jsonl (utterance ids per step, each rank)
-        "max_nonfinite_steps": 100,    # the run fails after this many non-finite steps in a row (None: never)
-    },
-    "augmentations": {
-        "none": {"speed_prob": 0.0, "mask_time_prob": 0.0, "mask_time_length": 10,
-                 "mask_feature_prob": 0.0, "mask_feature_length": 10},
-        "weak": {"speed_prob": 0.2, "mask_time_prob": 0.02, "mask_time_length": 10,
-                 "mask_feature_prob": 0.0, "mask_feature_length": 10},
-        "medium": {"speed_prob": 0.4, "mask_time_prob": 0.04, "mask_time_length": 10,
-                   "mask_feature_prob": 0.004, "mask_feature_length": 64},
-        "strong": {"speed_prob": 0.6, "mask_time_prob": 0.065, "mask_time_length": 10,
-                   "mask_feature_prob": 0.008, "mask_feature_length": 64},
-    },
-    "phases": [],
-}
-
-PHASE_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "fraction": 1.0,       # share of the train manifest (nested: 20% is inside 60%)
-    "manifest": None,      # a phase's own train manifest instead of the run's
-    "epochs": 1,
-    "max_steps": None,     # optional cap on the phase's optimizer steps
-    "lr": 1e-4,
-    "warmup": 0,           # optimizer steps
-    "augment": "none",     # a name from augmentations, or an inline mapping
-    "patience": None,      # evaluations without improvement before stopping early (None: never)
-    "min_delta": 0.0,
-    "monitor": "per",
-}
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kB; a 50 MB list would parse for minutes
 
 
 class _Loader(yaml.SafeLoader):
@@ -124,8 +53,43 @@ def _err(where: str, key: str, reason: str) -> KidconsoleError:
     return KidconsoleError(f"{where}: {key}: {reason}")
 
 
-def parse_layers(spec: Any, where: str = "", key: str = "") -> list[int] | None:
-    """``"8-23"``, ``"0-3,6"``, ``[8, 9]`` or ``None`` -> sorted layer indices (None stays None)."""
+# ---------- value kinds: a type, its constraint, and what it expects in words ----------
+
+@dataclass(frozen=True)
+class Expect:
+    """What a valid value is, in the user's words: error reasons and the docs table say it."""
+    text: str
+
+
+def _kind(tp: Any, expect: str, *meta: Any) -> Any:
+    return Annotated[(tp, *meta, Expect(expect))]
+
+
+def _rule(reason: str, key: str = "") -> PydanticCustomError:
+    """A failed check of ours; ``key`` names the field below the failing model (dotted)."""
+    return PydanticCustomError("kidconsole", "{reason}", {"reason": reason, "key": key})
+
+
+# YAML 1.1 reads no/off/false (yes/on/true) as booleans: a choice such as mixed_precision "no"
+# must accept the word as the docs write it, unquoted
+_YAML11_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+
+def _choice(*values: str) -> Any:
+    def as_written(v: Any) -> Any:
+        if isinstance(v, bool):
+            return next((w for w in _YAML11_WORDS[v] if w in values), v)
+        return v
+
+    return _kind(Literal[values], "one of " + ", ".join(values), BeforeValidator(as_written))
+
+
+def _name(v: Any) -> Any:
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+def _layer_spec(spec: Any) -> list[int] | None:
+    """``"8-23"``, ``"0-3,6"``, ``8``, ``[8, 9]`` or ``None`` -> sorted layer indices; raises ValueError."""
     if spec is None:
         return None
     if isinstance(spec, int) and not isinstance(spec, bool):
@@ -138,32 +102,381 @@ def parse_layers(spec: Any, where: str = "", key: str = "") -> list[int] | None:
             lo, _, hi = part.partition("-")
             lo_i, hi_i = int(lo), int(hi or lo)
             if hi_i < lo_i:
-                raise _err(where, key, f"range {part.strip()!r} runs backwards")
+                raise ValueError(f"range {part.strip()!r} runs backwards")
             out.update(range(lo_i, hi_i + 1))
         return sorted(out)
-    raise _err(where, key, f"expected a layer range like '8-23' or a list of integers, got {spec!r}")
+    raise ValueError(f"expected a layer range like '8-23' or a list of integers, got {_short(spec)}")
 
 
-def _merge(base: dict, over: dict, where: str, prefix: str, open_keys: bool = False) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        key = f"{prefix}{k}"
-        if k not in base and not open_keys:
-            raise _err(where, key, f"unknown key (known: {', '.join(base)})")
-        if isinstance(base.get(k), dict) and k != "augmentations":
-            if not isinstance(v, dict):
-                raise _err(where, key, f"expected a mapping, got {type(v).__name__}")
-            out[k] = _merge(base[k], v, where, key + ".")
-        elif k == "augmentations":
-            if not isinstance(v, dict):
-                raise _err(where, key, "expected a mapping of name -> settings")
-            out[k] = {**base[k], **v}
-        else:
-            out[k] = copy.deepcopy(v)
+def parse_layers(spec: Any, where: str = "", key: str = "") -> list[int] | None:
+    """``"8-23"``, ``"0-3,6"``, ``[8, 9]`` or ``None`` -> sorted layer indices (None stays None)."""
+    try:
+        return _layer_spec(spec)
+    except ValueError as e:
+        raise _err(where, key, str(e)) from None
+
+
+def _layers(spec: Any) -> Any:
+    try:
+        return _layer_spec(spec)
+    except ValueError as e:
+        raise _rule(str(e)) from None
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    return Path((info.context or {}).get("base_dir", "."))
+
+
+def _path(value: str | None, info: ValidationInfo) -> str | None:
+    """Absolute, resolved against the config's folder; must exist unless the context says not to check."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise _rule("expected a path, got ''")
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else _base_dir(info) / p
+    if (info.context or {}).get("check_paths", True) and not p.exists():
+        raise _rule(f"{p} does not exist")
+    return str(p.resolve())
+
+
+def _model_base(value: str, info: ValidationInfo) -> str:
+    """A local folder (made absolute, must exist) unless it looks like a hub id and no such folder is here."""
+    if (_base_dir(info) / Path(value).expanduser()).exists() or not looks_like_hub_id(value):
+        return _path(value, info)  # type: ignore[return-value]
+    return value
+
+
+PosInt = _kind(int, "a positive integer", Gt(0))
+Count = _kind(int, "an integer >= 0", Ge(0))
+OptPosInt = _kind(Optional[Annotated[int, Gt(0)]], "a positive integer or null")
+Positive = _kind(float, "a positive number", Gt(0))
+Seconds = _kind(float, "a positive number of seconds", Gt(0))
+NonNegative = _kind(float, "a number >= 0", Ge(0))
+Share = _kind(float, "a share between 0 and 1", Ge(0), Le(1))
+Prob = _kind(float, "a probability in [0, 1]", Ge(0), Le(1))
+BelowOne = _kind(float, "a number in [0, 1)", Ge(0), Lt(1))
+Flag = _kind(bool, "true or false")
+Name = _kind(Optional[str], "a name or null", BeforeValidator(_name))
+Layers = _kind(Optional[list[int]], "a layer range like '8-23', a list of integers, or null",
+               BeforeValidator(_layers))
+Manifest = _kind(Optional[str], "a manifest path or null", AfterValidator(_path))
+RequiredManifest = _kind(str, "a manifest path", AfterValidator(_path))
+ModelBase = _kind(str, "a local model folder or a hub id (owner/name)", AfterValidator(_model_base))
+Modules = _kind(list[Annotated[str, MinLen(1)]], "a non-empty list of module names", MinLen(1))
+
+
+# ---------- the schema ----------
+
+class Section(BaseModel):
+    """Unknown keys are errors, types are exact (YAML gives real ints, floats and booleans),
+    every number is finite: no key of a run config has a use for inf or nan."""
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+
+    # transitional: item access until every reader uses attributes
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+def _section(help: str) -> Any:
+    return Field(default_factory=dict, description=help)  # validated: {} gets the defaults
+
+
+class ModelConfig(Section):
+    base: ModelBase = Field(description="local folder or hub id")
+    start: _choice("ctc", "encoder") = Field(
+        "ctc", description="`ctc`: a phoneme CTC checkpoint; its `vocab.json` must equal our inventory (the error "
+        "lists missing, extra and moved tokens). `encoder`: a pretrained-only encoder; a new CTC head sized to "
+        "the inventory is trained and saved with the adapter")
+    max_missing_share: Share = Field(0.1, description="ctc: the largest share of our symbols the checkpoint may "
+                                     "lack (they get new rows)")
+    freeze_feature_encoder: Flag = Field(True, description="the CNN feature encoder takes no gradient")
+    freeze_layers: Layers = Field(None, description="no adapters and no trainable weights in these transformer "
+                                  "layers")
+    ctc_zero_infinity: Flag = Field(True, description="impossible alignments give zero loss instead of inf")
+    layerdrop: BelowOne = Field(0.0, description="wav2vec2 layer drop")
+
+
+class LoraConfig(Section):
+    enabled: Flag = Field(True, description="false: full fine-tuning of every unfrozen weight (makes a tiny base "
+                          "model from scratch)")
+    r: PosInt = Field(16, description="LoRA rank")
+    alpha: Positive = Field(32.0, description="LoRA scaling (the update is scaled by alpha / r)")
+    dropout: BelowOne = Field(0.05, description="dropout on the LoRA input")
+    target_modules: Modules = Field(["q_proj", "k_proj", "v_proj"], description="modules that get adapters")
+    layers: Layers = Field(None, description="layers with adapters; null: every layer not in "
+                           "`model.freeze_layers`")
+
+
+class DataConfig(Section):
+    train_manifest: Manifest = Field(None, description="training manifest (`docs/manifest.md`); a phase may "
+                                     "name its own")
+    valid_manifest: RequiredManifest = Field(description="validation manifest")
+    test_manifest: Manifest = Field(None, description="test manifest, evaluated at the end (optional)")
+    sample_rate: PosInt = Field(16000, description="audio at other rates is resampled (torchaudio)")
+    max_seconds: Seconds = Field(20.0, description="longer utterances are skipped as bad samples")
+    batch_seconds: Seconds = Field(160.0, description="padded audio seconds per batch and process (utterances x "
+                                   "longest); at least `data.max_seconds`")
+    max_batch_utterances: PosInt = Field(64, description="cap on utterances per batch")
+    bucket_utterances: PosInt = Field(2000, description="utterances sorted together before cutting batches")
+    num_workers: Count = Field(4, description="DataLoader workers per process")
+    max_bad_share: Share = Field(0.01, description="the run fails once more than this share of training samples "
+                                 "was bad")
+    max_bad_samples: _kind(Optional[Annotated[int, Ge(0)]], "an integer >= 0 or null") = Field(
+        None, description="... or more than this many (null: no cap)")
+    valid_utterances: OptPosInt = Field(2000, description="size of the fixed validation sample (null: all)")
+    eval_batch_seconds: Seconds = Field(320.0, description="padded seconds per evaluation batch")
+
+    @model_validator(mode="after")
+    def _every_utterance_fits_a_batch(self) -> "DataConfig":
+        if self.batch_seconds < self.max_seconds:
+            raise _rule(f"must be at least data.max_seconds ({self.max_seconds:g}) so that every utterance fits "
+                        f"a batch", "batch_seconds")
+        return self
+
+
+class TrainConfig(Section):
+    mixed_precision: _choice("no", "bf16", "fp16") = Field(
+        "no", description="`bf16` / `fp16` autocast; the CTC loss is computed in fp32")
+    grad_accum: PosInt = Field(1, description="micro-batches per optimizer step")
+    weight_decay: NonNegative = Field(0.0, description="AdamW weight decay")
+    max_grad_norm: NonNegative = Field(1.0, description="gradient clipping (0: none)")
+    schedule: _choice("linear", "cosine", "constant") = Field("linear", description="LR decay after warmup")
+    log_every: PosInt = Field(10, description="steps between `train` events")
+    eval_every: PosInt = Field(500, description="steps between evaluations (also one at each phase end); each "
+                               "writes a checkpoint")
+    keep_last: PosInt = Field(3, description="checkpoints kept besides each phase's best")
+    decodes_per_eval: Count = Field(5, description="sample decodes written per evaluation")
+    heartbeat_seconds: Seconds = Field(15.0, description="heartbeat period")
+    stop_timeout: Seconds = Field(120.0, description="seconds from a stop signal to a forced exit")
+    trace_batches: Flag = Field(False, description="write `trace.rank<N>.jsonl` (utterance ids per step)")
+    max_nonfinite_steps: OptPosInt = Field(100, description="the run fails after this many non-finite steps in a "
+                                           "row (null: never)")
+
+
+class Augment(Section):
+    speed_prob: Prob = Field(description="share of utterances played at speed 0.9 or 1.1 (torchaudio)")
+    mask_time_prob: Prob = Field(description="wav2vec2 `mask_time_prob`: share of frames that start a time mask")
+    mask_time_length: PosInt = Field(description="frames per time mask")
+    mask_feature_prob: Prob = Field(description="wav2vec2 `mask_feature_prob`: share of channels that start a "
+                                    "feature mask")
+    mask_feature_length: PosInt = Field(description="channels per feature mask (capped at a quarter of the "
+                                        "model's hidden size)")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "none": {"speed_prob": 0.0, "mask_time_prob": 0.0, "mask_time_length": 10,
+             "mask_feature_prob": 0.0, "mask_feature_length": 10},
+    "weak": {"speed_prob": 0.2, "mask_time_prob": 0.02, "mask_time_length": 10,
+             "mask_feature_prob": 0.0, "mask_feature_length": 10},
+    "medium": {"speed_prob": 0.4, "mask_time_prob": 0.04, "mask_time_length": 10,
+               "mask_feature_prob": 0.004, "mask_feature_length": 64},
+    "strong": {"speed_prob": 0.6, "mask_time_prob": 0.065, "mask_time_length": 10,
+               "mask_feature_prob": 0.008, "mask_feature_length": 64},
+}
+
+
+def _over_presets(v: Any) -> Any:
+    """The built-in presets, with the config's own presets added or laid over them key by key."""
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {k: dict(s) for k, s in PRESETS.items()}
+    for name, s in v.items():
+        out[name] = {**PRESETS[name], **s} if name in PRESETS and isinstance(s, dict) else s
     return out
 
 
+def _augment_tag(v: Any) -> str | None:
+    return "preset" if isinstance(v, str) else "inline" if isinstance(v, (dict, Augment)) else None
+
+
+Presets = _kind(dict[str, Augment], "a mapping of preset name -> augmentation settings",
+                BeforeValidator(_over_presets))
+AugmentChoice = _kind(Union[Annotated[str, Tag("preset")], Annotated[Augment, Tag("inline")]],
+                      "a preset name from augmentations or a mapping of augmentation settings",
+                      Discriminator(_augment_tag))
+
+
+class Phase(Section):
+    name: Name = Field(None, description="shown in events and on the console; null: `phase<i+1>`")
+    fraction: _kind(float, "a share in (0, 1]", Gt(0), Le(1)) = Field(
+        1.0, description="share of the train manifest (nested subsets: 20% lies inside 60%)")
+    manifest: Manifest = Field(None, description="the phase's own train manifest instead of `data.train_manifest`")
+    epochs: PosInt = Field(1, description="epochs over the phase's utterances")
+    max_steps: OptPosInt = Field(None, description="optional cap on the phase's optimizer steps")
+    lr: Positive = Field(1e-4, description="peak LR; decays to 0 at the phase's last step")
+    warmup: Count = Field(0, description="warmup optimizer steps")
+    augment: AugmentChoice = Field("none", description="a preset name from `augmentations` or an inline mapping")
+    patience: OptPosInt = Field(None, description="evaluations without an improvement of more than `min_delta` "
+                                "before the phase stops early (null: never)")
+    min_delta: NonNegative = Field(0.0, description="the improvement that counts for early stopping")
+    monitor: _choice("per", "cer", "wer", "loss") = Field("per", description="the metric early stopping and the "
+                                                           "best checkpoint follow")
+
+
+class RunConfig(Section):
+    name: Name = Field(None, description="run name (the launcher's `--name` wins; made unique with the time)")
+    seed: _kind(int, "an integer from 0 to 4294967295", Ge(0), Lt(2 ** 32)) = Field(
+        1234, description="data order, subsets, validation sample, augmentation, dropout")
+    model: ModelConfig = _section("the base model")
+    lora: LoraConfig = _section("the adapters")
+    data: DataConfig = _section("manifests and batching")
+    train: TrainConfig = _section("the optimizer, logging, evaluation and checkpoints")
+    augmentations: Presets = Field(default_factory=dict, description="named augmentation presets (built in: "
+                                   "none, weak, medium, strong; a preset given here is laid over them)")
+    phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
+        description="the curriculum: phases run in order, each from the previous phase's best weights")
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> "RunConfig":
+        if self.lora.layers is not None and self.model.freeze_layers:
+            both = sorted(set(self.lora.layers) & set(self.model.freeze_layers))
+            if both:
+                raise _rule(f"layers {both} are also in model.freeze_layers", "lora.layers")
+        for i, p in enumerate(self.phases):
+            p.name = p.name or f"phase{i + 1}"
+            if p.manifest is None and self.data.train_manifest is None:
+                raise _rule("no train manifest: set data.train_manifest or this phase's manifest",
+                            f"phases.{i}.manifest")
+            if isinstance(p.augment, str) and p.augment not in self.augmentations:
+                raise _rule(f"unknown augmentation {p.augment!r} (known: {', '.join(self.augmentations)})",
+                            f"phases.{i}.augment")
+        return self
+
+    def augment_for(self, phase: Phase) -> Augment:
+        """A phase's augmentation settings (a named preset or inline)."""
+        return self.augmentations[phase.augment] if isinstance(phase.augment, str) else phase.augment
+
+
+# ---------- walking the schema: dotted keys, fields, nearest keys ----------
+
+def _shape(ann: Any) -> tuple[str, Any]:
+    """("model", cls) | ("list", item) | ("dict", value) | ("union", members) | ("leaf", ann)."""
+    while typing.get_origin(ann) is Annotated:
+        ann = typing.get_args(ann)[0]
+    origin = typing.get_origin(ann)
+    if origin in (Union, types.UnionType):
+        members = [a for a in typing.get_args(ann) if a is not type(None)]
+        return _shape(members[0]) if len(members) == 1 else ("union", members)
+    if origin is list:
+        return "list", typing.get_args(ann)[0]
+    if origin is dict:
+        return "dict", typing.get_args(ann)[1]
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "model", ann
+    return "leaf", ann
+
+
+def _tag(ann: Any) -> str | None:
+    return next((m.tag for m in typing.get_args(ann)[1:] if isinstance(m, Tag)), None) \
+        if typing.get_origin(ann) is Annotated else None
+
+
+def _walk(loc: Sequence[Any]) -> tuple[list[str], FieldInfo | None, type[BaseModel] | None]:
+    """An error location -> (dotted key parts without union tags, the field there, the model holding it)."""
+    ann: Any = RunConfig
+    parts: list[str] = []
+    field: FieldInfo | None = None
+    holder: type[BaseModel] | None = None
+    for part in loc:
+        shape, arg = _shape(ann)
+        if shape == "union":
+            member = next((m for m in arg if _tag(m) == part), None)
+            if member is not None:
+                ann = member
+                continue
+        parts.append(str(part))
+        if shape == "model":
+            holder, field = arg, arg.model_fields.get(part)
+            ann = field.annotation if field is not None else None
+        elif shape in ("list", "dict"):
+            ann = arg
+        else:
+            ann = None
+    return parts, field, holder
+
+
+def _expect(field: FieldInfo | None) -> str:
+    for m in (field.metadata if field is not None else ()):
+        if isinstance(m, Expect):
+            return m.text
+    return "a mapping" if field is not None and _shape(field.annotation)[0] == "model" else "a valid value"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of ``model``, a phase's as ``phases.<i>.KEY``, a preset's as ``augmentations.<name>.KEY``."""
+    out = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        out.append(key)
+        shape, arg = _shape(field.annotation)
+        if shape == "model":
+            out += _leaf_keys(arg, key + ".")
+        elif shape in ("list", "dict") and _shape(arg)[0] == "model":
+            out += _leaf_keys(_shape(arg)[1], f"{key}.{'<i>' if shape == 'list' else '<name>'}.")
+    return out
+
+
+def _unknown(parts: list[str], holder: type[BaseModel]) -> str:
+    """'unknown key' with the nearest valid keys: of its own section, then of the whole schema."""
+    key, prefix = ".".join(parts), ".".join(parts[:-1])
+    here = [f"{prefix}.{k}" if prefix else k for k in holder.model_fields]
+    which = parts[1] if len(parts) > 2 else None  # the phase index or preset name the key is under
+    everywhere = [k.replace("<i>", which if parts[0] == "phases" and which else "0")
+                  .replace("<name>", which if parts[0] == "augmentations" and which else "none")
+                  for k in _leaf_keys(RunConfig)]
+    near = difflib.get_close_matches(key, here, n=3, cutoff=0.6)
+    near += [k for k in difflib.get_close_matches(key, everywhere, n=3, cutoff=0.75) if k not in near]
+    known = ", ".join(holder.model_fields)
+    if near:
+        return f"unknown key; nearest: {', '.join(near[:3])} (known here: {known})"
+    return f"unknown key (known here: {known})"
+
+
+def _reason(err: dict) -> tuple[str, str]:
+    """One pydantic error -> (dotted key, reason in the user's words)."""
+    parts, field, holder = _walk(err["loc"])
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "kidconsole":
+        return ".".join(parts + ([ctx["key"]] if ctx.get("key") else [])), ctx["reason"]
+    key = ".".join(parts)
+    if kind == "missing":
+        return key, f"required: {_expect(field)}"
+    if kind == "extra_forbidden" and holder is not None:
+        return key, _unknown(parts, holder)
+    got = _short(err.get("input"))
+    if kind == "finite_number":
+        return key, f"{got} is not a finite number (expected {_expect(field)})"
+    if kind == "literal_error" and isinstance(err.get("input"), bool):
+        got += " (YAML reads an unquoted yes/no/on/off as a boolean)"
+    return key, f"expected {_expect(field)}, got {got}"
+
+
+def _explained(e: ValidationError, where: str) -> KidconsoleError:
+    lines: dict[str, str] = {}
+    for err in e.errors(include_url=False):
+        key, reason = _reason(err)
+        lines.setdefault(key, f"{where}: {key}: {reason}")
+    shown = list(lines.values())
+    more = f"\n(and {len(shown) - 10} more)" if len(shown) > 10 else ""
+    return KidconsoleError("\n".join(shown[:10]) + more)
+
+
+# ---------- --set key=value ----------
+
 def _set_dotted(raw: dict, assignment: str, where: str) -> None:
+    """Apply one override to the raw mapping, checking each step of the key against the schema."""
     key, sep, value = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -172,193 +485,106 @@ def _set_dotted(raw: dict, assignment: str, where: str) -> None:
         parsed = _yaml(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise _err(where, key, f"cannot parse value {value!r}: {e}") from e
-    node: Any = raw
     parts = key.split(".")
+    node: Any = raw
+    ann: Any = RunConfig
+    field: FieldInfo | None = None
     for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
+        above, here = ".".join(parts[:i]), ".".join(parts[: i + 1])
+        shape, arg = _shape(ann)
+        if shape == "union":  # a choice of a name or a mapping (a phase's augment): keys mean the mapping
+            shape, arg = next(((s, a) for s, a in map(_shape, arg) if s == "model"), ("leaf", ann))
+        if shape == "leaf":
+            raise _err(where, here, f"{above} is a single value ({_expect(field)}); it has no key {part!r}")
+        if shape == "list":
+            if not isinstance(node, list):
+                raise _err(where, here, f"{above} is not a list in this config: set it whole ({above}=[...])")
             if not part.isdigit() or int(part) >= len(node):
-                raise _err(where, key, f"{part!r} is not an index of a list of {len(node)}")
-            if last:
-                node[int(part)] = parsed
-            else:
-                node = node[int(part)]
+                raise _err(where, here, f"{part!r} is not an index of {above} (a list of {len(node)})")
+            slot: Any = int(part)
         else:
-            if last:
-                node[part] = parsed
-            else:
-                nxt = node.get(part)
-                if nxt is None:
-                    nxt = node[part] = {}
-                node = nxt
-
-
-def _check(cond: bool, where: str, key: str, reason: str) -> None:
-    if not cond:
-        raise _err(where, key, reason)
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _resolve_path(value: Any, base_dir: Path, where: str, key: str, must_exist: bool) -> str | None:
-    if value is None:
-        return None
-    _check(isinstance(value, str) and value.strip() != "", where, key, "expected a path")
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else (base_dir / p)
-    if must_exist and not p.exists():
-        raise _err(where, key, f"{p} does not exist")
-    return str(p.resolve())
-
-
-def _validate(cfg: dict, where: str, base_dir: Path) -> dict:
-    m, lo, d, t = cfg["model"], cfg["lora"], cfg["data"], cfg["train"]
-    _check(isinstance(cfg["seed"], int), where, "seed", "expected an integer")
-
-    _check(isinstance(m["base"], str) and m["base"], where, "model.base", "required: a local model folder or a hub id")
-    local = (base_dir / Path(m["base"]).expanduser())
-    if local.exists() or not looks_like_hub_id(m["base"]):
-        m["base"] = _resolve_path(m["base"], base_dir, where, "model.base", must_exist=True)
-    _check(m["start"] in STARTS, where, "model.start", f"expected one of {', '.join(STARTS)}, got {m['start']!r}")
-    for k in ("freeze_feature_encoder", "ctc_zero_infinity"):
-        _check(isinstance(m[k], bool), where, f"model.{k}", "expected true or false")
-    _check(_number(m["max_missing_share"]) and 0 <= m["max_missing_share"] <= 1, where, "model.max_missing_share",
-           "expected a share between 0 and 1")
-    _check(_number(m["layerdrop"]) and 0 <= m["layerdrop"] < 1, where, "model.layerdrop", "expected 0 <= value < 1")
-    m["freeze_layers"] = parse_layers(m["freeze_layers"], where, "model.freeze_layers")
-
-    _check(isinstance(lo["enabled"], bool), where, "lora.enabled", "expected true or false")
-    _check(isinstance(lo["r"], int) and lo["r"] > 0, where, "lora.r", "expected a positive integer")
-    _check(_number(lo["alpha"]) and lo["alpha"] > 0, where, "lora.alpha", "expected a positive number")
-    _check(_number(lo["dropout"]) and 0 <= lo["dropout"] < 1, where, "lora.dropout", "expected 0 <= value < 1")
-    _check(isinstance(lo["target_modules"], list) and lo["target_modules"]
-           and all(isinstance(x, str) for x in lo["target_modules"]),
-           where, "lora.target_modules", "expected a non-empty list of module names")
-    lo["layers"] = parse_layers(lo["layers"], where, "lora.layers")
-    if lo["layers"] is not None and m["freeze_layers"]:
-        both = sorted(set(lo["layers"]) & set(m["freeze_layers"]))
-        _check(not both, where, "lora.layers", f"layers {both} are also in model.freeze_layers")
-
-    d["train_manifest"] = _resolve_path(d["train_manifest"], base_dir, where, "data.train_manifest", True)
-    d["valid_manifest"] = _resolve_path(d["valid_manifest"], base_dir, where, "data.valid_manifest", True)
-    d["test_manifest"] = _resolve_path(d["test_manifest"], base_dir, where, "data.test_manifest", True)
-    _check(d["valid_manifest"] is not None, where, "data.valid_manifest", "required")
-    for k in ("sample_rate", "max_batch_utterances", "bucket_utterances"):
-        _check(isinstance(d[k], int) and d[k] > 0, where, f"data.{k}", "expected a positive integer")
-    _check(isinstance(d["num_workers"], int) and d["num_workers"] >= 0, where, "data.num_workers",
-           "expected an integer >= 0")
-    for k in ("max_seconds", "batch_seconds", "eval_batch_seconds"):
-        _check(_number(d[k]) and d[k] > 0, where, f"data.{k}", "expected a positive number of seconds")
-    _check(d["batch_seconds"] >= d["max_seconds"], where, "data.batch_seconds",
-           f"must be at least data.max_seconds ({d['max_seconds']}) so that every utterance fits a batch")
-    _check(_number(d["max_bad_share"]) and 0 <= d["max_bad_share"] <= 1, where, "data.max_bad_share",
-           "expected a share between 0 and 1")
-    _check(d["max_bad_samples"] is None or (isinstance(d["max_bad_samples"], int) and d["max_bad_samples"] >= 0),
-           where, "data.max_bad_samples", "expected an integer >= 0 or null (no cap)")
-    _check(d["valid_utterances"] is None or (isinstance(d["valid_utterances"], int) and d["valid_utterances"] > 0),
-           where, "data.valid_utterances", "expected a positive integer or null (all)")
-
-    _check(t["mixed_precision"] in PRECISIONS, where, "train.mixed_precision",
-           f"expected one of {', '.join(PRECISIONS)}, got {t['mixed_precision']!r}")
-    _check(t["schedule"] in SCHEDULES, where, "train.schedule", f"expected one of {', '.join(SCHEDULES)}")
-    for k in ("grad_accum", "log_every", "eval_every", "keep_last"):
-        _check(isinstance(t[k], int) and t[k] > 0, where, f"train.{k}", "expected a positive integer")
-    _check(isinstance(t["decodes_per_eval"], int) and t["decodes_per_eval"] >= 0, where,
-           "train.decodes_per_eval", "expected an integer >= 0")
-    for k in ("heartbeat_seconds", "stop_timeout"):
-        _check(_number(t[k]) and t[k] > 0, where, f"train.{k}", "expected a positive number of seconds")
-    for k in ("weight_decay", "max_grad_norm"):
-        _check(_number(t[k]) and t[k] >= 0, where, f"train.{k}", "expected a number >= 0")
-    _check(isinstance(t["trace_batches"], bool), where, "train.trace_batches", "expected true or false")
-    _check(t["max_nonfinite_steps"] is None or (isinstance(t["max_nonfinite_steps"], int)
-                                                and t["max_nonfinite_steps"] > 0), where, "train.max_nonfinite_steps",
-           "expected a positive integer or null (never)")
-
-    for name, aug in cfg["augmentations"].items():
-        _check_augment(aug, where, f"augmentations.{name}")
-
-    phases = cfg["phases"]
-    _check(isinstance(phases, list) and phases, where, "phases", "expected a non-empty list of phases")
-    out = []
-    for i, raw in enumerate(phases):
-        key = f"phases.{i}"
-        _check(isinstance(raw, dict), where, key, "expected a mapping")
-        p = _merge(PHASE_DEFAULTS, raw, where, key + ".")
-        p["name"] = p["name"] or f"phase{i + 1}"
-        _check(_number(p["fraction"]) and 0 < p["fraction"] <= 1, where, f"{key}.fraction",
-               "expected a share in (0, 1]")
-        p["manifest"] = _resolve_path(p["manifest"], base_dir, where, f"{key}.manifest", True)
-        _check(p["manifest"] is not None or d["train_manifest"] is not None, where, f"{key}.manifest",
-               "no train manifest: set data.train_manifest or this phase's manifest")
-        _check(isinstance(p["epochs"], int) and p["epochs"] > 0, where, f"{key}.epochs", "expected a positive integer")
-        _check(p["max_steps"] is None or (isinstance(p["max_steps"], int) and p["max_steps"] > 0), where,
-               f"{key}.max_steps", "expected a positive integer or null")
-        _check(_number(p["lr"]) and p["lr"] > 0, where, f"{key}.lr", "expected a positive number")
-        _check(isinstance(p["warmup"], int) and p["warmup"] >= 0, where, f"{key}.warmup", "expected an integer >= 0")
-        _check(p["patience"] is None or (isinstance(p["patience"], int) and p["patience"] > 0), where,
-               f"{key}.patience", "expected a positive integer or null")
-        _check(_number(p["min_delta"]) and p["min_delta"] >= 0, where, f"{key}.min_delta", "expected a number >= 0")
-        _check(p["monitor"] in MONITORS, where, f"{key}.monitor", f"expected one of {', '.join(MONITORS)}")
-        if isinstance(p["augment"], str):
-            _check(p["augment"] in cfg["augmentations"], where, f"{key}.augment",
-                   f"unknown augmentation {p['augment']!r} (known: {', '.join(cfg['augmentations'])})")
+            if not isinstance(node, dict):
+                raise _err(where, here, f"{above} is {_short(node)}, not a mapping")
+            if shape == "model" and part not in arg.model_fields:
+                raise _err(where, here, _unknown(parts[: i + 1], arg))
+            slot = part
+        if shape == "model":
+            field = arg.model_fields[part]
+            ann = field.annotation
         else:
-            _check_augment(p["augment"], where, f"{key}.augment")
-        out.append(p)
-    cfg["phases"] = out
-    return cfg
+            ann = arg
+        if i == len(parts) - 1:
+            node[slot] = parsed
+        else:
+            nxt = node[slot] if isinstance(node, list) else node.get(slot)
+            if nxt is None:
+                nxt = node[slot] = {}
+            node = nxt
 
 
-def _check_augment(aug: Any, where: str, key: str) -> None:
-    _check(isinstance(aug, dict), where, key, "expected a mapping of augmentation settings")
-    unknown = set(aug) - set(AUG_KEYS)
-    _check(not unknown, where, f"{key}.{sorted(unknown)[0] if unknown else ''}",
-           f"unknown key (known: {', '.join(AUG_KEYS)})")
-    missing = set(AUG_KEYS) - set(aug)
-    _check(not missing, where, key, f"lacks {', '.join(sorted(missing))}")
-    for k in ("speed_prob", "mask_time_prob", "mask_feature_prob"):
-        _check(_number(aug[k]) and 0 <= aug[k] <= 1, where, f"{key}.{k}", "expected a probability in [0, 1]")
-    for k in ("mask_time_length", "mask_feature_length"):
-        _check(isinstance(aug[k], int) and aug[k] > 0, where, f"{key}.{k}", "expected a positive integer")
+# ---------- reading, resolving, writing ----------
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file parsed (``5e-4`` a float), refused unreadable, over MAX_CONFIG_BYTES or not YAML."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size  # checked before reading: parsing 50 MB takes minutes
+            data = f.read(MAX_CONFIG_BYTES + 1) if size <= MAX_CONFIG_BYTES else b""
+        size = max(size, len(data))
+    except OSError as e:
+        raise KidconsoleError(f"cannot read config {path}: {e.strerror}") from e
+    if size > MAX_CONFIG_BYTES:
+        raise KidconsoleError(f"{path}: {size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte (1 MiB) limit of a "
+                              f"config file")
+    try:
+        return _yaml(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise KidconsoleError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        raise KidconsoleError(f"{path}: not valid YAML: {e}") from e
 
 
-def resolve_config(raw: dict, where: str = "<config>", base_dir: str | Path = ".",
-                   overrides: Sequence[str] = ()) -> dict:
-    """Defaults filled, overrides applied, validated; paths made absolute against ``base_dir``."""
+def resolve_config(raw: Any, where: str = "<config>", base_dir: str | Path = ".",
+                   overrides: Sequence[str] = (), check_paths: bool = True) -> RunConfig:
+    """Defaults filled, overrides applied, validated; paths made absolute against ``base_dir``
+    (and required to exist unless ``check_paths`` is false)."""
     if not isinstance(raw, dict):
         raise KidconsoleError(f"{where}: a run config must be a YAML mapping")
     raw = copy.deepcopy(raw)
     for assignment in overrides:
         _set_dotted(raw, assignment, f"{where} (--set {assignment})")
-    cfg = _merge(DEFAULTS, raw, where, "")
-    return _validate(cfg, where, Path(base_dir).resolve())
+    context = {"base_dir": Path(base_dir).resolve(), "check_paths": check_paths}
+    try:
+        return RunConfig.model_validate(raw, context=context)
+    except ValidationError as e:
+        raise _explained(e, where) from None
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read, resolve and validate a run config; relative paths resolve against its folder."""
     path = Path(path)
+    return resolve_config(read_yaml(path) or {}, str(path), path.parent, overrides)
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig | None:
+    """A run directory's resolved config, for readers that must never fail (the console, reports).
+
+    None when config.yaml is absent, unreadable, over the size limit, not YAML, or not valid under
+    this schema (a broken file, or one written by an incompatible version). Paths are read as written,
+    not checked: a finished run's manifests may have moved since."""
+    from kidconsole import rundir
+
+    path = Path(run_dir) / rundir.CONFIG
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise KidconsoleError(f"cannot read config {path}: {e.strerror}") from e
-    try:
-        raw = _yaml(text) or {}
-    except yaml.YAMLError as e:
-        raise KidconsoleError(f"{path}: not valid YAML: {e}") from e
-    return resolve_config(raw, str(path), path.parent, overrides)
+        return resolve_config(read_yaml(path), str(path), path.parent, check_paths=False)
+    except (KidconsoleError, ValueError, RecursionError):
+        return None
 
 
-def dump_config(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True)
 
 
-def config_hash(cfg: dict) -> str:
+def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(dump_config(cfg).encode("utf-8")).hexdigest()
-
-
-def phase_augment(cfg: dict, phase: dict) -> dict:
-    """The augmentation settings of a phase (a named preset or inline)."""
-    aug = phase["augment"]
-    return dict(cfg["augmentations"][aug] if isinstance(aug, str) else aug)

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from kidconsole import rundir
-from kidconsole.config import phase_augment
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
@@ -208,7 +207,7 @@ class Trainer:
             self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p['name']}: {len(rows)} utterances, "
                            f"{hours:.2f} h, {p['epochs']} epochs, lr {p['lr']:g}")
         self.rep.status(phase=pi + 1)
-        aug = phase_augment(self.cfg, p)
+        aug = self.cfg.augment_for(p)
         set_masking(self.base.config, aug)
         durations = [r.duration for r in rows]
         while not st["phase_done"] and st["epoch"] < p["epochs"]:

@@ -9,9 +9,10 @@ from kidconsole.errors import KidconsoleError
 
 def test_defaults_fill_and_paths_become_absolute(make_config, tones):
     cfg = load_config(make_config())
-    assert cfg["data"]["valid_manifest"] == str(tones["valid"].resolve())
-    assert cfg["phases"][0]["monitor"] == "per" and cfg["phases"][0]["patience"] is None
-    assert cfg["lora"]["target_modules"] == ["q_proj", "k_proj", "v_proj"]
+    assert cfg.data.valid_manifest == str(tones["valid"].resolve())
+    assert cfg.phases[0].monitor == "per" and cfg.phases[0].patience is None
+    assert cfg.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert cfg.augment_for(cfg.phases[0]) == cfg.augmentations["none"]
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, tiny_model, tones):
@@ -22,14 +23,14 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, tiny_model, 
     path.write_text(f"model: {{base: {rel}}}\ndata: {{train_manifest: {tones['train']}, "
                     f"valid_manifest: {tones['valid']}}}\nphases: [{{lr: 5e-4}}]\n")
     cfg = load_config(path)
-    assert cfg["model"]["base"] == str((tmp_path / "m").resolve())
-    assert cfg["phases"][0]["lr"] == 5e-4  # YAML 1.1 would have read a string
+    assert cfg.model.base == str((tmp_path / "m").resolve())
+    assert cfg.phases[0].lr == 5e-4  # YAML 1.1 would have read a string
 
 
 def test_overrides_set_nested_keys_and_list_items(make_config):
     cfg = load_config(make_config(), ["lora.r=32", "phases.0.lr=1e-4", "model.freeze_layers=0-1"])
-    assert cfg["lora"]["r"] == 32 and cfg["phases"][0]["lr"] == 1e-4
-    assert cfg["model"]["freeze_layers"] == [0, 1]
+    assert cfg.lora.r == 32 and cfg.phases[0].lr == 1e-4
+    assert cfg.model.freeze_layers == [0, 1]
 
 
 @pytest.mark.parametrize("override, key", [
@@ -41,12 +42,54 @@ def test_overrides_set_nested_keys_and_list_items(make_config):
     ("data.valid_manifest=/nowhere.jsonl", "data.valid_manifest"),
     ("train.mixed_precision=fp8", "train.mixed_precision"),
     ("lora.layers=0-1", "lora.layers"),
+    ("lora.r=2.5", "lora.r"),
+    ("lora.enabled=1", "lora.enabled"),
+    ("lora=5", "lora"),
+    ("lora.target_modules=[]", "lora.target_modules"),
+    ("model.freeze_layers=3-1", "model.freeze_layers"),
+    ("model.base=", "model.base"),
+    ("phases=[]", "phases"),
+    ("phases.0.fraction=0", "phases.0.fraction"),
+    ("phases.0.augment=5", "phases.0.augment"),
+    ("phases.0.augment={speed_prob: 2}", "phases.0.augment.speed_prob"),
+    ("augmentations.mine={speed_prob: 0.5}", "augmentations.mine.mask_time_prob"),
+    ("data.train_manifest=", "phases.0.manifest"),
+    ("seed=-1", "seed"),
+    ("phases.3.lr=1", "phases.3"),
+    ("train.eval_every.x=1", "train.eval_every.x"),
 ])
 def test_bad_config_names_file_key_and_reason(make_config, override, key):
     extra = ["model.freeze_layers=1"] if key == "lora.layers" else []
     with pytest.raises(KidconsoleError) as e:
         load_config(make_config(), [override, *extra])
-    assert "run.yaml" in str(e.value) and key in str(e.value)
+    first = str(e.value).splitlines()[0]
+    where, _, reason = first.partition(f": {key}: ")
+    assert where.endswith(("run.yaml", f"run.yaml (--set {override})")) and reason, first
+    assert "Input should" not in reason and "pydantic" not in reason  # our words, not the library's
+
+
+def test_missing_required_keys_are_named(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("seed: 3\n")
+    with pytest.raises(KidconsoleError) as e:
+        load_config(path)
+    lines = str(e.value).splitlines()
+    assert any(ln.startswith(f"{path}: model.base: required") for ln in lines)
+    assert any(ln.startswith(f"{path}: data.valid_manifest: required") for ln in lines)
+    assert any(ln.startswith(f"{path}: phases: required") for ln in lines)
+
+
+def test_an_unknown_key_lists_the_nearest_valid_keys(make_config):
+    path = make_config(lora__rank=4)  # in the YAML
+    with pytest.raises(KidconsoleError) as e:
+        load_config(path)
+    assert f"{path}: lora.rank: unknown key; nearest: lora.r" in str(e.value)
+    with pytest.raises(KidconsoleError) as e:  # on the command line, a key of another section
+        load_config(make_config(), ["data.eval_every=3"])
+    assert "data.eval_every: unknown key; nearest:" in str(e.value) and "train.eval_every" in str(e.value)
+    with pytest.raises(KidconsoleError) as e:
+        load_config(make_config(), ["phases.0.lrr=1e-4"])
+    assert "phases.0.lrr: unknown key; nearest: phases.0.lr" in str(e.value)
 
 
 def test_resolved_config_round_trips_with_a_stable_hash(make_config, tmp_path):
@@ -55,6 +98,7 @@ def test_resolved_config_round_trips_with_a_stable_hash(make_config, tmp_path):
     again_path.write_text(dump_config(cfg))
     again = load_config(again_path)
     assert again == cfg and config_hash(again) == config_hash(cfg)
+    assert dump_config(again) == dump_config(cfg)
 
 
 def test_layer_ranges():
@@ -68,4 +112,64 @@ def test_layer_ranges():
 @pytest.mark.parametrize("name", ["tiny_cpu", "pilot_148h", "full_3500h_r16", "full_3500h_r32"])
 def test_shipped_configs_validate(name, shipped_config):
     cfg = shipped_config(name)
-    assert cfg["phases"]
+    assert cfg.phases
+
+
+@pytest.mark.parametrize("override, key", [
+    ("phases.0.lr=.inf", "phases.0.lr"),
+    ("phases.0.lr=.nan", "phases.0.lr"),
+    ("train.stop_timeout=.inf", "train.stop_timeout"),
+    ("train.heartbeat_seconds=.inf", "train.heartbeat_seconds"),
+    ("data.batch_seconds=.inf", "data.batch_seconds"),
+    ("train.max_grad_norm=.inf", "train.max_grad_norm"),
+    ("phases.0.min_delta=.inf", "phases.0.min_delta"),
+    ("lora.alpha=.inf", "lora.alpha"),
+    ("train.weight_decay=.nan", "train.weight_decay"),
+    ("data.max_seconds=-.inf", "data.max_seconds"),
+])
+def test_non_finite_numbers_are_rejected_with_the_key(make_config, override, key):
+    with pytest.raises(KidconsoleError) as e:
+        load_config(make_config(), [override])
+    where, _, reason = str(e.value).partition(f": {key}: ")
+    assert where.endswith("run.yaml") and "finite" in reason
+
+
+def test_a_config_over_the_size_cap_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "w") as f:
+        f.write("phases:\n")
+        for _ in range(100_000):
+            f.write("  - {lr: 1.0e-4, epochs: 1}\n")
+    size = path.stat().st_size
+    with pytest.raises(KidconsoleError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert "huge.yaml" in msg and f"{size:,}" in msg and "1,048,576" in msg
+
+
+def test_set_below_a_single_value_is_a_clear_error(make_config):
+    with pytest.raises(KidconsoleError) as e:
+        load_config(make_config(), ["train.eval_every.x=1"])
+    assert "run.yaml (--set train.eval_every.x=1): train.eval_every.x: train.eval_every is a single value" \
+        in str(e.value)
+
+
+@pytest.mark.parametrize("how", ["set", "yaml"])
+def test_mixed_precision_no_is_accepted_as_written(make_config, how):
+    path = make_config(train__mixed_precision=False) if how == "yaml" else make_config()
+    if how == "yaml":  # written as the docs show it, unquoted: YAML 1.1 reads a boolean
+        path.write_text(path.read_text().replace("mixed_precision: false", "mixed_precision: no"))
+        assert "mixed_precision: no" in path.read_text()
+    cfg = load_config(path, ["train.mixed_precision=no"] if how == "set" else [])
+    assert cfg.train.mixed_precision == "no"
+
+
+def test_a_preset_of_the_config_is_laid_over_the_built_in_one(make_config):
+    cfg = load_config(make_config(augmentations={"weak": {"speed_prob": 0.3}, "mine": dict(
+        speed_prob=0.1, mask_time_prob=0.05, mask_time_length=5, mask_feature_prob=0.0, mask_feature_length=8)}),
+        ["phases.0.augment=mine"])
+    assert cfg.augmentations["weak"].speed_prob == 0.3 and cfg.augmentations["weak"].mask_time_prob == 0.02
+    assert cfg.augment_for(cfg.phases[0]).mask_time_length == 5
+    inline = load_config(make_config(), ["phases.0.augment={speed_prob: 0.5, mask_time_prob: 0.1, "
+                                         "mask_time_length: 4, mask_feature_prob: 0, mask_feature_length: 2}"])
+    assert inline.augment_for(inline.phases[0]).speed_prob == 0.5
