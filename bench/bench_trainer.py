@@ -67,10 +67,10 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
     from trainers.signals import StopRequest
 
     acc = Accelerator(cpu=True)
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     # two copies of one base: both start alike
-    ours_model = configure(copy.deepcopy(base.model), cfg["model"], cfg["lora"], base.head)
-    bare_model = configure(copy.deepcopy(base.model), cfg["model"], cfg["lora"], base.head)
+    ours_model = configure(copy.deepcopy(base.model), cfg.model, cfg.lora, base.head)
+    bare_model = configure(copy.deepcopy(base.model), cfg.model, cfg.lora, base.head)
     tr = Trainer(cfg, run_dir, acc, ours_model, base.processor, False, Reporter(run_dir, False), StopRequest(60))
     tr.phase_totals = [10 ** 9]
     tr.total_steps = 10 ** 9
@@ -82,7 +82,7 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
 
     # the same work by hand: forward, CTC loss, backward, clipping, AdamW, a learning rate per step
     opt = torch.optim.AdamW([p for p in bare_model.parameters() if p.requires_grad], lr=1e-3,
-                            weight_decay=cfg["train"]["weight_decay"])
+                            weight_decay=cfg.train.weight_decay)
     bare_params = [p for p in bare_model.parameters() if p.requires_grad]
     bare_model.train()
 
@@ -91,7 +91,7 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
             g["lr"] = 1e-3
         loss = bare_model(input_values=b.input_values, attention_mask=b.attention_mask, labels=b.labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(bare_params, cfg["train"]["max_grad_norm"])
+        torch.nn.utils.clip_grad_norm_(bare_params, cfg.train.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -191,7 +191,7 @@ def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
     from trainers.model import load_base
 
     acc = Accelerator(cpu=True)
-    model = load_base(cfg["model"]).model
+    model = load_base(cfg.model).model
     durations = [r.duration for r in rows]
     sorted_plan = plan_sorted(durations, batch_seconds=batch_seconds, max_utts=max_utts)
     size = round(len(rows) / len(sorted_plan))  # random batches of the same mean size

@@ -173,16 +173,6 @@ class Section(BaseModel):
     every number is finite: no key of a run config has a use for inf or nan."""
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
 
-    # transitional: item access until every reader uses attributes
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
 
 def _section(help: str) -> Any:
     return Field(default_factory=dict, description=help)  # validated: {} gets the defaults

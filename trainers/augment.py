@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from kidconsole.config import Augment
+
 SPEEDS = (0.9, 1.1)  # 1.0 is the "no perturbation" branch
 
 
@@ -31,10 +33,10 @@ def perturb_speed(wave: np.ndarray, sample_rate: int, factor: float) -> np.ndarr
     return out[0].numpy()
 
 
-def set_masking(model_config, aug: dict) -> None:
+def set_masking(model_config, aug: Augment) -> None:
     """wav2vec2 reads these at every forward pass in training mode."""
-    model_config.mask_time_prob = aug["mask_time_prob"]
-    model_config.mask_time_length = aug["mask_time_length"]
-    model_config.mask_feature_prob = aug["mask_feature_prob"]
+    model_config.mask_time_prob = aug.mask_time_prob
+    model_config.mask_time_length = aug.mask_time_length
+    model_config.mask_feature_prob = aug.mask_feature_prob
     # a preset made for hidden 1024 must still work on a narrow model
-    model_config.mask_feature_length = min(aug["mask_feature_length"], max(1, model_config.hidden_size // 4))
+    model_config.mask_feature_length = min(aug.mask_feature_length, max(1, model_config.hidden_size // 4))

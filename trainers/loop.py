@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kidconsole import rundir
+from kidconsole.config import Phase, RunConfig
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
@@ -49,9 +50,9 @@ def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_
     return None
 
 
-def lr_at(phase: dict, phase_step: int, phase_total: int, schedule: str) -> float:
+def lr_at(phase: Phase, phase_step: int, phase_total: int, schedule: str) -> float:
     """Linear warmup to the phase's LR, then decay (linear or cosine) to 0 at its last step."""
-    peak, warm = phase["lr"], phase["warmup"]
+    peak, warm = phase.lr, phase.warmup
     if warm and phase_step < warm:
         return peak * (phase_step + 1) / warm
     if schedule == "constant":
@@ -73,18 +74,18 @@ def fresh_state() -> dict:
 
 
 class Trainer:
-    def __init__(self, cfg: dict, run_dir: str | Path, accelerator, model, processor, new_head: bool,
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, accelerator, model, processor, new_head: bool,
                  reporter, stop):
         self.cfg, self.run_dir, self.acc = cfg, Path(run_dir), accelerator
         self.processor, self.new_head, self.rep, self.stop = processor, new_head, reporter, stop
-        self.d, self.t = cfg["data"], cfg["train"]
-        self.phases = cfg["phases"]
+        self.d, self.t = cfg.data, cfg.train
+        self.phases = cfg.phases
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.vocab = vocab()
         self.inverse_vocab = {i: t for t, i in self.vocab.items()}
         self.trainable, self.total = count_parameters(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.phases[0]["lr"], weight_decay=self.t["weight_decay"])
+        optimizer = torch.optim.AdamW(params, lr=self.phases[0].lr, weight_decay=self.t.weight_decay)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.base = unwrap_base(accelerator.unwrap_model(self.model))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -94,11 +95,11 @@ class Trainer:
         self._rows_cache: dict[str, list] = {}
         self._unusable: dict[str, list[tuple[str, str]]] = {}  # manifest -> rows skipped at load (id, why)
         # the evaluation manifests are checked now, before any GPU time is spent
-        self.valid_rows = fixed_sample(self._rows(self.d["valid_manifest"], unique=True), self.d["valid_utterances"],
-                                       cfg["seed"])
-        self.test_rows = self._rows(self.d["test_manifest"], unique=True) if self.d["test_manifest"] else []
+        self.valid_rows = fixed_sample(self._rows(self.d.valid_manifest, unique=True), self.d.valid_utterances,
+                                       cfg.seed)
+        self.test_rows = self._rows(self.d.test_manifest, unique=True) if self.d.test_manifest else []
         self.valid_refs = {r.id: " ".join(r.phones.split()) for r in self.valid_rows}
-        self.decode_ids = set(sorted(self.valid_refs, key=lambda i: stable_key(0, i))[:self.t["decodes_per_eval"]])
+        self.decode_ids = set(sorted(self.valid_refs, key=lambda i: stable_key(0, i))[:self.t.decodes_per_eval])
         self.t_start = time.time()
         self.wall_before = 0.0  # wall seconds of earlier sessions of this run (resume)
         self._window = self._new_window()
@@ -114,10 +115,10 @@ class Trainer:
         return self._rows_cache[path]
 
     def _train_manifest(self, pi: int) -> str:
-        return self.phases[pi]["manifest"] or self.d["train_manifest"]
+        return self.phases[pi].manifest or self.d.train_manifest
 
     def phase_rows(self, pi: int) -> list:
-        return subset(self._rows(self._train_manifest(pi)), self.phases[pi]["fraction"], self.cfg["seed"])
+        return subset(self._rows(self._train_manifest(pi)), self.phases[pi].fraction, self.cfg.seed)
 
     def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
@@ -135,37 +136,37 @@ class Trainer:
                     self._window["bad"] += len(bad)
                     self._window["seen"] += len(bad)
                 continue
-            what = "validation" if path == self.d["valid_manifest"] and only is None else "test"
+            what = "validation" if path == self.d.valid_manifest and only is None else "test"
             for uid, why in bad:
                 self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"{what}: {why}",
                               count=st["bad_samples"], id=uid)
 
     def _plan(self, pi: int, epoch: int, durations: list[float]) -> list[list[int]]:
-        full = plan_epoch(durations, seed=self.cfg["seed"] * 1000 + pi, epoch=epoch,
-                          batch_seconds=self.d["batch_seconds"], max_utts=self.d["max_batch_utterances"],
-                          bucket=self.d["bucket_utterances"])
+        full = plan_epoch(durations, seed=self.cfg.seed * 1000 + pi, epoch=epoch,
+                          batch_seconds=self.d.batch_seconds, max_utts=self.d.max_batch_utterances,
+                          bucket=self.d.bucket_utterances)
         return shard(full, self.rank, self.world)
 
     def phase_steps(self, pi: int) -> int:
         """Optimizer steps of phase ``pi`` if it runs all its epochs (early stopping may cut it)."""
         durations = [r.duration for r in self.phase_rows(pi)]
-        accum = self.t["grad_accum"]
-        n = sum(-(-len(self._plan(pi, e, durations)) // accum) for e in range(self.phases[pi]["epochs"]))
-        cap = self.phases[pi]["max_steps"]
+        accum = self.t.grad_accum
+        n = sum(-(-len(self._plan(pi, e, durations)) // accum) for e in range(self.phases[pi].epochs))
+        cap = self.phases[pi].max_steps
         return min(n, cap) if cap else n
 
     def _stream(self, rows, batches, manifest: str, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
         cfg = self.base.config
         return BatchStream(rows, batches, feature_extractor=self.processor.feature_extractor,
-                           kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d["sample_rate"],
-                           max_seconds=self.d["max_seconds"], start=start, speed_prob=speed_prob,
-                           seed=self.cfg["seed"], phase=pi, epoch=epoch, manifest=manifest)
+                           kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d.sample_rate,
+                           max_seconds=self.d.max_seconds, start=start, speed_prob=speed_prob,
+                           seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
-        batches = plan_sorted([r.duration for r in rows], batch_seconds=self.d["eval_batch_seconds"],
-                              max_utts=self.d["max_batch_utterances"] * 4)
+        batches = plan_sorted([r.duration for r in rows], batch_seconds=self.d.eval_batch_seconds,
+                              max_utts=self.d.max_batch_utterances * 4)
         mine = shard(batches, self.rank, self.world)
-        return make_loader(self._stream(rows, mine, manifest), self.d["num_workers"], self.acc.device.type == "cuda")
+        return make_loader(self._stream(rows, mine, manifest), self.d.num_workers, self.acc.device.type == "cuda")
 
     # ---------- the run ----------
     def resume(self, path: Path) -> None:
@@ -201,16 +202,16 @@ class Trainer:
             self.optimizer.optimizer.state.clear()
             st.update(phase_started=True, best=None, best_checkpoint=None, evals_since_best=0)
             hours = sum(r.duration for r in rows) / 3600
-            self.rep.emit(rundir.EV_PHASE, phase=pi + 1, name=p["name"], step=st["step"], epochs=p["epochs"],
-                          lr=p["lr"], train_utterances=len(rows), train_hours=round(hours, 3),
+            self.rep.emit(rundir.EV_PHASE, phase=pi + 1, name=p.name, step=st["step"], epochs=p.epochs,
+                          lr=p.lr, train_utterances=len(rows), train_hours=round(hours, 3),
                           total_steps=self.total_steps)
-            self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p['name']}: {len(rows)} utterances, "
-                           f"{hours:.2f} h, {p['epochs']} epochs, lr {p['lr']:g}")
+            self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p.name}: {len(rows)} utterances, "
+                           f"{hours:.2f} h, {p.epochs} epochs, lr {p.lr:g}")
         self.rep.status(phase=pi + 1)
         aug = self.cfg.augment_for(p)
         set_masking(self.base.config, aug)
         durations = [r.duration for r in rows]
-        while not st["phase_done"] and st["epoch"] < p["epochs"]:
+        while not st["phase_done"] and st["epoch"] < p.epochs:
             result = self._train_epoch(pi, rows, durations, aug)
             if result == rundir.STOPPED:
                 return rundir.STOPPED
@@ -224,11 +225,11 @@ class Trainer:
         return None
 
     def _train_epoch(self, pi: int, rows, durations, aug) -> str | None:
-        st, p, accum = self.state, self.phases[pi], self.t["grad_accum"]
+        st, p, accum = self.state, self.phases[pi], self.t.grad_accum
         mine = self._plan(pi, st["epoch"], durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
-                                          speed_prob=aug["speed_prob"], pi=pi, epoch=st["epoch"]),
-                             self.d["num_workers"], self.acc.device.type == "cuda")
+                                          speed_prob=aug.speed_prob, pi=pi, epoch=st["epoch"]),
+                             self.d.num_workers, self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
         for batch in loader:
@@ -242,10 +243,10 @@ class Trainer:
             st["train_seconds"] += now - t_last
             self._optimizer_step(pi)
             t_last = time.perf_counter()
-            if st["step"] % self.t["log_every"] == 0:
+            if st["step"] % self.t.log_every == 0:
                 self._log(pi)
-            cap = p["max_steps"]
-            if st["step"] % self.t["eval_every"] == 0 or (cap and st["phase_step"] >= cap):
+            cap = p.max_steps
+            if st["step"] % self.t.eval_every == 0 or (cap and st["phase_step"] >= cap):
                 if self._evaluate(pi) == rundir.STOPPED:
                     return self._stop()
                 t_last = time.perf_counter()
@@ -260,7 +261,7 @@ class Trainer:
     # ---------- one step ----------
     def _seed_step(self, step: int, micro: int) -> None:
         # masking (numpy) and dropout (torch) draw from these: a resumed run repeats them
-        s = stable_key(self.cfg["seed"], f"{step}:{micro}:{self.rank}")
+        s = stable_key(self.cfg.seed, f"{step}:{micro}:{self.rank}")
         torch.manual_seed(s)
         np.random.seed(s % (2 ** 32))
 
@@ -269,7 +270,7 @@ class Trainer:
         self._pending_bad += batch.bad
         w["bad"] += len(batch.bad)
         w["seen"] += len(batch) + len(batch.bad)
-        if self.t["trace_batches"]:
+        if self.t.trace_batches:
             self.rep.trace(self.rank, step + 1, batch.ids)
         if not len(batch):
             if self.world == 1:
@@ -280,7 +281,7 @@ class Trainer:
             scale = 1.0
             w["utts"] += len(batch)
             w["audio"] += batch.audio_seconds
-            w["padded"] += batch.input_values.numel() / self.d["sample_rate"]
+            w["padded"] += batch.input_values.numel() / self.d.sample_rate
         self._seed_step(step, batch.index)
         dev = self.acc.device
         ctx = self.acc.no_sync(self.model) if not boundary else _nullcontext()
@@ -296,16 +297,16 @@ class Trainer:
     def _dummy_batch(self):
         from trainers.data import Batch
 
-        n = self.d["sample_rate"]
+        n = self.d.sample_rate
         return Batch(index=-1, ids=[], input_values=torch.zeros(1, n), lengths=torch.tensor([n]),
                      labels=torch.full((1, 1), self.vocab["A"], dtype=torch.long))
 
     def _optimizer_step(self, pi: int) -> None:
         st, w = self.state, self._window
-        lr = lr_at(self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t["schedule"])
+        lr = lr_at(self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        max_norm = self.t["max_grad_norm"] or float("inf")
+        max_norm = self.t.max_grad_norm or float("inf")
         norm = self.acc.clip_grad_norm_(self.params, max_norm)
         # the one host sync of a step: the gradient norm (to skip a non-finite step) and, with several
         # processes, the summed stop flags ride together in one copy
@@ -326,7 +327,7 @@ class Trainer:
         if finite:
             w["norm"] += norm_value
             w["norms"] += 1
-        limit = self.t["max_nonfinite_steps"]
+        limit = self.t.max_nonfinite_steps
         if limit and st["nonfinite_streak"] >= limit:  # every process has the same (reduced) norm: all stop here
             self._log(pi)
             raise NonFiniteError(f"the last {st['nonfinite_streak']} steps all had a non-finite loss or gradient "
@@ -392,7 +393,7 @@ class Trainer:
     def _check_bad_share(self) -> None:
         st = self.state
         why = bad_data_verdict(st["bad_samples"], st["seen_samples"], window=self._bad_window,
-                               max_share=self.d["max_bad_share"], max_samples=self.d["max_bad_samples"])
+                               max_share=self.d.max_bad_share, max_samples=self.d.max_bad_samples)
         if why:
             raise BadDataError(f"{why}; see the bad_sample warnings in events.jsonl")
 
@@ -402,17 +403,17 @@ class Trainer:
         if self._window["steps"]:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
-        res = evaluate(self.model, self._eval_loader(self.valid_rows, self.d["valid_manifest"]), self.acc,
+        res = evaluate(self.model, self._eval_loader(self.valid_rows, self.d.valid_manifest), self.acc,
                        self.inverse_vocab, self.valid_refs, self._stop_requested_local)
         st["eval_seconds"] += res.seconds
         self.rep.status(state=rundir.RUNNING)
         if res.aborted:
             return rundir.STOPPED
         st["last_eval_step"] = st["step"]
-        value = res.metric(p["monitor"])
+        value = res.metric(p.monitor)
         value = res.per if value is None else value  # CER unavailable: judge by PER
         improved = st["best"] is None or (value is not None and math.isfinite(value)
-                                          and value < st["best"] - p["min_delta"])
+                                          and value < st["best"] - p.min_delta)
         if improved:
             # n == 0: nothing could be scored, so nothing says the model is broken
             st.update(best=value, evals_since_best=0, best_loss_finite=res.n == 0 or math.isfinite(res.loss))
@@ -432,10 +433,10 @@ class Trainer:
         name = self._checkpoint(pi, best=improved, metric=value)
         if improved:
             st["best_checkpoint"] = name
-        p_pat = p["patience"]
+        p_pat = p.patience
         if p_pat and st["evals_since_best"] >= p_pat:
             st["phase_done"] = True
-            self.acc.print(f"phase {pi + 1}: no improvement of {p['monitor']} in {p_pat} evaluations, stopping early")
+            self.acc.print(f"phase {pi + 1}: no improvement of {p.monitor} in {p_pat} evaluations, stopping early")
         return None
 
     def _state_for_save(self) -> dict:
@@ -454,7 +455,7 @@ class Trainer:
             protect = {v for v in st["phase_bests"].values() if v} | {name}
             if best or st["best_checkpoint"]:
                 protect.add(name if best else st["best_checkpoint"])
-            ckpt.prune(self.ckpt_root, self.t["keep_last"], protect)
+            ckpt.prune(self.ckpt_root, self.t.keep_last, protect)
         return name
 
     # ---------- stop and finish ----------
@@ -493,7 +494,7 @@ class Trainer:
         best = st["phase_bests"].get(last)
         if best:
             ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / best)
-        if self.d["test_manifest"]:
+        if self.d.test_manifest:
             self.test()
         if self.acc.is_main_process:
             from trainers.export import export_adapter, export_merged
@@ -509,9 +510,9 @@ class Trainer:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         st = self.state
         rows = self.test_rows
-        self._report_unusable(only=self.d["test_manifest"])
+        self._report_unusable(only=self.d.test_manifest)
         refs = {r.id: " ".join(r.phones.split()) for r in rows}
-        res: EvalResult = evaluate(self.model, self._eval_loader(rows, self.d["test_manifest"]), self.acc,
+        res: EvalResult = evaluate(self.model, self._eval_loader(rows, self.d.test_manifest), self.acc,
                                    self.inverse_vocab, refs)
         by_id = {r.id: r for r in rows}
         self.rep.emit(rundir.EV_TEST, step=st["step"], per=res.per, cer=res.cer, wer=res.wer, n=res.n,

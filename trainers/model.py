@@ -136,7 +136,7 @@ def fresh_head(model) -> None:
 
 def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
     """The base CTC model with our head, and its processor."""
-    base, start = model_cfg["base"], model_cfg["start"]
+    base, start = model_cfg.base, model_cfg.start
     ours = vocab()
     folder = resolve_base(base)
     try:
@@ -145,8 +145,8 @@ def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
         raise KidconsoleError(f"model.base {base}: {folder / 'config.json'} cannot be read: {e}") from e
     family_of(config, f"model.base {base}")
     check_weights(folder, base)
-    kwargs = dict(ctc_loss_reduction="mean", ctc_zero_infinity=model_cfg["ctc_zero_infinity"],
-                  layerdrop=model_cfg["layerdrop"],
+    kwargs = dict(ctc_loss_reduction="mean", ctc_zero_infinity=model_cfg.ctc_zero_infinity,
+                  layerdrop=model_cfg.layerdrop,
                   # > 0 so the model has its mask embedding; each phase sets the real strength
                   mask_time_prob=0.05)
     processor = build_processor(feature_extractor=checkpoint_feature_extractor(folder, config, sample_rate))
@@ -171,7 +171,7 @@ def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
             f"in our inventory's order")})
     else:
         plan = plan_head(theirs, ours, head_size, getattr(config, "pad_token_id", None), f"model.base {base}")
-        share, limit = len(plan.missing) / len(SYMBOLS), model_cfg["max_missing_share"]
+        share, limit = len(plan.missing) / len(SYMBOLS), model_cfg.max_missing_share
         if share > limit:
             raise KidconsoleError(
                 f"model.base {base}: its vocabulary ({theirs.path}) lacks {len(plan.missing)} of our "
@@ -249,19 +249,19 @@ def lora_targets(model, names: list[str]) -> list[str]:
 def configure(model, model_cfg: dict, lora_cfg: dict, head: str = HEAD_OWN):
     """Freeze, then wrap in LoRA (or unfreeze for full fine-tuning). Returns the model to train."""
     n_layers = layer_count(model)
-    frozen = set(model_cfg["freeze_layers"] or [])
-    bad = sorted(i for i in frozen | set(lora_cfg["layers"] or []) if i >= n_layers)
+    frozen = set(model_cfg.freeze_layers or [])
+    bad = sorted(i for i in frozen | set(lora_cfg.layers or []) if i >= n_layers)
     if bad:
         raise KidconsoleError(f"model.freeze_layers / lora.layers: layers {bad} do not exist "
                               f"(the model has {n_layers}: 0-{n_layers - 1})")
     model.config.apply_spec_augment = True  # strength is set per phase (augment.set_masking)
-    if lora_cfg["enabled"]:
+    if lora_cfg.enabled:
         from peft import LoraConfig, get_peft_model
 
-        layers = lora_cfg["layers"] or [i for i in range(n_layers) if i not in frozen]
+        layers = lora_cfg.layers or [i for i in range(n_layers) if i not in frozen]
         peft_cfg = LoraConfig(
-            r=lora_cfg["r"], lora_alpha=lora_cfg["alpha"], lora_dropout=lora_cfg["dropout"],
-            target_modules=lora_targets(model, list(lora_cfg["target_modules"])), layers_to_transform=layers,
+            r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+            target_modules=lora_targets(model, list(lora_cfg.target_modules)), layers_to_transform=layers,
             layers_pattern="layers", modules_to_save=[HEAD] if head != HEAD_OWN else None, bias="none",
         )
         model = get_peft_model(model, peft_cfg)
@@ -275,7 +275,7 @@ def configure(model, model_cfg: dict, lora_cfg: dict, head: str = HEAD_OWN):
         for i in frozen:
             for p in backbone(model).encoder.layers[i].parameters():
                 p.requires_grad_(False)
-    if model_cfg["freeze_feature_encoder"]:
+    if model_cfg.freeze_feature_encoder:
         for p in backbone(unwrap_base(model)).feature_extractor.parameters():
             p.requires_grad_(False)
     return model

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def load_score_config(args: argparse.Namespace) -> dict:
+def load_score_config(args: argparse.Namespace):
     from kidconsole.config import load_config, resolve_config
 
     if args.config:
@@ -50,8 +50,8 @@ def load_score_config(args: argparse.Namespace) -> dict:
         raw["model"]["base"] = args.model
         raw["data"].update(train_manifest=args.manifest, valid_manifest=args.manifest, test_manifest=args.manifest)
         cfg = resolve_config(raw, "trainers.score", Path.cwd())
-    cfg["lora"]["enabled"] = False  # score the model as it is
-    if not cfg["data"]["test_manifest"]:
+    cfg.lora.enabled = False  # score the model as it is
+    if not cfg.data.test_manifest:
         from kidconsole.errors import KidconsoleError
 
         raise KidconsoleError(f"{args.config}: data.test_manifest: required to score a model")
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     acc = Accelerator()
     rep = Reporter(run_dir, acc.is_main_process)
-    stop = StopRequest(cfg["train"]["stop_timeout"]).install()
+    stop = StopRequest(cfg.train.stop_timeout).install()
 
     def end(state: str, code: int, reason: str, **extra) -> int:
         rep.emit(rundir.EV_END, step=0, state=state, exit_code=code, reason=reason)
@@ -103,15 +103,15 @@ def main(argv: list[str] | None = None) -> int:
                 import os
 
                 fields.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=round(time.time(), 3),
-                              command=sys.argv, name=cfg["name"] or run_dir.name)
+                              command=sys.argv, name=cfg.name or run_dir.name)
             rep.status(**fields)
-        if cfg["model"]["start"] != "ctc":
-            raise KidconsoleError(f"model.base {cfg['model']['base']}: scoring needs a CTC model with its head "
+        if cfg.model.start != "ctc":
+            raise KidconsoleError(f"model.base {cfg.model.base}: scoring needs a CTC model with its head "
                                   f"(model.start: ctc)")
         # the trainer's own loading: the head mapped by symbol, the checkpoint's preprocessing
-        base = load_base(cfg["model"], cfg["data"]["sample_rate"])
+        base = load_base(cfg.model, cfg.data.sample_rate)
         report_base(base, rep, acc.print)
-        model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+        model = configure(base.model, cfg.model, cfg.lora, base.head)
         # the trainer's test evaluation: the same batching, decoding, metrics and predictions.jsonl
         trainer = Trainer(cfg, run_dir, acc, model, base.processor, False, rep, stop)
         rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,

@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     from trainers.signals import StopRequest
 
     # frozen weights and the unused mask embedding would trip DDP's unused-parameter check
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=not cfg["lora"]["enabled"]
-                                        or cfg["model"]["layerdrop"] > 0)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=not cfg.lora.enabled
+                                        or cfg.model.layerdrop > 0)
     # several processes without a GPU: accelerate would give each one a world of its own (each "rank 0",
     # all writing the same run directory) unless told to run on the CPU, where it joins them over gloo
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    acc = Accelerator(mixed_precision=cfg["train"]["mixed_precision"], kwargs_handlers=[ddp],
+    acc = Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp],
                       cpu=launched > 1 and not torch.cuda.is_available())
     if acc.num_processes != launched:  # never let lone "rank 0"s race on one run directory
         why = (f"launched as {launched} processes, but accelerate joined {acc.num_processes} "
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             rundir.update_status(run_dir, state=rundir.FAILED, error=why, ended_at=round(time.time(), 3), exit_code=1)
         return 1
     rep = Reporter(run_dir, acc.is_main_process)
-    stop = StopRequest(cfg["train"]["stop_timeout"],
+    stop = StopRequest(cfg.train.stop_timeout,
                        on_timeout=lambda why: rep.status(state=rundir.FAILED, error=why, exit_code=1,
                                                          ended_at=round(time.time(), 3))).install()
 
@@ -90,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             fields = {"state": rundir.STARTING, "error": None, "exit_code": None, "ended_at": None}
             if "pid" not in status:
                 fields.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=round(time.time(), 3),
-                              command=sys.argv, name=cfg["name"] or run_dir.name)
+                              command=sys.argv, name=cfg.name or run_dir.name)
             rep.status(**fields)
-        set_seed(cfg["seed"])
-        base = load_base(cfg["model"], cfg["data"]["sample_rate"])
+        set_seed(cfg.seed)
+        base = load_base(cfg.model, cfg.data.sample_rate)
         report_base(base, rep, acc.print)
-        model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+        model = configure(base.model, cfg.model, cfg.lora, base.head)
         trainer = Trainer(cfg, run_dir, acc, model, base.processor, base.head == HEAD_TRAINED, rep, stop)
         newest = None if args.fresh else ckpt.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
         if args.resume and newest is None:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.resume(newest)
             acc.print(f"resuming from {newest}")
         rep.step = trainer.state["step"]
-        rep.start_heartbeat(cfg["train"]["heartbeat_seconds"])
+        rep.start_heartbeat(cfg.train.heartbeat_seconds)
         final = trainer.run(str(newest) if newest else None)
         reason = f"stopped by {stop.signal_name}" if final == rundir.STOPPED else "all phases done"
         return end(final, 0, reason)

@@ -15,12 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import psutil
 
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
+
+if TYPE_CHECKING:
+    from kidconsole.config import RunConfig
 
 TRAINER = "trainers.train"
 
@@ -73,12 +76,12 @@ def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int]) -> in
     return proc.pid
 
 
-def _run_name(cfg: dict, config: Path, name: str | None) -> str:
+def _run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
     if name:
         if not re.fullmatch(r"[\w.+-]+", name):
             raise KidconsoleError(f"run name {name!r}: use letters, digits, '.', '_', '+' or '-'")
         return name
-    base = re.sub(r"[^\w.+-]+", "-", str(cfg.get("name") or config.stem)).strip("-") or "run"
+    base = re.sub(r"[^\w.+-]+", "-", str(cfg.name or config.stem)).strip("-") or "run"
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -90,7 +93,7 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
 
     config = Path(config)
     cfg = load_config(config, overrides)
-    check_base(cfg["model"]["base"])  # a hub id neither cached nor reachable fails here, in seconds
+    check_base(cfg.model.base)  # a hub id neither cached nor reachable fails here, in seconds
     gpus = [int(g) for g in gpus]
     if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
         raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")
@@ -99,9 +102,9 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
     if run_dir.exists():
         raise KidconsoleError(f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`")
     run_dir.mkdir(parents=True)
-    cfg["name"] = run_name
+    cfg.name = run_name
     rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
-    mixed = (cfg.get("train") or {}).get("mixed_precision", "no")
+    mixed = cfg.train.mixed_precision
     command = build_command(run_dir, gpus=gpus, trainer_module=trainer_module, mixed_precision=mixed)
     rundir.update_status(
         run_dir, name=run_name, state=rundir.STARTING, host=socket.gethostname(), gpus=gpus, command=command,

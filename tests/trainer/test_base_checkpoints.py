@@ -70,7 +70,7 @@ def test_a_permuted_vocabulary_with_extra_tokens_keeps_every_shared_logit(tmp_pa
     from transformers import Wav2Vec2ForCTC
 
     ckpt, theirs = permuted_checkpoint(tiny_model, tmp_path / "perm", sep=" ")
-    base = load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"])
+    base = load_base(load_config(make_config(), [f"model.base={ckpt}"]).model)
     assert base.head == HEAD_MAPPED and base.missing == [] and base.warnings == []
     assert base.model.lm_head.out_features == len(vocab()) and base.model.config.pad_token_id == 0
     x = tone_input(tones)
@@ -88,7 +88,7 @@ def test_a_permuted_vocabulary_with_extra_tokens_keeps_every_shared_logit(tmp_pa
 def test_a_word_separator_spelled_otherwise_is_ours(tmp_path, tiny_model, make_config, spelling):
     ckpt, theirs = permuted_checkpoint(tiny_model, tmp_path / "perm", sep=spelling)
     (ckpt / "tokenizer_config.json").write_text(json.dumps({"pad_token": "[PAD]"}))  # no word_delimiter_token
-    base = load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"])
+    base = load_base(load_config(make_config(), [f"model.base={ckpt}"]).model)
     assert base.missing == []
 
 
@@ -131,7 +131,7 @@ def test_missing_symbols_get_trained_rows_saved_with_the_adapter_and_a_warning(
     drop = ("k", "NG")  # 2 of 45: under the 10% limit
     ckpt, _ = permuted_checkpoint(tiny_model, tmp_path / "perm", drop=drop)
     cfg = load_config(make_config(), [f"model.base={ckpt}"])
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     assert base.head == HEAD_TRAINED and base.missing == list(drop)
     [w] = base.warnings
     assert w["what"] == "vocab_missing" and w["symbols"] == ["k", "NG"] and "k NG" in w["message"]
@@ -139,7 +139,7 @@ def test_missing_symbols_get_trained_rows_saved_with_the_adapter_and_a_warning(
     ours = vocab()
     phones = [ours[s] for s in SYMBOLS if s not in drop]
     assert torch.allclose(head.weight[ours["NG"]], head.weight[phones].mean(0))
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     assert any("lm_head" in n for n, p in model.named_parameters() if p.requires_grad)
 
     config = make_config(model__base=str(ckpt), train__eval_every=4, data__test_manifest=None,
@@ -168,11 +168,11 @@ def test_too_many_missing_symbols_is_an_error_listing_them(tmp_path, tiny_model,
     drop = ("k", "t", "L", "p", "NG")  # 5 of 45: 11%
     ckpt, _ = permuted_checkpoint(tiny_model, tmp_path / "perm", drop=drop)
     with pytest.raises(KidconsoleError) as e:
-        load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={ckpt}"]).model)
     msg = str(e.value)
     assert "lacks 5 of our 45 symbols (11%, more than model.max_missing_share 0.1): k t L p NG" in msg
     assert str(ckpt / "vocab.json") in msg
-    base = load_base(load_config(make_config(), [f"model.base={ckpt}", "model.max_missing_share=0.2"])["model"])
+    base = load_base(load_config(make_config(), [f"model.base={ckpt}", "model.max_missing_share=0.2"]).model)
     assert base.missing == list(drop)
 
 
@@ -183,7 +183,7 @@ def test_no_vocab_json_and_another_head_size_names_the_file_and_both_sizes(tmp_p
     model = Wav2Vec2ForCTC.from_pretrained(tiny_model, vocab_size=50, ignore_mismatched_sizes=True)
     model.save_pretrained(other)
     with pytest.raises(KidconsoleError) as e:
-        load_base(load_config(make_config(), [f"model.base={other}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={other}"]).model)
     msg = str(e.value)
     assert f"{other / 'vocab.json'} is missing" in msg and "50 outputs" in msg and "has 47" in msg
 
@@ -192,7 +192,7 @@ def test_no_vocab_json_and_our_head_size_is_taken_in_our_order_with_a_warning(tm
     bare = tmp_path / "bare"
     shutil.copytree(tiny_model, bare)
     (bare / "vocab.json").unlink()
-    base = load_base(load_config(make_config(), [f"model.base={bare}"])["model"])
+    base = load_base(load_config(make_config(), [f"model.base={bare}"]).model)
     assert base.head == HEAD_OWN
     [w] = base.warnings
     assert w["what"] == "vocab_unverified" and str(bare / "vocab.json") in w["message"]
@@ -203,13 +203,13 @@ def test_a_vocab_json_that_disagrees_with_the_head_is_an_error(tmp_path, tiny_mo
     theirs["extra"] = 99
     (ckpt / "vocab.json").write_text(json.dumps(theirs))
     with pytest.raises(KidconsoleError, match="gives 'extra' the id 99, but the CTC head has 49 outputs"):
-        load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={ckpt}"]).model)
 
 
 def test_the_blank_falls_back_to_the_config_pad_token_id(tmp_path, tiny_model, tones, make_config):
     ckpt, theirs = permuted_checkpoint(tiny_model, tmp_path / "perm", pad="BLANK")
     (ckpt / "tokenizer_config.json").unlink()  # no tokenizer says which token is the blank
-    base = load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"])
+    base = load_base(load_config(make_config(), [f"model.base={ckpt}"]).model)
     from transformers import Wav2Vec2ForCTC
 
     x = tone_input(tones)
@@ -220,7 +220,7 @@ def test_a_model_file_instead_of_a_folder_is_a_clear_error(tmp_path, make_config
     path = tmp_path / "model.bin"
     path.write_bytes(b"\x00" * 100)
     with pytest.raises(KidconsoleError, match=f"model.base {path}: is a file, not a model folder"):
-        load_base(load_config(make_config(), [f"model.base={path}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={path}"]).model)
 
 
 def test_garbage_safetensors_names_the_file(tmp_path, tiny_model, make_config):
@@ -228,7 +228,7 @@ def test_garbage_safetensors_names_the_file(tmp_path, tiny_model, make_config):
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(KidconsoleError) as e:
-        load_base(load_config(make_config(), [f"model.base={broken}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={broken}"]).model)
     assert f"{broken / 'model.safetensors'} is not a readable safetensors file" in str(e.value)
     assert "copy or download it again" in str(e.value)
 
@@ -240,7 +240,7 @@ def test_weights_without_a_ctc_head_are_refused_for_a_ctc_start(tmp_path, tiny_m
     Wav2Vec2Model.from_pretrained(tiny_model).save_pretrained(encoder)
     shutil.copy(tiny_model / "vocab.json", encoder / "vocab.json")
     with pytest.raises(KidconsoleError, match=r"its weights hold no CTC head \(lm_head\): use model.start: encoder"):
-        load_base(load_config(make_config(), [f"model.base={encoder}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={encoder}"]).model)
 
 
 def test_another_model_type_names_the_supported_ones(tmp_path, make_config):
@@ -249,7 +249,7 @@ def test_another_model_type_names_the_supported_ones(tmp_path, make_config):
     (other / "config.json").write_text(json.dumps({"model_type": "whisper"}))
     with pytest.raises(KidconsoleError, match="model type 'whisper' is not supported "
                                               r"\(supported: wav2vec2, hubert, wavlm, wav2vec2-conformer\)"):
-        load_base(load_config(make_config(), [f"model.base={other}"])["model"])
+        load_base(load_config(make_config(), [f"model.base={other}"]).model)
 
 
 # ---------- other families and the checkpoint's own preprocessing ----------
@@ -329,9 +329,9 @@ def test_each_family_loads_takes_lora_and_trains(tmp_path, tones, make_config, k
     if targets:
         sets.append(f"lora.target_modules={json.dumps(targets)}")
     cfg = load_config(make_config(), sets)
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     assert base.head == HEAD_OWN
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".layers.1." in n and "lora_" in n for n in trainable)
     assert any(adapted in n for n in trainable)
@@ -345,8 +345,8 @@ def test_full_fine_tuning_freezes_layers_and_feature_encoder_in_each_family(tmp_
     ckpt = _save_family(kind, tmp_path / kind)
     cfg = load_config(make_config(), [f"model.base={ckpt}", "lora.enabled=false", "model.freeze_layers=0",
                                       "model.freeze_feature_encoder=true"])
-    base = load_base(cfg["model"])
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    base = load_base(cfg.model)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     enc = backbone(model)
     frozen = [*enc.feature_extractor.parameters(), *enc.encoder.layers[0].parameters()]
     assert all(not p.requires_grad for p in frozen)
@@ -359,9 +359,9 @@ def test_wavlm_attention_cannot_take_lora_and_the_error_says_why(tmp_path, tones
 
     ckpt = _save_family("wavlm", tmp_path / "wavlm")
     cfg = load_config(make_config(), [f"model.base={ckpt}"])
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     with pytest.raises(KidconsoleError) as e:
-        configure(base.model, cfg["model"], cfg["lora"], base.head)
+        configure(base.model, cfg.model, cfg.lora, base.head)
     assert "WavLM models cannot take LoRA on q_proj, k_proj, v_proj" in str(e.value)
     assert "multi_head_attention_forward" in str(e.value)
     # why: an adapter put there anyway gets no gradient, so it would never learn
@@ -374,9 +374,9 @@ def test_wavlm_attention_cannot_take_lora_and_the_error_says_why(tmp_path, tones
 def test_an_unknown_target_module_names_the_family_s_modules(tmp_path, make_config):
     ckpt = _save_family("wav2vec2-conformer", tmp_path / "conformer")
     cfg = load_config(make_config(), [f"model.base={ckpt}", "lora.target_modules=[query]"])
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     with pytest.raises(KidconsoleError, match=r"query: no such module in a Wav2Vec2-Conformer layer .*linear_q"):
-        configure(base.model, cfg["model"], cfg["lora"], base.head)
+        configure(base.model, cfg.model, cfg.lora, base.head)
 
 
 def test_a_group_norm_model_gets_no_attention_mask_and_its_export_says_so(tmp_path, tones, make_config, rd):
@@ -384,10 +384,10 @@ def test_a_group_norm_model_gets_no_attention_mask_and_its_export_says_so(tmp_pa
     ckpt = _save_family("wav2vec2-group", tmp_path / "base", preprocessor=dict(
         feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=False, return_attention_mask=True))
     cfg = load_config(make_config(), [f"model.base={ckpt}"])
-    base = load_base(cfg["model"])
+    base = load_base(cfg.model)
     fx = base.processor.feature_extractor
     assert fx.do_normalize is False and fx.return_attention_mask is False  # group norm: never a mask
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     batch = _one_step_lowers_the_loss(model, base.processor, tones)
     assert "attention_mask" not in batch.inputs("cpu")
     wave = batch.input_values[0, :int(batch.lengths[0])]
@@ -407,8 +407,8 @@ def test_the_checkpoint_s_sampling_rate_must_match_data_sample_rate(tmp_path, ma
     ckpt = _save_family("hubert", tmp_path / "hubert", preprocessor=dict(
         feature_size=1, sampling_rate=8000, padding_value=0.0, do_normalize=True, return_attention_mask=True))
     with pytest.raises(KidconsoleError) as e:
-        load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"], 16000)
+        load_base(load_config(make_config(), [f"model.base={ckpt}"]).model, 16000)
     assert "data.sample_rate 16000 differs from the checkpoint's sampling rate 8000" in str(e.value)
     assert str(ckpt / "preprocessor_config.json") in str(e.value)
-    base = load_base(load_config(make_config(), [f"model.base={ckpt}"])["model"], 8000)
+    base = load_base(load_config(make_config(), [f"model.base={ckpt}"]).model, 8000)
     assert base.processor.feature_extractor.sampling_rate == 8000

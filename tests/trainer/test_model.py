@@ -14,23 +14,23 @@ from trainers.model import HEAD_TRAINED, configure, count_parameters, geometry_c
 ])
 def test_lora_counts_on_xlsr_300m_geometry(config, expected, shipped_config):
     cfg = shipped_config(config)
-    trainable, total = geometry_counts(xlsr_300m_config(), cfg["model"], cfg["lora"])
+    trainable, total = geometry_counts(xlsr_300m_config(), cfg.model, cfg.lora)
     assert trainable == expected
     assert total > 300_000_000
 
 
 def test_frozen_layers_hold_no_adapter_and_nothing_trainable(make_config):
     cfg = load_config(make_config(), ["model.freeze_layers=0"])
-    base = load_base(cfg["model"])
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    base = load_base(cfg.model)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".layers.1." in n and "lora_" in n for n in trainable)
 
 
 def test_full_fine_tuning_trains_all_but_the_feature_encoder(make_config):
     cfg = load_config(make_config(), ["lora.enabled=false", "model.freeze_feature_encoder=true"])
-    base = load_base(cfg["model"])
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    base = load_base(cfg.model)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     trainable, total = count_parameters(model)
     frozen = total - trainable
     assert frozen == sum(p.numel() for p in model.wav2vec2.feature_extractor.parameters())
@@ -38,8 +38,8 @@ def test_full_fine_tuning_trains_all_but_the_feature_encoder(make_config):
 
 def test_new_head_is_sized_to_the_inventory_and_trained(make_config):
     cfg = load_config(make_config(), ["model.start=encoder"])
-    base = load_base(cfg["model"])
-    model = configure(base.model, cfg["model"], cfg["lora"], base.head)
+    base = load_base(cfg.model)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
     assert base.head == HEAD_TRAINED
     head = [n for n, p in model.named_parameters() if p.requires_grad and "lm_head" in n]
     assert head
@@ -51,7 +51,7 @@ def test_encoder_start_puts_a_new_head_on_even_when_the_old_one_has_our_size(mak
 
     old = Wav2Vec2ForCTC.from_pretrained(tiny_model).lm_head
     assert old.out_features == len(vocab())
-    new = load_base(load_config(make_config(), ["model.start=encoder"])["model"]).model.lm_head
+    new = load_base(load_config(make_config(), ["model.start=encoder"]).model).model.lm_head
     assert new.weight.shape == old.weight.shape
     assert not torch.equal(new.weight, old.weight)
     assert (new.weight - old.weight).abs().mean() > 1e-3 and torch.count_nonzero(new.bias) == 0
@@ -62,5 +62,5 @@ def test_offline_hub_id_says_what_to_download(make_config, monkeypatch, tmp_path
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = load_config(make_config(), ["model.base=someone/not-downloaded-model"])
     with pytest.raises(KidconsoleError) as e:
-        load_base(cfg["model"])
+        load_base(cfg.model)
     assert "someone/not-downloaded-model" in str(e.value) and "hf download" in str(e.value)
