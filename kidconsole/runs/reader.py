@@ -13,14 +13,17 @@ import os
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
 from kidconsole import rundir
 from kidconsole.runs import state as run_state
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
+
+if TYPE_CHECKING:
+    from kidconsole.config import RunConfig
 
 AXES = ("step", "samples", "time")
 TRAIN_FIELDS = ("loss", "lr", "grad_norm", "samples_per_s")
@@ -40,7 +43,7 @@ class RunReader:
         self.backfill_bytes = backfill_bytes
         self._status: dict = {}
         self._status_key: tuple | None = None
-        self._config: dict | None = None
+        self._config: RunConfig | None = None
         self._config_key: tuple | None = None
         self._decodes_tail = JsonlTail(self.path / rundir.DECODES)
         self._decodes: deque[dict] = deque(maxlen=MAX_DECODES)
@@ -258,21 +261,19 @@ class RunReader:
         return self._status
 
     @property
-    def config(self) -> dict:
-        """config.yaml parsed ({} when absent or unreadable)."""
+    def config(self) -> RunConfig | None:
+        """config.yaml as ``kidconsole.config.read_run_config`` reads it (None when absent or unreadable)."""
         path = self.path / rundir.CONFIG
         try:
             st = path.stat()
         except OSError:
-            return {}
+            return None
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._config_key:
-            try:
-                cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
-                cfg = None
-            self._config, self._config_key = cfg if isinstance(cfg, dict) else {}, key
-        return self._config or {}
+            from kidconsole.config import read_run_config  # pydantic: loaded when a config is first shown
+
+            self._config, self._config_key = read_run_config(self.path), key
+        return self._config
 
     def log_tail(self, n: int = 50) -> list[str]:
         """The last ``n`` lines of stdout.log (a progress bar's carriage returns keep its last state)."""

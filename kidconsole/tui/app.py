@@ -243,13 +243,10 @@ class KidConsole(App):
 
 
 def _test_manifest(run_dir: str | Path) -> str | None:
-    import yaml
+    from kidconsole.config import read_run_config
 
-    try:
-        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
-        return (cfg.get("data") or {}).get("test_manifest")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
+    cfg = read_run_config(run_dir)
+    return cfg.data.test_manifest if cfg else None
 
 
 def run_console(roots: list[str], *, baseline: str | Path | None = None) -> int:

@@ -16,7 +16,9 @@ def write_run(root: Path, name: str, test_manifest: str, hyps: list[str]) -> Pat
     run = root / name
     run.mkdir(parents=True)
     now = time.time()
-    (run / rundir.CONFIG).write_text(yaml.safe_dump({"name": name, "data": {"test_manifest": test_manifest}}))
+    (run / rundir.CONFIG).write_text(yaml.safe_dump({  # a resolved config names every manifest
+        "name": name, "model": {"base": "/m/base"}, "phases": [{"epochs": 1}],
+        "data": {"train_manifest": "/m/train.jsonl", "valid_manifest": "/m/valid.jsonl", "test_manifest": test_manifest}}))
     rundir.update_status(run, name=name, state=rundir.FINISHED, started_at=now - 60, ended_at=now, exit_code=0,
                          step=10, total_steps=10)
     with open(run / rundir.EVENTS, "w") as f:

@@ -99,7 +99,8 @@ def test_decodes_log_config_and_checkpoints(tmp_path):
     run = write_run(tmp_path / "r", n=10)
     (run / rundir.DECODES).write_text(json.dumps({"step": 5, "id": "u1", "ref": "a b", "hyp": "a"}) + "\n")
     (run / rundir.STDOUT).write_text("one\ntwo\nprogress 10%\rprogress 90%\n")
-    (run / rundir.CONFIG).write_text("name: r\nlora: {r: 8}\n")
+    (run / rundir.CONFIG).write_text("name: r\nmodel: {base: /m/base}\nlora: {r: 8}\n"
+                                     "data: {train_manifest: /m/t.jsonl, valid_manifest: /m/v.jsonl}\nphases: [{}]\n")
     for name, complete in (("step-00000010", True), ("step-00000020", False)):
         (run / "checkpoints" / name).mkdir(parents=True)
         if complete:
@@ -110,7 +111,7 @@ def test_decodes_log_config_and_checkpoints(tmp_path):
     r.poll()
     assert [d["id"] for d in r.decodes()] == ["u1"]
     assert r.log_tail(2) == ["two", "progress 90%"]
-    assert r.config["lora"]["r"] == 8
+    assert r.config.lora.r == 8 and r.config.data.valid_manifest == "/m/v.jsonl"
     ck = r.checkpoints()
     assert [(c["name"], c["step"], c["complete"], c["best"]) for c in ck] == [
         ("step-00000010", 10, True, True), ("step-00000020", 20, False, False)]

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from kidconsole.config import config_hash, dump_config, load_config, parse_layers
+from kidconsole import rundir
+from kidconsole.config import config_hash, dump_config, load_config, parse_layers, read_run_config
 from kidconsole.errors import KidconsoleError
 
 
@@ -99,6 +100,38 @@ def test_resolved_config_round_trips_with_a_stable_hash(make_config, tmp_path):
     again = load_config(again_path)
     assert again == cfg and config_hash(again) == config_hash(cfg)
     assert dump_config(again) == dump_config(cfg)
+
+
+def test_a_run_directory_config_reads_back_as_the_same_config(make_config, tmp_path):
+    cfg = load_config(make_config(), ["lora.r=8", "train.mixed_precision=no"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / rundir.CONFIG).write_text(dump_config(cfg), encoding="utf-8")  # as the launcher writes it
+    assert load_config(run / rundir.CONFIG) == cfg
+    assert read_run_config(run) == cfg
+
+
+@pytest.mark.parametrize("content", [
+    None,                                        # no config.yaml
+    "model: [unclosed\n",                        # not YAML
+    "- a list\n",                                # not a mapping
+    "name: old\nlora: {rank: 8}\n",               # not this schema (an older or hand-edited file)
+    b"\xff\xfe name: x\n",                       # not UTF-8
+    "phases:\n" + "  - {lr: 1.0e-4}\n" * 80_000,  # over the size limit
+])
+def test_a_broken_run_config_reads_as_none(tmp_path, content):
+    if isinstance(content, bytes):
+        (tmp_path / rundir.CONFIG).write_bytes(content)
+    elif content is not None:
+        (tmp_path / rundir.CONFIG).write_text(content)
+    assert read_run_config(tmp_path) is None
+
+
+def test_a_run_config_is_read_without_checking_its_paths(make_config, tmp_path, tones):
+    cfg = load_config(make_config())
+    text = dump_config(cfg).replace(str(tones["valid"].resolve()), "/moved/away/valid.jsonl")
+    (tmp_path / rundir.CONFIG).write_text(text)
+    assert read_run_config(tmp_path).data.valid_manifest == "/moved/away/valid.jsonl"
 
 
 def test_layer_ranges():

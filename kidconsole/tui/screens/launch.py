@@ -35,10 +35,9 @@ def form_overrides(config: dict, lora_r: str, lr: str, phase: int, extra: str) -
         out.append(f"lora.r={lora_r.strip()}")
     phases = config.get("phases") or []
     if phase != ALL_PHASES:
-        chosen = dict(phases[phase])
-        if lr.strip():
-            chosen["lr"] = yaml.safe_load(lr.strip())
-        out.append("phases=" + yaml.safe_dump([chosen], default_flow_style=True, width=10**6).strip())
+        out.append("phases=" + yaml.safe_dump([phases[phase]], default_flow_style=True, width=10**6).strip())
+        if lr.strip():  # parsed as the config parses values (1e-4 is a number)
+            out.append(f"phases.0.lr={lr.strip()}")
     elif lr.strip():
         out += [f"phases.{i}.lr={lr.strip()}" for i in range(len(phases))]
     out += extra.split()
@@ -119,12 +118,15 @@ class LaunchScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch-configs")
     def load_configs(self) -> None:
+        from kidconsole.config import read_yaml
+        from kidconsole.errors import KidconsoleError
+
         folder = self.app.configs_dir
         configs: dict[str, dict] = {}
         for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
             try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
+                raw = read_yaml(path)  # as written (relative paths stay relative for the overrides)
+            except KidconsoleError:
                 raw = None
             configs[str(path)] = raw if isinstance(raw, dict) else {}
         self.app.call_from_thread(self._configs_loaded, configs)
@@ -159,13 +161,9 @@ class LaunchScreen(Screen):
         if not isinstance(config, str):
             error.update("Choose a config first.")
             return None
-        try:
-            overrides = form_overrides(self.configs.get(config, {}), self.query_one("#lora-r", Input).value,
-                                       self.query_one("#lr", Input).value, self.query_one("#phase", Select).value,
-                                       self.query_one("#extra", Input).value)
-        except yaml.YAMLError as e:
-            error.update(f"LR: {e}")
-            return None
+        overrides = form_overrides(self.configs.get(config, {}), self.query_one("#lora-r", Input).value,
+                                   self.query_one("#lr", Input).value, self.query_one("#phase", Select).value,
+                                   self.query_one("#extra", Input).value)
         gpus = tuple(i for i in self.query_one("#gpus", SelectionList).selected if i >= 0)
         name = self.query_one("#name", Input).value.strip() or None
         error.update("")

@@ -124,7 +124,8 @@ class RunDetailScreen(Screen):
             reader = app.reader(key)
             if reader is not None:
                 with app.watcher.lock(key):
-                    data["configs"][key] = reader.config
+                    cfg = reader.config
+                data["configs"][key] = cfg.model_dump() if cfg else {}
         reader = app.reader(self.key)
         if reader is None:
             return
@@ -138,7 +139,7 @@ class RunDetailScreen(Screen):
         self.configs.update(data["configs"])
         cfg = self.configs.get(self.key, {})
         self.query_one("#config-text", Static).update(
-            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else "(no config.yaml)")
+            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else "(no readable config.yaml)")
         self._fill_diff()
         log = self.query_one("#log-text", Log)
         log.clear()
