@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import os
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -179,13 +180,14 @@ def _section(help: str) -> Any:
 
 
 class ModelConfig(Section):
-    base: ModelBase = Field(description="local folder or hub id")
+    base: ModelBase = Field(description="the model to adapt; `owner/name` is a hub id unless such a folder "
+                            "exists")
     start: _choice("ctc", "encoder") = Field(
-        "ctc", description="`ctc`: a phoneme CTC checkpoint; its `vocab.json` must equal our inventory (the error "
-        "lists missing, extra and moved tokens). `encoder`: a pretrained-only encoder; a new CTC head sized to "
-        "the inventory is trained and saved with the adapter")
-    max_missing_share: Share = Field(0.1, description="ctc: the largest share of our symbols the checkpoint may "
-                                     "lack (they get new rows)")
+        "ctc", description="`ctc`: a CTC checkpoint; its head's rows are mapped onto our inventory by symbol "
+        "(below). `encoder`: always a new CTC head sized to the inventory (even when the old one has our size), "
+        "trained and saved with the adapter")
+    max_missing_share: Share = Field(0.1, description="`ctc`: the largest share of our 45 symbols the checkpoint "
+                                     "may lack; each gets a new, trained row; past it the load fails listing them")
     freeze_feature_encoder: Flag = Field(True, description="the CNN feature encoder takes no gradient")
     freeze_layers: Layers = Field(None, description="no adapters and no trainable weights in these transformer "
                                   "layers")
@@ -217,9 +219,13 @@ class DataConfig(Section):
     bucket_utterances: PosInt = Field(2000, description="utterances sorted together before cutting batches")
     num_workers: Count = Field(4, description="DataLoader workers per process")
     max_bad_share: Share = Field(0.01, description="the run fails once more than this share of training samples "
-                                 "was bad")
+                                 "was bad, judged over at least 1,000 samples (or the phase's epoch, when smaller): "
+                                 "before that many are seen, only a count above the share of the whole window fails, "
+                                 "so a mostly broken corpus fails at its first logged step and one broken file among "
+                                 "the first few never does")
     max_bad_samples: _kind(Optional[Annotated[int, Ge(0)]], "an integer >= 0 or null") = Field(
-        None, description="... or more than this many (null: no cap)")
+        None, description="the run also fails once more than this many bad samples were seen, whatever the share "
+        "(null: no cap)")
     valid_utterances: OptPosInt = Field(2000, description="size of the fixed validation sample (null: all)")
     eval_batch_seconds: Seconds = Field(320.0, description="padded seconds per evaluation batch")
 
@@ -246,8 +252,8 @@ class TrainConfig(Section):
     heartbeat_seconds: Seconds = Field(15.0, description="heartbeat period")
     stop_timeout: Seconds = Field(120.0, description="seconds from a stop signal to a forced exit")
     trace_batches: Flag = Field(False, description="write `trace.rank<N>.jsonl` (utterance ids per step)")
-    max_nonfinite_steps: OptPosInt = Field(100, description="the run fails after this many non-finite steps in a "
-                                           "row (null: never)")
+    max_nonfinite_steps: OptPosInt = Field(100, description="the run fails after this many consecutive steps "
+                                           "with a non-finite loss or gradient (null: never)")
 
 
 class Augment(Section):
@@ -302,7 +308,8 @@ class Phase(Section):
     max_steps: OptPosInt = Field(None, description="optional cap on the phase's optimizer steps")
     lr: Positive = Field(1e-4, description="peak LR; decays to 0 at the phase's last step")
     warmup: Count = Field(0, description="warmup optimizer steps")
-    augment: AugmentChoice = Field("none", description="a preset name from `augmentations` or an inline mapping")
+    augment: AugmentChoice = Field("none", description="the phase's augmentation: a preset (below) or its own "
+                                   "settings")
     patience: OptPosInt = Field(None, description="evaluations without an improvement of more than `min_delta` "
                                 "before the phase stops early (null: never)")
     min_delta: NonNegative = Field(0.0, description="the improvement that counts for early stopping")
@@ -578,3 +585,62 @@ def dump_config(cfg: RunConfig) -> str:
 
 def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(dump_config(cfg).encode("utf-8")).hexdigest()
+
+
+# ---------- the key table of docs/training.md ----------
+
+DOCS_BEGIN = "<!-- config keys: generated from kidconsole/config.py by `python -m kidconsole.config docs/training.md` -->"
+DOCS_END = "<!-- end of config keys -->"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value  # as a config writes it: mixed_precision no, not 'no'
+    return yaml.safe_dump(value, default_flow_style=True, width=10 ** 6).strip().removesuffix("...").strip()
+
+
+def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        shape, arg = _shape(field.annotation)
+        inner = _shape(arg)[1] if shape in ("list", "dict") and _shape(arg)[0] == "model" else None
+        if shape == "model":
+            out += _rows(arg, key + ".")
+            continue
+        if field.is_required():
+            default = "required"
+        elif model is RunConfig and name == "augmentations":
+            default = ", ".join(f"`{p}`" for p in PRESETS)
+        else:
+            default = f"`{_show(field.get_default(call_default_factory=True))}`"
+        out.append(f"| `{key}` | {default} | {_expect(field)} | {field.description or ''} |")
+        if inner is not None:
+            out += _rows(inner, f"{key}.{'<i>' if shape == 'list' else '<name>'}.")
+    return out
+
+
+def docs_tables() -> str:
+    """The config key table and the augmentation presets, as docs/training.md holds them."""
+    keys = list(Augment.model_fields)
+    lines = [DOCS_BEGIN, "| key | default | accepts | meaning |", "|---|---|---|---|", *_rows(RunConfig), "",
+             "| preset | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---" * (len(keys) + 1) + "|",
+             *(f"| `{name}` | " + " | ".join(_show(p[k]) for k in keys) + " |" for name, p in PRESETS.items()),
+             DOCS_END]
+    return "\n".join(lines)
+
+
+def write_docs(path: str | Path) -> bool:
+    """Rewrite the generated tables in ``path`` (between the markers); True when the file changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+    new = text[:start] + docs_tables() + text[end:]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    for doc in sys.argv[1:] or ["docs/training.md"]:
+        print(f"{doc}: {'rewritten' if write_docs(doc) else 'current'}")

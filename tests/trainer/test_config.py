@@ -206,3 +206,14 @@ def test_a_preset_of_the_config_is_laid_over_the_built_in_one(make_config):
     inline = load_config(make_config(), ["phases.0.augment={speed_prob: 0.5, mask_time_prob: 0.1, "
                                          "mask_time_length: 4, mask_feature_prob: 0, mask_feature_length: 2}"])
     assert inline.augment_for(inline.phases[0]).speed_prob == 0.5
+
+
+def test_the_docs_key_table_is_generated_from_the_schema():
+    from kidconsole.config import DOCS_BEGIN, DOCS_END, docs_tables
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    shown = text[text.index(DOCS_BEGIN):text.index(DOCS_END) + len(DOCS_END)]
+    assert shown == docs_tables(), "docs/training.md is stale: run python -m kidconsole.config docs/training.md"
+    for key in ("`train.mixed_precision` | `no` |", "`phases.<i>.lr` | `0.0001` | a positive number |",
+                "`model.base` | required |"):
+        assert key in shown
