@@ -375,8 +375,9 @@ def _tag(ann: Any) -> str | None:
         if typing.get_origin(ann) is Annotated else None
 
 
-def _walk(loc: Sequence[Any]) -> tuple[list[str], FieldInfo | None, type[BaseModel] | None]:
-    """An error location -> (dotted key parts without union tags, the field there, the model holding it)."""
+def _walk(loc: Sequence[Any]) -> tuple[list[str], FieldInfo | None, type[BaseModel] | None, Any]:
+    """An error location -> (dotted key parts without union tags, the field there, the model holding it,
+    the type at the location: the field's, or an item's of a list or mapping)."""
     ann: Any = RunConfig
     parts: list[str] = []
     field: FieldInfo | None = None
@@ -396,7 +397,7 @@ def _walk(loc: Sequence[Any]) -> tuple[list[str], FieldInfo | None, type[BaseMod
             ann = arg
         else:
             ann = None
-    return parts, field, holder
+    return parts, field, holder, ann
 
 
 def _expect(field: FieldInfo | None) -> str:
@@ -443,16 +444,18 @@ def _unknown(parts: list[str], holder: type[BaseModel]) -> str:
 
 def _reason(err: dict) -> tuple[str, str]:
     """One pydantic error -> (dotted key, reason in the user's words)."""
-    parts, field, holder = _walk(err["loc"])
+    parts, field, holder, at = _walk(err["loc"])
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "kidconsole":
         return ".".join(parts + ([ctx["key"]] if ctx.get("key") else [])), ctx["reason"]
     key = ".".join(parts)
     if kind == "missing":
         return key, f"required: {_expect(field)}"
-    if kind == "extra_forbidden" and holder is not None:
+    if kind in ("extra_forbidden", "invalid_key") and holder is not None:
         return key, _unknown(parts, holder)
     got = _short(err.get("input"))
+    if _shape(at)[0] == "model":  # a section, a phase, a preset
+        return key, f"expected a mapping, got {got}"
     if kind == "finite_number":
         return key, f"{got} is not a finite number (expected {_expect(field)})"
     if kind == "literal_error" and isinstance(err.get("input"), bool):
