@@ -159,7 +159,7 @@ Prob = _kind(float, "a probability in [0, 1]", Ge(0), Le(1))
 BelowOne = _kind(float, "a number in [0, 1)", Ge(0), Lt(1))
 Flag = _kind(bool, "true or false")
 Name = _kind(Optional[str], "a name or null", BeforeValidator(_name))
-Layers = _kind(Optional[list[int]], "a layer range like '8-23', a list of integers, or null",
+Layers = _kind(Optional[list[Annotated[int, Ge(0)]]], "a layer range like '8-23', a list of integers, or null",
                BeforeValidator(_layers))
 Manifest = _kind(Optional[str], "a manifest path or null", AfterValidator(_path))
 RequiredManifest = _kind(str, "a manifest path", AfterValidator(_path))
@@ -171,15 +171,17 @@ Modules = _kind(list[Annotated[str, MinLen(1)]], "a non-empty list of module nam
 
 class Section(BaseModel):
     """Unknown keys are errors, types are exact (YAML gives real ints, floats and booleans),
-    every number is finite: no key of a run config has a use for inf or nan."""
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+    every number is finite: no key of a run config has a use for inf or nan. A value set in code
+    (the launcher's run name) is checked as one read from a file."""
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True,
+                              validate_assignment=True)
 
 
 def _section(help: str) -> Any:
     return Field(default_factory=dict, description=help)  # validated: {} gets the defaults
 
 
-class ModelConfig(Section):
+class ModelSection(Section):
     base: ModelBase = Field(description="the model to adapt; `owner/name` is a hub id unless such a folder "
                             "exists")
     start: _choice("ctc", "encoder") = Field(
@@ -195,7 +197,7 @@ class ModelConfig(Section):
     layerdrop: BelowOne = Field(0.0, description="wav2vec2 layer drop")
 
 
-class LoraConfig(Section):
+class LoraSection(Section):
     enabled: Flag = Field(True, description="false: full fine-tuning of every unfrozen weight (makes a tiny base "
                           "model from scratch)")
     r: PosInt = Field(16, description="LoRA rank")
@@ -206,7 +208,7 @@ class LoraConfig(Section):
                            "`model.freeze_layers`")
 
 
-class DataConfig(Section):
+class DataSection(Section):
     train_manifest: Manifest = Field(None, description="training manifest (`docs/manifest.md`); a phase may "
                                      "name its own")
     valid_manifest: RequiredManifest = Field(description="validation manifest")
@@ -230,14 +232,14 @@ class DataConfig(Section):
     eval_batch_seconds: Seconds = Field(320.0, description="padded seconds per evaluation batch")
 
     @model_validator(mode="after")
-    def _every_utterance_fits_a_batch(self) -> "DataConfig":
+    def _every_utterance_fits_a_batch(self) -> "DataSection":
         if self.batch_seconds < self.max_seconds:
             raise _rule(f"must be at least data.max_seconds ({self.max_seconds:g}) so that every utterance fits "
                         f"a batch", "batch_seconds")
         return self
 
 
-class TrainConfig(Section):
+class TrainSection(Section):
     mixed_precision: _choice("no", "bf16", "fp16") = Field(
         "no", description="`bf16` / `fp16` autocast; the CTC loss is computed in fp32")
     grad_accum: PosInt = Field(1, description="micro-batches per optimizer step")
@@ -321,10 +323,10 @@ class RunConfig(Section):
     name: Name = Field(None, description="run name (the launcher's `--name` wins; made unique with the time)")
     seed: _kind(int, "an integer from 0 to 4294967295", Ge(0), Lt(2 ** 32)) = Field(
         1234, description="data order, subsets, validation sample, augmentation, dropout")
-    model: ModelConfig = _section("the base model")
-    lora: LoraConfig = _section("the adapters")
-    data: DataConfig = _section("manifests and batching")
-    train: TrainConfig = _section("the optimizer, logging, evaluation and checkpoints")
+    model: ModelSection = _section("the base model")
+    lora: LoraSection = _section("the adapters")
+    data: DataSection = _section("manifests and batching")
+    train: TrainSection = _section("the optimizer, logging, evaluation and checkpoints")
     augmentations: Presets = Field(default_factory=dict, description="named augmentation presets (built in: "
                                    "none, weak, medium, strong; a preset given here is laid over them)")
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
