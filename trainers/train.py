@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
 
-    from trainers import checkpoint as ckpt
     from trainers.data import end_workers
     from trainers.loop import BadDataError, NonFiniteError, Trainer
     from trainers.model import configure, load_base
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         model = configure(model, cfg["model"], cfg["lora"], new_head)
         processor = build_processor(cfg["data"]["sample_rate"])
         trainer = Trainer(cfg, run_dir, acc, model, processor, new_head, rep, stop)
-        newest = None if args.fresh else ckpt.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
+        newest = None if args.fresh else rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
         if args.resume and newest is None:
             raise KidconsoleError(f"--resume: {run_dir / rundir.CHECKPOINTS} holds no complete checkpoint")
         if newest is not None:
