@@ -77,8 +77,10 @@ class EventWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
 
-    def emit(self, kind: str, **fields: Any) -> None:
-        self._fh.write(_line(event_dict(kind, round(time.time(), 3), fields)) + "\n")
+    def emit(self, kind: str, *, t: float | None = None, **fields: Any) -> None:
+        """One event of ``kind`` (``EV_*``) with its record's fields; ``t`` defaults to now (a recording sets it)."""
+        t = round(time.time(), 3) if t is None else t
+        self._fh.write(_line(event_dict(kind, t, fields)) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ what does not fit.
 
 import math
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from kidconsole.rundir.names import (
@@ -92,8 +92,10 @@ def key(meaning: str, by: str = TRAINER, *, required: bool = False, choices: tup
 
 
 def record(cls):
-    """Make ``cls`` a record: a slotted dataclass with ``SPEC`` (one Spec per field) and ``CHART``."""
-    cls = dataclass(slots=True, kw_only=True)(cls)
+    """Make ``cls`` a record: a slotted dataclass with ``SPEC`` (one Spec per field) and ``CHART``.
+    Positional arguments follow the field order while the required fields come first, else keywords only."""
+    required = [v.metadata["required"] for k, v in vars(cls).items() if isinstance(v, Field)]
+    cls = dataclass(slots=True, kw_only=required != sorted(required, reverse=True))(cls)
     hints = typing.get_type_hints(cls)
     cls.SPEC = tuple(Spec(f.name, _json_type(hints[f.name]), f.metadata["meaning"], f.metadata["by"],
                           f.metadata["required"], f.metadata["choices"]) for f in fields(cls))
