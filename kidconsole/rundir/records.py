@@ -43,9 +43,10 @@ def _is_number(v: Any) -> bool:
 class JsonType:
     name: str                        # as the docs show it
     ok: Callable[[Any], bool]        # a value of this type (null is allowed apart, for every field)
-    fast: frozenset | None = None    # the Python types of parsed values of this type: the readers' quick check
-    # (it trusts the parser for magnitudes: orjson yields no NaN, no infinity, no integer beyond 64 bits);
-    # None: no quick check, each value is checked
+    # the Python types a parsed value of this type has, for the readers' quick check of a whole column
+    # (which trusts the parser for magnitudes: orjson yields no NaN, infinity or integer beyond 64 bits);
+    # None: no quick check, every value is checked
+    fast: frozenset | None = None
 
 
 INT = JsonType("integer", _is_int, frozenset({int, NoneType}))
@@ -112,6 +113,13 @@ def _problem(spec: Spec, v: Any) -> str | None:
     return None
 
 
+def _write_problem(spec: Spec, v: Any) -> str | None:
+    why = _problem(spec, v)
+    if why is None and v is not None and spec.choices and v not in spec.choices:
+        why = f"{spec.name}: expected one of {', '.join(spec.choices)}, got {v!r}"
+    return why
+
+
 def _short(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -128,9 +136,7 @@ class Record:
         out = {}
         for s in self.SPEC:
             v = _clean(getattr(self, s.name))
-            why = _problem(s, v)
-            if why is None and v is not None and s.choices and v not in s.choices:
-                why = f"{s.name}: expected one of {', '.join(s.choices)}, got {v!r}"
+            why = _write_problem(s, v)
             if why:
                 raise TypeError(f"{type(self).__name__}: {why}")
             out[s.name] = v
@@ -205,9 +211,7 @@ class Status(Record):
         for s in cls.SPEC:
             if s.name in updates:
                 v = _clean(updates[s.name])
-                why = _problem(s, v)
-                if why is None and v is not None and s.choices and v not in s.choices:
-                    why = f"{s.name}: expected one of {', '.join(s.choices)}, got {v!r}"
+                why = _write_problem(s, v)
                 if why:
                     raise TypeError(f"status.json: {why}")
                 out[s.name] = v
