@@ -7,6 +7,7 @@ import time
 import pytest
 
 from kidconsole import rundir
+from kidconsole.cli import main
 from kidconsole.errors import KidconsoleError
 from kidconsole.runs.control import resume_run
 from kidconsole.runs.reader import RunReader
@@ -73,11 +74,13 @@ def test_the_reader_lists_no_unfinished_write(tmp_path):
     assert listed == [("step-00000010", 10, True), ("step-00000030", 30, False)]
 
 
-def test_resume_refuses_a_run_whose_only_checkpoint_is_an_unfinished_write(tmp_path):
+def test_resume_refuses_a_run_whose_only_checkpoint_is_an_unfinished_write(tmp_path, capsys):
     run_dir = stopped_run(tmp_path)
     make_checkpoint(run_dir / rundir.CHECKPOINTS, 417, tmp=True)
     with pytest.raises(KidconsoleError, match=r"no complete checkpoint.*\.tmp-step-00000417"):
         resume_run(run_dir)
+    assert main(["run", "resume", str(run_dir)]) == 2
+    assert "no complete checkpoint to resume from (.tmp-step-00000417" in capsys.readouterr().err
     assert rundir.read_status(run_dir)["state"] == rundir.STOPPED  # nothing was started
 
 
