@@ -26,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from kidconsole import rundir
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "console" / "recordings"
 
@@ -73,7 +75,7 @@ def cpu_while_growing(runs: Path, seconds: float, rate: float = 10.0) -> tuple[f
     try:
         proc.stdout.readline()  # first frame: history loaded
         ps = psutil.Process(proc.pid)
-        files = sorted(runs.glob("*/events.jsonl"))
+        files = sorted(runs.glob(f"*/{rundir.EVENTS}"))
         steps = {f: 10_000 for f in files}
         c0, t0 = ps.cpu_times(), time.monotonic()
         written, tick = 0, 1.0 / rate

@@ -1,7 +1,9 @@
 """Run reading: open a run with a 1,000,000-line events file, then refresh.
 
 Figures: time to the first chart (open + first poll + a 200-bucket downsample),
-time to load the whole history, the cost of a refresh with 0, 100 and 10,000
+time to load the whole history (wall and CPU seconds: the machine may be shared),
+the same with unusable lines spread through it (each checked batch that holds
+one is folded again without it), the cost of a refresh with 0, 100 and 10,000
 new lines (proportional to the new bytes), and a 1,000,000-point downsample.
 """
 
@@ -19,7 +21,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from kidconsole import rundir
 from kidconsole.runs.reader import RunReader
+
+# one of each kind of line a reader must skip (tests/runs/test_reader.py has the full list)
+UNUSABLE = (b'{"t":1.7e9,"kind":"train","step":1,"loss":' + b"7" * 400 + b"}",
+            b'{"t":1.7e9,"kind":"train","step":1,"loss":"0.5"}', b"[1,2]", b"}{ not json")
 
 
 def train_line(i: int, t0: float) -> str:
@@ -46,6 +53,22 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
+def timed_cpu(fn):
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t, time.process_time() - c, out
+
+
+def with_unusable_lines(run: Path, other: Path, every: int) -> Path:
+    """A copy of ``run`` with an unusable line after every ``every`` lines of its events."""
+    other.mkdir()
+    lines = (run / rundir.EVENTS).read_bytes().split(b"\n")
+    with open(other / rundir.EVENTS, "wb") as fh:
+        for k in range(0, len(lines) - 1, every):
+            fh.write(b"\n".join(lines[k:k + every]) + b"\n" + UNUSABLE[(k // every) % len(UNUSABLE)] + b"\n")
+    return other
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench runs")
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -58,7 +81,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         run.mkdir()
-        events = run / "events.jsonl"
+        events = run / rundir.EVENTS
         write_events(events, args.lines)
         size = events.stat().st_size
 
@@ -70,8 +93,14 @@ def main(argv: list[str]) -> None:
         dt, (reader, _) = timed(first_chart)
         table.add_row("open + first chart", f"{dt * 1000:.0f} ms",
                       f"newest {len(reader.series['train/loss']):,} steps; history loads on later polls (< 2 s)")
-        dt, _ = timed(reader.load_all)
-        table.add_row("whole history loaded", f"{dt:.2f} s", f"{size / 2**20:.0f} MiB, {reader.n_events:,} events")
+        dt, cpu, _ = timed_cpu(reader.load_all)
+        table.add_row("whole history loaded", f"{dt:.2f} s", f"{cpu:.2f} s CPU; {size / 2**20:.0f} MiB, "
+                      f"{reader.n_events:,} events")
+        poisoned = RunReader(with_unusable_lines(run, Path(tmp) / "poisoned", every=10_000))
+        poisoned.poll()
+        dt, cpu, _ = timed_cpu(poisoned.load_all)
+        table.add_row("whole history, 1 unusable line in 10,000", f"{dt:.2f} s",
+                      f"{cpu:.2f} s CPU; {poisoned.bad_lines:,} lines skipped and counted")
         step = args.lines
         for new in (0, 100, 10_000):
             with open(events, "a") as fh:

@@ -210,7 +210,7 @@ def _adult(row) -> bool | None:
 
 # ---------------------------------------------------------------- runs
 
-def _launch(config: Path, overrides: Sequence[str], root: Path, name: str, trainer: str = "trainers.train") -> Path:
+def _launch(config: Path, overrides: Sequence[str], root: Path, name: str, trainer: str = rundir.TRAINER) -> Path:
     from kidconsole.runs.launch import launch_run
 
     stem, n = name, 1
@@ -228,20 +228,11 @@ def _threads(n: int) -> None:
 
 def _test_per(run: Path) -> float | None:
     """PER of the run's final test evaluation (its last ``test`` event)."""
-    per = None
-    try:
-        with open(run / rundir.EVENTS, encoding="utf-8") as f:
-            for line in f:
-                if '"test"' in line:
-                    try:
-                        ev = json.loads(line)
-                    except ValueError:
-                        continue
-                    if ev.get("kind") == rundir.EV_TEST:
-                        per = ev.get("per")
-    except OSError:
-        return None
-    return per
+    from kidconsole.runs.reader import RunReader
+
+    reader = RunReader(run)
+    reader.load_all()
+    return reader.summary["test"].get("per")
 
 
 def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) -> dict[Path, str]:
@@ -269,7 +260,7 @@ def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) 
                 if per is not None:
                     info += f", valid PER {100 * per:.1f}%"
                 bar.update(tasks[r], completed=s.get("step") or 0, total=s.get("total_steps") or None, info=info)
-                if state in rundir.FINAL_STATES or state == "interrupted":
+                if state in rundir.FINAL_STATES or state == rundir.INTERRUPTED:
                     states[r] = state
                     if s.get("total_steps"):
                         bar.update(tasks[r], completed=s["total_steps"])
@@ -336,7 +327,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
     run = _launch(BASE_CONFIG, [f"model.base={base.model}", f"data.train_manifest={m['train']}",
                                 f"data.valid_manifest={m['validation_sample']}", f"data.test_manifest={m['test']}",
                                 *scale.base_set],
-                  paths.base_runs, f"baseline-{key}-{test_sha}", trainer="trainers.score")
+                  paths.base_runs, f"baseline-{key}-{test_sha}", trainer=rundir.SCORER)
     launched.append(run)
     _check_finished(wait_for_runs([run], console, "baseline"))
     base.baseline, base.child_per = str(run), _test_per(run)
@@ -366,7 +357,7 @@ def stop_launched(launched: Sequence[Path], console) -> None:
 
     for run in launched:
         try:
-            if RunReader(run).state() in rundir.LIVE_STATES + ("stalled",):
+            if RunReader(run).state() in rundir.STOPPABLE_STATES:
                 console.print(f"stopping {run.name} ...")
                 stop_run(run, timeout=30)
         except (KidconsoleError, OSError) as e:

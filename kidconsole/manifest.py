@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.rundir import atomic_writer
 
 ZIP_SEP = "::"  # "archive.zip::member/path.wav" locates a WAV inside a zip archive
 
@@ -131,16 +132,14 @@ def find_line(path: str | Path, row_id: str) -> int | None:
 
 
 def write_manifest(path: str | Path, rows: Iterable[Utterance]) -> int:
-    """Write rows atomically (temp file, then rename); returns the row count."""
+    """Write rows atomically (temp file, fsync, rename); returns the row count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:
         for row in rows:
             fh.write(row.to_json() + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

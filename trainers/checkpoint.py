@@ -1,30 +1,27 @@
 """Checkpoints: accelerate's state saving, made atomic, pruned without losing the best.
 
-A checkpoint is written to ``checkpoints/.tmp-<name>``, completed with
-``trainer_state.json`` and the ``COMPLETE`` marker, then renamed to
-``checkpoints/<name>``: a folder without the marker is never resumed from.
-Only trainable tensors are saved (a save-state hook drops the frozen base
-weights), so a LoRA checkpoint of XLS-R 300M is megabytes, not 1.2 GB.
+Naming, completeness and which checkpoint is the newest are the run
+directory's rules (``kidconsole.rundir.checkpoints``): a checkpoint is written
+to ``checkpoints/.tmp-<name>``, completed with ``trainer_state.json``, then
+sealed (the ``COMPLETE`` marker, the rename). Only trainable tensors are saved
+(a save-state hook drops the frozen base weights), so a LoRA checkpoint of
+XLS-R 300M is megabytes, not 1.2 GB.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from kidconsole import rundir
+from kidconsole.rundir import checkpoint_name, complete_checkpoints, seal_checkpoint, tmp_checkpoint
 
+__all__ = ["checkpoint_name", "install_hooks", "save_checkpoint", "read_state", "load_checkpoint", "load_weights",
+           "prune"]
 STATE = "trainer_state.json"
 WEIGHTS = "model.safetensors"  # accelerate's name for the first model's weights
-_NAME = re.compile(r"^step-(\d+)$")
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:08d}"
 
 
 def install_hooks(accelerator) -> None:
@@ -38,25 +35,10 @@ def install_hooks(accelerator) -> None:
     accelerator.register_save_state_pre_hook(save_hook)
 
 
-def complete_checkpoints(root: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if (m := _NAME.match(p.name)) and (p / rundir.COMPLETE).exists()]
-    return [p for _, p in sorted(found)]
-
-
-def newest_checkpoint(root: str | Path) -> Path | None:
-    found = complete_checkpoints(root)
-    return found[-1] if found else None
-
-
 def save_checkpoint(accelerator, root: str | Path, name: str, state: dict) -> Path:
     """Every rank calls this (accelerate saves each rank's RNG state); rank 0 finishes it."""
     root = Path(root)
-    tmp, final = root / f".tmp-{name}", root / name
+    tmp, final = tmp_checkpoint(root, name), root / name
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -65,10 +47,7 @@ def save_checkpoint(accelerator, root: str | Path, name: str, state: dict) -> Pa
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        (tmp / rundir.COMPLETE).write_text("", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        seal_checkpoint(tmp, final)
     accelerator.wait_for_everyone()
     return final
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCTC, Wav2Vec2Config, Wav2Vec2ForCTC
 
+from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
 from kidconsole.hub import check_base, check_local, download_hint, looks_like_hub_id
 from kidconsole.phonemes import PAD, SYMBOLS, vocab
@@ -166,7 +167,7 @@ def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
                 f"model.base {base}: {folder / 'vocab.json'} is missing, and its CTC head has {head_size} outputs "
                 f"where the phone inventory has {len(ours)}: without the checkpoint's vocabulary its rows cannot "
                 f"be mapped by symbol (add its vocab.json, or use model.start: encoder for a new head)")
-        out.warnings.append({"what": "vocab_unverified", "count": 1, "message": (
+        out.warnings.append({"what": rundir.VOCAB_UNVERIFIED, "count": 1, "message": (
             f"{folder / 'vocab.json'} is missing: the CTC head ({head_size} outputs, as ours) is taken to be "
             f"in our inventory's order")})
     else:
@@ -198,7 +199,7 @@ def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
                          + (f"; dropped {' '.join(plan.dropped)}" if plan.dropped else "")
                          + (f"; read {spelled}" if spelled else ""))
         if plan.missing:
-            out.warnings.append({"what": "vocab_missing", "count": len(plan.missing), "symbols": plan.missing,
+            out.warnings.append({"what": rundir.VOCAB_MISSING, "count": len(plan.missing), "symbols": plan.missing,
                                  "message": (
                 f"the checkpoint's CTC head lacks {len(plan.missing)} of our {len(SYMBOLS)} symbols: "
                 f"{' '.join(plan.missing)}; they start as new rows (the mean of its rows for our symbols) "

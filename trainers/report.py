@@ -1,6 +1,9 @@
 """What rank 0 writes to the run directory: events, status, decodes, predictions, heartbeats.
 
-Other ranks get a reporter that writes nothing, so the loop calls it
+Every write goes through the run directory's records (``kidconsole.rundir``):
+an event kind, a status key or a row field that the contract does not define,
+or a value of the wrong type, fails here rather than in a reader. Other ranks
+get a reporter that writes nothing (but its trace), so the loop calls it
 unconditionally. The heartbeat thread keeps beating while the loop is busy
 (a long evaluation), so readers can tell a slow run from a dead one.
 """
@@ -26,6 +29,7 @@ class Reporter:
         self._trace: rundir.JsonlWriter | None = None
 
     def emit(self, kind: str, **fields) -> None:
+        """One event of ``kind`` (``rundir.EV_*``) with its record's fields."""
         if self.active:
             with self._lock:
                 self.events.emit(kind, **fields)
@@ -38,27 +42,19 @@ class Reporter:
         if not self.active:
             return
         if self._decodes is None:
-            self._decodes = rundir.JsonlWriter(self.run_dir / rundir.DECODES)
+            self._decodes = rundir.JsonlWriter(self.run_dir / rundir.DECODES, rundir.DecodeRow)
         for r in rows:
             self._decodes.write(r)
 
     def predictions(self, rows: list[dict]) -> None:
-        """predictions.jsonl holds the last test evaluation only: rewritten whole."""
-        if not self.active:
-            return
-        path = self.run_dir / rundir.PREDICTIONS
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        w = rundir.JsonlWriter(tmp)
-        for r in rows:
-            w.write(r)
-        w.close()
-        tmp.replace(path)
+        """predictions.jsonl holds the last test evaluation only: rewritten whole, atomically."""
+        if self.active:
+            rundir.write_rows(self.run_dir / rundir.PREDICTIONS, rundir.PredictionRow, rows)
 
     def trace(self, rank: int, step: int, ids: list[str]) -> None:
-        """trace.jsonl: every rank appends the utterance ids of each micro-batch (train.trace_batches)."""
+        """Every rank appends the utterance ids of each micro-batch (train.trace_batches)."""
         if self._trace is None:
-            self._trace = rundir.JsonlWriter(self.run_dir / f"trace.rank{rank}.jsonl")
+            self._trace = rundir.JsonlWriter(self.run_dir / rundir.trace_name(rank), rundir.TraceRow)
         self._trace.write({"step": step, "ids": ids})
 
     def start_heartbeat(self, every: float) -> None:

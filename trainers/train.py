@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
 
-    from trainers import checkpoint as ckpt
     from trainers.data import end_workers
     from trainers.loop import BadDataError, NonFiniteError, Trainer
     from trainers.model import HEAD_TRAINED, configure, load_base, report_base
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         report_base(base, rep, acc.print)
         model = configure(base.model, cfg.model, cfg.lora, base.head)
         trainer = Trainer(cfg, run_dir, acc, model, base.processor, base.head == HEAD_TRAINED, rep, stop)
-        newest = None if args.fresh else ckpt.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
+        newest = None if args.fresh else rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
         if args.resume and newest is None:
             raise KidconsoleError(f"--resume: {run_dir / rundir.CHECKPOINTS} holds no complete checkpoint")
         if newest is not None:

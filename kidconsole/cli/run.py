@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from kidconsole import rundir
+
 
 def _gpus(values: list[str] | None) -> list[int]:
     from kidconsole.errors import KidconsoleError
@@ -63,8 +65,9 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-STATE_STYLE = {"running": "green", "evaluating": "cyan", "starting": "yellow", "stalled": "bold yellow",
-               "stopped": "blue", "finished": "bold green", "failed": "bold red", "interrupted": "magenta"}
+STATE_STYLE = {rundir.RUNNING: "green", rundir.EVALUATING: "cyan", rundir.STARTING: "yellow",
+               rundir.STALLED: "bold yellow", rundir.STOPPED: "blue", rundir.FINISHED: "bold green",
+               rundir.FAILED: "bold red", rundir.INTERRUPTED: "magenta"}
 
 
 def cmd_launch(args) -> int:
@@ -80,7 +83,6 @@ def cmd_launch(args) -> int:
     gpus = _gpus(args.gpus)
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
                          runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
-    from kidconsole import rundir
 
     status = rundir.read_status(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
@@ -125,7 +127,6 @@ def cmd_ls(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from kidconsole import rundir
     from kidconsole.runs.reader import log_tail
 
     run_dir = _resolve_run(args)
@@ -167,7 +168,6 @@ def cmd_stop(args) -> int:
 def cmd_resume(args) -> int:
     from rich.console import Console
 
-    from kidconsole import rundir
     from kidconsole.runs.control import resume_run
 
     run_dir = resume_run(_resolve_run(args))
@@ -192,7 +192,7 @@ def register(subparsers) -> None:
     sp.add_argument("--name", help="run name (default: config name + time)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
-    sp.add_argument("--trainer", default="trainers.train", help=argparse.SUPPRESS)
+    sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
     common(sp)
     sp.set_defaults(func=cmd_launch)
 

@@ -35,6 +35,7 @@ from kidconsole.corpus.snr import wada_snr
 from kidconsole.corpus.sources import Container, LabelUnit, discover, find_audio, read_member
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import ZIP_SEP, Utterance, write_manifest
+from kidconsole.rundir import atomic_write_text, atomic_writer
 
 CACHE_FORMAT = "1"  # bump when the row-making code changes what it writes
 
@@ -201,10 +202,7 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
             done = pool.imap_unordered(_work, todo) if pool else map(_work, todo)
             for i, res in done:
                 results[i] = res
-                target = cache_file(found.units[i])
-                tmp = target.with_suffix(".tmp")
-                tmp.write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
-                tmp.replace(target)
+                atomic_write_text(cache_file(found.units[i]), json.dumps(res, ensure_ascii=False))
                 bar.advance(task, len(found.units[i].members))
         if pool:
             pool.close()
@@ -264,11 +262,9 @@ def build_index(root: str | Path, out: str | Path, *, options: IndexOptions = In
 
 
 def _write_jsonl(path: Path, items: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:
         for item in items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def _progress(enabled: bool):

@@ -15,31 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kidconsole.errors import KidconsoleError
-from kidconsole.rundir import PREDICTIONS, STATUS
-
-
-@dataclass(slots=True)
-class Prediction:
-    id: str
-    ref: str
-    hyp: str
-    speaker: str | None = None
-    age: float | None = None
-    age_range: tuple[float, float] | None = None
-    gender: str | None = None
-    snr: float | None = None
-    duration: float | None = None
-    split: str | None = None
-
-    @property
-    def age_years(self) -> float | None:
-        """The age for bucketing: the exact age, else the middle of the range
-        (the same rule as ``manifest.Utterance.age_years``)."""
-        if self.age is not None:
-            return self.age
-        if self.age_range is not None:
-            return (self.age_range[0] + self.age_range[1]) / 2
-        return None
+from kidconsole.rundir import PREDICTIONS, read_status
+from kidconsole.rundir import PredictionRow as Prediction  # one row of predictions.jsonl, the contract's record
 
 
 @dataclass
@@ -122,13 +99,7 @@ def run_name(source: str | Path) -> str:
     """The run's name from its status.json, else the directory or file name."""
     source = Path(source)
     if source.is_dir():
-        try:
-            name = json.loads((source / STATUS).read_text(encoding="utf-8")).get("name")
-            if isinstance(name, str) and name:
-                return name
-        except (OSError, ValueError, AttributeError):
-            pass
-        return source.resolve().name
+        return read_status(source).get("name") or source.resolve().name
     return source.stem
 
 

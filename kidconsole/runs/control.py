@@ -87,13 +87,6 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> str:
     return _current_state(run_dir)
 
 
-def newest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint folder holding the COMPLETE marker."""
-    folder = Path(run_dir) / rundir.CHECKPOINTS
-    done = [p for p in folder.glob("*") if (p / rundir.COMPLETE).exists()] if folder.is_dir() else []
-    return max(done, key=lambda p: (p / rundir.COMPLETE).stat().st_mtime, default=None)
-
-
 def resume_run(run_dir: str | Path) -> Path:
     """Relaunch a run that is not running from its newest complete checkpoint, in the same
     directory: the trainer appends to the same events and log, so history continues."""
@@ -109,11 +102,13 @@ def resume_run(run_dir: str | Path) -> Path:
         raise KidconsoleError(f"{run_dir}: finished: nothing to resume")
     if not (run_dir / rundir.CONFIG).is_file():
         raise KidconsoleError(f"{run_dir / rundir.CONFIG}: missing: cannot resume")
-    ckpt = newest_checkpoint(run_dir)
+    ckpt = rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
     if ckpt is None:
-        raise KidconsoleError(f"{run_dir / rundir.CHECKPOINTS}: no complete checkpoint to resume from")
+        unfinished = ", ".join(p.name for p in rundir.unfinished_writes(run_dir / rundir.CHECKPOINTS))
+        raise KidconsoleError(f"{run_dir / rundir.CHECKPOINTS}: no complete checkpoint to resume from"
+                              + (f" ({unfinished}: a write that never finished)" if unfinished else ""))
     gpus = [int(g) for g in status.get("gpus") or []]
-    command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or "trainers.train",
+    command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or rundir.TRAINER,
                             mixed_precision=status.get("mixed_precision") or "no", resume=True)
     rundir.update_status(run_dir, state=rundir.STARTING, command=command, exit_code=None, error=None,
                          ended_at=None, stop_requested_at=None, resumed_from=ckpt.name,

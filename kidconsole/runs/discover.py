@@ -22,8 +22,10 @@ def _start_time(run: Path) -> float:
         return float(status["started_at"])
     try:
         with open(run / rundir.EVENTS, "rb") as fh:
-            return float(json.loads(fh.readline())["t"])
-    except (OSError, ValueError, KeyError, TypeError):
+            first = json.loads(fh.readline())
+        if rundir.event_problem(first) is None and first.get("t") is not None:
+            return float(first["t"])
+    except (OSError, ValueError):
         pass
     try:
         return run.stat().st_mtime

@@ -25,8 +25,6 @@ from kidconsole.errors import KidconsoleError
 if TYPE_CHECKING:
     from kidconsole.config import RunConfig
 
-TRAINER = "trainers.train"
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,7 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_command(run_dir: str | Path, *, gpus: Sequence[int] = (), trainer_module: str = TRAINER,
+def build_command(run_dir: str | Path, *, gpus: Sequence[int] = (), trainer_module: str = rundir.TRAINER,
                   mixed_precision: str = "no", resume: bool = False, python: str = sys.executable) -> list[str]:
     """The ``accelerate launch`` argv: one process per GPU (several GPUs = one distributed run), CPU without GPUs."""
     run_dir = Path(run_dir)
@@ -85,8 +83,8 @@ def _run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None,
-               overrides: Sequence[str] = (), runs_root: str | Path = "runs", trainer_module: str = TRAINER) -> Path:
+def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None, overrides: Sequence[str] = (),
+               runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> Path:
     """Validate the config, create the run directory, start the run detached; returns the run directory."""
     from kidconsole.config import config_hash, dump_config, load_config
     from kidconsole.hub import check_base

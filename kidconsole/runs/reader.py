@@ -26,11 +26,10 @@ if TYPE_CHECKING:
     from kidconsole.config import RunConfig
 
 AXES = ("step", "samples", "time")
-TRAIN_FIELDS = ("loss", "lr", "grad_norm", "samples_per_s")
-EVAL_FIELDS = ("loss", "per", "cer", "wer")
+TRAIN_FIELDS = rundir.TrainEvent.CHART
+EVAL_FIELDS = rundir.EvalEvent.CHART
 SERIES_KEYS = tuple(f"train/{f}" for f in TRAIN_FIELDS) + tuple(f"eval/{f}" for f in EVAL_FIELDS)
 SUMMARY_METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer", "eval/wer")
-SKIP_WARNINGS = ("bad_sample", "too_long", "skipped_sample")  # warning kinds that count skipped samples
 MAX_DECODES = 5000
 MAX_WARNINGS = 5000
 
@@ -55,6 +54,7 @@ class RunReader:
         self._events: JsonlTail | None = None
         self._backfill_end = 0       # history still to load: bytes [0, _backfill_end)
         self._backfill_bad = 0
+        self._unusable = 0           # parsed lines that do not fit their event's record
         self._pending: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}  # older chunks, newest first
         self._pending_points = 0
         self.n_events = 0
@@ -90,7 +90,13 @@ class RunReader:
 
     @property
     def bad_lines(self) -> int:
-        return (self._events.bad_lines if self._events else 0) + self._backfill_bad
+        """Lines skipped: not JSON objects, or not fitting their event's record (``rundir.event_problem``)."""
+        return (self._events.bad_lines if self._events else 0) + self._backfill_bad + self._unusable
+
+    @property
+    def warning_counts(self) -> dict[str, int]:
+        """Warnings per ``what``: the running ``count`` the trainer writes, else the number of events."""
+        return dict(self._warn_counts)
 
     def _open_events(self) -> None:
         path = self.path / rundir.EVENTS
@@ -167,10 +173,11 @@ class RunReader:
             return 0
 
     def _apply(self, events: list[dict], older: bool) -> None:
-        """Fold events (in file order) into series and summary state; ``older``: history before what is in."""
+        """Fold events (in file order) into series and summary state; ``older``: history before what is in.
+        Events that do not fit their record are dropped first and counted in ``bad_lines``."""
         if not events:
             return
-        trains, evals, eval_samples, warnings = [], [], [], []
+        trains, evals, eval_samples, warnings, others = [], [], [], [], []
         samples = None  # utterances seen at the last train event: the x of an eval on the samples axis
         last = {}
         for ev in events:
@@ -181,22 +188,33 @@ class RunReader:
             elif kind == rundir.EV_EVAL:
                 evals.append(ev)
                 eval_samples.append(samples)
-            elif kind == rundir.EV_WARNING:
-                warnings.append(ev)
-            if isinstance(kind, str):
+            else:
+                others.append(ev)
+                if kind == rundir.EV_WARNING:
+                    warnings.append(ev)
+            if type(kind) is str:
                 last[kind] = ev
-        for kind_events, prefix, fields, samples_col in (
-            (trains, "train/", TRAIN_FIELDS, None), (evals, "eval/", EVAL_FIELDS, eval_samples)
+        # the bulk kinds are checked column by column, the rest one by one
+        train_cols, bad = rundir.event_columns(rundir.EV_TRAIN, trains) if trains else ({}, [])
+        eval_cols, bad_evals = rundir.event_columns(rundir.EV_EVAL, evals) if evals else ({}, [])
+        unusable = {id(trains[i]) for i in bad} | {id(evals[i]) for i in bad_evals}
+        unusable |= {id(ev) for ev in others if rundir.event_problem(ev)}
+        if unusable:
+            self._unusable += len(unusable)
+            self._apply([ev for ev in events if id(ev) not in unusable], older)
+            return
+        for cols, prefix, fields, samples_col in (
+            (train_cols, "train/", TRAIN_FIELDS, None), (eval_cols, "eval/", EVAL_FIELDS, eval_samples)
         ):
-            if not kind_events:
+            if not cols:
                 continue
             xs = {
-                "step": _column(kind_events, "step"),
-                "samples": _column(kind_events, "samples") if samples_col is None else np.array(samples_col, float),
-                "time": _column(kind_events, "t"),
+                "step": _floats(cols["step"]),
+                "samples": _floats(cols["samples"] if samples_col is None else samples_col),
+                "time": _floats(cols["t"]),
             }
             for f in fields:
-                ys = _column(kind_events, f)
+                ys = _floats(cols[f])
                 if np.isnan(ys).all():
                     continue
                 for axis, x in xs.items():
@@ -218,12 +236,12 @@ class RunReader:
             for kind, ev in last.items():
                 self._last.setdefault(kind, ev)
             if self._best_checkpoint is None:
-                self._best_checkpoint = _best_checkpoint(events)
+                self._best_checkpoint = _best_checkpoint(others)
             self._first_t = _num(events[0].get("t"), self._first_t)
         else:
             self.warnings.extend(warnings)
             self._last.update(last)
-            self._best_checkpoint = _best_checkpoint(events) or self._best_checkpoint
+            self._best_checkpoint = _best_checkpoint(others) or self._best_checkpoint
             self._rate.extend((e["t"], e["step"]) for e in trains[-self._rate.maxlen:]
                               if isinstance(e.get("t"), (int, float)) and isinstance(e.get("step"), (int, float)))
             if self._first_t is None:
@@ -233,7 +251,7 @@ class RunReader:
 
     def _poll_decodes(self) -> int:
         resets = self._decodes_tail.resets
-        new = self._decodes_tail.read_new()
+        new, _ = rundir.usable_rows(rundir.DecodeRow, self._decodes_tail.read_new())
         if self._decodes_tail.resets != resets:
             self._decodes.clear()
         self._decodes.extend(new)
@@ -280,23 +298,11 @@ class RunReader:
         return log_tail(self.path / rundir.STDOUT, n)
 
     def checkpoints(self) -> list[dict]:
-        """Checkpoint folders, oldest step first: name, step, complete, best."""
-        folder = self.path / rundir.CHECKPOINTS
-        try:
-            entries = [e for e in os.scandir(folder) if e.is_dir()]
-        except OSError:
-            return []
-        out = []
-        for e in entries:
-            digits = "".join(c if c.isdigit() else " " for c in e.name).split()
-            out.append({
-                "name": e.name,
-                "step": int(digits[-1]) if digits else None,
-                "complete": os.path.exists(os.path.join(e.path, rundir.COMPLETE)),
-                "best": e.name == self._best_checkpoint,
-                "path": e.path,
-            })
-        return sorted(out, key=lambda c: (c["step"] is None, c["step"] or 0, c["name"]))
+        """Checkpoint folders (``rundir.checkpoint_folders``: never an unfinished ``.tmp-`` write),
+        oldest step first: name, step, complete, best, path."""
+        return [{"name": path.name, "step": step, "complete": complete, "best": path.name == self._best_checkpoint,
+                 "path": str(path)}
+                for step, path, complete in rundir.checkpoint_folders(self.path / rundir.CHECKPOINTS)]
 
     # ---- derived --------------------------------------------------------------
     def last_sign_of_life(self) -> float | None:
@@ -333,7 +339,7 @@ class RunReader:
             "samples_per_s": train.get("samples_per_s"),
             "eta_s": self._eta(step, total),
             "warnings": self._warning_total,
-            "skipped": sum(self._warn_counts.get(w, 0) for w in SKIP_WARNINGS),
+            "skipped": sum(self._warn_counts.get(w, 0) for w in rundir.SKIP_WARNINGS),
             "bad_lines": self.bad_lines,
             "events": self.n_events,
             "started_at": _first(status.get("started_at"), self._first_t),
@@ -361,7 +367,12 @@ class RunReader:
 
 
 def _num(v, default):
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            pass
+    return default
 
 
 def _best_checkpoint(events: list[dict]) -> str | None:
@@ -371,12 +382,11 @@ def _best_checkpoint(events: list[dict]) -> str | None:
     return None
 
 
-def _column(events: list[dict], field: str) -> np.ndarray:
-    """One field of each event as floats (NaN where missing, null or not a number)."""
-    col = [e.get(field) for e in events]
+def _floats(col: list) -> np.ndarray:
+    """A checked column as floats (NaN where missing or null)."""
     try:
         return np.array(col, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not after event_columns: a safety net
         return np.array([_num(v, np.nan) for v in col], dtype=float)
 
 

@@ -9,39 +9,35 @@ history twice. Lines that are not JSON objects are skipped and counted.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+import orjson
 
 HEAD_BYTES = 64  # fingerprint of the file's start: catches a file rewritten in place
 
 
 def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
-    """JSON objects from whole lines (without their newlines); returns (objects, bad line count)."""
-    lines = [ln for ln in lines if ln.strip()]
-    if not lines:
-        return [], 0
-    # one json.loads over a batch is ~1.5x faster than one call per line; a garbage
-    # line makes the batch fail (or miscount), and then its halves are tried alone
-    try:
-        objs = json.loads(b"[" + b",".join(lines) + b"]")
-        if len(objs) == len(lines) and all(type(o) is dict for o in objs):
+    """JSON objects from whole lines (without their newlines); returns (objects, bad line count).
+    Blank lines are neither objects nor bad. orjson: about twice the standard parser's speed, and it
+    refuses what no reader can use (NaN, numbers beyond a double or 64-bit integer, invalid UTF-8)."""
+    loads = orjson.loads
+    try:  # the common case, every line an object, at C speed; else line by line
+        objs = list(map(loads, lines))
+        if set(map(type, objs)) <= {dict}:
             return objs, 0
-    except ValueError:
+    except orjson.JSONDecodeError:
         pass
-    if len(lines) > 16:
-        mid = len(lines) // 2
-        a, bad_a = parse_lines(lines[:mid])
-        b, bad_b = parse_lines(lines[mid:])
-        return a + b, bad_a + bad_b
     out, bad = [], 0
     for ln in lines:
+        if not ln or ln.isspace():
+            continue
         try:
-            obj = json.loads(ln)
-        except ValueError:
+            obj = loads(ln)
+        except orjson.JSONDecodeError:
             bad += 1
             continue
-        if isinstance(obj, dict):
+        if type(obj) is dict:
             out.append(obj)
         else:
             bad += 1
@@ -127,4 +123,7 @@ def read_range(path: str | Path, start: int, end: int) -> tuple[list[dict], int]
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    return parse_lines(data.split(b"\n"))
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # after the last newline
+    return parse_lines(lines)

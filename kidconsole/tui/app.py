@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 
+from kidconsole import rundir
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
 from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
@@ -127,7 +128,7 @@ class KidConsole(App):
         if view is None:
             return
         if not view.has_predictions:
-            self.notify(f"{view.name} has no predictions.jsonl yet (written by the final test evaluation).",
+            self.notify(f"{view.name} has no {rundir.PREDICTIONS} yet (written by the final test evaluation).",
                         severity="warning")
             return
         try:
@@ -189,13 +190,12 @@ class KidConsole(App):
 
     # ---- stop / resume, confirmed, off the UI thread
     def confirm_stop(self, key: str) -> None:
-        from kidconsole.rundir import LIVE_STATES
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
         if view is None:
             return
-        if view.state not in LIVE_STATES + ("stalled",):
+        if view.state not in rundir.STOPPABLE_STATES:
             self.notify(f"{view.name} is {view.state}: nothing to stop.", severity="warning")
             return
 
@@ -208,13 +208,12 @@ class KidConsole(App):
                                        "It writes a checkpoint, then exits; resume continues from it."), answered)
 
     def confirm_resume(self, key: str) -> None:
-        from kidconsole.rundir import LIVE_STATES
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
         if view is None:
             return
-        if view.state in LIVE_STATES:
+        if view.state in rundir.LIVE_STATES:
             self.notify(f"{view.name} is {view.state}: it is still going.", severity="warning")
             return
 

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 from textual.message import Message
 
+from kidconsole import rundir
+
 METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer")
 
 
@@ -241,22 +243,12 @@ class Watcher:
             step=_int(summary.get("step")), total_steps=_int(summary.get("total_steps")),
             eta=summary.get("eta_s"), samples_per_s=summary.get("samples_per_s"),
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
-            warnings=warning_counts(reader.warnings),
+            warnings=reader.warning_counts,
             started_at=summary.get("started_at"),
-            has_predictions=(Path(reader.path) / "predictions.jsonl").exists(),
+            has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),
         )
-
-
-def warning_counts(warnings) -> dict[str, int]:
-    """Warnings per kind: the running ``count`` the trainer writes, else the number of events."""
-    out: dict[str, int] = {}
-    for ev in warnings:
-        what = str(ev.get("what", "warning"))
-        count = ev.get("count")
-        out[what] = max(out.get(what, 0), count) if isinstance(count, int) else out.get(what, 0) + 1
-    return out
 
 
 def _int(v: Any) -> int | None:

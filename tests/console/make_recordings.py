@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from kidconsole.rundir import CHECKPOINTS, COMPLETE, CONFIG, DECODES, EVENTS, STATUS, STDOUT, JsonlWriter
+from kidconsole.rundir import (CHECKPOINTS, COMPLETE, CONFIG, DECODES, EVENTS, STATUS, STDOUT, DecodeRow, EventWriter,
+                              JsonlWriter)
 
 HERE = Path(__file__).parent
 T0 = 1_760_000_000.0  # fixed start time of the recordings
@@ -81,13 +82,13 @@ def record(out_root: Path, name: str, spec: dict) -> None:
     run.mkdir(parents=True)
     rng = random.Random(spec["seed"])
     (run / CONFIG).write_text(yaml.safe_dump(config(name, spec["r"], spec["lr"]), sort_keys=False), encoding="utf-8")
-    events = JsonlWriter(run / EVENTS)
-    decodes = JsonlWriter(run / DECODES)
+    events = EventWriter(run / EVENTS)
+    decodes = JsonlWriter(run / DECODES, DecodeRow)
     log = [f"launching {name} on GPU {spec['gpus'][0]}", "accelerate launch --num_processes 1 -m trainers.train"]
     t = T0
     trainable = 786_432 * spec["r"] // 16
-    events.write({"t": t, "kind": "start", "step": 0, "resumed_from": None, "world_size": 1,
-                  "trainable_params": trainable, "total_params": 315_438_000 + trainable, "total_steps": TOTAL_STEPS})
+    events.emit("start", t=t, step=0, resumed_from=None, world_size=1,
+                  trainable_params=trainable, total_params=315_438_000 + trainable, total_steps=TOTAL_STEPS)
     best_per = math.inf
     bad = nonfinite = 0
     sps = spec["sps"]
@@ -97,9 +98,9 @@ def record(out_root: Path, name: str, spec: dict) -> None:
         for i, (pname, first, _last, scale) in enumerate(PHASES):
             if step == first and i + 1 > phase:
                 phase = i + 1
-                events.write({"t": round(t, 3), "kind": "phase", "phase": phase, "name": pname, "step": step,
-                              "epochs": 1, "lr": spec["lr"] * scale, "train_utterances": 41_200 if i == 0 else 98_760,
-                              "train_hours": 59.3 if i == 0 else 148.2, "total_steps": TOTAL_STEPS})
+                events.emit("phase", t=round(t, 3), phase=phase, name=pname, step=step,
+                              epochs=1, lr=spec["lr"] * scale, train_utterances=41_200 if i == 0 else 98_760,
+                              train_hours=59.3 if i == 0 else 148.2, total_steps=TOTAL_STEPS)
                 log.append(f"phase {phase} ({pname}) from step {step}")
         if step == 0:
             continue
@@ -112,22 +113,22 @@ def record(out_root: Path, name: str, spec: dict) -> None:
         finite = not (name.startswith("r16") and step == 1730)
         if not finite:
             nonfinite += 1
-            events.write({"t": round(t, 3), "kind": "warning", "step": step, "what": "nonfinite_loss",
-                          "message": "loss is NaN; batch skipped", "count": nonfinite, "id": None})
+            events.emit("warning", t=round(t, 3), step=step, what="nonfinite_loss",
+                          message="loss is NaN; batch skipped", count=nonfinite, id=None)
             log.append(f"WARNING step {step}: loss is NaN; batch skipped")
-        events.write({"t": round(t, 3), "kind": "train", "step": step, "phase": phase, "epoch": 0,
-                      "loss": round(loss, 4) if finite else None, "lr": lr_now,
-                      "grad_norm": round(abs(rng.gauss(2.0, 0.5)), 3), "samples_per_s": round(sps * (1 + rng.gauss(0, 0.03)), 1),
-                      "samples": samples, "audio_seconds": round(samples * 4.1, 1), "padding": 0.12,
-                      "total_steps": TOTAL_STEPS})
+        events.emit("train", t=round(t, 3), step=step, phase=phase, epoch=0,
+                      loss=round(loss, 4) if finite else None, lr=lr_now,
+                      grad_norm=round(abs(rng.gauss(2.0, 0.5)), 3), samples_per_s=round(sps * (1 + rng.gauss(0, 0.03)), 1),
+                      samples=samples, audio_seconds=round(samples * 4.1, 1), padding=0.12,
+                      total_steps=TOTAL_STEPS)
         if step % 370 == 0 and bad < 4:
             bad += 1
             uid = f"KC{spec['seed']}{step:05d}"
-            events.write({"t": round(t, 3), "kind": "warning", "step": step, "what": "bad_sample",
-                          "message": f"{uid}.wav: cannot decode audio (truncated file)", "count": bad, "id": uid})
+            events.emit("warning", t=round(t, 3), step=step, what="bad_sample",
+                          message=f"{uid}.wav: cannot decode audio (truncated file)", count=bad, id=uid)
             log.append(f"WARNING skipped {uid}.wav: cannot decode audio (truncated file)")
         if step % 100 == 0:
-            events.write({"t": round(t + 0.5, 3), "kind": "heartbeat", "step": step})
+            events.emit("heartbeat", t=round(t + 0.5, 3), step=step)
         if step % 500 == 0:
             eval_seconds = 42.0
             t += eval_seconds
@@ -135,18 +136,18 @@ def record(out_root: Path, name: str, spec: dict) -> None:
             cer = per * 1.35
             is_best = per < best_per
             best_per = min(best_per, per)
-            events.write({"t": round(t, 3), "kind": "eval", "step": step, "phase": phase,
-                          "loss": round(base * 1.1, 4), "per": round(per, 4), "cer": round(cer, 4),
-                          "wer": round(per * 2.1, 4), "n": 2000, "eval_seconds": eval_seconds,
-                          "eval_share": round(eval_seconds / (eval_seconds + 500 * 16 / sps), 3), "best": is_best})
+            events.emit("eval", t=round(t, 3), step=step, phase=phase,
+                          loss=round(base * 1.1, 4), per=round(per, 4), cer=round(cer, 4),
+                          wer=round(per * 2.1, 4), n=2000, eval_seconds=eval_seconds,
+                          eval_share=round(eval_seconds / (eval_seconds + 500 * 16 / sps), 3), best=is_best)
             for k, ref in enumerate(rng.sample(SENTENCES, 3)):
                 decodes.write({"t": round(t, 3), "step": step, "phase": phase, "id": f"KV{k:03d}{step:05d}",
                                "ref": ref, "hyp": corrupt(ref, per, rng)})
-            ck = f"step-{step:06d}"
+            ck = f"step-{step:06d}"  # recorded with six digits: any count of digits names a step
             (run / CHECKPOINTS / ck).mkdir(parents=True)
             (run / CHECKPOINTS / ck / COMPLETE).write_text("", encoding="utf-8")
-            events.write({"t": round(t, 3), "kind": "checkpoint", "step": step, "phase": phase, "name": ck,
-                          "path": f"{CHECKPOINTS}/{ck}", "best": is_best, "metric": round(per, 4)})
+            events.emit("checkpoint", t=round(t, 3), step=step, phase=phase, name=ck,
+                          path=f"{CHECKPOINTS}/{ck}", best=is_best, metric=round(per, 4))
             log.append(f"step {step}: eval loss {base * 1.1:.4f} PER {per:.2%} CER {cer:.2%} ({eval_seconds:.0f}s)")
             log.append(f"saved {CHECKPOINTS}/{ck}")
     events.close()

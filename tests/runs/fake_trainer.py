@@ -26,16 +26,19 @@ def env(name: str, default: float) -> float:
 
 
 def checkpoint(run_dir: Path, step: int, events: rundir.EventWriter) -> None:
-    folder = run_dir / rundir.CHECKPOINTS / f"step-{step:08d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "state.txt").write_text(str(step))
-    (folder / rundir.COMPLETE).write_text("")
-    events.emit(rundir.EV_CHECKPOINT, step=step, phase=1, name=folder.name, path=str(folder), best=False, metric=None)
+    root = run_dir / rundir.CHECKPOINTS
+    name = rundir.checkpoint_name(step)
+    tmp = rundir.tmp_checkpoint(root, name)
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "state.txt").write_text(str(step))
+    folder = rundir.seal_checkpoint(tmp, root / name)
+    events.emit(rundir.EV_CHECKPOINT, step=step, phase=1, name=name, path=str(folder), best=False, metric=None)
 
 
-def resume_step(run_dir: Path) -> int:
-    done = [p for p in (run_dir / rundir.CHECKPOINTS).glob("step-*") if (p / rundir.COMPLETE).exists()]
-    return max((int((p / "state.txt").read_text()) for p in done), default=0)
+def resume_from(run_dir: Path) -> tuple[int, Path | None]:
+    """(step, checkpoint) the run continues from: the trainer's rule, the newest complete checkpoint."""
+    newest = rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
+    return (int((newest / "state.txt").read_text()), newest) if newest else (0, None)
 
 
 def main() -> int:
@@ -62,8 +65,8 @@ def main() -> int:
         subprocess.Popen([sys.executable, "-c", "import os,time; os.setpgid(0,0); time.sleep(300)"])
 
     events = rundir.EventWriter(run_dir / rundir.EVENTS)
-    step = resume_step(run_dir) if args.resume else 0
-    events.emit(rundir.EV_START, step=step, resumed_from=step if args.resume else None, world_size=1,
+    step, resumed = resume_from(run_dir) if args.resume else (0, None)
+    events.emit(rundir.EV_START, step=step, resumed_from=str(resumed) if resumed else None, world_size=1,
                 trainable_params=10, total_params=100, total_steps=total)
     rundir.update_status(run_dir, state=rundir.RUNNING, phase=1, step=step, total_steps=total)
     print(f"fake trainer: from step {step} to {total}", flush=True)

@@ -155,3 +155,65 @@ def test_system_samplers_never_raise_without_gpus():
     cpu, rss = run_process_usage(os.getpid())
     assert cpu >= 0 and rss > 10 << 20
     assert run_process_usage(2 ** 22 + 12345) == (0.0, 0)
+
+
+UNUSABLE_LINES = [
+    b'{"t":1.7e9,"kind":"train","step":5,"loss":' + b"7" * 400 + b"}",       # a 400-digit integer
+    b'{"t":1.7e9,"kind":"train","step":6,"loss":"0.5"}',                      # a string where a number goes
+    b'{"t":1.7e9,"kind":"train","step":7,"loss":[1,2]}',                      # a list
+    b'{"t":1.7e9,"kind":"train","step":8,"loss":NaN}',                        # a NaN literal
+    b'{"t":1.7e9,"kind":"train","step":9,"loss":{"a":1}}',                    # a nested object
+    b'[{"t":1.7e9,"kind":"train","step":10,"loss":1}]',                      # a line that is a JSON array
+    b'{"t":1.7e9,"kind":"train","step":11,"loss":1,"x":"\xff\xfe"}',          # invalid UTF-8
+    b'{"t":' + b"9" * 400 + b',"kind":"heartbeat","step":12}',                # a 400-digit time
+    b'{"t":1.7e9,"kind":"eval","step":13,"per":"low"}',
+    b'{"t":1.7e9,"kind":"eval","step":14,"per":true}',
+    b'{"t":1.7e9,"kind":"phase","phase":1,"name":["a"],"step":15}',
+    b'{"t":1.7e9,"kind":"warning","step":16,"what":"bad_sample","count":"many"}',
+    b'{"t":1.7e9,"kind":"checkpoint","step":17,"name":{"x":1},"best":true}',
+    b'{"t":1.7e9,"kind":7,"step":18}',
+    b'{"t":"yesterday","kind":"heartbeat","step":19}',
+]
+
+
+def test_every_unusable_line_is_skipped_and_counted_whatever_its_content(tmp_path):
+    run = write_run(tmp_path / "r", n=20)
+    good = RunReader(run)
+    good.load_all()
+    with open(run / rundir.EVENTS, "ab") as fh:
+        fh.write(b"\n".join(UNUSABLE_LINES) + b"\n")
+        fh.write(b'{"t":1700000021,"kind":"train","step":21,"loss":0.25}\n')
+    for initial in (1 << 40, 300):  # read whole, and backfilled in slices
+        r = RunReader(run, initial_bytes=initial, backfill_bytes=500)
+        r.load_all()
+        assert r.bad_lines == len(UNUSABLE_LINES)
+        assert r.n_events == good.n_events + 1
+        assert r.series["train/loss"].x.tolist() == list(range(1, 22))
+        assert set(r.series) == set(good.series)  # the unusable evals drew nothing
+        s = r.summary
+        assert s["step"] == 21 and s["bad_lines"] == len(UNUSABLE_LINES) and s["phase_name"] is None
+        assert r.warning_counts == good.warning_counts
+        assert r.checkpoints() == []
+
+
+def test_unusable_lines_arriving_live_are_counted_once(tmp_path):
+    run = write_run(tmp_path / "r", n=5)
+    r = RunReader(run)
+    r.poll()
+    for line in UNUSABLE_LINES:
+        with open(run / rundir.EVENTS, "ab") as fh:
+            fh.write(line + b"\n")
+        r.poll()
+    r.poll()
+    assert r.bad_lines == len(UNUSABLE_LINES) and len(r.series["train/loss"]) == 5
+
+
+def test_a_status_of_the_wrong_types_is_read_as_absent_keys(tmp_path):
+    run = write_run(tmp_path / "r", n=5)
+    (run / rundir.STATUS).write_text('{"name": "r", "state": "running", "pid": "12", "updated_at": '
+                                     + "9" * 400 + ', "step": [3], "gpus": [0, "x"], "future_key": 1}')
+    status = rundir.read_status(run)
+    assert status == {"name": "r", "state": "running", "future_key": 1}
+    r = RunReader(run)
+    r.poll()
+    assert r.summary["step"] == 5 and r.state() in (rundir.RUNNING, rundir.STALLED)

@@ -14,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
+from kidconsole import rundir
+
 TABS = ("config", "diff", "log", "checkpoints", "warnings")
 LOG_LINES = 300
 
@@ -139,7 +141,7 @@ class RunDetailScreen(Screen):
         self.configs.update(data["configs"])
         cfg = self.configs.get(self.key, {})
         self.query_one("#config-text", Static).update(
-            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else "(no readable config.yaml)")
+            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else f"(no readable {rundir.CONFIG})")
         self._fill_diff()
         log = self.query_one("#log-text", Log)
         log.clear()
@@ -166,7 +168,7 @@ class RunDetailScreen(Screen):
         me, other = views[self.key].name, views[self.other].name
         a, b = self.configs.get(self.key, {}), self.configs.get(self.other, {})
         diff = config_diff(a, b)
-        head.update(Text.assemble("config.yaml: ", (me, f"bold {self.app.run_colors[me]}"), " vs ",
+        head.update(Text.assemble(f"{rundir.CONFIG}: ", (me, f"bold {self.app.run_colors[me]}"), " vs ",
                                   (other, f"bold {self.app.run_colors[other]}"),
                                   f" · {len(diff)} changed keys (d: compare with the next run)"))
         for key, va, vb in diff:

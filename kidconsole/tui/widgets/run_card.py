@@ -7,16 +7,17 @@ import math
 from rich.text import Text
 from textual.widgets import Static
 
+from kidconsole import rundir
 from kidconsole.tui.watcher import RunView
 
 STATE_STYLES = {
-    "starting": "#4e9bf5", "running": "#3fb86b", "evaluating": "#23b5b5",
-    "stalled": "#d4b21f", "interrupted": "#e5534b", "failed": "bold #e5534b",
-    "stopped": "#a0a0a0", "finished": "bold #3fb86b",
+    rundir.STARTING: "#4e9bf5", rundir.RUNNING: "#3fb86b", rundir.EVALUATING: "#23b5b5",
+    rundir.STALLED: "#d4b21f", rundir.INTERRUPTED: "#e5534b", rundir.FAILED: "bold #e5534b",
+    rundir.STOPPED: "#a0a0a0", rundir.FINISHED: "bold #3fb86b",
 }
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
-WARNING_NAMES = {"bad_sample": "bad samples", "nonfinite_loss": "non-finite losses",
-                 "vocab_missing": "symbols new to the head", "vocab_unverified": "head order unverified"}
+WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
+                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -1,0 +1,45 @@
+"""The names of the run directory: files, states, event kinds, warning kinds, trainer entry points."""
+
+CONFIG = "config.yaml"
+STATUS = "status.json"
+EVENTS = "events.jsonl"
+DECODES = "decodes.jsonl"
+PREDICTIONS = "predictions.jsonl"
+STDOUT = "stdout.log"
+CHECKPOINTS = "checkpoints"
+EXPORTS = "exports"
+COMPLETE = "COMPLETE"  # marker file inside a checkpoint folder once it is whole
+STATUS_LOCK = ".status.lock"
+
+
+def trace_name(rank: int) -> str:
+    """The utterance-id trace of one rank (``train.trace_batches``)."""
+    return f"trace.rank{rank}.jsonl"
+
+
+# States written to status.json. "stalled" and "interrupted" are never written:
+# readers derive them (no heartbeat for a while; process gone without a final state).
+STARTING, RUNNING, EVALUATING = "starting", "running", "evaluating"
+STOPPED, FINISHED, FAILED = "stopped", "finished", "failed"
+STALLED, INTERRUPTED = "stalled", "interrupted"
+LIVE_STATES = (STARTING, RUNNING, EVALUATING)
+FINAL_STATES = (STOPPED, FINISHED, FAILED)
+WRITTEN_STATES = LIVE_STATES + FINAL_STATES
+STATES = LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
+# what can still be stopped: a live run, or one whose heartbeat went quiet
+STOPPABLE_STATES = LIVE_STATES + (STALLED,)
+
+# Event kinds in events.jsonl (fields per kind: records.py, docs/run-directory.md).
+EV_START, EV_TRAIN, EV_EVAL, EV_PHASE = "start", "train", "eval", "phase"
+EV_CHECKPOINT, EV_WARNING, EV_HEARTBEAT, EV_TEST, EV_END = "checkpoint", "warning", "heartbeat", "test", "end"
+
+# What a warning event is about (its ``what``).
+BAD_SAMPLE, NONFINITE_LOSS = "bad_sample", "nonfinite_loss"
+# the base checkpoint's head: symbols of ours it lacks, and a head whose order no vocab.json confirms
+VOCAB_MISSING, VOCAB_UNVERIFIED = "vocab_missing", "vocab_unverified"
+WARNING_KINDS = (BAD_SAMPLE, NONFINITE_LOSS, VOCAB_MISSING, VOCAB_UNVERIFIED)
+SKIP_WARNINGS = (BAD_SAMPLE,)  # warnings that count skipped samples
+
+# The project's own trainer entry points (``python -m MODULE``): what a launch or a resume may start.
+TRAINER, SCORER = "trainers.train", "trainers.score"
+TRAINER_MODULES = (TRAINER, SCORER)
