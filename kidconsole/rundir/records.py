@@ -308,12 +308,13 @@ class CheckpointEvent(Event):
 
 @record
 class WarningEvent(Event):
-    KIND, WHEN = EV_WARNING, "a skipped sample or skipped steps"
+    KIND, WHEN = EV_WARNING, "a skipped sample or skipped steps; a base head that lacks symbols or whose order is unverified"
     step: int | None = key("optimizer steps done")
     what: str | None = key(f"{' or '.join(f'`{w}`' for w in WARNING_KINDS)}", choices=WARNING_KINDS)
     message: str | None = key("what happened, for people")
     count: int | None = key("running total of that kind")
     id: str | None = key("the utterance, when one")
+    symbols: list[str] | None = key("for `vocab_missing`: our symbols the base's head lacks")
 
 
 @record

@@ -51,14 +51,15 @@ def test_events_are_checked_against_their_record_and_read_back_usable(tmp_path):
 @pytest.mark.parametrize("kind", sorted(rundir.EVENT_TYPES))
 def test_every_event_kind_is_read_by_the_rule_it_is_written_by(kind):
     cls = rundir.EVENT_TYPES[kind]
-    sample = {"integer": 3, "number": 0.5, "string": "x", "boolean": True}
+    sample = {"integer": 3, "number": 0.5, "string": "x", "boolean": True, "list of strings": ["x"],
+              "list of integers": [3]}
     fields = {s.name: s.choices[0] if s.choices else sample[s.type.name] for s in cls.SPEC}
     written = rundir.records.event_dict(kind, 1.0, fields)
     assert rundir.event_problem(written) is None
     columns, bad = rundir.event_columns(kind, [written])
     assert bad == [] and set(columns) == {"t"} | cls.KEYS
     for s in cls.SPEC:
-        wrong = {**written, s.name: ["not", s.type.name]}
+        wrong = {**written, s.name: {"not": s.type.name}}
         assert rundir.event_problem(wrong) and rundir.event_columns(kind, [written, wrong])[1] == [1]
 
 
