@@ -100,6 +100,7 @@ def chart_redraw(points: int = 1_000_000, width: int = 160, height: int = 40, re
     """(median ms per redraw, ms to smooth both runs once) at ``points`` points per run."""
     import numpy as np
 
+    from kidconsole.palette import RUN_COLORS
     from kidconsole.runs.series import Series
     from kidconsole.tui.smoothing import debiased_ema
     from kidconsole.tui.widgets.chart import ChartData, Trace, plot_columns, render_chart
@@ -110,7 +111,7 @@ def chart_redraw(points: int = 1_000_000, width: int = 160, height: int = 40, re
     for k in range(2):
         x = np.arange(1, points + 1, dtype=float)
         y = 0.4 + 2 * np.exp(-x / (points / 5)) + rng.normal(0, 0.1, points)
-        runs.append((Series(x, y), Series(x, debiased_ema(y, 0.99)), ["#4e9bf5", "#f08c2e"][k]))
+        runs.append((Series(x, y), Series(x, debiased_ema(y, 0.99)), RUN_COLORS[k]))
     smooth_ms = (time.perf_counter() - t) * 1000
     n = plot_columns(width)
     samples = []

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from kidconsole import rundir
+from kidconsole import palette, rundir
 from kidconsole.errors import KidconsoleError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def ensure_corpus(paths: Paths, scale: Scale, seed: int, console) -> dict:
     stamp_file = paths.corpus / STAMP
     try:
         if json.loads(stamp_file.read_text(encoding="utf-8")) == stamp:
-            console.print(f"[green]corpus[/] reused: {paths.corpus}")
+            console.print(f"[{palette.OK}]corpus[/] reused: {paths.corpus}")
             return stamp
     except (OSError, ValueError):
         pass
@@ -169,7 +169,7 @@ def ensure_corpus(paths: Paths, scale: Scale, seed: int, console) -> dict:
         s = synthesize(paths.corpus, seed=seed, adults=scale.adults, children_per_age=scale.children_per_age,
                        utterances_per_speaker=scale.utterances)
     stamp_file.write_text(json.dumps(stamp), encoding="utf-8")
-    console.print(f"[green]corpus[/] {s.utterances} utterances, {s.hours:.2f} h, in {s.seconds:.0f} s")
+    console.print(f"[{palette.OK}]corpus[/] {s.utterances} utterances, {s.hours:.2f} h, in {s.seconds:.0f} s")
     return stamp
 
 
@@ -180,7 +180,7 @@ def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
     from kidconsole.subset.build import build_subset
 
     summary = build_index(paths.corpus, paths.manifest, progress=console.is_terminal)
-    console.print(f"[green]index[/] {summary.kept} utterances, {summary.speakers} speakers, "
+    console.print(f"[{palette.OK}]index[/] {summary.kept} utterances, {summary.speakers} speakers, "
                   f"{summary.hours:.2f} h -> {paths.manifest}")
     rows = list(read_manifest(paths.manifest))
     paths.manifests.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
     for name, f in res.files.items():
         out[name] = Path(f)
     tr, te = res.outputs["train"], res.outputs["test"]
-    console.print(f"[green]subset[/] children: train {tr.utterances} utterances ({tr.hours:.2f} h, "
+    console.print(f"[{palette.OK}]subset[/] children: train {tr.utterances} utterances ({tr.hours:.2f} h, "
                   f"{tr.speakers} speakers), test {te.utterances} ({te.speakers} speakers), phases 50% / 100%")
     return out
 
@@ -311,7 +311,8 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
                 done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if done.returncode:
                 raise KidconsoleError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-        console.print(f"[cyan]base model[/] training on the adult voices (first time only; cached as {home})")
+        console.print(f"[{palette.INFO}]base model[/] training on the adult voices "
+                      f"(first time only; cached as {home})")
         _threads(os.cpu_count() or 1)
         run = _launch(BASE_CONFIG, [f"model.base={init}", f"data.train_manifest={m['adult_train']}",
                                     f"data.valid_manifest={m['adult_validation']}",
@@ -326,7 +327,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
         home.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(asdict(base), indent=1), encoding="utf-8")
     else:
-        console.print(f"[green]base model[/] reused: {base.model} (adult test PER {100 * base.adult_per:.1f}%)")
+        console.print(f"[{palette.OK}]base model[/] reused: {base.model} (adult test PER {100 * base.adult_per:.1f}%)")
 
     test_sha = _file_sha(m["test"])[:12]
     if base.baseline and Path(base.baseline).name.endswith(test_sha) and base.child_per is not None \
@@ -370,7 +371,7 @@ def stop_launched(launched: Sequence[Path], console) -> None:
                 console.print(f"stopping {run.name} ...")
                 stop_run(run, timeout=30)
         except (KidconsoleError, OSError) as e:
-            console.print(f"[red]{run}: {e}[/]")
+            console.print(f"[{palette.ERROR}]{run}: {e}[/]")
 
 
 # ---------------------------------------------------------------- figures and reports
@@ -465,11 +466,11 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
         stamp = ensure_corpus(paths, scale, seed, console)
         m = prepare_manifests(paths, seed, console)
         base = ensure_base(paths, scale, stamp, m, console, launched)
-        console.print(f"[green]baseline[/] base model on the children's test split: PER {_pct(base.child_per)} "
+        console.print(f"[{palette.OK}]baseline[/] base model on the children's test split: PER {_pct(base.child_per)} "
                       f"(adults {_pct(base.adult_per)})")
         folder = launch_lora(paths, scale, base, m, launched)
         runs = [folder / name for name, _ in VARIANTS]
-        console.print(f"[cyan]LoRA runs[/] {', '.join(r.name for r in runs)} started in {folder} "
+        console.print(f"[{palette.INFO}]LoRA runs[/] {', '.join(r.name for r in runs)} started in {folder} "
                       f"({time.time() - t0:.0f} s since the start)")
         if headless:
             _check_finished(wait_for_runs(runs, console, "LoRA"))
@@ -490,8 +491,8 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
     print_figures(fig, console)
     console.print(f"demo took {time.time() - t0:.0f} s; work folder {paths.work}")
     if not fig.beaten:
-        console.print("[red]a fine-tuned run did not beat the base model on the children[/]")
+        console.print(f"[{palette.ERROR}]a fine-tuned run did not beat the base model on the children[/]")
         return 1
     console.print(f"every fine-tuned run beats the base model; the {TARGET_RATIO:.2f}x target is "
-                  + ("[green]met[/]" if fig.target_met else "[yellow]not met[/]"))
+                  + (f"[{palette.OK}]met[/]" if fig.target_met else f"[{palette.WARNING}]not met[/]"))
     return 0

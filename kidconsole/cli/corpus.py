@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kidconsole.palette import WARNING
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("corpus", help="index AI Hub label files into a manifest; synthesize a corpus")
@@ -93,5 +95,5 @@ def _synth(args: argparse.Namespace) -> int:
     if s.bad_files:
         con.print(f"{len(s.bad_files)} bad files: " + ", ".join(sorted(set(s.bad_files.values()))))
     if s.skipped_sentences:
-        con.print(f"[yellow]{len(s.skipped_sentences)} transcripts without phones were skipped")
+        con.print(f"[{WARNING}]{len(s.skipped_sentences)} transcripts without phones were skipped")
     return 0

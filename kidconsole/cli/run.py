@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from kidconsole.palette import WARNING, state_style
+
 
 def _gpus(values: list[str] | None) -> list[int]:
     from kidconsole.errors import KidconsoleError
@@ -63,8 +65,6 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-STATE_STYLE = {"running": "green", "evaluating": "cyan", "starting": "yellow", "stalled": "bold yellow",
-               "stopped": "blue", "finished": "bold green", "failed": "bold red", "interrupted": "magenta"}
 
 
 def cmd_launch(args) -> int:
@@ -76,7 +76,7 @@ def cmd_launch(args) -> int:
     console = Console()
     warning = logind_warning()
     if warning:
-        console.print(f"[bold yellow]warning:[/] {warning}")
+        console.print(f"[{WARNING}]warning:[/] {warning}")
     gpus = _gpus(args.gpus)
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
                          runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
@@ -110,7 +110,7 @@ def cmd_ls(args) -> int:
         per = s["eval/per"]
         step = f"{s['step'] or 0}/{s['total_steps']}" if s["total_steps"] else _fmt(s["step"], "d")
         table.add_row(
-            run.name, f"[{STATE_STYLE.get(state, '')}]{state}[/]", _fmt(s["phase"], ""), step,
+            run.name, f"[{state_style(state)}]{state}[/]", _fmt(s["phase"], ""), step,
             _fmt(s["train/loss"]["last"], ".4f"),
             _fmt(per["last"] * 100 if per["last"] is not None else None, ".2f"),
             "-" if per["best"] is None else ("~" if r.loading else "")
@@ -160,7 +160,7 @@ def cmd_stop(args) -> int:
     console = Console()
     with console.status(f"stopping {run_dir.name}: waiting for its checkpoint (up to {args.timeout:g} s)"):
         state = stop_run(run_dir, timeout=args.timeout)
-    console.print(f"{run_dir.name}: [{STATE_STYLE.get(state, '')}]{state}[/]")
+    console.print(f"{run_dir.name}: [{state_style(state)}]{state}[/]")
     return 0
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.palette import WARNING
 from kidconsole.subset.options import parse_max_val_samples, parse_numbers
 
 
@@ -114,5 +115,5 @@ def print_report(report: dict) -> None:
     console = Console()
     console.print(table)
     for w in report.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[{WARNING}]warning:[/] {w}", highlight=False)
     console.print(f"report: {Path(report['out_dir']) / 'report.md'}", highlight=False)

@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kidconsole.palette import OP_STYLES, WARNING
 from kidconsole.report.buckets import TITLES
 from kidconsole.report.compute import D, I, METRICS, S, BucketStats, rates
 from kidconsole.report.phonemes import EPS
 from kidconsole.report.summary import WORST_DIMENSIONS, Report, aligned
 
 FORMATS = ("md", "csv", "json")
-OP_STYLES = {"equal": "", "substitute": "bold yellow", "delete": "bold red", "insert": "bold cyan"}
 OP_MARKS = {"equal": " ", "substitute": "S", "delete": "D", "insert": "I"}
 SHORT = {"age": "age", "age_group": "ages", "snr": "SNR", "duration": "dur", "gender": "gender"}
 MAX_SPEAKERS = 15  # speakers shown on the terminal and in Markdown (worst first); CSV/JSON hold all
@@ -236,6 +236,6 @@ def print_report(rep: Report, console: Console | None = None, worst_k: int = 3) 
         console.print(Text(f"{r.id} (speaker {r.speaker}) PER {pct(float(rates(rep.analysis.counts[i, 0])))}"))
         console.print(alignment_text(aligned(rep.analysis, i)))
     if rep.skipped:
-        console.print(Text(f"{len(rep.skipped)} malformed lines skipped, first: {rep.skipped[0]}", style="yellow"))
+        console.print(Text(f"{len(rep.skipped)} malformed lines skipped, first: {rep.skipped[0]}", style=WARNING))
     if rep.confusion.labels == [EPS]:
-        console.print(Text("no phones in the references", style="yellow"))
+        console.print(Text("no phones in the references", style=WARNING))

@@ -11,7 +11,8 @@ import pytest
 
 from kidconsole.runs.reader import RunReader
 from kidconsole.runs.series import Series
-from kidconsole.tui.colors import PALETTE, ColorBook
+from kidconsole.palette import RUN_COLORS
+from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.smoothing import DebiasedEma, debiased_ema
 from kidconsole.tui.watcher import Watcher
 from kidconsole.tui.widgets.aligned_decode import aligned_columns, aligned_lines, error_summary
@@ -55,14 +56,14 @@ def test_run_colours_are_stable_across_sessions_and_distinct_within_one():
     b.assign(list(reversed(names)))
     assert [a[n] for n in names] == [b[n] for n in names]
     assert len({a[n] for n in names}) == len(names)
-    assert all(a[n] in PALETTE for n in names)
+    assert all(a[n] in RUN_COLORS for n in names)
 
 
 def test_chart_fills_its_size_and_keeps_a_single_spike_visible():
     steps = np.arange(1_000_000)
     spike = Series(steps, np.where(steps == 500_000, 50.0, 1.0))
     xs, lo, hi = spike.downsample(plot_columns(80))
-    data = ChartData([Trace(xs, lo, hi, PALETTE[0])], x_kind="step", x_range=(0, 999_999))
+    data = ChartData([Trace(xs, lo, hi, RUN_COLORS[0])], x_kind="step", x_range=(0, 999_999))
     lines = render_chart(data, "loss", 80, 20)
     assert len(lines) == 20 and all(line.cell_length == 80 for line in lines)
     text = [line.text for line in lines]
@@ -74,7 +75,7 @@ def test_chart_fills_its_size_and_keeps_a_single_spike_visible():
 def test_chart_log_scale_drops_non_positive_values_and_labels_powers():
     xs = np.arange(10.0)
     ys = np.array([0.0, 1, 10, 100, 1000, 1, 1, 1, 1, 1])
-    lines = render_chart(ChartData([Trace(xs, ys, ys, PALETTE[1])], log_y=True), "lr", 60, 12)
+    lines = render_chart(ChartData([Trace(xs, ys, ys, RUN_COLORS[1])], log_y=True), "lr", 60, 12)
     text = [line.text for line in lines]
     assert text[1].lstrip().startswith("1.0k") and text[-2].lstrip().startswith("1┤")
 

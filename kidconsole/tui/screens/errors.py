@@ -19,6 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from kidconsole import palette
 from kidconsole.errors import KidconsoleError
 
 DIMENSION_ORDER = ("age_group", "age", "snr", "duration", "gender", "speaker")
@@ -86,7 +87,7 @@ class ErrorsScreen(Screen):
         self.error = message
         table = self.query_one("#errors-buckets", DataTable)
         table.loading = False
-        self.query_one("#errors-head", Static).update(Text(message, style="bold red"))
+        self.query_one("#errors-head", Static).update(Text(message, style=palette.ERROR))
 
     def _loaded(self, rep) -> None:
         self.report = rep
@@ -98,7 +99,7 @@ class ErrorsScreen(Screen):
             head.append(f"CER {_pct(o.rate('cer'))}  ")
         head.append(f"WER {_pct(o.rate('wer'))}   macro PER (age groups) {_pct(rep.macro['per'])}")
         if rep.skipped:
-            head.append(f"   {len(rep.skipped)} lines skipped", style="yellow")
+            head.append(f"   {len(rep.skipped)} lines skipped", style=palette.WARNING)
         self.query_one("#errors-head", Static).update(head)
         weak = ", ".join(f"{p.phone} {_pct(p.error_rate)}" for p in rep.weakest[:8])
         pos = ", ".join(f"{p.position} {_pct(p.error_rate)} (del {_pct(p.deletion_rate)})" for p in rep.positions)
@@ -140,7 +141,7 @@ class ErrorsScreen(Screen):
                 if d is None:
                     row += ["—"] * 4
                 else:
-                    style = "green" if d.significant and d.delta < 0 else "red" if d.significant else "dim"
+                    style = palette.BETTER if d.significant and d.delta < 0 else palette.WORSE if d.significant else "dim"
                     row += [_pct(d.rate_b), Text(f"{100 * d.delta:+.2f}" if d.n else "—", style=style),
                             f"{100 * d.lo:+.2f}..{100 * d.hi:+.2f}" if d.n and not math.isnan(d.lo) else "—",
                             "*" if d.significant else ""]

@@ -14,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
+from kidconsole import palette
+
 TABS = ("config", "diff", "log", "checkpoints", "warnings")
 LOG_LINES = 300
 
@@ -147,8 +149,8 @@ class RunDetailScreen(Screen):
         ckpt.clear()
         for c in data["checkpoints"]:
             ckpt.add_row(c["name"], f"{c['step']:,}" if c.get("step") is not None else "-",
-                         "yes" if c.get("complete") else Text("partial", style="#e5534b"),
-                         Text("best", style="bold #3fb86b") if c.get("best") else "")
+                         "yes" if c.get("complete") else Text("partial", style=palette.PARTIAL),
+                         Text("best", style=palette.BEST) if c.get("best") else "")
         warn = self.query_one("#warn-table", DataTable)
         warn.clear()
         for w in reversed(data["warnings"]):

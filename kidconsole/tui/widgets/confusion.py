@@ -16,10 +16,11 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
+from kidconsole.palette import HEAT_HIGH, HEAT_INK, HEAT_LOW
 from kidconsole.report.phonemes import EPS, Confusion
 
-LOW = (38, 38, 46)    # background of an empty cell
-HIGH = (229, 83, 75)  # the most confused cell
+LOW = Color.parse(HEAT_LOW).triplet    # background of an empty cell
+HIGH = Color.parse(HEAT_HIGH).triplet  # the most confused cell
 
 
 def compact(n: int) -> str:
@@ -30,7 +31,7 @@ def heat_style(level: float) -> Style:
     """Background for a 0..1 level (square-root scaled, so small shares still show)."""
     t = math.sqrt(max(0.0, min(1.0, level)))
     rgb = tuple(round(lo + (hi - lo) * t) for lo, hi in zip(LOW, HIGH))
-    return Style(bgcolor=Color.from_rgb(*rgb), color="black" if t > 0.6 else "white")
+    return Style(bgcolor=Color.from_rgb(*rgb), color=HEAT_INK[t > 0.6])
 
 
 class ConfusionMatrix(DataTable):

@@ -7,13 +7,9 @@ import math
 from rich.text import Text
 from textual.widgets import Static
 
+from kidconsole import palette
 from kidconsole.tui.watcher import RunView
 
-STATE_STYLES = {
-    "starting": "#4e9bf5", "running": "#3fb86b", "evaluating": "#23b5b5",
-    "stalled": "#d4b21f", "interrupted": "#e5534b", "failed": "bold #e5534b",
-    "stopped": "#a0a0a0", "finished": "bold #3fb86b",
-}
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
 WARNING_NAMES = {"bad_sample": "bad samples", "nonfinite_loss": "non-finite losses"}
 
@@ -43,7 +39,7 @@ def bar(fraction: float | None, width: int) -> Text:
     if fraction is None:
         return Text("·" * width, style="dim")
     full = int(round(fraction * width))
-    return Text.assemble(("█" * full, "#4e9bf5"), ("░" * (width - full), "dim"))
+    return Text.assemble(("█" * full, palette.PROGRESS), ("░" * (width - full), "dim"))
 
 
 def card_text(view: RunView, width: int) -> Text:
@@ -81,7 +77,7 @@ def card_text(view: RunView, width: int) -> Text:
     warn = {k: v for k, v in view.warnings.items() if v}
     if warn:
         txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
-        lines.append(Text("⚠ " + txt, style="#d4b21f", overflow="ellipsis", no_wrap=True))
+        lines.append(Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True))
     else:
         lines.append(Text("no warnings", style="dim"))
     if view.test:
@@ -134,7 +130,7 @@ class RunCard(Static, can_focus=True):
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
         self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        self.border_subtitle = Text(f"● {self.view.state}", style=STATE_STYLES.get(self.view.state, ""))
+        self.border_subtitle = Text(f"● {self.view.state}", style=palette.state_style(self.view.state))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         self.update(card_text(self.view, self.content_size.width or 36))
