@@ -164,25 +164,9 @@ class KidConsole(App):
         self.push_screen(SubsetScreen())
 
     def action_help(self) -> None:
-        from kidconsole.tui.screens.help import HelpScreen
+        from kidconsole.tui.screens.help import HelpScreen, help_sections
 
-        current = type(self.screen)
-        sections = [(f"This screen ({getattr(current, 'TITLE', None) or current.__name__})", current.BINDINGS),
-                    ("Everywhere", self.BINDINGS)]
-        for title, cls in self._screen_classes():
-            if cls is not current:
-                sections.append((title, cls.BINDINGS))
-        self.push_screen(HelpScreen(sections))
-
-    @staticmethod
-    def _screen_classes() -> list[tuple[str, type]]:
-        from kidconsole.tui.screens.charts import ChartsScreen
-        from kidconsole.tui.screens.decodes import DecodesScreen
-        from kidconsole.tui.screens.launch import LaunchScreen
-        from kidconsole.tui.screens.run_detail import RunDetailScreen
-
-        return [("Runs", DashboardScreen), ("Charts", ChartsScreen), ("Decodes", DecodesScreen),
-                ("Run detail", RunDetailScreen), ("New run", LaunchScreen)]
+        self.push_screen(HelpScreen(help_sections(type(self.screen), self.BINDINGS)))
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]

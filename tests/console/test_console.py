@@ -208,6 +208,47 @@ async def test_help_lists_the_keys_of_every_screen(runs_root, console, until_run
         assert isinstance(app.screen, DashboardScreen)
 
 
+def test_every_screen_has_its_help_and_its_row_in_the_docs():
+    import importlib
+    import inspect
+    import pkgutil
+    from pathlib import Path
+
+    from textual.screen import Screen
+
+    import kidconsole.tui.screens as screens
+    from kidconsole.tui.app import KidConsole
+    from kidconsole.tui.screens.help import help_sections, keys_markdown
+
+    defined = set()
+    for mod in pkgutil.iter_modules(screens.__path__):
+        module = importlib.import_module(f"{screens.__name__}.{mod.name}")
+        defined |= {cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(cls, Screen) and cls.__module__ == module.__name__ and cls is not HelpScreen}
+    listed = screens.screen_classes()
+    assert defined == set(listed), "screens missing from kidconsole.tui.screens.SCREENS"
+    for cls in listed:
+        titles = [title for title, _ in help_sections(cls, KidConsole.BINDINGS)]
+        assert titles[0] == f"This screen ({cls.TITLE})" and len(set(titles)) == len(titles) == len(listed) + 1
+        assert any(b.description for b in cls.BINDINGS), f"{cls.__name__} has no described key"
+    docs = (Path(__file__).parents[2] / "docs" / "console.md").read_text(encoding="utf-8")
+    assert keys_markdown(KidConsole.BINDINGS) in docs, "docs/console.md: run python -m kidconsole.tui.screens.help"
+
+
+async def test_help_on_a_screen_opened_from_another_starts_with_its_own_keys(runs_root, console, until_runs):
+    app = console([runs_root])
+    async with app.run_test(size=(100, 60)) as pilot:
+        await until_runs(pilot, 2)
+        await pilot.press("s")
+        await pilot.pause()
+        app.set_focus(None)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        assert "This screen (Subsets)" in screen_text(app) and "Build" in screen_text(app)
+        assert {"Errors", "Utterances", "Aligned decode", "Confusions", "Confirm"} <= {t for t, _ in app.screen.sections}
+
+
 async def test_theme_toggles_between_dark_and_light(runs_root, console, until_runs):
     app = console([runs_root])
     async with app.run_test(size=(80, 24)) as pilot:

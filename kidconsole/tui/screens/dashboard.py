@@ -28,7 +28,7 @@ class DashboardScreen(Screen):
         Binding("n", "launch", "New run"),
         Binding("x", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
-        Binding("a", "mark_all", "Mark all", show=False),
+        Binding("a", "mark_all", "Mark all/none", show=False),
     ]
 
     def compose(self) -> ComposeResult:

@@ -183,7 +183,7 @@ class ErrorsScreen(Screen):
 class UtterancesScreen(Screen):
     """One bucket's utterances, worst PER first."""
 
-    TITLE = "Errors"
+    TITLE = "Utterances"
     DEFAULT_CSS = "UtterancesScreen #utts { height: 1fr; }"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -239,7 +239,7 @@ class UtterancesScreen(Screen):
 class DecodeScreen(Screen):
     """One utterance's aligned decode; ``n``/``p`` step through its bucket's list."""
 
-    TITLE = "Errors"
+    TITLE = "Aligned decode"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("n,down", "step(1)", "Next"),

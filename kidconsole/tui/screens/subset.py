@@ -33,6 +33,7 @@ FIELDS = (  # id, label, default, placeholder
 
 
 class SubsetScreen(Screen):
+    TITLE = "Subsets"
     BINDINGS = [
         Binding("b", "build", "Build"),
         Binding("escape", "back", "Back"),
