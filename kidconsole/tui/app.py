@@ -63,20 +63,17 @@ class KidConsole(App):
         self.watcher.stop()
 
     def on_runs_updated(self, message: RunsUpdated) -> None:
-        try:
-            self.views = message.views
-            self.gpus = message.gpus
-            self.run_colors.assign([v.name for v in self.views.values()])
-            self.marked &= set(self.views)
-            self.updates += 1
-            changed = getattr(self.screen, "runs_changed", None)
-            if changed is not None:
-                try:
-                    changed()
-                except NoMatches:
-                    pass  # the screen is still composing: it reads app.views when mounted
-        finally:
-            self.watcher.ack()
+        self.views = message.views
+        self.gpus = message.gpus
+        self.run_colors.assign([v.name for v in self.views.values()])
+        self.marked &= set(self.views)
+        self.updates += 1
+        changed = getattr(self.screen, "runs_changed", None)
+        if changed is not None:
+            try:
+                changed()
+            except NoMatches:
+                pass  # the screen is still composing: it reads app.views when mounted
 
     # ---- helpers shared by screens
     def view(self, key: str) -> RunView | None:
@@ -89,9 +86,6 @@ class KidConsole(App):
         """The runs the charts overlay: the marked ones, or every run when none is marked."""
         keys = [k for k in self.marked if k in self.views] or list(self.views)
         return sorted(keys, key=lambda k: (self.views[k].name, k))
-
-    def reader(self, key: str):
-        return self.watcher.readers.get(key)
 
     def launcher(self, config: str, **kwargs) -> Path:
         """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -112,27 +113,67 @@ class Collector:
         self.got.set()
 
 
-def test_watcher_posts_again_only_after_the_ui_acknowledged(growing_run, fixed_now, fake_system):
+def test_watcher_posts_each_round_the_runs_change_and_nothing_while_they_do_not(growing_run, fixed_now, fake_system):
     root, replay = growing_run
     target = Collector()
     watcher = Watcher([str(root)], target, interval=0.01, clock=lambda: fixed_now, system=fake_system)
     watcher.start()
     try:
         assert target.got.wait(5)
-        first = target.messages[0].views
-        (view,) = first.values()
-        for _ in range(5):  # the run grows, but nobody acknowledged: no new message
-            replay.advance(10)
-            watcher.wake()
+        (view,) = target.messages[0].views.values()
         threading.Event().wait(0.2)
-        assert len(target.messages) == 1
+        assert len(target.messages) == 1  # nothing changed: nothing posted
         target.got.clear()
-        watcher.ack()
-        assert target.got.wait(5)
+        replay.advance(replay.remaining)
+        watcher.wake()
+        deadline = time.monotonic() + 5
+        while len(target.messages) == 1 or next(iter(target.messages[-1].views.values())).step == view.step:
+            assert time.monotonic() < deadline, "no new message although the run grew"  # and nobody acknowledged
+            target.got.wait(0.05)
         (latest,) = target.messages[-1].views.values()
         assert latest.step > view.step and latest.revision > view.revision
     finally:
         watcher.stop()
+
+
+async def test_a_busy_ui_handles_only_the_newest_of_the_queued_run_updates():
+    from textual.app import App
+
+    from kidconsole.tui.watcher import RunsUpdated
+
+    class Busy(App):
+        handled: list = []
+
+        def on_mount(self) -> None:
+            for i in range(5):  # queued while the UI is busy in this handler
+                self.post_message(RunsUpdated({"round": i}, ()))
+
+        def on_runs_updated(self, message: RunsUpdated) -> None:
+            self.handled.append(message.views["round"])
+
+    app = Busy()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.handled == [4]
+
+
+def test_the_read_api_gives_copies_that_later_rounds_do_not_change(growing_run, fixed_now, fake_system):
+    root, replay = growing_run
+    watcher = Watcher([str(root)], None, clock=lambda: fixed_now, system=fake_system)
+    (key,) = watcher.poll_once()
+    first = watcher.tail(key, "train/loss", "step", 0)
+    span = watcher.span(key, "train/loss", "step")
+    assert first.length == len(first.x) > 0 and span == (first.x[0], first.x[-1])
+    xs, lo, hi = watcher.downsample(key, "train/loss", "step", 10, *span)
+    assert 0 < len(xs) <= 10 and min(lo) == first.y.min() and max(hi) == first.y.max()
+    kept = first.x.copy()
+    replay.advance(replay.remaining)
+    watcher.poll_once()
+    more = watcher.tail(key, "train/loss", "step", first.length)
+    assert more.x_before == first.x[-1] and more.length == first.length + len(more.x) > first.length
+    np.testing.assert_array_equal(first.x, kept)
+    assert watcher.config(key)["lora"] and len(watcher.decodes(key)) and watcher.checkpoints(key)
+    assert watcher.config("no such run") == {} and watcher.span("no such run", "train/loss", "step") is None
 
 
 def test_watcher_views_carry_gpu_and_best_metrics(runs_root, fixed_now, fake_system):

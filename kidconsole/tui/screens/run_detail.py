@@ -120,20 +120,10 @@ class RunDetailScreen(Screen):
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
         """Everything that reads the disk, off the UI thread."""
-        app = self.app
-        data: dict[str, Any] = {"configs": {}}
-        for key in {self.key, self.other} - {None}:
-            reader = app.reader(key)
-            if reader is not None:
-                with app.watcher.lock(key):
-                    data["configs"][key] = reader.config
-        reader = app.reader(self.key)
-        if reader is None:
-            return
-        with app.watcher.lock(self.key):
-            data["log"] = reader.log_tail(LOG_LINES)
-            data["checkpoints"] = reader.checkpoints()
-            data["warnings"] = list(reader.warnings)[-LOG_LINES:]
+        app, watcher = self.app, self.app.watcher
+        data = {"configs": {key: watcher.config(key) for key in {self.key, self.other} - {None}},
+                "log": watcher.log_tail(self.key, LOG_LINES), "checkpoints": watcher.checkpoints(self.key),
+                "warnings": watcher.warnings(self.key, LOG_LINES)}
         app.call_from_thread(self._fill, data)
 
     def _fill(self, data: dict) -> None:
