@@ -404,26 +404,26 @@ def print_figures(fig: Figures, console) -> None:
 
 
 def print_reports(base: Base, runs: Sequence[Path], console) -> None:
-    """Per age group and per SNR: the baseline and each run, with each run's delta and CI against
-    the baseline; then the two runs against each other."""
+    """Per age group and per SNR: the baseline and each run, with each run's delta (run minus baseline:
+    negative is better) and CI against the baseline; then the two runs against each other."""
     from rich.table import Table
 
+    from kidconsole.report.render import interval_text
     from kidconsole.report.summary import report_for
 
     if not base.baseline:
         return
-    reps = [report_for(base.baseline, r, n_boot=500) for r in runs]
+    reps = [report_for(r, base.baseline, n_boot=500) for r in runs]
     for dim, title in (("age_group", "age group"), ("snr", "SNR")):
-        t = Table(title=f"PER by {title}: each run vs the base model (delta, 95% CI over speakers; * significant)",
-                  title_justify="left")
+        t = Table(title=f"PER by {title}: each run vs the base model (delta = run - base, 95% CI over speakers; "
+                  "* significant)", title_justify="left")
         t.add_column(title)
         t.add_column("utts", justify="right")
         t.add_column("base", justify="right")
         for r in runs:
             t.add_column(r.name, justify="right")
             t.add_column("delta", justify="right")
-        buckets = reps[0].dimensions[dim]
-        for b in buckets:
+        for b in reps[0].reference.dimensions[dim]:
             if not b.n:
                 continue
             row = [b.label, str(b.n), _pct(b.rate("per"))]
@@ -433,18 +433,17 @@ def print_reports(base: Base, runs: Sequence[Path], console) -> None:
                 if d is None or not d.n:
                     row += ["-", "-"]
                 else:
-                    row += [_pct(d.rate_b), f"{100 * d.delta:+.1f} [{100 * d.lo:+.1f}..{100 * d.hi:+.1f}]"
-                            + ("*" if d.significant else "")]
+                    mark = "*" if d.significant else ""
+                    row += [_pct(d.rate), f"{100 * d.delta:+.1f} [{interval_text(d, 1)}]{mark}"]
             t.add_row(*row)
         console.print(t)
     if len(runs) == 2:
-        both = report_for(runs[0], runs[1], n_boot=500)
-        c = both.comparison
+        c = report_for(runs[1], runs[0], n_boot=500).comparison
         d = next(d for d in c.deltas if d.dimension == "all" and d.metric == "per")
-        console.print(f"{c.name_b} vs {c.name_a}: PER {_pct(d.rate_b)} vs {_pct(d.rate_a)}, delta "
-                      f"{100 * d.delta:+.2f} points [{100 * d.lo:+.2f}..{100 * d.hi:+.2f}]"
+        console.print(f"{c.name} vs {c.reference}: PER {_pct(d.rate)} vs {_pct(d.reference)}, delta "
+                      f"{100 * d.delta:+.2f} points [{interval_text(d)}]"
                       + (" (significant)" if d.significant else " (within noise)"))
-    console.print(f"full reports: kidconsole report {base.baseline} --vs {runs[0]}")
+    console.print(f"full reports: kidconsole report {runs[0]} --vs {base.baseline}")
 
 
 # ---------------------------------------------------------------- the demo

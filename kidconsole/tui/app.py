@@ -124,37 +124,20 @@ class KidConsole(App):
             self.notify(f"{view.name} has no predictions.jsonl yet (written by the final test evaluation).",
                         severity="warning")
             return
-        try:
-            from kidconsole.tui.screens.errors import ErrorsScreen
-        except ImportError:
-            self.notify("The error report screen is not available in this version.", severity="warning")
-            return
-        reference = self.comparison_for(key)
-        if reference is None:
-            self.push_screen(ErrorsScreen(view.path))
-        else:  # the reference's report with this run's PER and delta beside it (negative: this run is better)
-            self.push_screen(ErrorsScreen(reference, compare=view.path))
+        from kidconsole.tui.screens.errors import ErrorsScreen
 
-    def comparison_for(self, key: str) -> Path | None:
-        """What `e` compares a run against: another marked run with predictions, else the baseline;
-        only one tested on the same manifest (a report compares the utterances both hold)."""
-        view = self.views[key]
-        mine = _test_manifest(view.path)
+        self.push_screen(ErrorsScreen(view.path, references=self.reference_candidates(key)))
+
+    def reference_candidates(self, key: str) -> list[Path]:
+        """What `e` may compare a run against, first choice first: the other marked runs with predictions,
+        then the baseline. The errors screen takes the first scored on the run's test manifest."""
         others = [Path(self.views[k].path) for k in (self.chart_keys() if self.marked else ())
                   if k != key and self.views[k].has_predictions]
-        if self.baseline is not None:
-            others.append(self.baseline)
-        for other in others:
-            if other.resolve() != Path(view.path).resolve() and _test_manifest(other) == mine:
-                return other
-        return None
+        return others + ([self.baseline] if self.baseline is not None else [])
 
     def action_subset(self) -> None:
-        try:
-            from kidconsole.tui.screens.subset import SubsetScreen
-        except ImportError:
-            self.notify("The subset builder screen is not available in this version.", severity="warning")
-            return
+        from kidconsole.tui.screens.subset import SubsetScreen
+
         self.push_screen(SubsetScreen())
 
     def action_help(self) -> None:
@@ -218,16 +201,6 @@ class KidConsole(App):
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
         self.watcher.wake(rediscover=True)
-
-
-def _test_manifest(run_dir: str | Path) -> str | None:
-    import yaml
-
-    try:
-        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
-        return (cfg.get("data") or {}).get("test_manifest")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
 
 
 def run_console(roots: list[str], *, baseline: str | Path | None = None) -> int:

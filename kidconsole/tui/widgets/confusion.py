@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
@@ -42,15 +41,9 @@ class ConfusionMatrix(DataTable):
     def __init__(self, conf: Confusion, **kwargs):
         super().__init__(cursor_type="cell", show_row_labels=True, **kwargs)
         self.conf = conf
-        m = conf.matrix
-        self.row_totals = m.sum(axis=1)
-        off = m.astype(float).copy()
-        off[range(len(off)), range(len(off))] = 0
-        totals = self.row_totals[:, None].astype(float)
-        share = off / np.where(totals > 0, totals, 1.0)
-        share[-1] = off[-1] / max(off[-1].max(), 1)  # insertions: scaled to the most inserted phone
-        self.share = share
-        self.scale = max(float(share.max()), 1e-9)
+        self.row_totals = conf.matrix.sum(axis=1)
+        self.share = conf.shares()
+        self.scale = max(float(self.share.max()), 1e-9)
 
     def on_mount(self) -> None:
         labels = self.conf.labels
