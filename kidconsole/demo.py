@@ -173,13 +173,13 @@ def ensure_corpus(paths: Paths, scale: Scale, seed: int, console) -> dict:
     return stamp
 
 
-def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
+def prepare_manifests(paths: Paths, seed: int, console, progress: bool = True) -> dict[str, Path]:
     """Index the corpus; adult train/validation/test manifests by source split; the child subset."""
     from kidconsole.corpus.index import build_index
     from kidconsole.manifest import read_manifest, write_manifest
     from kidconsole.subset.build import build_subset
 
-    summary = build_index(paths.corpus, paths.manifest, progress=console.is_terminal)
+    summary = build_index(paths.corpus, paths.manifest, progress=progress and console.is_terminal)
     console.print(f"[{palette.OK}]index[/] {summary.kept} utterances, {summary.speakers} speakers, "
                   f"{summary.hours:.2f} h -> {paths.manifest}")
     rows = list(read_manifest(paths.manifest))
@@ -244,8 +244,10 @@ def _test_per(run: Path) -> float | None:
     return per
 
 
-def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) -> dict[Path, str]:
-    """Rich progress bars fed by each run's events until every run has ended; returns final states."""
+def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0,
+                  progress: bool = True) -> dict[Path, str]:
+    """Rich progress bars (unless not ``progress``) fed by each run's events until every run has ended;
+    returns final states."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kidconsole.runs.reader import RunReader
@@ -253,7 +255,7 @@ def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) 
     readers = {r: RunReader(r) for r in runs}
     states: dict[Path, str] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+                  TimeElapsedColumn(), console=console, transient=False, disable=not progress) as bar:
         tasks = {r: bar.add_task(f"{title} {r.name}", total=None, info="starting") for r in runs}
         while len(states) < len(runs):
             for r, reader in readers.items():
@@ -289,7 +291,8 @@ def base_key(scale: Scale, stamp: dict) -> str:
                 json.dumps(scale.tiny), json.dumps(scale.base_set))[:12]
 
 
-def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], console, launched: list[Path]) -> Base:
+def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], console, launched: list[Path],
+                progress: bool = True) -> Base:
     """The tiny base model trained on the adults, cached under WORK/base/<key>; its child baseline."""
     key = base_key(scale, stamp)
     home = paths.base / key
@@ -319,7 +322,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
                                     f"data.test_manifest={m['adult_test']}", *scale.base_set],
                       paths.base_runs, f"base-{key}")
         launched.append(run)
-        _check_finished(wait_for_runs([run], console, "base"))
+        _check_finished(wait_for_runs([run], console, "base", progress=progress))
         adult = _test_per(run)
         if adult is None:
             raise KidconsoleError(f"{run}: no test event: the base run wrote no adult test PER")
@@ -339,7 +342,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
                                 *scale.base_set],
                   paths.base_runs, f"baseline-{key}-{test_sha}", trainer="trainers.score")
     launched.append(run)
-    _check_finished(wait_for_runs([run], console, "baseline"))
+    _check_finished(wait_for_runs([run], console, "baseline", progress=progress))
     base.baseline, base.child_per = str(run), _test_per(run)
     if base.child_per is None:
         raise KidconsoleError(f"{run}: no test event: the baseline wrote no children's test PER")
@@ -449,8 +452,9 @@ def print_reports(base: Base, runs: Sequence[Path], console) -> None:
 # ---------------------------------------------------------------- the demo
 
 def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: bool = False, fresh: bool = False,
-             seed: int = 0, console=None) -> int:
-    """The whole demo; returns the exit code (1 when a fine-tuned run does not beat the base model)."""
+             seed: int = 0, console=None, progress: bool = True) -> int:
+    """The whole demo; returns the exit code (1 when a fine-tuned run does not beat the base model).
+    ``progress``: live bars while indexing and training (headless)."""
     from rich.console import Console
 
     console = console or Console()
@@ -463,8 +467,8 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
     t0 = time.time()
     try:
         stamp = ensure_corpus(paths, scale, seed, console)
-        m = prepare_manifests(paths, seed, console)
-        base = ensure_base(paths, scale, stamp, m, console, launched)
+        m = prepare_manifests(paths, seed, console, progress)
+        base = ensure_base(paths, scale, stamp, m, console, launched, progress)
         console.print(f"[{palette.OK}]baseline[/] base model on the children's test split: PER {_pct(base.child_per)} "
                       f"(adults {_pct(base.adult_per)})")
         folder = launch_lora(paths, scale, base, m, launched)
@@ -472,7 +476,7 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
         console.print(f"[{palette.INFO}]LoRA runs[/] {', '.join(r.name for r in runs)} started in {folder} "
                       f"({time.time() - t0:.0f} s since the start)")
         if headless:
-            _check_finished(wait_for_runs(runs, console, "LoRA"))
+            _check_finished(wait_for_runs(runs, console, "LoRA", progress=progress))
         else:
             from kidconsole.tui.app import run_console
 

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from kidconsole.cli import add_runs_flag, default_runs_roots
 from kidconsole.palette import WARNING, state_style
 
 
@@ -25,8 +26,6 @@ def _gpus(values: list[str] | None) -> list[int]:
 
 
 def _roots(args) -> list[str]:
-    from kidconsole.cli import default_runs_roots
-
     return args.runs or default_runs_roots()
 
 
@@ -181,9 +180,6 @@ def register(subparsers) -> None:
                               description="Training runs: detached from the terminal, one run directory each.")
     sub = p.add_subparsers(dest="run_command", metavar="ACTION", required=True)
 
-    def common(sp):
-        sp.add_argument("--runs", action="append", metavar="DIR",
-                        help="runs root (repeatable; default $KIDCONSOLE_RUNS or ./runs)")
 
     sp = sub.add_parser("launch", help="start a run detached (survives logout and the console)")
     sp.add_argument("config", help="run config (YAML)")
@@ -193,29 +189,29 @@ def register(subparsers) -> None:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
     sp.add_argument("--trainer", default="trainers.train", help=argparse.SUPPRESS)
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_launch)
 
     sp = sub.add_parser("ls", help="list runs with their state and progress")
     sp.add_argument("--stall-after", type=float, default=300.0, metavar="S",
                     help="seconds without a heartbeat before a live run shows as stalled (300)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_ls)
 
     sp = sub.add_parser("logs", help="print a run's log (stdout.log)")
     sp.add_argument("run", help="run directory or name")
     sp.add_argument("-n", "--lines", type=int, default=50)
     sp.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C ends)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_logs)
 
     sp = sub.add_parser("stop", help="stop a run: SIGTERM, wait for its checkpoint, then SIGKILL what is left")
     sp.add_argument("run", help="run directory or name")
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the checkpoint (120)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
     sp.add_argument("run", help="run directory or name")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_resume)
