@@ -49,7 +49,6 @@ class KidConsole(App):
         self.gpus: tuple[GpuView, ...] = ()
         self.marked: set[str] = set()
         self.run_colors = ColorBook()
-        self.updates = 0  # RunsUpdated messages handled (tests wait on it)
         self.theme = theme
         self.sub_title = ", ".join(self.roots)
 
@@ -67,7 +66,6 @@ class KidConsole(App):
         self.gpus = message.gpus
         self.run_colors.assign([v.name for v in self.views.values()])
         self.marked &= set(self.views)
-        self.updates += 1
         changed = getattr(self.screen, "runs_changed", None)
         if changed is not None:
             try:
@@ -150,41 +148,37 @@ class KidConsole(App):
 
     # ---- stop / resume, confirmed, off the UI thread
     def confirm_stop(self, key: str) -> None:
-        from kidconsole.rundir import LIVE_STATES
-        from kidconsole.tui.screens.confirm import ConfirmScreen
+        from kidconsole.rundir import LIVE_STATES, STALLED
 
-        view = self.views.get(key)
-        if view is None:
-            return
-        if view.state not in LIVE_STATES + ("stalled",):
-            self.notify(f"{view.name} is {view.state}: nothing to stop.", severity="warning")
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"Stopping {view.name} (saves a checkpoint first)...")
-                self.run_worker(lambda: self._control("stop", view), thread=True, group="control")
-
-        self.push_screen(ConfirmScreen(f"Stop {view.name} at step {view.step or 0:,}?\n"
-                                       "It writes a checkpoint, then exits; resume continues from it."), answered)
+        self._confirm(key, "stop", lambda v: v.state not in LIVE_STATES + (STALLED,), "nothing to stop",
+                      lambda v: f"Stop {v.name} at step {v.step or 0:,}?\n"
+                                "It writes a checkpoint, then exits; resume continues from it.",
+                      "Stopping {} (saves a checkpoint first)...")
 
     def confirm_resume(self, key: str) -> None:
         from kidconsole.rundir import LIVE_STATES
+
+        self._confirm(key, "resume", lambda v: v.state in LIVE_STATES, "it is still going",
+                      lambda v: f"Resume {v.name} from its last checkpoint?", "Resuming {}...")
+
+    def _confirm(self, key: str, what: str, refused: Callable[[RunView], bool], why: str,
+                 question: Callable[[RunView], str], doing: str) -> None:
+        """Ask first; on yes, ``what`` (stop or resume) runs on a worker thread."""
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
         if view is None:
             return
-        if view.state in LIVE_STATES:
-            self.notify(f"{view.name} is {view.state}: it is still going.", severity="warning")
+        if refused(view):
+            self.notify(f"{view.name} is {view.state}: {why}.", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"Resuming {view.name}...")
-                self.run_worker(lambda: self._control("resume", view), thread=True, group="control")
+                self.notify(doing.format(view.name))
+                self.run_worker(lambda: self._control(what, view), thread=True, group="control")
 
-        self.push_screen(ConfirmScreen(f"Resume {view.name} from its last checkpoint?"), answered)
+        self.push_screen(ConfirmScreen(question(view)), answered)
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError

@@ -135,7 +135,6 @@ class Watcher:
         self._locks: dict[str, threading.Lock] = {}
         self.views: dict[str, RunView] = {}
         self.gpus: tuple[GpuView, ...] = ()
-        self.errors: dict[str, str] = {}  # run key -> last error polling it
         self._revisions: dict[str, int] = {}
         self._last_discover = -1e18
         self._last_gpu = -1e18
@@ -199,9 +198,7 @@ class Watcher:
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
                     view = self._view(key, reader, now)
-                self.errors.pop(key, None)
-            except Exception as e:  # a broken run must not stop the watcher: show it, keep going
-                self.errors[key] = f"{type(e).__name__}: {e}"
+            except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
                 continue
             views[key] = view
         if views != self.views:
@@ -212,8 +209,7 @@ class Watcher:
     def _discover(self) -> None:
         try:
             found = self.find(self.roots)
-        except Exception as e:
-            self.errors["<roots>"] = f"{type(e).__name__}: {e}"
+        except Exception:  # an unreadable root: keep the runs found so far
             return
         keys = {str(p): p for p in found}
         for key, path in keys.items():

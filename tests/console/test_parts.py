@@ -14,10 +14,14 @@ from kidconsole.runs.reader import RunReader
 from kidconsole.runs.series import Series
 from kidconsole.palette import RUN_COLORS
 from kidconsole.tui.colors import ColorBook
-from kidconsole.tui.smoothing import DebiasedEma, debiased_ema
+from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import Watcher
 from kidconsole.tui.widgets.aligned_decode import aligned_columns, aligned_lines, error_summary
 from kidconsole.tui.widgets.chart import ChartData, Trace, plot_columns, render_chart
+
+
+def debiased_ema(xs, w):
+    return DebiasedEma(w).extend(xs)
 
 
 def reference_ema(xs, w):

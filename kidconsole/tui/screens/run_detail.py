@@ -64,10 +64,10 @@ class RunDetailScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         *[Binding(str(i + 1), f"tab('{t}')", t.capitalize(), show=False) for i, t in enumerate(TABS)],
         Binding("d", "diff_next", "Diff with"),
-        Binding("v", "decodes", "Decodes"),
-        Binding("e", "errors", "Errors"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
+        Binding("v", "on_run('open_decodes')", "Decodes"),
+        Binding("e", "on_run('open_errors')", "Errors"),
+        Binding("x", "on_run('confirm_stop')", "Stop"),
+        Binding("r", "on_run('confirm_resume')", "Resume"),
     ]
 
     def __init__(self, key: str):
@@ -177,14 +177,6 @@ class RunDetailScreen(Screen):
         self._loaded_revision = None
         self.runs_changed()
 
-    def action_decodes(self) -> None:
-        self.app.open_decodes(self.key)
-
-    def action_errors(self) -> None:
-        self.app.open_errors(self.key)
-
-    def action_stop(self) -> None:
-        self.app.confirm_stop(self.key)
-
-    def action_resume(self) -> None:
-        self.app.confirm_resume(self.key)
+    def action_on_run(self, method: str) -> None:
+        """The app's ``method`` (open_decodes, confirm_stop ...) on this run."""
+        getattr(self.app, method)(self.key)
