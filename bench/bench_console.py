@@ -39,8 +39,8 @@ CONSOLE_SCRIPT = textwrap.dedent("""
     class Bench(KidConsole):
         def on_runs_updated(self, message):
             super().on_runs_updated(message)
-            if self.updates == 1 or len(self.views) >= 2 and not getattr(self, "_first", None):
-                if len(self.views) >= 2 and all(v.step is not None for v in self.views.values()):
+            if not getattr(self, "_first", None) and len(self.views) >= 2:
+                if all(v.step is not None for v in self.views.values()):
                     self._first = True
                     self.call_after_refresh(self._frame)
 
@@ -102,8 +102,9 @@ def chart_redraw(points: int = 1_000_000, width: int = 160, height: int = 40, re
     """(median ms per redraw, ms to smooth both runs once) at ``points`` points per run."""
     import numpy as np
 
+    from kidconsole.palette import RUN_COLORS
     from kidconsole.runs.series import Series
-    from kidconsole.tui.smoothing import debiased_ema
+    from kidconsole.tui.smoothing import DebiasedEma
     from kidconsole.tui.widgets.chart import ChartData, Trace, plot_columns, render_chart
 
     rng = np.random.default_rng(0)
@@ -112,7 +113,7 @@ def chart_redraw(points: int = 1_000_000, width: int = 160, height: int = 40, re
     for k in range(2):
         x = np.arange(1, points + 1, dtype=float)
         y = 0.4 + 2 * np.exp(-x / (points / 5)) + rng.normal(0, 0.1, points)
-        runs.append((Series(x, y), Series(x, debiased_ema(y, 0.99)), ["#4e9bf5", "#f08c2e"][k]))
+        runs.append((Series(x, y), Series(x, DebiasedEma(0.99).extend(y)), RUN_COLORS[k]))
     smooth_ms = (time.perf_counter() - t) * 1000
     n = plot_columns(width)
     samples = []

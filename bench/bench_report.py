@@ -55,7 +55,6 @@ def main(argv: list[str]) -> None:
     from rich.table import Table
 
     from kidconsole.report.compare import compare
-    from kidconsole.report.compute import analyse
     from kidconsole.report.predictions import read_predictions
     from kidconsole.report.render import to_json, to_markdown
     from kidconsole.report.summary import build_report
@@ -83,9 +82,11 @@ def main(argv: list[str]) -> None:
         timed("render JSON", lambda: to_json(rep))
         report_s = sum(s for _, s, _ in rows)
         report_cpu = sum(c for _, _, c in rows)
-        other = timed("second run: read + align", lambda: analyse(read_predictions(b_path)))
+        other = timed("reference run: read + align + buckets + phones",
+                      lambda: build_report(read_predictions(b_path)))
         comp = timed(f"compare: {args.bootstrap} speaker resamples x 3 metrics",
-                     lambda: compare(rep.analysis, other, metrics=("per", "cer", "wer"), n_boot=args.bootstrap))
+                     lambda: compare(rep.analysis, other.analysis, metrics=("per", "cer", "wer"),
+                                     n_boot=args.bootstrap))
 
     n_phones = int(rep.analysis.counts[:, 0, :3].sum())
     table = Table(title=f"Error report: {args.n:,} utterances, {n_phones / args.n:.1f} phones each, "

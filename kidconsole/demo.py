@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from kidconsole import rundir
+from kidconsole import palette, rundir
 from kidconsole.errors import KidconsoleError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def ensure_corpus(paths: Paths, scale: Scale, seed: int, console) -> dict:
     stamp_file = paths.corpus / STAMP
     try:
         if json.loads(stamp_file.read_text(encoding="utf-8")) == stamp:
-            console.print(f"[green]corpus[/] reused: {paths.corpus}")
+            console.print(f"[{palette.OK}]corpus[/] reused: {paths.corpus}")
             return stamp
     except (OSError, ValueError):
         pass
@@ -169,18 +169,18 @@ def ensure_corpus(paths: Paths, scale: Scale, seed: int, console) -> dict:
         s = synthesize(paths.corpus, seed=seed, adults=scale.adults, children_per_age=scale.children_per_age,
                        utterances_per_speaker=scale.utterances)
     stamp_file.write_text(json.dumps(stamp), encoding="utf-8")
-    console.print(f"[green]corpus[/] {s.utterances} utterances, {s.hours:.2f} h, in {s.seconds:.0f} s")
+    console.print(f"[{palette.OK}]corpus[/] {s.utterances} utterances, {s.hours:.2f} h, in {s.seconds:.0f} s")
     return stamp
 
 
-def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
+def prepare_manifests(paths: Paths, seed: int, console, progress: bool = True) -> dict[str, Path]:
     """Index the corpus; adult train/validation/test manifests by source split; the child subset."""
     from kidconsole.corpus.index import build_index
     from kidconsole.manifest import read_manifest, write_manifest
     from kidconsole.subset.build import build_subset
 
-    summary = build_index(paths.corpus, paths.manifest, progress=console.is_terminal)
-    console.print(f"[green]index[/] {summary.kept} utterances, {summary.speakers} speakers, "
+    summary = build_index(paths.corpus, paths.manifest, progress=progress and console.is_terminal)
+    console.print(f"[{palette.OK}]index[/] {summary.kept} utterances, {summary.speakers} speakers, "
                   f"{summary.hours:.2f} h -> {paths.manifest}")
     rows = list(read_manifest(paths.manifest))
     paths.manifests.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def prepare_manifests(paths: Paths, seed: int, console) -> dict[str, Path]:
     for name, f in res.files.items():
         out[name] = Path(f)
     tr, te = res.outputs["train"], res.outputs["test"]
-    console.print(f"[green]subset[/] children: train {tr.utterances} utterances ({tr.hours:.2f} h, "
+    console.print(f"[{palette.OK}]subset[/] children: train {tr.utterances} utterances ({tr.hours:.2f} h, "
                   f"{tr.speakers} speakers), test {te.utterances} ({te.speakers} speakers), phases 50% / 100%")
     return out
 
@@ -235,8 +235,10 @@ def _test_per(run: Path) -> float | None:
     return reader.summary["test"].get("per")
 
 
-def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) -> dict[Path, str]:
-    """Rich progress bars fed by each run's events until every run has ended; returns final states."""
+def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0,
+                  progress: bool = True) -> dict[Path, str]:
+    """Rich progress bars (unless not ``progress``) fed by each run's events until every run has ended;
+    returns final states."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kidconsole.runs.reader import RunReader
@@ -244,7 +246,7 @@ def wait_for_runs(runs: Sequence[Path], console, title: str, poll: float = 1.0) 
     readers = {r: RunReader(r) for r in runs}
     states: dict[Path, str] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+                  TimeElapsedColumn(), console=console, transient=False, disable=not progress) as bar:
         tasks = {r: bar.add_task(f"{title} {r.name}", total=None, info="starting") for r in runs}
         while len(states) < len(runs):
             for r, reader in readers.items():
@@ -280,7 +282,8 @@ def base_key(scale: Scale, stamp: dict) -> str:
                 json.dumps(scale.tiny), json.dumps(scale.base_set))[:12]
 
 
-def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], console, launched: list[Path]) -> Base:
+def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], console, launched: list[Path],
+                progress: bool = True) -> Base:
     """The tiny base model trained on the adults, cached under WORK/base/<key>; its child baseline."""
     key = base_key(scale, stamp)
     home = paths.base / key
@@ -302,14 +305,15 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
                 done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if done.returncode:
                 raise KidconsoleError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-        console.print(f"[cyan]base model[/] training on the adult voices (first time only; cached as {home})")
+        console.print(f"[{palette.INFO}]base model[/] training on the adult voices "
+                      f"(first time only; cached as {home})")
         _threads(os.cpu_count() or 1)
         run = _launch(BASE_CONFIG, [f"model.base={init}", f"data.train_manifest={m['adult_train']}",
                                     f"data.valid_manifest={m['adult_validation']}",
                                     f"data.test_manifest={m['adult_test']}", *scale.base_set],
                       paths.base_runs, f"base-{key}")
         launched.append(run)
-        _check_finished(wait_for_runs([run], console, "base"))
+        _check_finished(wait_for_runs([run], console, "base", progress=progress))
         adult = _test_per(run)
         if adult is None:
             raise KidconsoleError(f"{run}: no test event: the base run wrote no adult test PER")
@@ -317,7 +321,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
         home.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(asdict(base), indent=1), encoding="utf-8")
     else:
-        console.print(f"[green]base model[/] reused: {base.model} (adult test PER {100 * base.adult_per:.1f}%)")
+        console.print(f"[{palette.OK}]base model[/] reused: {base.model} (adult test PER {100 * base.adult_per:.1f}%)")
 
     test_sha = _file_sha(m["test"])[:12]
     if base.baseline and Path(base.baseline).name.endswith(test_sha) and base.child_per is not None \
@@ -329,7 +333,7 @@ def ensure_base(paths: Paths, scale: Scale, stamp: dict, m: dict[str, Path], con
                                 *scale.base_set],
                   paths.base_runs, f"baseline-{key}-{test_sha}", trainer=rundir.SCORER)
     launched.append(run)
-    _check_finished(wait_for_runs([run], console, "baseline"))
+    _check_finished(wait_for_runs([run], console, "baseline", progress=progress))
     base.baseline, base.child_per = str(run), _test_per(run)
     if base.child_per is None:
         raise KidconsoleError(f"{run}: no test event: the baseline wrote no children's test PER")
@@ -361,7 +365,7 @@ def stop_launched(launched: Sequence[Path], console) -> None:
                 console.print(f"stopping {run.name} ...")
                 stop_run(run, timeout=30)
         except (KidconsoleError, OSError) as e:
-            console.print(f"[red]{run}: {e}[/]")
+            console.print(f"[{palette.ERROR}]{run}: {e}[/]")
 
 
 # ---------------------------------------------------------------- figures and reports
@@ -394,26 +398,26 @@ def print_figures(fig: Figures, console) -> None:
 
 
 def print_reports(base: Base, runs: Sequence[Path], console) -> None:
-    """Per age group and per SNR: the baseline and each run, with each run's delta and CI against
-    the baseline; then the two runs against each other."""
+    """Per age group and per SNR: the baseline and each run, with each run's delta (run minus baseline:
+    negative is better) and CI against the baseline; then the two runs against each other."""
     from rich.table import Table
 
+    from kidconsole.report.render import interval_text
     from kidconsole.report.summary import report_for
 
     if not base.baseline:
         return
-    reps = [report_for(base.baseline, r, n_boot=500) for r in runs]
+    reps = [report_for(r, base.baseline, n_boot=500) for r in runs]
     for dim, title in (("age_group", "age group"), ("snr", "SNR")):
-        t = Table(title=f"PER by {title}: each run vs the base model (delta, 95% CI over speakers; * significant)",
-                  title_justify="left")
+        t = Table(title=f"PER by {title}: each run vs the base model (delta = run - base, 95% CI over speakers; "
+                  "* significant)", title_justify="left")
         t.add_column(title)
         t.add_column("utts", justify="right")
         t.add_column("base", justify="right")
         for r in runs:
             t.add_column(r.name, justify="right")
             t.add_column("delta", justify="right")
-        buckets = reps[0].dimensions[dim]
-        for b in buckets:
+        for b in reps[0].reference.dimensions[dim]:
             if not b.n:
                 continue
             row = [b.label, str(b.n), _pct(b.rate("per"))]
@@ -423,25 +427,25 @@ def print_reports(base: Base, runs: Sequence[Path], console) -> None:
                 if d is None or not d.n:
                     row += ["-", "-"]
                 else:
-                    row += [_pct(d.rate_b), f"{100 * d.delta:+.1f} [{100 * d.lo:+.1f}..{100 * d.hi:+.1f}]"
-                            + ("*" if d.significant else "")]
+                    mark = "*" if d.significant else ""
+                    row += [_pct(d.rate), f"{100 * d.delta:+.1f} [{interval_text(d, 1)}]{mark}"]
             t.add_row(*row)
         console.print(t)
     if len(runs) == 2:
-        both = report_for(runs[0], runs[1], n_boot=500)
-        c = both.comparison
+        c = report_for(runs[1], runs[0], n_boot=500).comparison
         d = next(d for d in c.deltas if d.dimension == "all" and d.metric == "per")
-        console.print(f"{c.name_b} vs {c.name_a}: PER {_pct(d.rate_b)} vs {_pct(d.rate_a)}, delta "
-                      f"{100 * d.delta:+.2f} points [{100 * d.lo:+.2f}..{100 * d.hi:+.2f}]"
+        console.print(f"{c.name} vs {c.reference}: PER {_pct(d.rate)} vs {_pct(d.reference)}, delta "
+                      f"{100 * d.delta:+.2f} points [{interval_text(d)}]"
                       + (" (significant)" if d.significant else " (within noise)"))
-    console.print(f"full reports: kidconsole report {base.baseline} --vs {runs[0]}")
+    console.print(f"full reports: kidconsole report {runs[0]} --vs {base.baseline}")
 
 
 # ---------------------------------------------------------------- the demo
 
 def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: bool = False, fresh: bool = False,
-             seed: int = 0, console=None) -> int:
-    """The whole demo; returns the exit code (1 when a fine-tuned run does not beat the base model)."""
+             seed: int = 0, console=None, progress: bool = True) -> int:
+    """The whole demo; returns the exit code (1 when a fine-tuned run does not beat the base model).
+    ``progress``: live bars while indexing and training (headless)."""
     from rich.console import Console
 
     console = console or Console()
@@ -454,16 +458,16 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
     t0 = time.time()
     try:
         stamp = ensure_corpus(paths, scale, seed, console)
-        m = prepare_manifests(paths, seed, console)
-        base = ensure_base(paths, scale, stamp, m, console, launched)
-        console.print(f"[green]baseline[/] base model on the children's test split: PER {_pct(base.child_per)} "
+        m = prepare_manifests(paths, seed, console, progress)
+        base = ensure_base(paths, scale, stamp, m, console, launched, progress)
+        console.print(f"[{palette.OK}]baseline[/] base model on the children's test split: PER {_pct(base.child_per)} "
                       f"(adults {_pct(base.adult_per)})")
         folder = launch_lora(paths, scale, base, m, launched)
         runs = [folder / name for name, _ in VARIANTS]
-        console.print(f"[cyan]LoRA runs[/] {', '.join(r.name for r in runs)} started in {folder} "
+        console.print(f"[{palette.INFO}]LoRA runs[/] {', '.join(r.name for r in runs)} started in {folder} "
                       f"({time.time() - t0:.0f} s since the start)")
         if headless:
-            _check_finished(wait_for_runs(runs, console, "LoRA"))
+            _check_finished(wait_for_runs(runs, console, "LoRA", progress=progress))
         else:
             from kidconsole.tui.app import run_console
 
@@ -481,8 +485,8 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
     print_figures(fig, console)
     console.print(f"demo took {time.time() - t0:.0f} s; work folder {paths.work}")
     if not fig.beaten:
-        console.print("[red]a fine-tuned run did not beat the base model on the children[/]")
+        console.print(f"[{palette.ERROR}]a fine-tuned run did not beat the base model on the children[/]")
         return 1
     console.print(f"every fine-tuned run beats the base model; the {TARGET_RATIO:.2f}x target is "
-                  + ("[green]met[/]" if fig.target_met else "[yellow]not met[/]"))
+                  + (f"[{palette.OK}]met[/]" if fig.target_met else f"[{palette.WARNING}]not met[/]"))
     return 0

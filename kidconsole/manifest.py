@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.jsonl import read_jsonl
 from kidconsole.rundir import atomic_writer
 
 ZIP_SEP = "::"  # "archive.zip::member/path.wav" locates a WAV inside a zip archive
@@ -72,27 +73,13 @@ def from_dict(d: dict, where: str = "") -> Utterance:
 def numbered_rows(path: str | Path) -> Iterator[tuple[int, Utterance]]:
     """(line number, row) of a manifest. A line that is not UTF-8, not JSON, not an object or lacks a
     required key is an error naming file and line: the file is not a manifest as written here."""
-    path = Path(path)
-    try:
-        fh = path.open("rb")  # decoded line by line, so that a bad byte is found with its line
-    except OSError as e:
-        raise KidconsoleError(f"cannot open manifest {path}: {e.strerror}") from e
-    with fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise KidconsoleError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                      f"{e.start + 1}); a manifest is UTF-8 JSON Lines") from None
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KidconsoleError(f"{path}:{lineno}: not JSON ({e.msg})") from e
-            if not isinstance(d, dict):
-                raise KidconsoleError(f"{path}:{lineno}: a manifest row must be a JSON object")
-            yield lineno, from_dict(d, f"{path}:{lineno}")
+    for lineno, d, bad in read_jsonl(path, "manifest"):
+        if bad is not None:
+            hint = "; a manifest is UTF-8 JSON Lines" if bad.startswith("not UTF-8") else ""
+            raise KidconsoleError(f"{path}:{lineno}: {bad}{hint}")
+        if not isinstance(d, dict):
+            raise KidconsoleError(f"{path}:{lineno}: a manifest row must be a JSON object")
+        yield lineno, from_dict(d, f"{path}:{lineno}")
 
 
 def read_manifest(path: str | Path) -> Iterator[Utterance]:

@@ -3,6 +3,10 @@
 Each module of this package that defines ``register(subparsers)`` adds one
 subcommand (``kidconsole.cli.g2p`` adds ``g2p`` ...). Subcommand modules import
 their heavy parts inside the handler, so ``kidconsole --help`` stays fast.
+
+Flags shared by several commands are defined here once: ``--runs`` (global: it
+may come before the subcommand's name or after it) and ``--no-progress`` (every
+long command).
 """
 
 from __future__ import annotations
@@ -22,6 +26,37 @@ def default_runs_roots() -> list[str]:
     return env.split(os.pathsep) if env else ["runs"]
 
 
+RUNS_HELP = "runs root (repeatable; default $KIDCONSOLE_RUNS or ./runs)"
+_SUB_RUNS = "runs_after_command"
+
+
+def add_runs_flag(parser: argparse.ArgumentParser) -> None:
+    """``--runs DIR`` on a subcommand, adding to the roots given before the subcommand's name.
+
+    argparse copies every value a sub-parser holds, defaults included, over the
+    parent's, so a plain ``--runs`` here would make ``kidconsole --runs DIR run ls``
+    forget DIR. Under its own name and without a default it never overwrites;
+    ``parse_args`` joins the two."""
+    parser.add_argument("--runs", action="append", metavar="DIR", dest=_SUB_RUNS, default=argparse.SUPPRESS,
+                        help=RUNS_HELP)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless ``--no-progress`` or stderr is not a terminal (a log file, a pipe)."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    runs = (args.runs or []) + vars(args).pop(_SUB_RUNS, [])
+    args.runs = runs or None
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kidconsole",
@@ -29,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no subcommand, opens the console on the runs root(s).",
     )
     parser.add_argument("--version", action="version", version=f"kidconsole {__version__}")
-    parser.add_argument("--runs", action="append", metavar="DIR",
-                        help="runs root to watch (repeatable; default $KIDCONSOLE_RUNS or ./runs)")
+    parser.add_argument("--runs", action="append", metavar="DIR", help=RUNS_HELP + "; before or after COMMAND")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{mod.name}")
@@ -40,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command is None:
             from kidconsole.tui.app import run_console

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from kidconsole.cli import add_progress_flag, show_progress
+from kidconsole.palette import WARNING
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("corpus", help="index AI Hub label files into a manifest; synthesize a corpus")
@@ -29,7 +32,8 @@ def register(subparsers) -> None:
                     help="accepted QualityStatus values, comma-separated ('' accepts all)")
     ix.add_argument("--speaker-scope", default="", help="salt for speaker ids when indexing several corpora")
     ix.add_argument("--g2p-cache", default=None, help="G2P cache file (default $KIDCONSOLE_G2P_CACHE)")
-    ix.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(ix)
+    ix.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # the old name
     ix.set_defaults(func=_index)
 
     sy = sub.add_parser("synth", help="write a small synthetic corpus in the AI Hub layout",
@@ -60,7 +64,7 @@ def _index(args: argparse.Namespace) -> int:
     opts = IndexOptions(filters=filters, probe_audio=not args.no_probe,
                         estimate_snr=args.estimate_snr, speaker_scope=args.speaker_scope)
     s = build_index(args.root, args.output, options=opts, processes=args.processes, chunk=args.chunk,
-                    resume=not args.no_resume, g2p_cache=args.g2p_cache, progress=not args.quiet)
+                    resume=not args.no_resume, g2p_cache=args.g2p_cache, progress=show_progress(args))
     table = Table(title=f"corpus index: {s.manifest}", show_header=False)
     table.add_row("label files", f"{s.labels:,}")
     table.add_row("kept", f"{s.kept:,}  ({s.hours:.2f} h, {s.speakers:,} speakers)")
@@ -93,5 +97,5 @@ def _synth(args: argparse.Namespace) -> int:
     if s.bad_files:
         con.print(f"{len(s.bad_files)} bad files: " + ", ".join(sorted(set(s.bad_files.values()))))
     if s.skipped_sentences:
-        con.print(f"[yellow]{len(s.skipped_sentences)} transcripts without phones were skipped")
+        con.print(f"[{WARNING}]{len(s.skipped_sentences)} transcripts without phones were skipped")
     return 0

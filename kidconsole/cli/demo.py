@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kidconsole.cli import add_progress_flag
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,10 +18,12 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller, shorter setting (CI); still trains and compares")
     p.add_argument("--fresh", action="store_true", help="delete the work folder first (nothing reused)")
     p.add_argument("--seed", type=int, default=0, help="corpus and subset seed (default 0)")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from kidconsole.demo import run_demo
 
-    return run_demo(args.work, headless=args.headless, quick=args.quick, fresh=args.fresh, seed=args.seed)
+    return run_demo(args.work, headless=args.headless, quick=args.quick, fresh=args.fresh, seed=args.seed,
+                    progress=not args.no_progress)

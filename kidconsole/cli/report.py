@@ -1,5 +1,6 @@
-"""``kidconsole report RUN [--vs RUN2]``: error rates per age, SNR, duration,
-gender, speaker and phoneme, from a run's test predictions."""
+"""``kidconsole report RUN [--vs REFERENCE]``: error rates per age, SNR, duration,
+gender, speaker and phoneme, from a run's test predictions; with a reference
+(a baseline or another run), deltas RUN minus REFERENCE (negative is better)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ def register(subparsers) -> None:
         "report", help="error report of a run's test predictions (per age, SNR, duration, phoneme)",
         description="Error report of a run directory's predictions.jsonl (or any predictions JSONL): "
         "PER/CER/WER overall and per bucket, phone confusions, worst utterances; with --vs, "
-        "per-bucket deltas with speaker-bootstrap confidence intervals (RUN2 minus RUN).")
+        "per-bucket deltas with speaker-bootstrap confidence intervals (RUN minus REFERENCE: negative is better).")
     p.add_argument("run", metavar="RUN", help="run directory or predictions JSONL")
-    p.add_argument("--vs", metavar="RUN2", help="second run to compare with (deltas are RUN2 minus RUN)")
+    p.add_argument("--vs", metavar="REFERENCE",
+                   help="what RUN is compared against: a baseline or another run (deltas are RUN minus REFERENCE)")
     p.add_argument("--format", choices=FORMATS,
                    help="write Markdown, CSV or JSON instead of terminal tables (default: from -o's suffix)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")

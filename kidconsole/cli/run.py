@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from kidconsole import rundir
+from kidconsole.cli import add_runs_flag, default_runs_roots
+from kidconsole.palette import WARNING, state_style
 
 
 def _gpus(values: list[str] | None) -> list[int]:
@@ -25,8 +27,6 @@ def _gpus(values: list[str] | None) -> list[int]:
 
 
 def _roots(args) -> list[str]:
-    from kidconsole.cli import default_runs_roots
-
     return args.runs or default_runs_roots()
 
 
@@ -65,9 +65,6 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-STATE_STYLE = {rundir.RUNNING: "green", rundir.EVALUATING: "cyan", rundir.STARTING: "yellow",
-               rundir.STALLED: "bold yellow", rundir.STOPPED: "blue", rundir.FINISHED: "bold green",
-               rundir.FAILED: "bold red", rundir.INTERRUPTED: "magenta"}
 
 
 def cmd_launch(args) -> int:
@@ -79,7 +76,7 @@ def cmd_launch(args) -> int:
     console = Console()
     warning = logind_warning()
     if warning:
-        console.print(f"[bold yellow]warning:[/] {warning}")
+        console.print(f"[{WARNING}]warning:[/] {warning}")
     gpus = _gpus(args.gpus)
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
                          runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
@@ -112,7 +109,7 @@ def cmd_ls(args) -> int:
         per = s["eval/per"]
         step = f"{s['step'] or 0}/{s['total_steps']}" if s["total_steps"] else _fmt(s["step"], "d")
         table.add_row(
-            run.name, f"[{STATE_STYLE.get(state, '')}]{state}[/]", _fmt(s["phase"], ""), step,
+            run.name, f"[{state_style(state)}]{state}[/]", _fmt(s["phase"], ""), step,
             _fmt(s["train/loss"]["last"], ".4f"),
             _fmt(per["last"] * 100 if per["last"] is not None else None, ".2f"),
             "-" if per["best"] is None else ("~" if r.loading else "")
@@ -161,7 +158,7 @@ def cmd_stop(args) -> int:
     console = Console()
     with console.status(f"stopping {run_dir.name}: waiting for its checkpoint (up to {args.timeout:g} s)"):
         state = stop_run(run_dir, timeout=args.timeout)
-    console.print(f"{run_dir.name}: [{STATE_STYLE.get(state, '')}]{state}[/]")
+    console.print(f"{run_dir.name}: [{state_style(state)}]{state}[/]")
     return 0
 
 
@@ -181,9 +178,6 @@ def register(subparsers) -> None:
                               description="Training runs: detached from the terminal, one run directory each.")
     sub = p.add_subparsers(dest="run_command", metavar="ACTION", required=True)
 
-    def common(sp):
-        sp.add_argument("--runs", action="append", metavar="DIR",
-                        help="runs root (repeatable; default $KIDCONSOLE_RUNS or ./runs)")
 
     sp = sub.add_parser("launch", help="start a run detached (survives logout and the console)")
     sp.add_argument("config", help="run config (YAML)")
@@ -193,29 +187,29 @@ def register(subparsers) -> None:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
     sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_launch)
 
     sp = sub.add_parser("ls", help="list runs with their state and progress")
     sp.add_argument("--stall-after", type=float, default=300.0, metavar="S",
                     help="seconds without a heartbeat before a live run shows as stalled (300)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_ls)
 
     sp = sub.add_parser("logs", help="print a run's log (stdout.log)")
     sp.add_argument("run", help="run directory or name")
     sp.add_argument("-n", "--lines", type=int, default=50)
     sp.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C ends)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_logs)
 
     sp = sub.add_parser("stop", help="stop a run: SIGTERM, wait for its checkpoint, then SIGKILL what is left")
     sp.add_argument("run", help="run directory or name")
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the checkpoint (120)")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
     sp.add_argument("run", help="run directory or name")
-    common(sp)
+    add_runs_flag(sp)
     sp.set_defaults(func=cmd_resume)

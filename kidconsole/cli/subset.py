@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from kidconsole.cli import add_progress_flag, show_progress
 from kidconsole.errors import KidconsoleError
-from kidconsole.subset.options import parse_max_val_samples, parse_numbers
-
-
-def _max_val(text: str) -> int | None:
-    try:
-        return parse_max_val_samples(text)
-    except KidconsoleError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+from kidconsole.palette import WARNING
+from kidconsole.subset.options import CLI_NAMES, parse_max_val_samples, parse_numbers
 
 
 def register(subparsers) -> None:
@@ -44,7 +38,7 @@ def register(subparsers) -> None:
                    help="train/validation/test shares of the hours (default 0.915/0.052/0.033)")
     b.add_argument("--fractions", default="0.2/0.6/1", metavar="F1/F2/...",
                    help="nested curriculum fractions of train, ending with 1 (default 0.2/0.6/1)")
-    b.add_argument("--max-val-samples", type=_max_val, default=20000, metavar="N",
+    b.add_argument("--max-val-samples", default="20000", metavar="N",
                    help="utterances in validation_sample.jsonl ('none': all of validation; default 20000)")
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     b.add_argument("--age-edges", metavar="E1,E2,...", help="age bucket edges in years (default 5,7,9,11,18)")
@@ -52,7 +46,7 @@ def register(subparsers) -> None:
     b.add_argument("--duration-edges", metavar="E1,E2,...", help="duration bucket edges in s (default 2,4,8)")
     b.add_argument("--pool-splits", action="store_true",
                    help="ignore the corpus's own train/validation/test folders and pool all speakers")
-    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(b)
     b.set_defaults(func=run_build)
 
     s = sub.add_parser("show", help="print the report of a built subset",
@@ -74,13 +68,14 @@ def run_build(args: argparse.Namespace) -> int:
         split_hours=parse_numbers(args.split_hours, what="--split-hours") if args.split_hours else None,
         split_shares=parse_numbers(args.split, what="--split"),
         fractions=parse_numbers(args.fractions, what="--fractions"),
-        max_val_samples=args.max_val_samples,
+        max_val_samples=parse_max_val_samples(args.max_val_samples, what="--max-val-samples"),
         seed=args.seed,
         age_edges=edges(args.age_edges, "--age-edges", DEFAULT_AGE_EDGES),
         snr_edges=edges(args.snr_edges, "--snr-edges", DEFAULT_SNR_EDGES),
         duration_edges=edges(args.duration_edges, "--duration-edges", DEFAULT_DURATION_EDGES),
         use_source_splits=not args.pool_splits,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=show_progress(args),
+        names=CLI_NAMES,
     )
     print_report(result.to_dict())
     return 0
@@ -114,5 +109,5 @@ def print_report(report: dict) -> None:
     console = Console()
     console.print(table)
     for w in report.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[{WARNING}]warning:[/] {w}", highlight=False)
     console.print(f"report: {Path(report['out_dir']) / 'report.md'}", highlight=False)

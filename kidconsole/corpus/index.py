@@ -268,8 +268,10 @@ def _write_jsonl(path: Path, items: list[dict]) -> None:
 
 
 def _progress(enabled: bool):
+    from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    # on stderr, as every progress bar: stdout carries the summary table
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)

@@ -21,7 +21,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from kidconsole.phonemes import PHONES
-from kidconsole.report.buckets import DIMENSIONS, TITLES, UNKNOWN, Buckets, assign
+from kidconsole.report.buckets import UNKNOWN, Buckets, assign
 from kidconsole.report.predictions import Prediction, PredictionSet
 
 METRICS = ("per", "cer", "wer")
@@ -29,6 +29,9 @@ H, S, D, I = range(4)  # columns of a counts array: hits, substitutions, deletio
 _TAG = {"replace": S, "delete": D, "insert": I}
 INITIAL, MEDIAL, FINAL = range(3)  # phone position in its word; a one-phone word counts as initial
 POSITIONS = ("initial", "medial", "final")
+# A bucket of fewer children than this is marked low-confidence: its rates and intervals rest on a handful
+# of voices (one child's habits can move them by points).
+MIN_SPEAKERS = 5
 
 
 _PHONE_BASE = 0x100  # phone id i is the character chr(_PHONE_BASE + i) in the strings that are aligned
@@ -217,6 +220,11 @@ class BucketStats:
     @property
     def n(self) -> int:
         return len(self.members)
+
+    @property
+    def low_confidence(self) -> bool:
+        """Utterances from fewer than ``MIN_SPEAKERS`` speakers (an empty bucket has no figures at all)."""
+        return 0 < self.speakers < MIN_SPEAKERS
 
     def n_ref(self, metric: str = "per") -> int:
         c = self.counts[METRICS.index(metric)]

@@ -59,6 +59,17 @@ class Confusion:
     labels: list[str]
     matrix: np.ndarray
 
+    def shares(self) -> np.ndarray:
+        """Each error cell's share of its reference phone's occurrences (hits, the diagonal, are 0);
+        the insertion row is scaled to the most inserted phone instead (it has no occurrences)."""
+        m = self.matrix
+        off = m.astype(float).copy()
+        off[range(len(off)), range(len(off))] = 0
+        totals = m.sum(axis=1)[:, None].astype(float)
+        share = off / np.where(totals > 0, totals, 1.0)
+        share[-1] = off[-1] / max(off[-1].max(), 1)
+        return share
+
     def pairs(self, k: int | None = 20) -> list[tuple[str, str, int, float]]:
         """The most frequent errors ``(ref, hyp, count, share of ref's occurrences)``,
         deletions (``hyp == EPS``) and insertions (``ref == EPS``) included."""
@@ -120,6 +131,17 @@ def confusion(a: Analysis, members: np.ndarray | None = None) -> Confusion:
     used = np.flatnonzero(full[:v].sum(axis=1) + full[:, :v].sum(axis=0))
     keep = np.concatenate([used, [v]])
     return Confusion([a.vocab[i] for i in used] + [EPS], full[np.ix_(keep, keep)])
+
+
+def utterances_with(a: Analysis, ref: str, hyp: str, members: np.ndarray | None = None) -> np.ndarray:
+    """The utterances (of ``members``, or all) where reference phone ``ref`` came out as ``hyp``
+    (``EPS`` on either side: a deletion or an insertion)."""
+    vocab = {p: i for i, p in enumerate(a.vocab)}
+    if (ref != EPS and ref not in vocab) or (hyp != EPS and hyp not in vocab):
+        return np.zeros(0, dtype=np.int64)
+    sel = (a.err_ref == (vocab[ref] if ref != EPS else -1)) & (a.err_hyp == (vocab[hyp] if hyp != EPS else -1))
+    utts = np.unique(a.err_utt[sel])
+    return np.intersect1d(utts, members) if members is not None else utts
 
 
 def position_stats(a: Analysis, members: np.ndarray | None = None) -> list[PositionStats]:

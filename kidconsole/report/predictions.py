@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.jsonl import read_jsonl
 from kidconsole.rundir import PREDICTIONS, read_status
 from kidconsole.rundir import PredictionRow as Prediction  # one row of predictions.jsonl, the contract's record
 
@@ -114,28 +115,19 @@ def read_predictions(source: str | Path, strict: bool = False) -> PredictionSet:
     rows: list[Prediction] = []
     skipped: list[str] = []
     seen: set[str] = set()
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError as e:
-        raise KidconsoleError(f"cannot open predictions {path}: {e.strerror}") from e
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"not JSON ({e.msg})") from None
-                row = parse_prediction(d)
-                if row.id in seen:
-                    raise ValueError(f"duplicate id {row.id!r}")
-            except ValueError as e:
-                msg = f"{path}:{lineno}: {e}"
-                if strict:
-                    raise KidconsoleError(msg) from None
-                skipped.append(msg)
-                continue
-            seen.add(row.id)
-            rows.append(row)
+    for lineno, d, bad in read_jsonl(path, "predictions"):
+        try:
+            if bad is not None:
+                raise ValueError(bad)
+            row = parse_prediction(d)
+            if row.id in seen:
+                raise ValueError(f"duplicate id {row.id!r}")
+        except ValueError as e:
+            msg = f"{path}:{lineno}: {e}"
+            if strict:
+                raise KidconsoleError(msg) from None
+            skipped.append(msg)
+            continue
+        seen.add(row.id)
+        rows.append(row)
     return PredictionSet(run_name(source), path, rows, skipped)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import yaml
@@ -19,11 +19,12 @@ import yaml
 from kidconsole import __version__
 from kidconsole.errors import KidconsoleError
 from kidconsole.subset.curriculum import check_fractions, curriculum_phases
+from kidconsole.subset.options import PARAMETER_NAMES
 from kidconsole.subset.report import SPLIT_NAMES, SubsetResult, cell_hours, marginals, split_stats, write_reports
 from kidconsole.subset.sample import stratified_sample
 from kidconsole.subset.select import make_pool, select_split
 from kidconsole.subset.strata import (
-    DEFAULT_AGE_EDGES, DEFAULT_DURATION_EDGES, DEFAULT_SNR_EDGES, DIMENSIONS, Strata,
+    DEFAULT_AGE_EDGES, DEFAULT_DURATION_EDGES, DEFAULT_SNR_EDGES, DIMENSIONS, Strata, check_edges,
 )
 from kidconsole.subset.table import Table, load_table
 
@@ -58,10 +59,10 @@ def _three(values, name: str, what: str) -> np.ndarray:
     return out
 
 
-def _check_shares(split_shares) -> np.ndarray:
-    shares = _three(split_shares, "split_shares", "numbers")
+def _check_shares(split_shares, name: str) -> np.ndarray:
+    shares = _three(split_shares, name, "numbers")
     if abs(shares.sum() - 1) > 1e-3:
-        raise KidconsoleError(f"split_shares: train/validation/test shares must add up to 1, got {shares.sum():g}")
+        raise KidconsoleError(f"{name}: train/validation/test shares must add up to 1, got {shares.sum():g}")
     return shares / shares.sum()
 
 
@@ -136,6 +137,7 @@ def build_subset(
     use_source_splits: bool = True,
     progress: bool = True,
     on_progress: ProgressFn | None = None,
+    names: Mapping[str, str] = PARAMETER_NAMES,
 ) -> SubsetResult:
     """Build speaker-disjoint, stratified train/validation/test subsets of ``manifest`` into ``out_dir``.
 
@@ -143,21 +145,30 @@ def build_subset(
     set the targets; with neither, the subset takes as much as the pools can
     give at ``split_shares``. Raises ``KidconsoleError`` when the request is
     impossible. ``on_progress(stage, fraction)`` reports progress to a caller
-    (the console); ``progress`` shows Rich bars on stderr.
+    (the console); ``progress`` shows Rich bars on stderr. ``names`` maps each
+    option (and the remedies "pool" and "edges") to what the caller calls it, so
+    errors speak the caller's terms (``options.CLI_NAMES`` for the command line).
     """
     started = time.perf_counter()
+
+    def n(key: str) -> str:
+        return names.get(key, key)
+
     manifest, out_dir = Path(manifest), Path(out_dir)
     if hours is not None and split_hours is not None:
-        raise KidconsoleError("give either hours (split by shares) or split_hours, not both")
+        raise KidconsoleError(f"give either {n('hours')} (split by {n('split_shares')}) or {n('split_hours')}, "
+                              "not both")
     if hours is not None and not (np.isfinite(hours) and hours > 0):
-        raise KidconsoleError(f"hours: expected a positive number of hours, got {hours!r}")
-    shares = _check_shares(split_shares)
-    wanted_hours = _three(split_hours, "split_hours", "numbers of hours") if split_hours is not None else None
-    fractions = check_fractions(fractions)
+        raise KidconsoleError(f"{n('hours')}: expected a positive number of hours, got {hours!r}")
+    shares = _check_shares(split_shares, n("split_shares"))
+    wanted_hours = _three(split_hours, n("split_hours"), "numbers of hours") if split_hours is not None else None
+    fractions = check_fractions(fractions, n("fractions"))
     if max_val_samples is not None and (isinstance(max_val_samples, bool) or int(max_val_samples) != max_val_samples
                                         or max_val_samples < 1):
-        raise KidconsoleError(f"max_val_samples: expected a positive whole number or none, got {max_val_samples!r}")
-    strata = Strata(age_edges, snr_edges, duration_edges)
+        raise KidconsoleError(f"{n('max_val_samples')}: expected a positive whole number or none, "
+                              f"got {max_val_samples!r}")
+    strata = Strata(*(check_edges(n(key), edges) for key, edges in
+                      (("age_edges", age_edges), ("snr_edges", snr_edges), ("duration_edges", duration_edges))))
     warnings: list[str] = []
     bars = _Progress(progress, on_progress)
 
@@ -211,7 +222,7 @@ def build_subset(
                 if targets[s] > pools_h[s] * (1 + 1e-9):
                     raise KidconsoleError(
                         f"{name} needs {targets[s]:.2f} h but the source {name} split holds only {pools_h[s]:.2f} h; "
-                        "lower the hours, change the split shares, or pool the source splits (use_source_splits=False)")
+                        f"lower {n('hours')}, change {n('split_shares')}, or pool the source splits ({n('pool')})")
 
         selected: dict[str, np.ndarray] = {}
         final_targets: dict[str, float] = {}
@@ -226,11 +237,11 @@ def build_subset(
                 continue
             if use_source_splits:
                 rows = np.flatnonzero(usable & (table.split == s))
-                pool_name, hint = f"source {name}", ("merge it into a neighbouring bucket (bucket edges) or pool "
-                                                     "the source splits (use_source_splits=False)")
+                pool_name, hint = f"source {name}", (f"merge it into a neighbouring bucket ({n('edges')}) or pool "
+                                                     f"the source splits ({n('pool')})")
             else:
                 rows = np.flatnonzero(usable & ~taken[table.speaker])
-                pool_name, hint = "remaining", "merge it into a neighbouring bucket (bucket edges)"
+                pool_name, hint = "remaining", f"merge it into a neighbouring bucket ({n('edges')})"
                 left_h = duration[rows].sum() / 3600
                 if target > left_h * (1 + 1e-9):
                     if hours is None and split_hours is None:
@@ -238,7 +249,7 @@ def build_subset(
                     else:
                         raise KidconsoleError(
                             f"{name} needs {target:.2f} h but only {left_h:.2f} h of speakers are left after the "
-                            "other splits took theirs; lower the hours")
+                            f"other splits took theirs; lower {n('hours')}")
             _check_pool(name, pool_name, rows, cell, duration, corpus_share, strata, hint, warnings)
             pool = make_pool(rows, table.speaker, cell, duration, strata.n_cells, cells_per_group, rank)
             chosen = select_split(pool, corpus_share, target * 3600, speaker=table.speaker, cell=cell,

@@ -13,15 +13,16 @@ import numpy as np
 from kidconsole.errors import KidconsoleError
 
 
-def check_fractions(fractions) -> tuple[float, ...]:
+def check_fractions(fractions, name: str = "fractions") -> tuple[float, ...]:
+    """The fractions as floats, or an error naming the option ``name``."""
     try:
         out = tuple(float(f) for f in fractions)
     except (TypeError, ValueError) as e:
-        raise KidconsoleError(f"fractions: curriculum fractions must be numbers, got {fractions!r}") from e
+        raise KidconsoleError(f"{name}: curriculum fractions must be numbers, got {fractions!r}") from e
     if not out or any(not 0 < f <= 1 for f in out) or any(b <= a for a, b in zip(out, out[1:])):
-        raise KidconsoleError(f"fractions: curriculum fractions must increase within (0, 1], got {list(fractions)}")
+        raise KidconsoleError(f"{name}: curriculum fractions must increase within (0, 1], got {list(fractions)}")
     if out[-1] != 1.0:
-        raise KidconsoleError(f"fractions: the last curriculum fraction must be 1 (the whole train split), "
+        raise KidconsoleError(f"{name}: the last curriculum fraction must be 1 (the whole train split), "
                               f"got {out[-1]:g}")
     return out
 

@@ -1,8 +1,19 @@
-"""Subset options as typed by people (CLI flags, console form fields)."""
+"""Subset options as typed by people (CLI flags, console form fields), and the names errors call them by."""
 
 from __future__ import annotations
 
 from kidconsole.errors import KidconsoleError
+
+# How each caller names the options of ``build_subset``, so that an error says what to change in the
+# caller's own terms: the parameter itself from Python, the flag on the command line ("pool" and
+# "edges" are the remedies the errors suggest).
+PARAMETER_NAMES = {"pool": "use_source_splits=False", "edges": "age_edges, snr_edges, duration_edges"}
+CLI_NAMES = {
+    "hours": "--hours", "split_hours": "--split-hours", "split_shares": "--split", "fractions": "--fractions",
+    "max_val_samples": "--max-val-samples", "age_edges": "--age-edges", "snr_edges": "--snr-edges",
+    "duration_edges": "--duration-edges", "pool": "--pool-splits",
+    "edges": "--age-edges, --snr-edges, --duration-edges",
+}
 
 
 def parse_numbers(text: str, *, what: str) -> tuple[float, ...]:

@@ -50,7 +50,6 @@ class KidConsole(App):
         self.gpus: tuple[GpuView, ...] = ()
         self.marked: set[str] = set()
         self.run_colors = ColorBook()
-        self.updates = 0  # RunsUpdated messages handled (tests wait on it)
         self.theme = theme
         self.sub_title = ", ".join(self.roots)
 
@@ -64,20 +63,16 @@ class KidConsole(App):
         self.watcher.stop()
 
     def on_runs_updated(self, message: RunsUpdated) -> None:
-        try:
-            self.views = message.views
-            self.gpus = message.gpus
-            self.run_colors.assign([v.name for v in self.views.values()])
-            self.marked &= set(self.views)
-            self.updates += 1
-            changed = getattr(self.screen, "runs_changed", None)
-            if changed is not None:
-                try:
-                    changed()
-                except NoMatches:
-                    pass  # the screen is still composing: it reads app.views when mounted
-        finally:
-            self.watcher.ack()
+        self.views = message.views
+        self.gpus = message.gpus
+        self.run_colors.assign([v.name for v in self.views.values()])
+        self.marked &= set(self.views)
+        changed = getattr(self.screen, "runs_changed", None)
+        if changed is not None:
+            try:
+                changed()
+            except NoMatches:
+                pass  # the screen is still composing: it reads app.views when mounted
 
     # ---- helpers shared by screens
     def view(self, key: str) -> RunView | None:
@@ -90,9 +85,6 @@ class KidConsole(App):
         """The runs the charts overlay: the marked ones, or every run when none is marked."""
         keys = [k for k in self.marked if k in self.views] or list(self.views)
         return sorted(keys, key=lambda k: (self.views[k].name, k))
-
-    def reader(self, key: str):
-        return self.watcher.readers.get(key)
 
     def launcher(self, config: str, **kwargs) -> Path:
         """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""
@@ -131,98 +123,59 @@ class KidConsole(App):
             self.notify(f"{view.name} has no {rundir.PREDICTIONS} yet (written by the final test evaluation).",
                         severity="warning")
             return
-        try:
-            from kidconsole.tui.screens.errors import ErrorsScreen
-        except ImportError:
-            self.notify("The error report screen is not available in this version.", severity="warning")
-            return
-        reference = self.comparison_for(key)
-        if reference is None:
-            self.push_screen(ErrorsScreen(view.path))
-        else:  # the reference's report with this run's PER and delta beside it (negative: this run is better)
-            self.push_screen(ErrorsScreen(reference, compare=view.path))
+        from kidconsole.tui.screens.errors import ErrorsScreen
 
-    def comparison_for(self, key: str) -> Path | None:
-        """What `e` compares a run against: another marked run with predictions, else the baseline;
-        only one tested on the same manifest (a report compares the utterances both hold)."""
-        view = self.views[key]
-        mine = _test_manifest(view.path)
+        self.push_screen(ErrorsScreen(view.path, references=self.reference_candidates(key)))
+
+    def reference_candidates(self, key: str) -> list[Path]:
+        """What `e` may compare a run against, first choice first: the other marked runs with predictions,
+        then the baseline. The errors screen takes the first scored on the run's test manifest."""
         others = [Path(self.views[k].path) for k in (self.chart_keys() if self.marked else ())
                   if k != key and self.views[k].has_predictions]
-        if self.baseline is not None:
-            others.append(self.baseline)
-        for other in others:
-            if other.resolve() != Path(view.path).resolve() and _test_manifest(other) == mine:
-                return other
-        return None
+        return others + ([self.baseline] if self.baseline is not None else [])
 
     def action_subset(self) -> None:
-        try:
-            from kidconsole.tui.screens.subset import SubsetScreen
-        except ImportError:
-            self.notify("The subset builder screen is not available in this version.", severity="warning")
-            return
+        from kidconsole.tui.screens.subset import SubsetScreen
+
         self.push_screen(SubsetScreen())
 
     def action_help(self) -> None:
-        from kidconsole.tui.screens.help import HelpScreen
+        from kidconsole.tui.screens.help import HelpScreen, help_sections
 
-        current = type(self.screen)
-        sections = [(f"This screen ({getattr(current, 'TITLE', None) or current.__name__})", current.BINDINGS),
-                    ("Everywhere", self.BINDINGS)]
-        for title, cls in self._screen_classes():
-            if cls is not current:
-                sections.append((title, cls.BINDINGS))
-        self.push_screen(HelpScreen(sections))
-
-    @staticmethod
-    def _screen_classes() -> list[tuple[str, type]]:
-        from kidconsole.tui.screens.charts import ChartsScreen
-        from kidconsole.tui.screens.decodes import DecodesScreen
-        from kidconsole.tui.screens.launch import LaunchScreen
-        from kidconsole.tui.screens.run_detail import RunDetailScreen
-
-        return [("Runs", DashboardScreen), ("Charts", ChartsScreen), ("Decodes", DecodesScreen),
-                ("Run detail", RunDetailScreen), ("New run", LaunchScreen)]
+        self.push_screen(HelpScreen(help_sections(type(self.screen), self.BINDINGS)))
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
 
     # ---- stop / resume, confirmed, off the UI thread
     def confirm_stop(self, key: str) -> None:
-        from kidconsole.tui.screens.confirm import ConfirmScreen
-
-        view = self.views.get(key)
-        if view is None:
-            return
-        if view.state not in rundir.STOPPABLE_STATES:
-            self.notify(f"{view.name} is {view.state}: nothing to stop.", severity="warning")
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"Stopping {view.name} (saves a checkpoint first)...")
-                self.run_worker(lambda: self._control("stop", view), thread=True, group="control")
-
-        self.push_screen(ConfirmScreen(f"Stop {view.name} at step {view.step or 0:,}?\n"
-                                       "It writes a checkpoint, then exits; resume continues from it."), answered)
+                self._confirm(key, "stop", lambda v: v.state not in rundir.STOPPABLE_STATES, "nothing to stop",
+                      lambda v: f"Stop {v.name} at step {v.step or 0:,}?\n"
+                                "It writes a checkpoint, then exits; resume continues from it.",
+                      "Stopping {} (saves a checkpoint first)...")
 
     def confirm_resume(self, key: str) -> None:
+        self._confirm(key, "resume", lambda v: v.state in rundir.LIVE_STATES, "it is still going",
+                      lambda v: f"Resume {v.name} from its last checkpoint?", "Resuming {}...")
+
+    def _confirm(self, key: str, what: str, refused: Callable[[RunView], bool], why: str,
+                 question: Callable[[RunView], str], doing: str) -> None:
+        """Ask first; on yes, ``what`` (stop or resume) runs on a worker thread."""
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
         if view is None:
             return
-        if view.state in rundir.LIVE_STATES:
-            self.notify(f"{view.name} is {view.state}: it is still going.", severity="warning")
+        if refused(view):
+            self.notify(f"{view.name} is {view.state}: {why}.", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"Resuming {view.name}...")
-                self.run_worker(lambda: self._control("resume", view), thread=True, group="control")
+                self.notify(doing.format(view.name))
+                self.run_worker(lambda: self._control(what, view), thread=True, group="control")
 
-        self.push_screen(ConfirmScreen(f"Resume {view.name} from its last checkpoint?"), answered)
+        self.push_screen(ConfirmScreen(question(view)), answered)
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError
@@ -239,13 +192,6 @@ class KidConsole(App):
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
         self.watcher.wake(rediscover=True)
-
-
-def _test_manifest(run_dir: str | Path) -> str | None:
-    from kidconsole.config import read_run_config
-
-    cfg = read_run_config(run_dir)
-    return cfg.data.test_manifest if cfg else None
 
 
 def run_console(roots: list[str], *, baseline: str | Path | None = None) -> int:

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import zlib
 
-# Distinct on dark and light backgrounds, and in 256-colour terminals.
-PALETTE = (
-    "#4e9bf5",  # blue
-    "#f08c2e",  # orange
-    "#3fb86b",  # green
-    "#e0559a",  # pink
-    "#a77bf0",  # violet
-    "#23b5b5",  # teal
-    "#d4b21f",  # mustard
-    "#e5534b",  # red
-    "#8c9c3a",  # olive
-    "#b07d5a",  # brown
-)
+from kidconsole.palette import RUN_COLORS
 
 
 def preferred_color(name: str) -> int:
-    return zlib.crc32(name.encode("utf-8")) % len(PALETTE)
+    return zlib.crc32(name.encode("utf-8")) % len(RUN_COLORS)
 
 
 class ColorBook:
     """Hands out palette colours to run names; once given, a colour never changes."""
 
-    def __init__(self, palette: tuple[str, ...] = PALETTE):
+    def __init__(self, palette: tuple[str, ...] = RUN_COLORS):
         self.palette = palette
         self._given: dict[str, str] = {}
 

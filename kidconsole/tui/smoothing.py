@@ -66,8 +66,3 @@ class DebiasedEma:
         if finite.any():
             out[finite], self._state, self._count = _ema_finite(values[finite], self.weight, self._state, self._count)
         return out
-
-
-def debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """The debiased EMA of a whole series (same length; NaN where the input is not finite)."""
-    return DebiasedEma(weight).extend(values)

@@ -3,10 +3,14 @@
 Everything that touches the disk or NVML happens here, never on the UI thread.
 Each round it polls every run's reader (only the bytes appended since the last
 round), builds a small immutable ``RunView`` per run, and posts one
-``RunsUpdated`` message with all of them. Backpressure: a new message is posted
-only once the UI has handled the previous one (``ack``); rounds in between
-update the views, and the next message carries the latest state, so a slow UI
-skips frames instead of queueing them.
+``RunsUpdated`` message with all of them when something changed. Backpressure:
+a newer ``RunsUpdated`` replaces one still queued (``Message.can_replace``), so
+a slow UI skips to the latest state instead of working through old ones.
+
+Screens and their workers read a run's history through the watcher's read
+API (``config``, ``decodes``, ``downsample`` ...), which holds the run's lock
+while the watcher thread may be extending its series; they never touch a
+reader or a lock themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from textual.message import Message
 
 from kidconsole import rundir
@@ -71,6 +76,24 @@ class RunsUpdated(Message):
         self.views = views
         self.gpus = gpus
 
+    def can_replace(self, message: Message) -> bool:
+        # a newer snapshot of every run makes this one worthless: the UI handles the newest only
+        return isinstance(message, RunsUpdated)
+
+
+@dataclass(frozen=True)
+class SeriesTail:
+    """A series' points from ``start`` on, copied: ``length`` points in all, ``x_before`` the x of point
+    ``start - 1`` (to notice a series rewritten since, as after a resume)."""
+
+    length: int
+    x_before: float | None
+    x: np.ndarray
+    y: np.ndarray
+
+
+_EMPTY = np.zeros(0)
+
 
 def _system():
     from kidconsole.runs import system
@@ -110,16 +133,13 @@ class Watcher:
         self.system = system
         self.find = find or _default_find
         self.make_reader = make_reader or _default_reader
-        self.readers: dict[str, Any] = {}
-        self.locks: dict[str, threading.Lock] = {}
+        self._readers: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self.views: dict[str, RunView] = {}
         self.gpus: tuple[GpuView, ...] = ()
-        self.errors: dict[str, str] = {}  # run key -> last error polling it
         self._revisions: dict[str, int] = {}
         self._last_discover = -1e18
         self._last_gpu = -1e18
-        self._acked = threading.Event()
-        self._acked.set()
         self._wake = threading.Event()
         self._stop = False
         self._dirty = True
@@ -136,25 +156,19 @@ class Watcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def ack(self) -> None:
-        """The UI handled the last message: the next round may post again."""
-        self._acked.set()
-
     def wake(self, rediscover: bool = False) -> None:
         """Poll now instead of at the next tick (after a launch, a stop ...)."""
         if rediscover:
             self._last_discover = -1e18
         self._wake.set()
 
-    def lock(self, key: str) -> threading.Lock:
-        """Hold this while reading a reader's series from another thread."""
-        return self.locks.setdefault(key, threading.Lock())
+    def _lock(self, key: str) -> threading.Lock:
+        return self._locks.setdefault(key, threading.Lock())
 
     def _loop(self) -> None:
         while not self._stop:
             self.poll_once()
-            if self._dirty and self._acked.is_set() and self.target is not None:
-                self._acked.clear()
+            if self._dirty and self.target is not None:
                 self._dirty = False
                 self.target.post_message(RunsUpdated(dict(self.views), self.gpus))
             self._wake.wait(self.interval)
@@ -179,16 +193,14 @@ class Watcher:
                 self.gpus = gpus
                 self._dirty = True
         views = {}
-        for key, reader in list(self.readers.items()):
+        for key, reader in list(self._readers.items()):
             try:
-                with self.lock(key):
+                with self._lock(key):
                     new = reader.poll()
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
                     view = self._view(key, reader, now)
-                self.errors.pop(key, None)
-            except Exception as e:  # a broken run must not stop the watcher: show it, keep going
-                self.errors[key] = f"{type(e).__name__}: {e}"
+            except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
                 continue
             views[key] = view
         if views != self.views:
@@ -199,16 +211,15 @@ class Watcher:
     def _discover(self) -> None:
         try:
             found = self.find(self.roots)
-        except Exception as e:
-            self.errors["<roots>"] = f"{type(e).__name__}: {e}"
+        except Exception:  # an unreadable root: keep the runs found so far
             return
         keys = {str(p): p for p in found}
         for key, path in keys.items():
-            if key not in self.readers:
-                self.readers[key] = self.make_reader(path)
+            if key not in self._readers:
+                self._readers[key] = self.make_reader(path)
                 self._dirty = True
-        for key in set(self.readers) - keys.keys():
-            del self.readers[key]
+        for key in set(self._readers) - keys.keys():
+            del self._readers[key]
             self._dirty = True
 
     def _sample_gpus(self) -> tuple[GpuView, ...]:
@@ -249,6 +260,68 @@ class Watcher:
             test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),
         )
+
+
+    # ---- the read API: any thread may call these; each holds the run's lock while it reads
+    def _read(self, key: str, read: Callable[[Any], Any], default: Any = None) -> Any:
+        reader = self._readers.get(key)
+        if reader is None:
+            return default
+        with self._lock(key):
+            return read(reader)
+
+    def config(self, key: str) -> dict:
+        """The run's config.yaml as plain data ({} when absent or unreadable)."""
+        return self._read(key, lambda r: r.config.model_dump() if r.config else {}, {})
+
+    def log_tail(self, key: str, n: int) -> list[str]:
+        return self._read(key, lambda r: r.log_tail(n), [])
+
+    def checkpoints(self, key: str) -> list[dict]:
+        return self._read(key, lambda r: r.checkpoints(), [])
+
+    def warnings(self, key: str, n: int) -> list[dict]:
+        """The newest ``n`` warning events, oldest first."""
+        return self._read(key, lambda r: list(r.warnings)[-n:], [])
+
+    def decodes(self, key: str) -> list[dict]:
+        return self._read(key, lambda r: list(r.decodes()), [])
+
+    def span(self, key: str, metric: str, x_axis: str) -> tuple[float, float] | None:
+        """The first and last x of a series; None when it has no point."""
+        def read(r):
+            s = r.series_by(x_axis).get(metric)
+            return (float(s.x[0]), float(s.x[-1])) if s is not None and len(s) else None
+        return self._read(key, read)
+
+    def downsample(self, key: str, metric: str, x_axis: str, n_buckets: int, x_min: float, x_max: float
+                   ) -> tuple[list[float], list[float], list[float]]:
+        """``Series.downsample`` of one series: bucket centres, minima and maxima."""
+        def read(r):
+            s = r.series_by(x_axis).get(metric)
+            return s.downsample(n_buckets, x_min, x_max) if s is not None else ([], [], [])
+        return self._read(key, read, ([], [], []))
+
+    def tail(self, key: str, metric: str, x_axis: str, start: int) -> SeriesTail:
+        """The points of a series from index ``start`` on (for work that extends as the series grows)."""
+        def read(r):
+            s = r.series_by(x_axis).get(metric)
+            if s is None:
+                return SeriesTail(0, None, _EMPTY, _EMPTY)
+            n = len(s)
+            before = float(s.x[start - 1]) if 0 < start <= n else None
+            return SeriesTail(n, before, s.x[start:].copy(), s.y[start:].copy())
+        return self._read(key, read, SeriesTail(0, None, _EMPTY, _EMPTY))
+
+
+def warning_counts(warnings) -> dict[str, int]:
+    """Warnings per kind: the running ``count`` the trainer writes, else the number of events."""
+    out: dict[str, int] = {}
+    for ev in warnings:
+        what = str(ev.get("what", "warning"))
+        count = ev.get("count")
+        out[what] = max(out.get(what, 0), count) if isinstance(count, int) else out.get(what, 0) + 1
+    return out
 
 
 def _int(v: Any) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,6 @@ class FakeSystem:
 
     def run_gpu_memory(self, pid, sid=None):
         return {}
-
-    def free_gpus(self):
-        return [g.index for g in self.gpus if g.util < 5]
 
 
 @pytest.fixture
@@ -106,3 +104,16 @@ def console():
 @pytest.fixture
 def until_runs():
     return wait_for_runs
+
+
+@pytest.fixture
+def opened(request):
+    """``async with opened(...) as pilot``: a console (fixed clock, fake GPUs) on the recorded runs, or on
+    ``roots``, once it shows ``runs`` runs with their history."""
+    @contextlib.asynccontextmanager
+    async def opened(size=(80, 24), roots=None, runs=2, **kwargs):
+        app = make_app(roots or [request.getfixturevalue("runs_root")], **kwargs)
+        async with app.run_test(size=size) as pilot:
+            await wait_for_runs(pilot, runs)
+            yield pilot
+    return opened

@@ -25,10 +25,9 @@ def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def test_dashboard_shows_every_run_side_by_side_at_80_columns(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_dashboard_shows_every_run_side_by_side_at_80_columns(opened):
+    async with opened() as pilot:
+        app = pilot.app
         cards = list(app.screen.query(RunCard))
         assert [c.view.name for c in cards] == ["r16-lr3e-4", "r32-lr1e-4"]
         assert cards[0].region.y == cards[1].region.y  # side by side
@@ -38,10 +37,9 @@ async def test_dashboard_shows_every_run_side_by_side_at_80_columns(runs_root, c
             assert expected in text
 
 
-async def test_arrow_keys_move_between_cards_and_space_marks_runs_for_the_charts(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_arrow_keys_move_between_cards_and_space_marks_runs_for_the_charts(opened):
+    async with opened() as pilot:
+        app = pilot.app
         cards = list(app.screen.query(RunCard))
         assert app.focused is cards[0]
         await pilot.press("right")
@@ -55,10 +53,9 @@ async def test_arrow_keys_move_between_cards_and_space_marks_runs_for_the_charts
         assert app.marked == set() and len(app.chart_keys()) == 2
 
 
-async def test_charts_overlay_runs_and_every_chart_key_changes_the_view(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_charts_overlay_runs_and_every_chart_key_changes_the_view(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("c")
         await pilot.pause(0.2)
         screen = app.screen
@@ -91,10 +88,9 @@ async def test_charts_overlay_runs_and_every_chart_key_changes_the_view(runs_roo
         assert isinstance(app.screen, DashboardScreen)
 
 
-async def test_decodes_browse_evaluations_and_colour_the_errors(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_decodes_browse_evaluations_and_colour_the_errors(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("v")
         await pilot.pause(0.3)
         screen = app.screen
@@ -113,10 +109,9 @@ async def test_decodes_browse_evaluations_and_colour_the_errors(runs_root, conso
         assert "step 3,000 (6/6)" in screen_text(app)
 
 
-async def test_run_detail_tabs_and_config_diff_show_only_changed_keys(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_run_detail_tabs_and_config_diff_show_only_changed_keys(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("enter")
         await pilot.pause(0.3)
         screen = app.screen
@@ -149,7 +144,7 @@ def test_config_diff_flattens_nested_keys_and_lists_of_mappings():
     assert [k for k, _, _ in diff] == ["lora.r", "phases.1.lr"]
 
 
-async def test_launch_form_turns_fields_into_overrides(tmp_path, runs_root, console, until_runs):
+async def test_launch_form_turns_fields_into_overrides(tmp_path, runs_root, opened):
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "lora.yaml").write_text("name: lora\nphases:\n  - {name: clean, lr: 3.0e-4}\n  - {name: all, lr: 1.0e-4}\n")
@@ -159,9 +154,8 @@ async def test_launch_form_turns_fields_into_overrides(tmp_path, runs_root, cons
         launched.append((config, kwargs))
         return runs_root / "new-run"
 
-    app = console([runs_root], configs_dir=configs, launcher=launcher)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+    async with opened(configs_dir=configs, launcher=launcher) as pilot:
+        app = pilot.app
         await pilot.press("n")
         await pilot.pause(0.3)
         assert isinstance(app.screen, LaunchScreen)
@@ -178,13 +172,12 @@ async def test_launch_form_turns_fields_into_overrides(tmp_path, runs_root, cons
     assert kwargs["overrides"] == ["lora.r=8", "phases=[{lr: 0.0001, name: all}]", "phases.0.lr=2e-4"]
 
 
-async def test_launch_errors_are_shown_in_the_form(tmp_path, runs_root, console, until_runs):
+async def test_launch_errors_are_shown_in_the_form(tmp_path, opened):
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "broken.yaml").write_text("name: broken\nlora: {r: sixteen}\nphases: []\n")
-    app = console([runs_root], configs_dir=configs)  # the real launcher: it validates first
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+    async with opened(configs_dir=configs) as pilot:  # the real launcher: it validates first
+        app = pilot.app
         await pilot.press("n")
         await pilot.pause(0.3)
         await pilot.press("ctrl+s")
@@ -193,10 +186,9 @@ async def test_launch_errors_are_shown_in_the_form(tmp_path, runs_root, console,
         assert isinstance(app.screen, LaunchScreen) and "broken.yaml" in error
 
 
-async def test_help_lists_the_keys_of_every_screen(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(100, 60)) as pilot:
-        await until_runs(pilot, 2)
+async def test_help_lists_the_keys_of_every_screen(opened):
+    async with opened(size=(100, 60)) as pilot:
+        app = pilot.app
         await pilot.press("question_mark")
         await pilot.pause(0.2)
         assert isinstance(app.screen, HelpScreen)
@@ -207,21 +199,59 @@ async def test_help_lists_the_keys_of_every_screen(runs_root, console, until_run
         assert isinstance(app.screen, DashboardScreen)
 
 
-async def test_theme_toggles_between_dark_and_light(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+def test_every_screen_has_its_help_and_its_row_in_the_docs():
+    import importlib
+    import inspect
+    import pkgutil
+    from pathlib import Path
+
+    from textual.screen import Screen
+
+    import kidconsole.tui.screens as screens
+    from kidconsole.tui.app import KidConsole
+    from kidconsole.tui.screens.help import help_sections, keys_markdown
+
+    defined = set()
+    for mod in pkgutil.iter_modules(screens.__path__):
+        module = importlib.import_module(f"{screens.__name__}.{mod.name}")
+        defined |= {cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(cls, Screen) and cls.__module__ == module.__name__ and cls is not HelpScreen}
+    listed = screens.screen_classes()
+    assert defined == set(listed), "screens missing from kidconsole.tui.screens.SCREENS"
+    for cls in listed:
+        titles = [title for title, _ in help_sections(cls, KidConsole.BINDINGS)]
+        assert titles[0] == f"This screen ({cls.TITLE})" and len(set(titles)) == len(titles) == len(listed) + 1
+        assert any(b.description for b in cls.BINDINGS), f"{cls.__name__} has no described key"
+    docs = (Path(__file__).parents[2] / "docs" / "console.md").read_text(encoding="utf-8")
+    assert keys_markdown(KidConsole.BINDINGS) in docs, "docs/console.md: run python -m kidconsole.tui.screens.help"
+
+
+async def test_help_on_a_screen_opened_from_another_starts_with_its_own_keys(opened):
+    async with opened(size=(100, 60)) as pilot:
+        app = pilot.app
+        await pilot.press("s")
+        await pilot.pause()
+        app.set_focus(None)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        assert "This screen (Subsets)" in screen_text(app) and "Build" in screen_text(app)
+        assert {"Errors", "Utterances", "Aligned decode", "Confusions", "Confirm"} <= {t for t, _ in app.screen.sections}
+
+
+async def test_theme_toggles_between_dark_and_light(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("ctrl+t")
         assert app.theme == "textual-light"
         await pilot.press("ctrl+t")
         assert app.theme == "textual-dark"
 
 
-async def test_the_dashboard_follows_a_growing_run(growing_run, console, until_runs):
+async def test_the_dashboard_follows_a_growing_run(growing_run, opened):
     root, replay = growing_run
-    app = console([root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 1)
+    async with opened(roots=[root], runs=1) as pilot:
+        app = pilot.app
         (before,) = app.views.values()
         replay.advance(replay.remaining)
         deadline = time.monotonic() + 10
@@ -232,10 +262,9 @@ async def test_the_dashboard_follows_a_growing_run(growing_run, console, until_r
         assert "step 3,000/6,000" in screen_text(app)
 
 
-async def test_stop_asks_first_and_no_leaves_the_run_alone(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_stop_asks_first_and_no_leaves_the_run_alone(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("x")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -258,11 +287,10 @@ def run_with_process(runs_root):
         proc.wait()
 
 
-async def test_stop_confirmed_ends_the_runs_processes(run_with_process, runs_root, console, until_runs):
+async def test_stop_confirmed_ends_the_runs_processes(run_with_process, opened):
     run, proc = run_with_process
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("x", "y")
         deadline = time.monotonic() + 15
         while proc.poll() is None and time.monotonic() < deadline:
@@ -277,29 +305,26 @@ async def test_stop_confirmed_ends_the_runs_processes(run_with_process, runs_roo
         assert app.views[key].state in ("stopped", "interrupted")
 
 
-async def test_resume_is_refused_while_the_run_is_live(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_resume_is_refused_while_the_run_is_live(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen)  # no confirmation: nothing to resume
 
 
-async def test_errors_key_explains_when_there_are_no_predictions_yet(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_errors_key_explains_when_there_are_no_predictions_yet(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("e")
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen)
         assert any("predictions.jsonl" in n.message for n in app._notifications)
 
 
-async def test_subset_key_opens_the_subset_builder(runs_root, console, until_runs):
-    app = console([runs_root])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until_runs(pilot, 2)
+async def test_subset_key_opens_the_subset_builder(opened):
+    async with opened() as pilot:
+        app = pilot.app
         await pilot.press("s")
         await pilot.pause(0.3)
         assert type(app.screen).__name__ == "SubsetScreen"

@@ -5,17 +5,23 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from kidconsole.runs.reader import RunReader
 from kidconsole.runs.series import Series
-from kidconsole.tui.colors import PALETTE, ColorBook
-from kidconsole.tui.smoothing import DebiasedEma, debiased_ema
+from kidconsole.palette import RUN_COLORS
+from kidconsole.tui.colors import ColorBook
+from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import Watcher
 from kidconsole.tui.widgets.aligned_decode import aligned_columns, aligned_lines, error_summary
 from kidconsole.tui.widgets.chart import ChartData, Trace, plot_columns, render_chart
+
+
+def debiased_ema(xs, w):
+    return DebiasedEma(w).extend(xs)
 
 
 def reference_ema(xs, w):
@@ -55,14 +61,14 @@ def test_run_colours_are_stable_across_sessions_and_distinct_within_one():
     b.assign(list(reversed(names)))
     assert [a[n] for n in names] == [b[n] for n in names]
     assert len({a[n] for n in names}) == len(names)
-    assert all(a[n] in PALETTE for n in names)
+    assert all(a[n] in RUN_COLORS for n in names)
 
 
 def test_chart_fills_its_size_and_keeps_a_single_spike_visible():
     steps = np.arange(1_000_000)
     spike = Series(steps, np.where(steps == 500_000, 50.0, 1.0))
     xs, lo, hi = spike.downsample(plot_columns(80))
-    data = ChartData([Trace(xs, lo, hi, PALETTE[0])], x_kind="step", x_range=(0, 999_999))
+    data = ChartData([Trace(xs, lo, hi, RUN_COLORS[0])], x_kind="step", x_range=(0, 999_999))
     lines = render_chart(data, "loss", 80, 20)
     assert len(lines) == 20 and all(line.cell_length == 80 for line in lines)
     text = [line.text for line in lines]
@@ -74,7 +80,7 @@ def test_chart_fills_its_size_and_keeps_a_single_spike_visible():
 def test_chart_log_scale_drops_non_positive_values_and_labels_powers():
     xs = np.arange(10.0)
     ys = np.array([0.0, 1, 10, 100, 1000, 1, 1, 1, 1, 1])
-    lines = render_chart(ChartData([Trace(xs, ys, ys, PALETTE[1])], log_y=True), "lr", 60, 12)
+    lines = render_chart(ChartData([Trace(xs, ys, ys, RUN_COLORS[1])], log_y=True), "lr", 60, 12)
     text = [line.text for line in lines]
     assert text[1].lstrip().startswith("1.0k") and text[-2].lstrip().startswith("1┤")
 
@@ -111,27 +117,67 @@ class Collector:
         self.got.set()
 
 
-def test_watcher_posts_again_only_after_the_ui_acknowledged(growing_run, fixed_now, fake_system):
+def test_watcher_posts_each_round_the_runs_change_and_nothing_while_they_do_not(growing_run, fixed_now, fake_system):
     root, replay = growing_run
     target = Collector()
     watcher = Watcher([str(root)], target, interval=0.01, clock=lambda: fixed_now, system=fake_system)
     watcher.start()
     try:
         assert target.got.wait(5)
-        first = target.messages[0].views
-        (view,) = first.values()
-        for _ in range(5):  # the run grows, but nobody acknowledged: no new message
-            replay.advance(10)
-            watcher.wake()
+        (view,) = target.messages[0].views.values()
         threading.Event().wait(0.2)
-        assert len(target.messages) == 1
+        assert len(target.messages) == 1  # nothing changed: nothing posted
         target.got.clear()
-        watcher.ack()
-        assert target.got.wait(5)
+        replay.advance(replay.remaining)
+        watcher.wake()
+        deadline = time.monotonic() + 5
+        while len(target.messages) == 1 or next(iter(target.messages[-1].views.values())).step == view.step:
+            assert time.monotonic() < deadline, "no new message although the run grew"  # and nobody acknowledged
+            target.got.wait(0.05)
         (latest,) = target.messages[-1].views.values()
         assert latest.step > view.step and latest.revision > view.revision
     finally:
         watcher.stop()
+
+
+async def test_a_busy_ui_handles_only_the_newest_of_the_queued_run_updates():
+    from textual.app import App
+
+    from kidconsole.tui.watcher import RunsUpdated
+
+    class Busy(App):
+        handled: list = []
+
+        def on_mount(self) -> None:
+            for i in range(5):  # queued while the UI is busy in this handler
+                self.post_message(RunsUpdated({"round": i}, ()))
+
+        def on_runs_updated(self, message: RunsUpdated) -> None:
+            self.handled.append(message.views["round"])
+
+    app = Busy()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.handled == [4]
+
+
+def test_the_read_api_gives_copies_that_later_rounds_do_not_change(growing_run, fixed_now, fake_system):
+    root, replay = growing_run
+    watcher = Watcher([str(root)], None, clock=lambda: fixed_now, system=fake_system)
+    (key,) = watcher.poll_once()
+    first = watcher.tail(key, "train/loss", "step", 0)
+    span = watcher.span(key, "train/loss", "step")
+    assert first.length == len(first.x) > 0 and span == (first.x[0], first.x[-1])
+    xs, lo, hi = watcher.downsample(key, "train/loss", "step", 10, *span)
+    assert 0 < len(xs) <= 10 and min(lo) == first.y.min() and max(hi) == first.y.max()
+    kept = first.x.copy()
+    replay.advance(replay.remaining)
+    watcher.poll_once()
+    more = watcher.tail(key, "train/loss", "step", first.length)
+    assert more.x_before == first.x[-1] and more.length == first.length + len(more.x) > first.length
+    np.testing.assert_array_equal(first.x, kept)
+    assert watcher.config(key)["lora"] and len(watcher.decodes(key)) and watcher.checkpoints(key)
+    assert watcher.config("no such run") == {} and watcher.span("no such run", "train/loss", "step") is None
 
 
 def test_watcher_views_carry_gpu_and_best_metrics(runs_root, fixed_now, fake_system):
@@ -164,9 +210,8 @@ def test_a_finished_run_card_shows_its_test_result(runs_root, fixed_now, fake_sy
 
 
 def test_console_never_imports_the_training_stack():
-    code = ("import sys, kidconsole.cli, kidconsole.tui.app\n"
-            "import kidconsole.tui.screens.charts, kidconsole.tui.screens.decodes, kidconsole.tui.screens.launch\n"
-            "import kidconsole.tui.screens.run_detail, kidconsole.tui.screens.help\n"
+    code = ("import sys, kidconsole.cli, kidconsole.tui.app, kidconsole.tui.screens\n"
+            "kidconsole.tui.screens.screen_classes()\n"
             "heavy = {'torch', 'transformers', 'peft', 'accelerate'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True)

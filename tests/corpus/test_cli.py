@@ -32,3 +32,17 @@ def test_light_modules_do_not_import_torch():
     code = ("import sys, kidconsole.cli.corpus, kidconsole.corpus.index, kidconsole.corpus.synth;"
             "print(any(m in sys.modules for m in ('torch', 'transformers', 'peft', 'accelerate')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_index_draws_its_progress_bar_on_a_terminal_unless_told_no_progress(tmp_path, capsys, monkeypatch):
+    import sys
+
+    out = tmp_path / "corpus"
+    assert main(["corpus", "synth", str(out), "--adults", "1", "--children-per-age", "1", "--utterances", "1"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["corpus", "index", str(out), "-o", str(tmp_path / "a.jsonl"), "-j", "1"]) == 0
+    assert "labels" in capsys.readouterr().err  # the bar, on stderr
+    assert main(["corpus", "index", str(out), "-o", str(tmp_path / "b.jsonl"), "-j", "1", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""

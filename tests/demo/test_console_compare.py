@@ -42,27 +42,39 @@ async def wait_views(pilot, n: int) -> None:
     raise AssertionError(f"the console shows {len(pilot.app.views)} runs, expected {n}")
 
 
-async def test_errors_key_opens_the_baseline_report_with_the_run_beside_it(tmp_path):
-    from kidconsole.tui.app import KidConsole
+async def opened_errors(pilot, key):
     from kidconsole.tui.screens.errors import ErrorsScreen
+
+    pilot.app.open_errors(key)
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ErrorsScreen) and screen.report is not None
+    return screen
+
+
+async def test_errors_key_opens_the_run_report_against_the_baseline_of_its_test_set(tmp_path):
+    from kidconsole.tui.app import KidConsole
 
     base = write_run(tmp_path / "base", "baseline", "/m/child_test.jsonl", ["A | I", "N | I", "A"])
     run = write_run(tmp_path / "runs", "lora-r4", "/m/child_test.jsonl", ["A N | I", "A N | I", "A N"])
-    adult = write_run(tmp_path / "runs", "base-adults", "/m/adult_test.jsonl", ["A N | I"] * 3)
+    write_run(tmp_path / "runs", "base-adults", "/m/adult_test.jsonl", ["A N | I"] * 3)
     app = KidConsole([str(tmp_path / "runs"), str(tmp_path / "base")], baseline=base, interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_views(pilot, 3)
         keys = {v.name: k for k, v in app.views.items()}
-        assert app.comparison_for(keys["lora-r4"]) == base.resolve()
-        assert app.comparison_for(keys["baseline"]) is None      # not against itself
-        assert app.comparison_for(keys["base-adults"]) is None   # another test set: nothing in common
-        app.open_errors(keys["lora-r4"])
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, ErrorsScreen)
-        assert screen.source == base.resolve() and screen.compare_to == run
+        screen = await opened_errors(pilot, keys["lora-r4"])
+        assert screen.source == run and screen.reference == base.resolve()
+        assert screen.report.name == "lora-r4" and screen.report.comparison.reference == "baseline"
+        assert screen.report.comparison.deltas[0].delta < 0  # lora-r4 makes fewer errors: negative
+        app.pop_screen()
+        assert (await opened_errors(pilot, keys["baseline"])).reference is None       # not against itself
+        app.pop_screen()
+        assert (await opened_errors(pilot, keys["base-adults"])).reference is None    # another test set
+        app.pop_screen()
 
         app.toggle_mark(keys["base-adults"])  # a marked run on another test set is no reference either
         app.toggle_mark(keys["baseline"])
-        assert app.comparison_for(keys["lora-r4"]) == Path(app.views[keys["baseline"]].path)
-    del adult
+        screen = await opened_errors(pilot, keys["lora-r4"])
+        assert screen.reference == Path(app.views[keys["baseline"]].path)

@@ -27,6 +27,15 @@ def test_file_gives_one_line_per_input_line_in_order(cache_path, tmp_path):
     assert done.returncode == 1
 
 
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_still_converted(cache_path, tmp_path):
+    src = tmp_path / "transcripts.txt"
+    src.write_bytes("학교\n".encode() + b"\xff\xfe bad\n" + "좋아\n".encode())
+    done = kidconsole("--file", str(src), "-j", "1", cache=cache_path)
+    assert done.stdout.split("\n") == ["H A k GG iO", "", "J O A", ""]
+    assert "line 2: transcript '\ufffd\ufffd bad': not UTF-8" in done.stderr
+    assert done.returncode == 1
+
+
 def test_stdin_and_pronounced_hangul(cache_path):
     done = kidconsole("--file", "-", "--hangul", cache=cache_path, stdin="손을 잡고\n")
     assert done.stdout == "S O N EU L | J A p GG O\t소늘 잡꼬\n"

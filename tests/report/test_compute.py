@@ -1,6 +1,5 @@
 import random
 
-import numpy as np
 import pytest
 
 from kidconsole.metrics import count_errors, error_rates, phone_tokens, syllable_tokens, word_tokens

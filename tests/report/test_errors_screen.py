@@ -6,17 +6,19 @@ from rich.style import Style
 from textual.app import App
 from textual.widgets import DataTable, Static
 
+from kidconsole import palette
+from kidconsole.report.render import interval_text
 from kidconsole.tui.screens.errors import ConfusionScreen, DecodeScreen, ErrorsScreen, UtterancesScreen
 from kidconsole.tui.widgets.aligned_decode import AlignedDecode
 from kidconsole.tui.widgets.confusion import ConfusionMatrix
 
 class ErrorsApp(App):
-    def __init__(self, source, compare=None):
+    def __init__(self, source, references=()):
         super().__init__()
-        self.source, self.compare = source, compare
+        self.source, self.references = source, references
 
     def on_mount(self) -> None:
-        self.push_screen(ErrorsScreen(self.source, self.compare))
+        self.push_screen(ErrorsScreen(self.source, self.references))
 
 
 def background(text):
@@ -49,7 +51,7 @@ async def test_bucket_to_utterances_to_aligned_decode_and_back(run_dir):
         assert screen.dimension == "age" and table.row_count == len(screen.report.dimensions["age"])
         bucket = screen.report.dimensions["age"][0]
         await pilot.press("enter")
-        utts = app.screen
+        utts = await loaded(pilot)
         assert isinstance(utts, UtterancesScreen)
         assert utts.query_one("#utts", DataTable).row_count == bucket.n
         per = utts.report.analysis.utterance_rate()[utts.order]
@@ -72,7 +74,7 @@ async def test_confusion_matrix_is_colour_scaled_and_opens_the_utterances_of_a_c
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await loaded(pilot)
         await pilot.press("c")
-        conf = app.screen
+        conf = await loaded(pilot)
         assert isinstance(conf, ConfusionScreen)
         matrix = conf.query_one(ConfusionMatrix)
         labels = matrix.conf.labels
@@ -90,20 +92,64 @@ async def test_confusion_matrix_is_colour_scaled_and_opens_the_utterances_of_a_c
         await pilot.pause()
         assert labels[i] in str(conf.query_one("#confusion-cell", Static).render())
         await pilot.press("enter")
-        utts = app.screen
+        utts = await loaded(pilot)
         assert isinstance(utts, UtterancesScreen)
         assert utts.query_one("#utts", DataTable).row_count == len(utts.members) > 0
+        ref_id, hyp_id = matrix.conf.labels[i], matrix.conf.labels[j]
+        a = utts.report.analysis
+        for u in utts.members:  # each listed utterance holds that error
+            pairs = [(r, h) for op, r, h in __import__("kidconsole.report.summary", fromlist=["aligned"]).aligned(a, u)]
+            assert (ref_id if ref_id != "∅" else None, hyp_id if hyp_id != "∅" else None) in pairs
         await pilot.press("escape", "escape")
         assert app.screen is screen
 
 
-async def test_a_comparison_shows_deltas_and_a_bad_source_shows_its_error(run_dir, tmp_path, make_rows, write_jsonl):
-    other = write_jsonl(tmp_path / "b.jsonl", make_rows(40, err=0.05, hyp_seed=3))
-    app = ErrorsApp(run_dir, other)
+async def test_a_comparison_shows_run_minus_reference_and_both_sides_of_the_phones(run_dir, tmp_path, make_rows,
+                                                                                  write_jsonl):
+    baseline = write_jsonl(tmp_path / "baseline.jsonl", make_rows(40, err=0.6, hyp_seed=3))
+    app = ErrorsApp(run_dir, [baseline])
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await loaded(pilot)
+        assert screen.reference == baseline and screen.report.name == "lora-a"
         table = screen.query_one("#errors-buckets", DataTable)
-        assert "Δ" in [str(c.label) for c in table.columns.values()]
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-4:-2] == ["PER baseline", "Δ"]
+        c = screen.report.comparison
+        assert (c.name, c.reference) == ("lora-a", "baseline")
+        overall = c.deltas[0]
+        assert overall.delta == overall.rate - overall.reference < 0  # the run makes fewer errors: negative
+        for row in range(table.row_count):
+            cells = table.get_row_at(row)
+            d = next(d for d in c.deltas if d.dimension == "age_group" and d.label == cells[0] and d.metric == "per")
+            if d.n:
+                assert cells[-3].plain == f"{100 * d.delta:+.2f}" and d.delta < 0
+                assert cells[-3].style == (palette.BETTER if d.significant else "dim")
+                assert cells[-2].plain == interval_text(d)
+                if d.speakers == 1:
+                    assert cells[-2].plain == "n/a (1 speaker)"
+            assert cells[2].plain.endswith("low") == (0 < int(cells[2].plain.split()[0]) < 5)
+        text = "\n".join(strip.text for strip in screen._compositor.render_strips())
+        lines = text[text.index("Weakest phones"):].splitlines()
+        assert "Weakest phones" in text and "By position" in text
+        assert sum("lora-a" in line for line in lines) == 2 and sum("baseline" in line for line in lines) == 2
+
+
+async def test_the_screen_takes_a_reference_only_from_the_same_test_set_and_shows_a_bad_source(run_dir, tmp_path,
+                                                                                               make_rows, write_jsonl):
+    from kidconsole.config import dump_config, resolve_config
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_jsonl(other / "predictions.jsonl", make_rows(40, err=0.3, hyp_seed=3))
+    cfg = resolve_config({"model": {"base": "/m/base"}, "phases": [{"max_steps": 1}],
+                          "data": {"train_manifest": "/m/train.jsonl", "valid_manifest": "/m/valid.jsonl",
+                                   "test_manifest": "/m/adults.jsonl"}}, "config.yaml", other, check_paths=False)
+    (other / "config.yaml").write_text(dump_config(cfg))
+    app = ErrorsApp(run_dir, [run_dir, other])  # itself and a run on another test set: no reference
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.reference is None and screen.report.comparison is None
+        assert "Δ" not in [str(c.label) for c in screen.query_one("#errors-buckets", DataTable).columns.values()]
     app = ErrorsApp(tmp_path / "missing")
     async with app.run_test() as pilot:
         screen = await loaded(pilot)

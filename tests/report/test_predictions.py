@@ -27,6 +27,14 @@ def test_malformed_lines_are_skipped_with_file_and_line(tmp_path, write_jsonl):
     assert "duplicate id 'u1'" in ps.skipped[4]
 
 
+def test_a_line_that_is_not_utf8_is_skipped_and_named(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n{\"id\": \"u2\xff\"}\n" + json.dumps({**GOOD, "id": "u3"}).encode())
+    ps = read_predictions(path)
+    assert [r.id for r in ps.rows] == ["u1", "u3"]
+    assert ps.skipped == [f"{path}:2: not UTF-8 (byte 0xff at column 11)"]
+
+
 def test_strict_reading_stops_at_the_first_malformed_line(tmp_path, write_jsonl):
     path = write_jsonl(tmp_path / "p.jsonl", [GOOD, {**GOOD, "id": "u2", "age": [3]}])
     with pytest.raises(KidconsoleError, match=rf"{path}:2: age must be a number"):

@@ -47,3 +47,21 @@ def test_unparsable_numbers_name_the_option(corpus, tmp_path, capsys):
 def test_show_on_a_folder_without_a_report(tmp_path, capsys):
     assert main(["subset", "show", str(tmp_path)]) == 2
     assert "report.json" in capsys.readouterr().err
+
+
+def test_errors_name_the_flags_that_fix_them(corpus, tmp_path, capsys):
+    messages = []
+
+    def error(*flags):
+        assert main(["subset", "build", str(corpus), *flags, "--no-progress", "-o", str(tmp_path / "s")]) == 2
+        messages.append(capsys.readouterr().err)
+        return messages[-1]
+
+    too_small = error("--hours", "60", "--split", "0.5/0.2/0.3")
+    assert "--pool-splits" in too_small and "--hours" in too_small and "use_source_splits" not in too_small
+    assert "--split:" in error("--hours", "10", "--split", "0.5/0.6/0.1")
+    assert "--fractions:" in error("--hours", "10", "--fractions", "0.6/0.2/1")
+    assert "--age-edges:" in error("--hours", "10", "--age-edges", "9,5")
+    assert "--max-val-samples: expected" in error("--max-val-samples", "-3")
+    for message in messages:
+        assert not any(name in message for name in ("split_shares", "age_edges", "max_val_samples", "=False"))

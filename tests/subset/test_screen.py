@@ -69,3 +69,16 @@ async def test_an_impossible_request_shows_the_builders_reason(corpus, tmp_path)
         await pilot.press("b")
         await wait_for_build(pilot, screen)
         assert screen.error.startswith("asked for 99999.00 h")
+
+
+async def test_errors_name_the_form_fields_that_fix_them(corpus, tmp_path):
+    screen = SubsetScreen(manifest=corpus, out_dir=tmp_path / "s")
+    app = Host(screen)
+    async with app.run_test(size=(120, 60)) as pilot:
+        screen.query_one("#hours", Input).value = "60"
+        screen.query_one("#split", Input).value = "0.5/0.2/0.3"
+        screen.set_focus(None)
+        await pilot.press("b")
+        await wait_for_build(pilot, screen)
+        assert "'Pool the source splits'" in screen.error and "Hours" in screen.error
+        assert "use_source_splits" not in screen.error and "--" not in screen.error

@@ -9,6 +9,7 @@ as one of 300.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from textual.app import ComposeResult
@@ -19,6 +20,7 @@ from textual.widgets import Footer, Header, Static
 
 from kidconsole.runs.series import Series
 from kidconsole.tui.smoothing import DebiasedEma
+from kidconsole.tui.watcher import SeriesTail
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
 
 X_AXES = ("step", "samples", "time")
@@ -50,15 +52,16 @@ class _Smoothed:
         self.seen = 0
         self.last_x: float | None = None
 
-    def update(self, raw: Series) -> Series:
-        n = len(raw)
-        if n < self.seen or (self.seen and float(raw.x[self.seen - 1]) != self.last_x):
+    def update(self, tail: Callable[[int], SeriesTail]) -> Series:
+        """Smooth the points ``tail(start)`` gives from where the last update stopped."""
+        new = tail(self.seen)
+        if new.length < self.seen or (self.seen and new.x_before != self.last_x):
             self.__init__(self.ema.weight)  # the run resumed from an earlier step: start over
-        if n > self.seen:
-            xs, ys = raw.x[self.seen:], raw.y[self.seen:]
-            self.series.extend(xs, self.ema.extend(ys))
-            self.seen = n
-            self.last_x = float(raw.x[n - 1])
+            new = tail(0)
+        if len(new.x):
+            self.series.extend(new.x, self.ema.extend(new.y))
+            self.seen = new.length
+            self.last_x = float(new.x[-1])
         return self.series
 
 
@@ -137,54 +140,41 @@ class ChartsScreen(Screen):
             self._drawn[i] = stamp
             chart.update_data(self.chart_data(PANELS[i], keys, plot_columns(chart.size.width)))
 
-    def _series(self, key: str, metric: str) -> Series | None:
-        reader = self.app.reader(key)
-        if reader is None:
-            return None
-        with self.app.watcher.lock(key):
-            series = reader.series_by(self.x_axis).get(metric)
-            if series is None or not len(series):
-                return None
-            return series
-
     def chart_data(self, panel: Panel, keys: list[str], n_buckets: int) -> ChartData:
-        app = self.app
-        found = [(k, s) for k in keys if (s := self._series(k, panel.metric)) is not None]
+        app, watcher, axis = self.app, self.app.watcher, self.x_axis
+        found = [(k, span) for k in keys if (span := watcher.span(k, panel.metric, axis)) is not None]
         legend = [(app.views[k].name, app.run_colors[app.views[k].name]) for k in keys]
-        data = ChartData(legend=legend, x_kind=self.x_axis, log_y=self.log_y,
+        data = ChartData(legend=legend, x_kind=axis, log_y=self.log_y,
                          note=f"EMA {self.ema_weight:g}" if panel.smooth and self.ema_weight else "")
         if not found or n_buckets < 2:
             return data
         # wall time is drawn as time since each run's start, so runs started on different days overlay
-        offsets = {k: self._time_origin(k, s) if self.x_axis == "time" else 0.0 for k, s in found}
-        x_min = min(float(s.x[0]) - offsets[k] for k, s in found)
-        x_max = max(float(s.x[-1]) - offsets[k] for k, s in found)
+        offsets = {k: self._time_origin(k, span[0]) if axis == "time" else 0.0 for k, span in found}
+        x_min = min(span[0] - offsets[k] for k, span in found)
+        x_max = max(span[1] - offsets[k] for k, span in found)
         data.x_range = (x_min, x_max)
-        for key, series in found:
+        for key, _ in found:
             color = app.run_colors[app.views[key].name]
             off = offsets[key]
-            with app.watcher.lock(key):
-                xs, lo, hi = series.downsample(n_buckets, x_min + off, x_max + off)
-                smooth = None
-                if panel.smooth and self.ema_weight:
-                    cache_key = (key, panel.metric, self.x_axis)
-                    cached = self._smoothed.get(cache_key)
-                    if cached is None or cached.ema.weight != self.ema_weight:
-                        cached = self._smoothed[cache_key] = _Smoothed(self.ema_weight)
-                    smooth = cached.update(series).downsample(n_buckets, x_min + off, x_max + off)
+            xs, lo, hi = watcher.downsample(key, panel.metric, axis, n_buckets, x_min + off, x_max + off)
             xs = np.asarray(xs) - off
-            if smooth is not None:
-                data.traces.append(Trace(xs, lo, hi, color, faint=True))
-                sx, slo, shi = (np.asarray(a) for a in smooth)
-                mid = (slo + shi) / 2
-                data.traces.append(Trace(sx - off, mid, mid, color))
-            else:
+            if not (panel.smooth and self.ema_weight):
                 data.traces.append(Trace(xs, lo, hi, color))
+                continue
+            cache_key = (key, panel.metric, axis)
+            cached = self._smoothed.get(cache_key)
+            if cached is None or cached.ema.weight != self.ema_weight:
+                cached = self._smoothed[cache_key] = _Smoothed(self.ema_weight)
+            smooth = cached.update(lambda start: watcher.tail(key, panel.metric, axis, start))
+            sx, slo, shi = (np.asarray(a) for a in smooth.downsample(n_buckets, x_min + off, x_max + off))
+            mid = (slo + shi) / 2
+            data.traces.append(Trace(xs, lo, hi, color, faint=True))
+            data.traces.append(Trace(sx - off, mid, mid, color))
         return data
 
-    def _time_origin(self, key: str, series: Series) -> float:
+    def _time_origin(self, key: str, first_x: float) -> float:
         started = self.app.views[key].started_at
-        return float(started) if started is not None else float(series.x[0])
+        return float(started) if started is not None else first_x
 
     # ---- actions
     def action_cycle_x(self) -> None:

@@ -10,6 +10,7 @@ from textual.widgets import Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    TITLE = "Confirm"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),

@@ -20,15 +20,15 @@ class DashboardScreen(Screen):
         Binding("right", "move(1, 0)", "Move", show=False),
         Binding("up", "move(0, -1)", "Move", show=False),
         Binding("down", "move(0, 1)", "Move", show=False),
-        Binding("enter", "detail", "Detail"),
+        Binding("enter", "on_run('open_detail')", "Detail"),
         Binding("space", "mark", "Mark"),
         Binding("c", "charts", "Charts"),
-        Binding("v", "decodes", "Decodes"),
-        Binding("e", "errors", "Errors"),
+        Binding("v", "on_run('open_decodes')", "Decodes"),
+        Binding("e", "on_run('open_errors')", "Errors"),
         Binding("n", "launch", "New run"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("a", "mark_all", "Mark all", show=False),
+        Binding("x", "on_run('confirm_stop')", "Stop"),
+        Binding("r", "on_run('confirm_resume')", "Resume"),
+        Binding("a", "mark_all", "Mark all/none", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -112,28 +112,13 @@ class DashboardScreen(Screen):
         app.marked = set() if app.marked >= set(app.views) else set(app.views)
         self.runs_changed()
 
-    def action_detail(self) -> None:
-        if key := self.selected():
-            self.app.open_detail(key)
-
     def action_charts(self) -> None:
         self.app.open_charts()
-
-    def action_decodes(self) -> None:
-        if key := self.selected():
-            self.app.open_decodes(key)
-
-    def action_errors(self) -> None:
-        if key := self.selected():
-            self.app.open_errors(key)
 
     def action_launch(self) -> None:
         self.app.open_launch()
 
-    def action_stop(self) -> None:
+    def action_on_run(self, method: str) -> None:
+        """The app's ``method`` (open_detail, confirm_stop ...) on the selected run."""
         if key := self.selected():
-            self.app.confirm_stop(key)
-
-    def action_resume(self) -> None:
-        if key := self.selected():
-            self.app.confirm_resume(key)
+            getattr(self.app, method)(key)

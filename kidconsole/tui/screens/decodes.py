@@ -63,12 +63,7 @@ class DecodesScreen(Screen):
 
     @work(thread=True, exclusive=True, group="decodes")
     def load(self) -> None:
-        reader = self.app.reader(self.key)
-        if reader is None:
-            return
-        with self.app.watcher.lock(self.key):
-            decodes = list(reader.decodes())
-        groups = group_by_step(decodes)
+        groups = group_by_step(self.app.watcher.decodes(self.key))
         self.app.call_from_thread(self._loaded, groups)
 
     def _loaded(self, groups: list[tuple[int, list[dict]]]) -> None:

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
-from kidconsole import rundir
+from kidconsole import palette, rundir
 
 TABS = ("config", "diff", "log", "checkpoints", "warnings")
 LOG_LINES = 300
@@ -64,10 +64,10 @@ class RunDetailScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         *[Binding(str(i + 1), f"tab('{t}')", t.capitalize(), show=False) for i, t in enumerate(TABS)],
         Binding("d", "diff_next", "Diff with"),
-        Binding("v", "decodes", "Decodes"),
-        Binding("e", "errors", "Errors"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
+        Binding("v", "on_run('open_decodes')", "Decodes"),
+        Binding("e", "on_run('open_errors')", "Errors"),
+        Binding("x", "on_run('confirm_stop')", "Stop"),
+        Binding("r", "on_run('confirm_resume')", "Resume"),
     ]
 
     def __init__(self, key: str):
@@ -120,21 +120,10 @@ class RunDetailScreen(Screen):
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
         """Everything that reads the disk, off the UI thread."""
-        app = self.app
-        data: dict[str, Any] = {"configs": {}}
-        for key in {self.key, self.other} - {None}:
-            reader = app.reader(key)
-            if reader is not None:
-                with app.watcher.lock(key):
-                    cfg = reader.config
-                data["configs"][key] = cfg.model_dump() if cfg else {}
-        reader = app.reader(self.key)
-        if reader is None:
-            return
-        with app.watcher.lock(self.key):
-            data["log"] = reader.log_tail(LOG_LINES)
-            data["checkpoints"] = reader.checkpoints()
-            data["warnings"] = list(reader.warnings)[-LOG_LINES:]
+        app, watcher = self.app, self.app.watcher
+        data = {"configs": {key: watcher.config(key) for key in {self.key, self.other} - {None}},
+                "log": watcher.log_tail(self.key, LOG_LINES), "checkpoints": watcher.checkpoints(self.key),
+                "warnings": watcher.warnings(self.key, LOG_LINES)}
         app.call_from_thread(self._fill, data)
 
     def _fill(self, data: dict) -> None:
@@ -150,8 +139,8 @@ class RunDetailScreen(Screen):
         ckpt.clear()
         for c in data["checkpoints"]:
             ckpt.add_row(c["name"], f"{c['step']:,}" if c.get("step") is not None else "-",
-                         "yes" if c.get("complete") else Text("partial", style="#e5534b"),
-                         Text("best", style="bold #3fb86b") if c.get("best") else "")
+                         "yes" if c.get("complete") else Text("partial", style=palette.PARTIAL),
+                         Text("best", style=palette.BEST) if c.get("best") else "")
         warn = self.query_one("#warn-table", DataTable)
         warn.clear()
         for w in reversed(data["warnings"]):
@@ -188,14 +177,6 @@ class RunDetailScreen(Screen):
         self._loaded_revision = None
         self.runs_changed()
 
-    def action_decodes(self) -> None:
-        self.app.open_decodes(self.key)
-
-    def action_errors(self) -> None:
-        self.app.open_errors(self.key)
-
-    def action_stop(self) -> None:
-        self.app.confirm_stop(self.key)
-
-    def action_resume(self) -> None:
-        self.app.confirm_resume(self.key)
+    def action_on_run(self, method: str) -> None:
+        """The app's ``method`` (open_decodes, confirm_stop ...) on this run."""
+        getattr(self.app, method)(self.key)

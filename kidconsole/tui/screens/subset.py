@@ -30,9 +30,17 @@ FIELDS = (  # id, label, default, placeholder
     ("seed", "Seed", "0", "random seed"),
     ("out_dir", "Output dir", "", "folder for the manifests and report"),
 )
+POOL_LABEL = "Pool the source splits"
+_LABELS = {key: f"'{label}'" for key, label, *_ in FIELDS}
+# what the builder's errors call each option here (see kidconsole.subset.options)
+FORM_NAMES = {"hours": _LABELS["hours"], "split_hours": _LABELS["hours"], "split_shares": _LABELS["split"],
+              "fractions": _LABELS["fractions"], "max_val_samples": _LABELS["max_val_samples"],
+              "pool": f"tick '{POOL_LABEL}'",
+              "edges": "the bucket edges, set by kidconsole subset build --age-edges, --snr-edges, --duration-edges"}
 
 
 class SubsetScreen(Screen):
+    TITLE = "Subsets"
     BINDINGS = [
         Binding("b", "build", "Build"),
         Binding("escape", "back", "Back"),
@@ -60,8 +68,7 @@ class SubsetScreen(Screen):
                     yield Label(label)
                     yield Input(self.initial.get(key) or default, placeholder=placeholder, id=key)
                 yield Label("")
-                yield Checkbox("Pool the source splits (ignore the corpus's train/validation/test folders)",
-                               id="pool")
+                yield Checkbox(f"{POOL_LABEL} (ignore the corpus's train/validation/test folders)", id="pool")
             yield Static("Fill the form, then b (or enter) builds.", id="status")
             yield ProgressBar(total=len(STAGES), show_eta=False, id="progress")
             yield DataTable(id="splits", cursor_type="row", zebra_stripes=True)
@@ -138,7 +145,7 @@ class SubsetScreen(Screen):
         def progress(stage: str, fraction: float) -> None:
             self.app.call_from_thread(self._progress, stage, fraction)
 
-        return build_subset(**options, progress=False, on_progress=progress)
+        return build_subset(**options, progress=False, on_progress=progress, names=FORM_NAMES)
 
     def _progress(self, stage: str, fraction: float) -> None:
         done = STAGES.index(stage) + fraction if stage in STAGES else 0

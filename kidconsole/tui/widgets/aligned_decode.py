@@ -10,12 +10,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-OP_STYLES = {
-    "equal": "",
-    "substitute": "bold #d4a017",
-    "delete": "bold #e5534b",
-    "insert": "bold #3fb86b",
-}
+from kidconsole.palette import OP_STYLES
+
 GAP = "·"
 LABELS = ("ref ", "hyp ")
 

@@ -19,6 +19,8 @@ from textual.color import Color
 from textual.strip import Strip
 from textual.widget import Widget
 
+from kidconsole.palette import CHART_BACKGROUND, CHART_FOREGROUND
+
 GUTTER = 7  # y-axis labels
 # braille dot bits by (row within cell, column within cell)
 _DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])
@@ -123,7 +125,7 @@ def _dots(xs, lo, hi, x0, x1, y0, y1, cols, rows) -> np.ndarray:
 
 
 def render_chart(data: ChartData, title: str, width: int, height: int,
-                 background: str = "#000000", foreground: str = "#c0c0c0") -> list[Strip]:
+                 background: str = CHART_BACKGROUND, foreground: str = CHART_FOREGROUND) -> list[Strip]:
     """The chart as ``height`` strips of ``width`` cells."""
     fg = Style(color=foreground)
     axis = Style(color=Color.parse(foreground).blend(Color.parse(background), 0.5).hex)
@@ -225,7 +227,7 @@ class Chart(Widget, can_focus=True):
     def _render_all(self) -> list[Strip]:
         bg = self.styles.background if self.styles.background.a else self.app.current_theme.background
         base = self.background_colors[1]
-        fg = self.styles.color if self.styles.color.a else Color.parse("#c0c0c0")
+        fg = self.styles.color if self.styles.color.a else Color.parse(CHART_FOREGROUND)
         key = (self.size, base.hex, fg.hex)
         if self._lines is None or key != self._key:
             self._lines = render_chart(self.data, self.title, self.size.width, self.size.height,

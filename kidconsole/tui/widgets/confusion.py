@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
+from kidconsole.palette import HEAT_HIGH, HEAT_INK, HEAT_LOW
 from kidconsole.report.phonemes import EPS, Confusion
 
-LOW = (38, 38, 46)    # background of an empty cell
-HIGH = (229, 83, 75)  # the most confused cell
+LOW = Color.parse(HEAT_LOW).triplet    # background of an empty cell
+HIGH = Color.parse(HEAT_HIGH).triplet  # the most confused cell
 
 
 def compact(n: int) -> str:
@@ -30,7 +30,7 @@ def heat_style(level: float) -> Style:
     """Background for a 0..1 level (square-root scaled, so small shares still show)."""
     t = math.sqrt(max(0.0, min(1.0, level)))
     rgb = tuple(round(lo + (hi - lo) * t) for lo, hi in zip(LOW, HIGH))
-    return Style(bgcolor=Color.from_rgb(*rgb), color="black" if t > 0.6 else "white")
+    return Style(bgcolor=Color.from_rgb(*rgb), color=HEAT_INK[t > 0.6])
 
 
 class ConfusionMatrix(DataTable):
@@ -41,15 +41,9 @@ class ConfusionMatrix(DataTable):
     def __init__(self, conf: Confusion, **kwargs):
         super().__init__(cursor_type="cell", show_row_labels=True, **kwargs)
         self.conf = conf
-        m = conf.matrix
-        self.row_totals = m.sum(axis=1)
-        off = m.astype(float).copy()
-        off[range(len(off)), range(len(off))] = 0
-        totals = self.row_totals[:, None].astype(float)
-        share = off / np.where(totals > 0, totals, 1.0)
-        share[-1] = off[-1] / max(off[-1].max(), 1)  # insertions: scaled to the most inserted phone
-        self.share = share
-        self.scale = max(float(share.max()), 1e-9)
+        self.row_totals = conf.matrix.sum(axis=1)
+        self.share = conf.shares()
+        self.scale = max(float(self.share.max()), 1e-9)
 
     def on_mount(self) -> None:
         labels = self.conf.labels

@@ -7,14 +7,9 @@ import math
 from rich.text import Text
 from textual.widgets import Static
 
-from kidconsole import rundir
+from kidconsole import palette, rundir
 from kidconsole.tui.watcher import RunView
 
-STATE_STYLES = {
-    rundir.STARTING: "#4e9bf5", rundir.RUNNING: "#3fb86b", rundir.EVALUATING: "#23b5b5",
-    rundir.STALLED: "#d4b21f", rundir.INTERRUPTED: "#e5534b", rundir.FAILED: "bold #e5534b",
-    rundir.STOPPED: "#a0a0a0", rundir.FINISHED: "bold #3fb86b",
-}
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
 WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
                  rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
@@ -45,7 +40,7 @@ def bar(fraction: float | None, width: int) -> Text:
     if fraction is None:
         return Text("·" * width, style="dim")
     full = int(round(fraction * width))
-    return Text.assemble(("█" * full, "#4e9bf5"), ("░" * (width - full), "dim"))
+    return Text.assemble(("█" * full, palette.PROGRESS), ("░" * (width - full), "dim"))
 
 
 def card_text(view: RunView, width: int) -> Text:
@@ -83,7 +78,7 @@ def card_text(view: RunView, width: int) -> Text:
     warn = {k: v for k, v in view.warnings.items() if v}
     if warn:
         txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
-        lines.append(Text("⚠ " + txt, style="#d4b21f", overflow="ellipsis", no_wrap=True))
+        lines.append(Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True))
     else:
         lines.append(Text("no warnings", style="dim"))
     if view.test:
@@ -136,7 +131,7 @@ class RunCard(Static, can_focus=True):
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
         self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        self.border_subtitle = Text(f"● {self.view.state}", style=STATE_STYLES.get(self.view.state, ""))
+        self.border_subtitle = Text(f"● {self.view.state}", style=palette.state_style(self.view.state))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         self.update(card_text(self.view, self.content_size.width or 36))
