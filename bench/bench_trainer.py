@@ -193,7 +193,7 @@ def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
 
     acc = Accelerator(cpu=True)
     model = load_base(cfg["model"]).model
-    forward = TorchForward(model, acc, build_feature_extractor())
+    forward = TorchForward(model, build_feature_extractor(), acc)
     durations = [r.duration for r in rows]
     sorted_plan = plan_sorted(durations, batch_seconds=batch_seconds, max_utts=max_utts)
     size = round(len(rows) / len(sorted_plan))  # random batches of the same mean size

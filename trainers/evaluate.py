@@ -55,16 +55,17 @@ class Output(NamedTuple):
 
 
 class TorchForward:
-    """A Wav2Vec2ForCTC (or its PEFT wrapper, prepared or not) as a forward, under accelerate's autocast."""
+    """A Wav2Vec2ForCTC (or its PEFT wrapper, prepared or not) as a forward; under accelerate's autocast when
+    an accelerator is given, else in the model's own precision on ``device``."""
 
-    def __init__(self, model, accelerator, feature_extractor):
+    def __init__(self, model, feature_extractor, accelerator=None, device=None):
         self.model, self.acc, self.feature_extractor = model, accelerator, feature_extractor
-        self.base = unwrap_base(accelerator.unwrap_model(model))
+        self.base = unwrap_base(accelerator.unwrap_model(model) if accelerator is not None else model)
         self.config = self.base.config
-        self.device = accelerator.device
+        self.device = accelerator.device if accelerator is not None else torch.device(device or "cpu")
 
     def __call__(self, batch) -> Output:
-        with self.acc.autocast():
+        with self.acc.autocast() if self.acc is not None else contextlib.nullcontext():
             out = self.base(**batch.inputs(self.device, non_blocking=True))
         return Output(out.logits, self.base._get_feat_extract_output_lengths(batch.lengths), out.loss)
 

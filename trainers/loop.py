@@ -88,7 +88,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=self.phases[0]["lr"], weight_decay=self.t["weight_decay"])
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.base = unwrap_base(accelerator.unwrap_model(self.model))
-        self.forward = TorchForward(self.model, accelerator, processor.feature_extractor)
+        self.forward = TorchForward(self.model, processor.feature_extractor, accelerator)
         self.eval_settings = EvalSettings.from_config(cfg)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         ckpt.install_hooks(accelerator)

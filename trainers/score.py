@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         base = load_base(cfg["model"], cfg["data"]["sample_rate"])
         report_base(base, session.rep, acc.print)
         model = base.model.to(acc.device)
-        forward = TorchForward(model, acc, base.processor.feature_extractor)
+        forward = TorchForward(model, base.processor.feature_extractor, acc)
         session.rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
                          trainable_params=0, total_params=sum(p.numel() for p in model.parameters()), total_steps=0)
         # the trainer's test evaluation: the same batching, decoding, metrics and predictions.jsonl
