@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hmac
 import logging
 import queue
+import signal
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -278,5 +280,23 @@ def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     config = uvicorn.Config(build_app(rec, settings), host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug")
-    uvicorn.Server(config).run()
+    _server_class()(config).run()
     return 0
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # uvicorn re-raises SIGTERM after its graceful shutdown (the process then dies of it, status 143):
+            # a stop that let every request finish is a clean exit, 0
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server

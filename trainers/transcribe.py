@@ -48,24 +48,25 @@ class Skipped:
         return {"id": self.id, "audio": self.audio, "error": self.reason}
 
 
-def collect_inputs(inputs: Sequence[str]) -> tuple[list[Item], list[Skipped]]:
-    """Audio files, folders (recursive, audio suffixes only) and manifests (``.jsonl``) as items, in order."""
+def collect_inputs(inputs: Sequence[str]) -> list[Item | Skipped]:
+    """Audio files, folders (recursive, audio suffixes only) and manifests (``.jsonl``) as items, in order;
+    an argument that is none of these is a Skipped entry in its place."""
     from kidconsole.manifest import read_manifest
 
-    items, skipped, seen = [], [], set()
+    entries: list[Item | Skipped] = []
+    seen: set[str] = set()
 
     def add(item: Item) -> None:
-        if item.id in seen:  # the same file named twice: transcribed once
-            return
-        seen.add(item.id)
-        items.append(item)
+        if item.id not in seen:  # the same file named twice is transcribed once
+            seen.add(item.id)
+            entries.append(item)
 
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
             if not files:
-                skipped.append(Skipped(arg, arg, f"no audio files ({', '.join(AUDIO_SUFFIXES[:4])} ...) in the folder"))
+                entries.append(Skipped(arg, arg, f"no audio files ({', '.join(AUDIO_SUFFIXES[:4])} ...) in the folder"))
             for f in files:
                 add(Item(str(f), str(f)))
         elif p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
@@ -74,8 +75,8 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Item], list[Skipped]]:
         elif p.is_file() or "::" in arg:
             add(Item(arg, arg))
         else:
-            skipped.append(Skipped(arg, arg, "no such file or folder"))
-    return items, skipped
+            entries.append(Skipped(arg, arg, "no such file or folder"))
+    return entries
 
 
 class Transcriber:
@@ -200,7 +201,9 @@ def main(args) -> int:
     quiet_libraries()
     err = Console(stderr=True)
     fmt = format_for(args.output, args.format)
-    items, skipped = collect_inputs(args.inputs)
+    entries = collect_inputs(args.inputs)
+    items = [e for e in entries if isinstance(e, Item)]
+    skipped = [e for e in entries if isinstance(e, Skipped)]
     rec = load_recogniser(args.model, device=args.device)
     tr = Transcriber(rec, batch_seconds=args.batch_seconds)
     t0 = time.perf_counter()
@@ -218,8 +221,8 @@ def main(args) -> int:
     wall = time.perf_counter() - t0
     skipped += bad
     by_id = {s.id: s for s in skipped}
-    records = [results[it.id] if it.id in results else by_id[it.id].record() for it in items]
-    records += [s.record() for s in skipped if s.id not in {it.id for it in items}]
+    records = [e.record() if isinstance(e, Skipped) else results[e.id] if e.id in results else by_id[e.id].record()
+               for e in entries]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         write_results(out, records, fmt)
