@@ -11,16 +11,16 @@ from kidconsole import rundir
 
 @pytest.fixture(scope="module")
 def exported(trained_run):
-    """The run after ``kidconsole export RUN --int8`` (one export for the module's tests)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    """The run after its export was started in the background as the console starts it (one for the module)."""
+    import os
 
-    repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "kidconsole", "export", str(trained_run), "--int8"], cwd=repo,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return trained_run, done.stdout
+    from kidconsole.runs.exports import start_export
+
+    pid = start_export(trained_run, int8=True)
+    _, status = os.waitpid(pid, 0)  # our child: wait for it
+    log = (trained_run / "exports" / rundir.EXPORT_LOG).read_text()
+    assert os.waitstatus_to_exitcode(status) == 0, log[-3000:]
+    return trained_run, log
 
 
 def test_onnx_fp32_logits_match_pytorch_on_real_padded_batches(trained_run, tones, tmp_path):
@@ -43,12 +43,13 @@ def test_onnx_fp32_logits_match_pytorch_on_real_padded_batches(trained_run, tone
         assert diff.utterances == 8 and diff.max_abs < 1e-4 and diff.argmax_agree == 1.0
 
 
+@pytest.mark.slow
 def test_int8_export_is_scored_and_reported_like_a_run(exported, capsys):
     from kidconsole.cli import main
     from kidconsole.report.exports import read_exports
     from kidconsole.runs.reader import RunReader
 
-    run, stdout = exported
+    run, log = exported
     for kind in ("torch-fp32", "onnx-fp32", "onnx-int8"):
         folder = run / "exports" / kind
         status = rundir.read_status(folder)
@@ -69,7 +70,7 @@ def test_int8_export_is_scored_and_reported_like_a_run(exported, capsys):
     lo, hi = int8["delta_per_ci"]
     assert lo <= int8["delta_per"] <= hi and len(int8["worst_phones"]) == 5
     table = (run / "exports" / rundir.EXPORTS_TABLE).read_text()
-    assert "| onnx-int8 |" in table and "ΔPER" in table and "onnx-int8" in stdout
+    assert "| onnx-int8 |" in table and "ΔPER" in table and "onnx-int8" in log
     # the reports read an export like any run: Δ = export − reference
     assert main(["report", str(run / "exports" / "torch-fp32"), "--vs", str(run / "exports" / "onnx-int8"),
                  "--format", "json", "--bootstrap", "50"]) == 0
@@ -77,6 +78,7 @@ def test_int8_export_is_scored_and_reported_like_a_run(exported, capsys):
     assert rep["comparison"]["b"] == f"{run.name}/onnx-int8" and rep["comparison"]["common"] == 8
 
 
+@pytest.mark.slow
 def test_int8_keeps_the_convolutions_in_fp32(exported):
     import onnx
 
@@ -86,6 +88,7 @@ def test_int8_keeps_the_convolutions_in_fp32(exported):
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"}
 
 
+@pytest.mark.slow
 def test_an_onnx_export_transcribes_like_the_pytorch_model(exported, audio_dir, capsys):
     from kidconsole.cli import main
 
