@@ -17,7 +17,6 @@ import asyncio
 import io
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,20 +28,17 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from kidconsole.runs.launch import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "kidconsole", "serve", str(model), "--port", str(port),
                              "--log-level", "warning", *extra], cwd=REPO, stdout=open(log, "w"),

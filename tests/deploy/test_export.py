@@ -24,8 +24,6 @@ def exported(trained_run):
 
 
 def test_onnx_fp32_logits_match_pytorch_on_real_padded_batches(trained_run, tones, tmp_path):
-    from dataclasses import replace
-
     from trainers.data import load_rows
     from trainers.evaluate import EvalSettings, eval_loader
     from trainers.onnx import OnnxForward, export_onnx, logit_difference

@@ -18,22 +18,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kidconsole.runs.launch import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
     """``python -m kidconsole serve`` as a subprocess on a free loopback port, stopped by SIGTERM."""
 
     def __init__(self, model: Path, tmp: Path, *extra: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         key = tmp / "key.txt"
         key.write_text(KEY + "\n")
