@@ -12,7 +12,9 @@ def quiet_libraries() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript", "root"):
+    # the exporter's registry warns about every torchvision operator it cannot find
+    for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch._dynamo", "torch.export",
+                 "onnxscript", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx.*")

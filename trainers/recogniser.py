@@ -24,7 +24,7 @@ MERGED, ADAPTER, ONNX = "merged", "adapter", "onnx"
 
 def resolve_model(path: str | Path) -> tuple[str, Path]:
     """(kind, folder or file) of a model argument; an error says what was expected."""
-    p = Path(path).expanduser()
+    p = Path(path).expanduser().resolve()
     if p.is_file() and p.suffix == ".onnx":
         return ONNX, p
     if not p.is_dir():

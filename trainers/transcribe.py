@@ -199,7 +199,7 @@ def main(args) -> int:
     from trainers.recogniser import load_recogniser
 
     quiet_libraries()
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     fmt = format_for(args.output, args.format)
     entries = collect_inputs(args.inputs)
     items = [e for e in entries if isinstance(e, Item)]

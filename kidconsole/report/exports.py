@@ -82,8 +82,12 @@ def exports_table(records: list[dict], title: str = "") -> Table:
     return t
 
 
+def _md(cells) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
 def exports_markdown(records: list[dict], title: str = "") -> str:
-    lines = [f"# Exports of {title}" if title else "# Exports", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---" if c == "kind" else "---:" for c in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(row(rec)) + " |" for rec in records]
+    lines = [f"# Exports of {title}" if title else "# Exports", "", _md(COLUMNS),
+             "|" + "|".join("---" if c in ("kind", COLUMNS[-1]) else "---:" for c in COLUMNS) + "|"]
+    lines += [_md(row(rec)) for rec in records]
     return "\n".join(lines + ["", _caption(records), ""])
