@@ -160,6 +160,8 @@ def main(argv: list[str]) -> None:
             del big
         rows += measure("demo size", _demo_size(tmp), tmp, args.threads, args.rounds)
 
+    from kidconsole.report.exports import rtf
+
     load = os.getloadavg()
     table = Table(title=f"exports on the CPU ({os.cpu_count()} cores, {args.threads} threads; {SECONDS:g} s "
                         f"utterances, batch 1 and 4; load average {load[0]:.1f} at the end)")
@@ -168,9 +170,9 @@ def main(argv: list[str]) -> None:
         table.add_column(col, justify="left" if col in ("model", "kind", "notes") else "right")
     for r in rows:
         table.add_row(r["model"], r["kind"], f"{r['size'] / 1e6:.1f} MB", f"{100 * r['size_share']:.0f}%",
-                      f"{r['rtf_b1']:.3f}", f"{r['speedup_b1']:.2f}x", f"{r['rtf_b4']:.3f}", f"{r['speedup_b4']:.2f}x",
+                      rtf(r["rtf_b1"]), f"{r['speedup_b1']:.2f}x", rtf(r["rtf_b4"]), f"{r['speedup_b4']:.2f}x",
                       "—" if "diff_b4" not in r else f"{r['diff_b4']:.1e}",
                       "—" if "agree_b4" not in r else f"{100 * r['agree_b4']:.1f}%", r.get("notes", ""))
     table.caption = ("targets: ONNX Runtime >= 1.5x PyTorch eager at batch 1; INT8 <= 30% of the fp32 size; "
                      "ONNX fp32 logits within 1e-3 of PyTorch")
-    Console(width=max(Console().width, 150)).print(table)
+    Console(width=max(Console().width, 200)).print(table)

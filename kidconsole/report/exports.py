@@ -50,6 +50,13 @@ def _size(n: int | None) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
+def rtf(x: float | None) -> str:
+    """A real-time factor with three significant digits down to 0.0001."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.3f}" if x >= 0.1 else f"{x:.4f}" if x >= 0.001 else f"{x:.2e}"
+
+
 def row(rec: dict) -> list[str]:
     """One kind's cells, in COLUMNS order."""
     ci = rec.get("delta_per_ci")
@@ -59,7 +66,7 @@ def row(rec: dict) -> list[str]:
     phones = ", ".join(f"{p['phone']} {_pct(p['delta'], True)}" for p in rec.get("worst_phones") or []) or "—"
     diff = rec.get("max_logit_diff")
     return [rec["kind"], _size(rec.get("size_bytes")), f"{100 * rec.get('size_vs_fp32', float('nan')):.0f}%",
-            f"{rec.get('rtf_batch1', float('nan')):.3f}", f"{rec.get('rtf_batched', float('nan')):.3f}",
+            rtf(rec.get("rtf_batch1")), rtf(rec.get("rtf_batched")),
             f"{rec.get('speedup_batch1', float('nan')):.2f}x", _pct(rec.get("per")), delta,
             "—" if rec["kind"] == ORDER[0] or diff is None else f"{diff:.2e}", phones]
 
