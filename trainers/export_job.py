@@ -172,8 +172,9 @@ class Job:
         from trainers.onnx import OnnxForward, export_onnx
 
         self._processor_files(kind.folder)
+        fe = self.reference.forward.feature_extractor
         kind.model_path = export_onnx(self.reference.forward.base, kind.folder / rundir.ONNX_MODEL,
-                                      self.reference.sample_rate)
+                                      self.reference.sample_rate, masked=bool(fe.return_attention_mask))
         kind.forward = OnnxForward(kind.model_path, self.reference.config, self.reference.forward.feature_extractor,
                                    threads=self.threads)
 

@@ -1,8 +1,10 @@
-"""ONNX: export of a Wav2Vec2ForCTC, its ONNX Runtime session as a forward, INT8 quantisation.
+"""ONNX: export of a CTC model (wav2vec2 family), its ONNX Runtime session as a forward, INT8 quantisation.
 
 The graph takes ``input_values`` (batch x samples, float32, normalised as the
-feature extractor does) and ``attention_mask`` (batch x samples, int64) and
-gives ``logits`` (batch x frames x vocab); batch and length are dynamic axes.
+feature extractor does) and, for a model that takes one (the feature
+extractor's ``return_attention_mask``), ``attention_mask`` (batch x samples,
+int64); it gives ``logits`` (batch x frames x vocab); batch and length are
+dynamic axes.
 It is traced by torch.export (``dynamo=True``): the TorchScript exporter bakes
 the example's padding into transformers' mask code and gives wrong logits on
 other lengths.
@@ -40,12 +42,13 @@ class _Logits(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_values, attention_mask):
+    def forward(self, input_values, attention_mask=None):
         return self.model(input_values=input_values, attention_mask=attention_mask).logits
 
 
-def export_onnx(model, path: str | Path, sample_rate: int = 16000) -> Path:
-    """Writes ``model`` (a plain Wav2Vec2ForCTC in fp32) to ``path``; written to a temporary name and renamed."""
+def export_onnx(model, path: str | Path, sample_rate: int = 16000, masked: bool = True) -> Path:
+    """Writes ``model`` (a plain CTC model in fp32) to ``path``; written to a temporary name and renamed.
+    ``masked``: the model takes an attention mask (else the graph has ``input_values`` alone)."""
     from torch.export import Dim
 
     path = Path(path)
@@ -55,11 +58,12 @@ def export_onnx(model, path: str | Path, sample_rate: int = 16000) -> Path:
     x = torch.randn(2, 2 * sample_rate)
     mask = torch.ones(2, 2 * sample_rate, dtype=torch.int64)
     mask[1, sample_rate:] = 0
+    names = list(INPUTS if masked else INPUTS[:1])
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
     dims = {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}
     with torch.no_grad():
-        torch.onnx.export(_Logits(model), (x, mask), str(tmp), input_names=list(INPUTS), output_names=["logits"],
-                          dynamic_shapes={"input_values": dims, "attention_mask": dims}, dynamo=True,
+        torch.onnx.export(_Logits(model), (x, mask)[:len(names)], str(tmp), input_names=names,
+                          output_names=["logits"], dynamic_shapes={n: dims for n in names}, dynamo=True,
                           external_data=big, verbose=False)
     tmp.replace(path)
     if big:
@@ -120,12 +124,15 @@ class OnnxForward:
             raise KidconsoleError(f"{self.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from e
         self.device = torch.device("cpu")  # logits come back in host memory
         self.kernels, self.strides = tuple(config.conv_kernel), tuple(config.conv_stride)
+        self.masked = INPUTS[1] in {i.name for i in self.session.get_inputs()}
 
     def __call__(self, batch) -> Output:
         values = batch.input_values.numpy()
         lengths = batch.lengths.numpy()
-        mask = (np.arange(values.shape[1]) < lengths[:, None]).astype(np.int64)
-        (logits,) = self.session.run(["logits"], {"input_values": values, "attention_mask": mask})
+        feed = {INPUTS[0]: values}
+        if self.masked:
+            feed[INPUTS[1]] = (np.arange(values.shape[1]) < lengths[:, None]).astype(np.int64)
+        (logits,) = self.session.run(["logits"], feed)
         frames = torch.tensor([output_frames(int(n), self.kernels, self.strides) for n in lengths])
         return Output(torch.from_numpy(logits), frames, None)
 

@@ -1,7 +1,8 @@
 """A trained model ready to decode audio, from whatever form it was saved in.
 
 ``load_recogniser(MODEL)`` accepts a run directory (its export: ``exports/merged``,
-else ``exports/adapter``), a merged export (a Wav2Vec2ForCTC folder), an adapter
+else ``exports/adapter``), a merged export (a CTC model folder of the wav2vec2
+family: wav2vec2, HuBERT, WavLM, Conformer), an adapter
 export (PEFT, merged into the base named in its ``adapter_config.json``) or an
 ONNX export (a folder with ``model.onnx``, or the ``.onnx`` file). Each has its
 processor beside it (``vocab.json``, ``processor_config.json``) and, for ONNX,
@@ -67,18 +68,20 @@ def _feature_extractor(folder: Path):
     return build_feature_extractor()
 
 
-def _load_adapter(folder: Path):
+def _load_adapter(folder: Path, sample_rate: int):
     from peft import PeftModel
 
+    from kidconsole.config import DEFAULTS
     from trainers.model import load_base
 
     cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     base = cfg.get("base_model_name_or_path")
     if not base:
         raise KidconsoleError(f"{folder / 'adapter_config.json'}: names no base model (base_model_name_or_path)")
-    # a new head travels with the adapter (modules_to_save): the base then gets one of our size to load it into
+    # a head that differs from the checkpoint's (mapped or trained) travels with the adapter (modules_to_save):
+    # the base then gets a head of our size that the adapter's replaces
     start = "encoder" if cfg.get("modules_to_save") else "ctc"
-    model, _ = load_base({"base": base, "start": start, "ctc_zero_infinity": True, "layerdrop": 0.0})
+    model = load_base({**DEFAULTS["model"], "base": base, "start": start}, sample_rate).model
     return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
 
 
@@ -118,7 +121,7 @@ class Recogniser:
 
 
 def load_recogniser(path: str | Path, device: str = "cpu", threads: int | None = None) -> Recogniser:
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from transformers import AutoConfig, AutoModelForCTC
 
     from trainers.evaluate import TorchForward
 
@@ -133,9 +136,10 @@ def load_recogniser(path: str | Path, device: str = "cpu", threads: int | None =
 
             record = folder / rundir.EXPORT_RECORD
             label = json.loads(record.read_text(encoding="utf-8")).get("kind", ONNX) if record.exists() else ONNX
-            config = Wav2Vec2Config.from_pretrained(str(folder))
+            config = AutoConfig.from_pretrained(str(folder))
             return Recogniser(where, label, OnnxForward(where, config, fe, device, threads), _vocab(folder), device)
-        model = _load_adapter(folder) if kind == ADAPTER else Wav2Vec2ForCTC.from_pretrained(str(folder))
+        model = _load_adapter(folder, int(fe.sampling_rate)) if kind == ADAPTER else \
+            AutoModelForCTC.from_pretrained(str(folder))
     except OSError as e:
         raise KidconsoleError(f"{folder}: cannot load the model: {e}") from e
     model = model.float().to(device).eval()

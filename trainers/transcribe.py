@@ -88,6 +88,7 @@ class Transcriber:
         self.inverse = recogniser.inverse_vocab
         fe = recogniser.forward.feature_extractor
         self.normalize, self.padding_value = bool(fe.do_normalize), float(fe.padding_value)
+        self.masked = bool(fe.return_attention_mask)
         self.min_samples = recogniser.min_samples()
 
     def check(self, samples: np.ndarray, where: str) -> None:
@@ -103,7 +104,7 @@ class Transcriber:
         from kidconsole.g2p.hangul import phones_to_hangul
 
         t0 = time.perf_counter()
-        batch = make_batch(ids, waves, normalize=self.normalize, padding_value=self.padding_value)
+        batch = make_batch(ids, waves, normalize=self.normalize, padding_value=self.padding_value, masked=self.masked)
         with torch.no_grad(), self.rec.forward.evaluating():
             out = self.rec.forward(batch)
         decoded = greedy_with_confidence(out.logits, out.frames)

@@ -108,13 +108,15 @@ def load_wave(source: str | bytes, sample_rate: int, *, where: str | None = None
     return Wave(np.ascontiguousarray(wave, dtype=np.float32), frames / rate, rate, channels)
 
 
-def make_batch(ids: list[str], waves: list[np.ndarray], *, normalize: bool, padding_value: float = 0.0) -> Batch:
-    """One padded batch (no labels), each row normalised as the feature extractor does."""
+def make_batch(ids: list[str], waves: list[np.ndarray], *, normalize: bool, padding_value: float = 0.0,
+               masked: bool = True) -> Batch:
+    """One padded batch (no labels), each row normalised as the feature extractor does (``masked``: the
+    model takes an attention mask)."""
     lengths = [len(w) for w in waves]
     values = np.full((len(waves), max(lengths)), padding_value, dtype=np.float32)
     for row, w, n in zip(values, waves, lengths):
         row[:n] = w
         if normalize:
             normalize_(row[:n])
-    return Batch(index=0, ids=list(ids), input_values=torch.from_numpy(values),
+    return Batch(index=0, ids=list(ids), input_values=torch.from_numpy(values), masked=masked,
                  lengths=torch.tensor(lengths, dtype=torch.int64))

@@ -41,6 +41,25 @@ def test_onnx_fp32_logits_match_pytorch_on_real_padded_batches(trained_run, tone
         assert diff.utterances == 8 and diff.max_abs < 1e-4 and diff.argmax_agree == 1.0
 
 
+def test_a_model_without_an_attention_mask_exports_with_input_values_alone(trained_run, tones, tmp_path):
+    import copy
+
+    from trainers.data import load_rows
+    from trainers.evaluate import EvalSettings, TorchForward, eval_loader
+    from trainers.onnx import OnnxForward, export_onnx, logit_difference
+    from trainers.recogniser import load_recogniser
+
+    ref = load_recogniser(trained_run)
+    fe = copy.deepcopy(ref.forward.feature_extractor)
+    fe.return_attention_mask = False  # as wav2vec2-base-like checkpoints (group norm) are fed
+    unmasked = TorchForward(ref.forward.base, fe)
+    ours = OnnxForward(export_onnx(ref.forward.base, tmp_path / "model.onnx", masked=False), ref.config, fe)
+    assert [i.name for i in ours.session.get_inputs()] == ["input_values"]
+    batches = list(eval_loader(load_rows(str(tones["test"])), EvalSettings(max_utterances=1, num_workers=0), unmasked))
+    assert not batches[0].masked
+    assert logit_difference(ours, unmasked, batches).max_abs < 1e-4
+
+
 @pytest.mark.slow
 def test_int8_export_is_scored_and_reported_like_a_run(exported, capsys):
     from kidconsole.cli import main
