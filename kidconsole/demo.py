@@ -474,12 +474,13 @@ def export_best(fig: Figures, runs: Sequence[Path], console) -> bool:
     records = read_exports(best)
     console.print(exports_table(records, f"{best.name} ({time.time() - t0:.0f} s)"))
     int8 = next((r for r in records if r["kind"] == "onnx-int8"), None)
+    exports = best / rundir.EXPORTS
     if int8 is not None:
         ok = abs(int8["delta_per"]) <= INT8_PER_TARGET
         console.print(f"INT8 vs PyTorch fp32: PER {100 * int8['delta_per']:+.2f} points (target within "
                       f"{100 * INT8_PER_TARGET:.1f}: {'met' if ok else 'NOT met'}), {100 * int8['size_vs_fp32']:.0f}% "
                       f"of the size, {int8['speedup_batch1']:.2f}x the speed at batch 1; the exports are runs: "
-                      f"kidconsole report {best / rundir.EXPORTS / 'torch-fp32'} --vs {best / rundir.EXPORTS / 'onnx-int8'}")
+                      f"kidconsole report {exports / 'torch-fp32'} --vs {exports / 'onnx-int8'}")
     return True
 
 

@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         write_record(job.exports / name, rec)
     table = exports_markdown(list(records.values()), job.run.name)
     rundir.atomic_write_text(job.exports / rundir.EXPORTS_TABLE, table)
-    Console(soft_wrap=True).print(exports_table(list(records.values()), job.run.name))
+    wide = Console(width=max(Console().width, 180))  # the table's width, also when piped to export.log
+    wide.print(exports_table(list(records.values()), job.run.name))
     print(f"exports in {job.exports} (table: {job.exports / rundir.EXPORTS_TABLE})")
     return 0 if ok else 1
 

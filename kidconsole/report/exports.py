@@ -75,8 +75,8 @@ def _caption(records: list[dict]) -> str:
     r = records[0] if records else {}
     return (f"CPU: {r.get('cpu', '?')}, {r.get('threads', '?')} threads; RTF = compute seconds / audio seconds "
             f"over {r.get('speed_audio_seconds', '?')} s of test audio (median round); PER on "
-            f"{r.get('n', '?')} test utterances; Δ = export − torch-fp32 (negative is better), 95% speaker-bootstrap "
-            f"interval, * significant; phones ΔPER in points")
+            f"{r.get('n', '?')} test utterances; Δ = export − torch-fp32 (negative is better), 95% "
+            f"speaker-bootstrap interval, * significant; phones ΔPER in points")
 
 
 def exports_table(records: list[dict], title: str = "") -> Table:
