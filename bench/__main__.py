@@ -1,6 +1,7 @@
-"""`make bench` / `python -m bench [NAME ...]`: run the benchmarks and print their tables.
+"""`make bench` / `python -m bench [NAME ...] [OPTIONS]`: run the benchmarks and print their tables.
 
-Each bench/bench_<area>.py has a ``main(argv)`` that prints a Rich table.
+Each bench/bench_<area>.py has a ``main(argv)`` that prints a Rich table; options after the names
+(``python -m bench export --quick``) go to each named benchmark.
 """
 
 import importlib
@@ -8,8 +9,11 @@ import pkgutil
 import sys
 from pathlib import Path
 
-names = sys.argv[1:] or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                               if m.name.startswith("bench_"))
+args = sys.argv[1:]
+split = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
+names, options = args[:split], args[split:]
+names = names or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+                        if m.name.startswith("bench_"))
 for name in names:
     print(f"\n== bench {name} ==", flush=True)
-    importlib.import_module(f"bench.bench_{name}").main([])
+    importlib.import_module(f"bench.bench_{name}").main(options)

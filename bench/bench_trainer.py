@@ -187,11 +187,13 @@ def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
     from kidconsole.phonemes import vocab
     from trainers.batching import padding_fraction, plan_random, plan_sorted
     from trainers.data import make_loader
-    from trainers.evaluate import evaluate
+    from trainers.evaluate import TorchForward, evaluate
     from trainers.model import load_base
+    from trainers.tokenizer import build_feature_extractor
 
     acc = Accelerator(cpu=True)
     model = load_base(cfg.model).model
+    forward = TorchForward(model, build_feature_extractor(), acc)
     durations = [r.duration for r in rows]
     sorted_plan = plan_sorted(durations, batch_seconds=batch_seconds, max_utts=max_utts)
     size = round(len(rows) / len(sorted_plan))  # random batches of the same mean size
@@ -200,11 +202,11 @@ def _eval_times(cfg, rows, rounds: int, batch_seconds: float, max_utts: int):
     inv = {i: t for t, i in vocab().items()}
     streams = {"sorted": _stream(rows, sorted_plan, 13.0), "random": _stream(rows, random_plan, 13.0)}
     for s in streams.values():
-        evaluate(model, make_loader(s, 0), acc, inv, refs)  # warm-up
+        evaluate(forward, make_loader(s, 0), inv, refs, accelerator=acc)  # warm-up
     times = {"sorted": [], "random": []}
     for _ in range(rounds):
         for name, s in streams.items():
-            times[name].append(evaluate(model, make_loader(s, 0), acc, inv, refs).seconds)
+            times[name].append(evaluate(forward, make_loader(s, 0), inv, refs, accelerator=acc).seconds)
     pads = (padding_fraction(sorted_plan, durations), padding_fraction(random_plan, durations))
     return times, pads, size
 

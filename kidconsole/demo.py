@@ -3,10 +3,11 @@
 Synthetic corpus -> index -> adult/child manifests and a child subset -> a tiny
 base phoneme model trained on the adults (cached) -> its baseline score on the
 children -> two LoRA runs side by side -> the console (or, headless, a live
-table) -> per-age / per-SNR reports and the comparison.
+table) -> per-age / per-SNR reports and the comparison -> the better run
+exported to ONNX fp32 and INT8, each scored like a run, and the export table.
 
 Light: no torch here. Heavy work runs in subprocesses only: ``trainers.tiny``,
-the run launcher (``trainers.train``, ``trainers.score``). Decisions and
+the run launcher (``trainers.train``, ``trainers.score``), ``kidconsole export``. Decisions and
 figures: ``docs/demo.md``.
 """
 
@@ -440,12 +441,49 @@ def print_reports(base: Base, runs: Sequence[Path], console) -> None:
     console.print(f"full reports: kidconsole report {runs[0]} --vs {base.baseline}")
 
 
+# ---------------------------------------------------------------- the export
+
+INT8_PER_TARGET = 0.005  # INT8's PER within half a point (absolute) of the PyTorch fp32 model's
+
+
+def export_best(fig: Figures, runs: Sequence[Path], console) -> bool:
+    """The better LoRA run exported to ONNX fp32 and INT8, each scored on the children's test split
+    (``kidconsole export RUN --onnx --int8``, its output in RUN/exports/export.log); prints the table."""
+    from kidconsole.report.exports import exports_table, read_exports
+    from kidconsole.runs.exports import export_command
+
+    scored = [r for r in runs if fig.runs.get(r.name) is not None]
+    if not scored:
+        return False
+    best = min(scored, key=lambda r: fig.runs[r.name])
+    log = best / rundir.EXPORTS / rundir.EXPORT_LOG
+    _threads(os.cpu_count() or 1)
+    t0 = time.time()
+    with console.status(f"exporting {best.name} (the better run) to ONNX fp32 and INT8, scoring each on the "
+                        f"children's test split"), open(log, "ab") as fh:
+        done = subprocess.run(export_command(best, int8=True), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+    if done.returncode:
+        console.print(f"[{palette.ERROR}]the export of {best} failed[/]: see {log}")
+        return False
+    records = read_exports(best)
+    console.print(exports_table(records, f"{best.name} ({time.time() - t0:.0f} s)"))
+    int8 = next((r for r in records if r["kind"] == "onnx-int8"), None)
+    exports = best / rundir.EXPORTS
+    if int8 is not None:
+        ok = abs(int8["delta_per"]) <= INT8_PER_TARGET
+        console.print(f"INT8 vs PyTorch fp32: PER {100 * int8['delta_per']:+.2f} points (target within "
+                      f"{100 * INT8_PER_TARGET:.1f}: {'met' if ok else 'NOT met'}), {100 * int8['size_vs_fp32']:.0f}% "
+                      f"of the size, {int8['speedup_batch1']:.2f}x the speed at batch 1; the exports are runs: "
+                      f"kidconsole report {exports / 'onnx-int8'} --vs {exports / 'torch-fp32'}")
+    return True
+
+
 # ---------------------------------------------------------------- the demo
 
 def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: bool = False, fresh: bool = False,
-             seed: int = 0, console=None, progress: bool = True) -> int:
+             seed: int = 0, export: bool = True, console=None, progress: bool = True) -> int:
     """The whole demo; returns the exit code (1 when a fine-tuned run does not beat the base model).
-    ``progress``: live bars while indexing and training (headless)."""
+    ``progress``: live bars while indexing and training (headless); ``export``: end with the ONNX export."""
     from rich.console import Console
 
     console = console or Console()
@@ -489,4 +527,6 @@ def run_demo(work: str | Path = "work/demo", *, headless: bool = False, quick: b
         return 1
     console.print(f"every fine-tuned run beats the base model; the {TARGET_RATIO:.2f}x target is "
                   + (f"[{palette.OK}]met[/]" if fig.target_met else f"[{palette.WARNING}]not met[/]"))
+    if export and not export_best(fig, runs, console):
+        return 1
     return 0

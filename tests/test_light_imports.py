@@ -1,5 +1,5 @@
 """The light half stays light: importing kidconsole, its CLI modules and
-running ``kidconsole --help`` never imports torch, transformers, peft or accelerate."""
+running ``kidconsole --help`` never imports torch, transformers, peft, accelerate, ONNX or the web server."""
 
 import os
 import pkgutil
@@ -12,7 +12,8 @@ import pytest
 
 import kidconsole.cli
 
-HEAVY = ("torch", "torchaudio", "transformers", "peft", "accelerate")
+HEAVY = ("torch", "torchaudio", "transformers", "peft", "accelerate", "onnx", "onnxruntime", "onnxscript", "fastapi",
+         "uvicorn", "starlette")
 # Not heavy, but --help has no use for them (g2pK + NLTK + MeCab take about a second).
 G2P_ENGINE = ("g2pk", "nltk", "mecab")
 # Run the real entry point, then report which heavy packages ended up loaded.

@@ -125,8 +125,9 @@ class Batch:
     def inputs(self, device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
         """The model's keyword arguments on ``device``; the mask is made there, so it is never copied
         (nor sent from the workers)."""
-        out = {"input_values": self.input_values.to(device, non_blocking=non_blocking),
-               "labels": self.labels.to(device, non_blocking=non_blocking)}
+        out = {"input_values": self.input_values.to(device, non_blocking=non_blocking)}
+        if self.labels is not None:  # audio to transcribe has none
+            out["labels"] = self.labels.to(device, non_blocking=non_blocking)
         if self.masked:
             lengths = self.lengths.to(device, non_blocking=non_blocking)
             out["attention_mask"] = attention_mask(lengths, self.input_values.shape[1])

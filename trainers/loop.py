@@ -21,9 +21,9 @@ from kidconsole.config import Phase, RunConfig
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
-from trainers.batching import plan_epoch, plan_sorted, shard, stable_key
+from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset
-from trainers.evaluate import EvalResult, evaluate
+from trainers.evaluate import EvalSettings, TorchForward, eval_loader, evaluate, score_manifest
 from trainers.model import count_parameters, unwrap_base
 
 
@@ -88,6 +88,8 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=self.phases[0].lr, weight_decay=self.t.weight_decay)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.base = unwrap_base(accelerator.unwrap_model(self.model))
+        self.forward = TorchForward(self.model, processor.feature_extractor, accelerator)
+        self.eval_settings = EvalSettings.from_config(cfg)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         ckpt.install_hooks(accelerator)
         self.ckpt_root = self.run_dir / rundir.CHECKPOINTS
@@ -163,10 +165,7 @@ class Trainer:
                            seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
-        batches = plan_sorted([r.duration for r in rows], batch_seconds=self.d.eval_batch_seconds,
-                              max_utts=self.d.max_batch_utterances * 4)
-        mine = shard(batches, self.rank, self.world)
-        return make_loader(self._stream(rows, mine, manifest), self.d.num_workers, self.acc.device.type == "cuda")
+        return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest)
 
     # ---------- the run ----------
     def resume(self, path: Path) -> None:
@@ -403,8 +402,8 @@ class Trainer:
         if self._window["steps"]:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
-        res = evaluate(self.model, self._eval_loader(self.valid_rows, self.d.valid_manifest), self.acc,
-                       self.inverse_vocab, self.valid_refs, self._stop_requested_local)
+        res = evaluate(self.forward, self._eval_loader(self.valid_rows, self.d.valid_manifest), self.inverse_vocab,
+                       self.valid_refs, accelerator=self.acc, should_stop=self._stop_requested_local)
         st["eval_seconds"] += res.seconds
         self.rep.status(state=rundir.RUNNING)
         if res.aborted:
@@ -508,20 +507,9 @@ class Trainer:
 
     def test(self) -> None:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
-        st = self.state
-        rows = self.test_rows
         self._report_unusable(only=self.d.test_manifest)
-        refs = {r.id: " ".join(r.phones.split()) for r in rows}
-        res: EvalResult = evaluate(self.model, self._eval_loader(rows, self.d.test_manifest), self.acc,
-                                   self.inverse_vocab, refs)
-        by_id = {r.id: r for r in rows}
-        self.rep.emit(rundir.EV_TEST, step=st["step"], per=res.per, cer=res.cer, wer=res.wer, n=res.n,
-                      split=rows[0].split if rows else "test")
-        self.rep.predictions([{"id": i, "speaker": by_id[i].speaker, "age": by_id[i].age,
-                               "age_range": by_id[i].age_range, "gender": by_id[i].gender, "snr": by_id[i].snr,
-                               "duration": by_id[i].duration, "split": by_id[i].split, "ref": r, "hyp": h}
-                              for i, r, h in zip(res.ids, res.refs, res.hyps)])
-        self.acc.print(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
+        score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
+                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print)
 
 
 class _nullcontext:

@@ -135,7 +135,7 @@ def fresh_head(model) -> None:
             head.bias.zero_()
 
 
-def load_base(model_cfg: dict, sample_rate: int = 16000) -> Base:
+def load_base(model_cfg: "ModelSection", sample_rate: int = 16000) -> Base:
     """The base CTC model with our head, and its processor."""
     base, start = model_cfg.base, model_cfg.start
     ours = vocab()

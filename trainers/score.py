@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import traceback
 from pathlib import Path
 
 # what a scoring run needs of a run config when none is given (--model/--manifest)
@@ -63,71 +61,42 @@ def main(argv: list[str] | None = None) -> int:
     from kidconsole import rundir
     from kidconsole.config import dump_config
     from kidconsole.errors import KidconsoleError
+    from trainers.session import Session
 
-    run_dir = Path(args.run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        cfg = load_score_config(args)
-    except KidconsoleError as e:
-        print(f"trainers.score: error: {e}", file=sys.stderr)
-        rundir.update_status(run_dir, state=rundir.FAILED, error=str(e), ended_at=round(time.time(), 3), exit_code=1)
+    session = Session(rundir.SCORER, args.run_dir)
+    session.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = session.load(lambda: load_score_config(args))
+    if cfg is None:
         return 1
 
     from accelerate import Accelerator
 
-    from trainers.data import end_workers
-    from trainers.loop import Trainer
-    from trainers.model import configure, load_base, report_base
-    from trainers.report import Reporter
-    from trainers.signals import StopRequest
-    from trainers.train import one_line
+    from kidconsole.phonemes import vocab
+    from trainers.evaluate import EvalSettings, TorchForward, score_manifest
+    from trainers.model import load_base, report_base
 
     acc = Accelerator()
-    rep = Reporter(run_dir, acc.is_main_process)
-    stop = StopRequest(cfg.train.stop_timeout).install()
+    session.open(acc.is_main_process, cfg.train.stop_timeout, acc.print)
 
-    def end(state: str, code: int, reason: str, **extra) -> int:
-        rep.emit(rundir.EV_END, step=0, state=state, exit_code=code, reason=reason)
-        rep.status(state=state, step=0, exit_code=code, ended_at=round(time.time(), 3), **extra)
-        rep.close()
-        return code
-
-    try:
-        if acc.is_main_process:
-            if not (run_dir / rundir.CONFIG).exists():
-                rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
-            status = rundir.read_status(run_dir)
-            fields = {"state": rundir.EVALUATING, "error": None, "exit_code": None, "ended_at": None,
-                      "step": 0, "total_steps": 0}
-            if "pid" not in status:
-                import os
-
-                fields.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=round(time.time(), 3),
-                              command=sys.argv, name=cfg.name or run_dir.name)
-            rep.status(**fields)
+    def score() -> tuple[str, str]:
+        session.begin(dump_config(cfg), cfg.name, rundir.EVALUATING, step=0, total_steps=0)
         if cfg.model.start != "ctc":
             raise KidconsoleError(f"model.base {cfg.model.base}: scoring needs a CTC model with its head "
                                   f"(model.start: ctc)")
         # the trainer's own loading: the head mapped by symbol, the checkpoint's preprocessing
         base = load_base(cfg.model, cfg.data.sample_rate)
-        report_base(base, rep, acc.print)
-        model = configure(base.model, cfg.model, cfg.lora, base.head)
+        report_base(base, session.rep, acc.print)
+        model = base.model.to(acc.device)
+        forward = TorchForward(model, base.processor.feature_extractor, acc)
+        session.rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
+                         trainable_params=0, total_params=sum(p.numel() for p in model.parameters()), total_steps=0)
         # the trainer's test evaluation: the same batching, decoding, metrics and predictions.jsonl
-        trainer = Trainer(cfg, run_dir, acc, model, base.processor, False, rep, stop)
-        rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
-                 trainable_params=0, total_params=trainer.total, total_steps=0)
-        trainer.test()
-        return end(rundir.FINISHED, 0, "scored")
-    except KidconsoleError as e:
-        acc.print(f"trainers.score: error: {e}")
-        return end(rundir.FAILED, 1, str(e), error=str(e))
-    except Exception as e:
-        traceback.print_exc()
-        line = one_line(e)
-        return end(rundir.FAILED, 1, line, error=line)
-    finally:
-        end_workers()
-        stop.uninstall()
+        res = score_manifest(forward, cfg.data.test_manifest, EvalSettings.from_config(cfg), session.rep,
+                             {i: t for t, i in vocab().items()}, accelerator=acc,
+                             should_stop=lambda: session.stopped, log=acc.print)
+        return (rundir.STOPPED, session.stop_reason()) if res.aborted else (rundir.FINISHED, "scored")
+
+    return session.run(score)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ CHECKPOINTS = "checkpoints"
 EXPORTS = "exports"
 COMPLETE = "COMPLETE"  # marker file inside a checkpoint folder once it is whole
 STATUS_LOCK = ".status.lock"
+# exports/<kind>/ of a scored export (onnx-fp32, onnx-int8 and the PyTorch reference torch-fp32): a run
+# directory of its own, plus what the export measured and, for ONNX, the model
+EXPORT_RECORD = "export.json"
+EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
+ONNX_MODEL = "model.onnx"
+EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
 
 
 def trace_name(rank: int) -> str:

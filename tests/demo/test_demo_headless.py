@@ -42,8 +42,16 @@ def test_headless_demo_beats_the_base_model_on_the_children_and_reuses_its_work(
     assert "PER by age group" in out and "PER by SNR" in out and "lora-r8 vs lora-r4" in out
     assert "every fine-tuned run beats the base model" in out
 
+    # it ends with the better run exported to ONNX fp32 and INT8, each scored on the children's test split
+    best = min(runs, key=lambda r: [json.loads(ln) for ln in (r / "events.jsonl").read_text().splitlines()
+                                    if '"test"' in ln][-1]["per"])
+    for kind in ("torch-fp32", "onnx-fp32", "onnx-int8"):
+        assert json.loads((best / "exports" / kind / "status.json").read_text())["state"] == "finished"
+        assert json.loads((best / "exports" / kind / "export.json").read_text())["n"] == tests[-1]["n"]
+    assert f"exports of {best.name}" in out and "INT8 vs PyTorch fp32: PER" in out
+
     # a second demo reuses the corpus and the base model, and launches two new runs
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1400,
+    again = subprocess.run(cmd + ["--no-export"], cwd=REPO, capture_output=True, text=True, timeout=1400,
                            env={**os.environ, "COLUMNS": "160"})
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert "corpus reused" in again.stdout and "base model reused" in again.stdout

@@ -1,0 +1,92 @@
+"""Fixtures: a finished LoRA run of the tiny model on the tone corpus (real training), audio of several
+formats, rates and channel counts, and helpers to run the kidconsole command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _kidconsole(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kidconsole", *map(str, args)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def kidconsole():
+    """Runs ``kidconsole ARGS...`` as a subprocess (importlib mode cannot import conftest helpers)."""
+    return _kidconsole
+
+
+@pytest.fixture(scope="session")
+def tones(tmp_path_factory) -> dict[str, Path]:
+    from trainers.tiny import tone_corpus
+
+    return tone_corpus(tmp_path_factory.mktemp("tones"), n_train=24, n_valid=6, n_test=8)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tones) -> Path:
+    """A finished run (trainers.train, LoRA on a tiny base): config.yaml, predictions, exports/adapter and merged."""
+    from trainers.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("deploy")
+    base = build_tiny(root / "base", hidden=32, layers=1)
+    cfg = {"name": "deploy", "seed": 3,
+           "model": {"base": str(base), "start": "ctc", "freeze_feature_encoder": False},
+           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+           "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
+                    "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
+                    "max_batch_utterances": 16, "bucket_utterances": 64, "num_workers": 0,
+                    "eval_batch_seconds": 40.0},
+           "train": {"log_every": 5, "eval_every": 1000, "heartbeat_seconds": 5.0},
+           "phases": [{"name": "only", "epochs": 2, "lr": 5.0e-3, "warmup": 1}]}
+    config = root / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    run = root / "run"
+    done = subprocess.run([sys.executable, "-m", "trainers.train", "--config", str(config), "--run-dir", str(run)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (run / "exports" / "merged" / "config.json").exists() and (run / "exports" / "adapter").is_dir()
+    return run
+
+
+def tone(seconds: float, rate: int, channels: int = 1, freq: float = 330.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return wave if channels == 1 else np.stack([wave * (1 - 0.3 * c) for c in range(channels)], axis=1)
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory, tones) -> Path:
+    """A folder: the first test utterance as 16 kHz mono WAV, as 44.1 kHz stereo FLAC and as 22.05 kHz OGG;
+    a subfolder with another WAV; an unreadable .wav; a text file (not audio: ignored)."""
+    import torch
+    import torchaudio.functional as AF
+
+    from kidconsole.manifest import read_manifest
+
+    root = tmp_path_factory.mktemp("audio")
+    rows = list(read_manifest(tones["test"]))
+    wave, sr = sf.read(rows[0].audio, dtype="float32")
+    sf.write(root / "a16k.wav", wave, sr)
+    w44 = AF.resample(torch.from_numpy(wave), sr, 44100).numpy()
+    sf.write(root / "a44k-stereo.flac", np.stack([w44, w44], axis=1), 44100)
+    w22 = AF.resample(torch.from_numpy(wave), sr, 22050).numpy()
+    sf.write(root / "a22k.ogg", w22, 22050, format="OGG", subtype="VORBIS")
+    (root / "sub").mkdir()
+    w1, _ = sf.read(rows[1].audio, dtype="float32")
+    sf.write(root / "sub" / "b.wav", w1, sr)
+    (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really")
+    (root / "notes.txt").write_text("not audio")
+    return root

@@ -1,0 +1,126 @@
+"""One run skeleton for every command that writes a run directory: train, score, export.
+
+A session owns what each of them repeats: the failed status when the config
+cannot be loaded, the stop request (SIGTERM / SIGINT, with its deadline), the
+status of a run started by hand (its own ``config.yaml``, pid and name), the
+``end`` event with the final status, and the one-line error of a failure (the
+traceback goes to stdout.log). ``run(body)`` calls ``body`` and ends the run
+with the state it returns, or as failed with the error it raised.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from kidconsole import rundir
+from kidconsole.errors import KidconsoleError
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+class Session:
+    def __init__(self, prog: str, run_dir: str | Path):
+        self.prog = prog
+        self.run_dir = Path(run_dir).resolve()
+        self.rep = None
+        self.stop = None
+        self.print: Callable[..., None] = print
+
+    # ---------- before the run starts ----------
+    def fail_early(self, why: str, write: bool = True) -> int:
+        """An error before the session opened (config, process group): the message and a failed status."""
+        print(f"{self.prog}: error: {why}", file=sys.stderr)
+        if write:
+            rundir.update_status(self.run_dir, state=rundir.FAILED, error=why, ended_at=_now(), exit_code=1)
+        return 1
+
+    def load(self, load_config: Callable[[], object]):
+        """The config ``load_config`` returns, or None once a bad one has been reported as failed."""
+        try:
+            return load_config()
+        except KidconsoleError as e:
+            self.fail_early(str(e))
+            return None
+
+    def open(self, active: bool, stop_timeout: float, print_fn: Callable[..., None] = print) -> "Session":
+        """The reporter (writing only when ``active``: rank 0) and the stop request with its deadline."""
+        from trainers.report import Reporter
+        from trainers.signals import StopRequest
+
+        self.rep = Reporter(self.run_dir, active)
+        self.print = print_fn
+        self.stop = StopRequest(stop_timeout, on_timeout=lambda why: self.rep.status(
+            state=rundir.FAILED, error=why, exit_code=1, ended_at=_now())).install()
+        return self
+
+    def begin(self, config_text: str, name: str | None, state: str, **fields) -> None:
+        """The live status; a run started by hand (not by the launcher) also describes itself:
+        ``config.yaml`` when missing, and pid, process group, start time, command and name."""
+        if not self.rep.active:
+            return
+        if not (self.run_dir / rundir.CONFIG).exists():
+            rundir.atomic_write_text(self.run_dir / rundir.CONFIG, config_text)
+        status = rundir.read_status(self.run_dir)
+        new = {"state": state, "error": None, "exit_code": None, "ended_at": None, **fields}
+        if "pid" not in status:
+            new.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=_now(), command=sys.argv,
+                       name=name or self.run_dir.name)
+        self.rep.status(**new)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.stop and self.stop.requested)
+
+    def stop_reason(self) -> str:
+        return f"stopped by {self.stop.signal_name or 'request'}"
+
+    # ---------- the end ----------
+    def end(self, state: str, code: int, reason: str, **extra) -> int:
+        self.rep.stop_heartbeat()  # a beat in flight could otherwise land after the final status, with an older step
+        step = self.rep.step
+        self.rep.emit(rundir.EV_END, step=step, state=state, exit_code=code, reason=reason)
+        self.rep.status(state=state, step=step, exit_code=code, ended_at=_now(), **extra)
+        self.rep.close()
+        return code
+
+    def run(self, body: Callable[[], tuple[str, str]], errors: tuple[type[BaseException], ...] = ()) -> int:
+        """``body()`` returns (final state, reason); ``KidconsoleError`` and ``errors`` end the run as failed
+        with their message, any other exception with its first line (and the traceback in the log)."""
+        try:
+            state, reason = body()
+            return self.end(state, 0, reason)
+        except (KidconsoleError, *errors) as e:
+            self.print(f"{self.prog}: error: {e}")
+            return self.end(rundir.FAILED, 1, str(e), error=str(e))
+        except Exception as e:  # the traceback goes to stdout.log, one line to status.json
+            traceback.print_exc()
+            line = one_line(e)
+            return self.end(rundir.FAILED, 1, line, error=line)
+        finally:
+            from trainers.data import end_workers
+
+            end_workers()  # after the final status: a failure's open loader must not keep the process alive
+            self.stop.uninstall()
+            _end_process_group()
+
+
+def one_line(e: BaseException) -> str:
+    """The status line of an unexpected error. A DataLoader worker's arrives as "Caught X in DataLoader
+    worker process N." and the worker's traceback: its last line says what went wrong."""
+    lines = [ln.strip() for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
+    if len(lines) > 1 and "Original Traceback" in lines[1]:
+        return f"{lines[-1]} (in a DataLoader worker)"[:500]
+    return lines[0][:500]
+
+
+def _end_process_group() -> None:
+    torch = sys.modules.get("torch")  # only a session that loaded torch can have joined a group
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
