@@ -43,8 +43,8 @@ def _start(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "kidconsole", "serve", str(model), "--port", str(port),
                              "--log-level", "warning", *extra], cwd=REPO, stdout=open(log, "w"),
                             stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 180
-    while time.time() < deadline:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
         try:

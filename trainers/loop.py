@@ -9,6 +9,8 @@ one thing each. All progress that a resume needs lives in ``self.state``
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import time
 from pathlib import Path
@@ -283,7 +285,7 @@ class Trainer:
             w["padded"] += batch.input_values.numel() / self.d.sample_rate
         self._seed_step(step, batch.index)
         dev = self.acc.device
-        ctx = self.acc.no_sync(self.model) if not boundary else _nullcontext()
+        ctx = self.acc.no_sync(self.model) if not boundary else contextlib.nullcontext()
         with ctx:
             with self.acc.autocast():
                 out = self.model(**batch.inputs(dev, non_blocking=True))
@@ -510,11 +512,3 @@ class Trainer:
         self._report_unusable(only=self.d.test_manifest)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
                        rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

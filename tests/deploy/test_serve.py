@@ -39,8 +39,8 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "kidconsole", "serve", str(model), "--port", str(self.port),
                                       "--api-key-file", str(key), *extra], cwd=REPO, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.output()
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=2).json()["status"] == "ok":

@@ -96,8 +96,8 @@ def launch(config: Path, run_dir: Path, *extra: str, processes: int = 1, module:
 
 
 def wait_for(pred, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout  # the wall clock here can step
+    while time.monotonic() < end:
         if pred():
             return
         time.sleep(0.05)
