@@ -23,6 +23,7 @@ import torch
 
 from kidconsole import rundir
 from kidconsole.metrics import count_errors, error_rates, phone_tokens, word_tokens
+from kidconsole.report.buckets import assign
 from trainers.batching import plan_sorted, shard
 from trainers.data import BatchStream, load_rows, make_loader
 from trainers.decode import greedy_ids, ids_to_phones
@@ -167,6 +168,22 @@ def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[st
                       bad=all_bad)
 
 
+def bucket_pers(rows, res: EvalResult) -> dict[str, dict[str, float]]:
+    """PER per age group and per SNR bucket of the decoded utterances (``rows``: their manifest rows), keyed
+    like the ``eval`` event's ``per_age`` and ``per_snr``; the reports' buckets, so the live figures and the
+    final report's agree. Buckets without a decoded utterance are left out."""
+    by_id = {r.id: r for r in rows}
+    decoded = [by_id[i] for i in res.ids]
+    refs = [phone_tokens(r) for r in res.refs]
+    hyps = [phone_tokens(h) for h in res.hyps]
+    out = {}
+    for name, dimension in (("per_age", "age_group"), ("per_snr", "snr")):
+        b = assign(decoded, dimension)
+        out[name] = {label: count_errors([refs[i] for i in members], [hyps[i] for i in members]).rate
+                     for k, label in enumerate(b.labels) if len(members := b.members(k))}
+    return out
+
+
 def prediction_rows(rows, res: EvalResult) -> list[dict]:
     """predictions.jsonl's rows: each decoded utterance with its metadata."""
     by_id = {r.id: r for r in rows}
@@ -194,7 +211,7 @@ def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inv
     for k, (uid, why) in enumerate(unusable + res.bad, 1):
         reporter.emit(rundir.EV_WARNING, step=step, what="bad_sample", message=f"test: {why}", count=k, id=uid)
     reporter.emit(rundir.EV_TEST, step=step, per=res.per, cer=res.cer, wer=res.wer, n=res.n,
-                  split=rows[0].split if rows else "test")
+                  split=rows[0].split if rows else "test", **bucket_pers(rows, res))
     reporter.predictions(prediction_rows(rows, res))
     log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
     return res

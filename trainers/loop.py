@@ -25,7 +25,7 @@ from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
 from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset
-from trainers.evaluate import EvalSettings, TorchForward, eval_loader, evaluate, score_manifest
+from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
 from trainers.model import count_parameters, unwrap_base
 
 
@@ -423,7 +423,8 @@ class Trainer:
         wall = self.wall_before + time.time() - self.t_start
         self.rep.emit(rundir.EV_EVAL, step=st["step"], phase=pi + 1, loss=round(res.loss, 5), per=res.per,
                       cer=res.cer, wer=res.wer, n=res.n, eval_seconds=round(res.seconds, 3),
-                      eval_share=round(st["eval_seconds"] / wall, 4) if wall > 0 else 0.0, best=improved)
+                      eval_share=round(st["eval_seconds"] / wall, 4) if wall > 0 else 0.0, best=improved,
+                      **bucket_pers(self.valid_rows, res))
         self.acc.print(f"step {st['step']}: eval loss {res.loss:.4f} PER {res.per:.4f} WER {res.wer:.4f} "
                        f"({res.n} utterances, {res.seconds:.1f} s){' best' if improved else ''}")
         self.rep.decodes([{"t": round(time.time(), 3), "step": st["step"], "phase": pi + 1, "id": i, "ref": r,

@@ -56,8 +56,11 @@ BOOL = JsonType("boolean", lambda v: isinstance(v, bool), frozenset({bool, NoneT
 INTS = JsonType("list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v))
 STRS = JsonType("list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 RANGE = JsonType("[lo, hi]", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v)))
+# a value per bucket label (PER by age group): null for a bucket that could not be scored
+BY_BUCKET = JsonType("object of numbers", lambda v: isinstance(v, dict) and all(
+    isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items()))
 _BY_ANNOTATION = {int: INT, float: NUMBER, str: STR, bool: BOOL, list[int]: INTS, list[str]: STRS,
-                  tuple[float, float]: RANGE}
+                  tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
 
 
 def _json_type(annotation: Any) -> JsonType:
@@ -71,6 +74,8 @@ def _clean(v: Any) -> Any:
     # JSON has no NaN/inf: they are written as null so every reader can parse the line
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
     return v
 
 
@@ -291,8 +296,11 @@ class EvalEvent(Event):
     wer: float | None = key("word error rate", chart=True)
     n: int | None = key("utterances decoded")
     eval_seconds: float | None = key("seconds this evaluation took")
-    eval_share: float | None = key("evaluation seconds over wall seconds of the run so far")
+    eval_share: float | None = key("evaluation seconds over wall seconds of the run so far", chart=True)
     best: bool | None = key("improved the phase's monitored metric")
+    per_age: dict[str, float] | None = key("PER per age group of the validation sample (the reports' groups: "
+                                           "`5-6` ..., `unknown`)", chart=True)
+    per_snr: dict[str, float] | None = key("PER per SNR bucket (`10-20 dB` ...)", chart=True)
 
 
 @record
@@ -333,6 +341,8 @@ class TestEvent(Event):
     wer: float | None = key("word error rate")
     n: int | None = key("utterances decoded")
     split: str | None = key("the test manifest's split")
+    per_age: dict[str, float] | None = key("PER per age group, as in `eval`")
+    per_snr: dict[str, float] | None = key("PER per SNR bucket, as in `eval`")
 
 
 @record

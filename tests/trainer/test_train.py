@@ -63,6 +63,8 @@ def test_early_stopping_keeps_the_best_checkpoint(make_config, tmp_path, rd):
     assert train_main(["--config", str(config), "--run-dir", str(run)]) == 0
     evals = rd.events(run, "eval")
     assert [e["best"] for e in evals] == [True, False, False]
+    # every evaluation also scores the validation sample by age group and SNR bucket (the tone corpus: known ages)
+    assert all(e["per_age"] and e["per_snr"] and all(0 <= v for v in e["per_age"].values()) for e in evals)
     assert rd.status(run)["step"] == 3 < rd.events(run, "start")[0]["total_steps"]
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert kept == ["step-00000001", "step-00000003"]  # the best survives keep_last=1
