@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kidconsole import rundir
+from kidconsole.rundir.records import BY_BUCKET
+from kidconsole.runs import evalcost
 from kidconsole.runs import state as run_state
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
@@ -27,7 +29,10 @@ if TYPE_CHECKING:
 
 AXES = ("step", "samples", "time")
 TRAIN_FIELDS = rundir.TrainEvent.CHART
-EVAL_FIELDS = rundir.EvalEvent.CHART
+_EVAL_TYPES = {s.name: s.type for s in rundir.EvalEvent.SPEC}
+EVAL_FIELDS = tuple(f for f in rundir.EvalEvent.CHART if _EVAL_TYPES[f] is not BY_BUCKET)
+# a value per bucket (PER by age group): one series per bucket, "eval/per_age/5-6"
+BUCKET_FIELDS = tuple(f for f in rundir.EvalEvent.CHART if _EVAL_TYPES[f] is BY_BUCKET)
 SERIES_KEYS = tuple(f"train/{f}" for f in TRAIN_FIELDS) + tuple(f"eval/{f}" for f in EVAL_FIELDS)
 SUMMARY_METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer", "eval/wer")
 MAX_DECODES = 5000
@@ -213,16 +218,18 @@ class RunReader:
                 "samples": _floats(cols["samples"] if samples_col is None else samples_col),
                 "time": _floats(cols["t"]),
             }
-            for f in fields:
-                ys = _floats(cols[f])
+            ys_by_key = {prefix + f: _floats(cols[f]) for f in fields}
+            if prefix == "eval/":
+                ys_by_key.update(_bucket_columns(cols))
+            for key, ys in ys_by_key.items():
                 if np.isnan(ys).all():
                     continue
                 for axis, x in xs.items():
                     if older:
-                        self._pending.setdefault((axis, prefix + f), []).append((x, ys))
+                        self._pending.setdefault((axis, key), []).append((x, ys))
                         self._pending_points += len(ys)
                     else:
-                        self._by[axis].setdefault(prefix + f, Series()).extend(x, ys)
+                        self._by[axis].setdefault(key, Series()).extend(x, ys)
         for ev in warnings:
             what = str(ev.get("what", "warning"))
             count = ev.get("count")
@@ -346,7 +353,12 @@ class RunReader:
             "updated_at": self.last_sign_of_life(),
             "loading": self.loading,
             # the final test evaluation (per/cer/wer/n), once the run wrote it
-            "test": {k: v for k, v in self._last.get(rundir.EV_TEST, {}).items() if k in ("per", "cer", "wer", "n")},
+            "test": {k: v for k, v in self._last.get(rundir.EV_TEST, {}).items()
+                     if k in ("per", "cer", "wer", "n", "per_age")},
+            # a model scored on a manifest (a baseline, an export): a test, no training
+            "scoring_only": status.get("trainer_module") == rundir.SCORER
+            or (rundir.EV_TEST in self._last and rundir.EV_TRAIN not in self._last),
+            **self._eval_summary(step, total),
         }
         for key in SUMMARY_METRICS:
             s = self.series.get(key)
@@ -356,6 +368,16 @@ class RunReader:
                 "best": best[1] if best else None, "best_step": best[0] if best else None,
             }
         return out
+
+    def _eval_summary(self, step, total) -> dict:
+        """The newest evaluation's cost (``evalcost.EvalCost``) and its PER per age group."""
+        ev = self._last.get(rundir.EV_EVAL, {})
+        evals = self.series.get("eval/per")
+        steps = evals.x[-2:].tolist() if evals is not None else []
+        seconds = _num(ev.get("eval_seconds"), None)
+        left = evalcost.eval_time_left(steps, seconds, _num(step, None), _num(total, None))
+        return {"eval_cost": evalcost.EvalCost(_num(ev.get("eval_share"), None), seconds, left),
+                "per_age": ev.get("per_age") or {}}
 
     def _eta(self, step, total) -> float | None:
         if not isinstance(step, (int, float)) or not isinstance(total, (int, float)) or len(self._rate) < 2:
@@ -388,6 +410,18 @@ def _floats(col: list) -> np.ndarray:
         return np.array(col, dtype=float)
     except (TypeError, ValueError, OverflowError):  # not after event_columns: a safety net
         return np.array([_num(v, np.nan) for v in col], dtype=float)
+
+
+def _bucket_columns(cols: dict[str, list]) -> dict[str, np.ndarray]:
+    """The per-bucket eval fields as one float column per bucket ("eval/per_age/5-6"), NaN where an
+    evaluation lacks the bucket."""
+    out = {}
+    for f in BUCKET_FIELDS:
+        col = cols.get(f) or []
+        labels = sorted({k for d in col if d for k in d})
+        for label in labels:
+            out[f"eval/{f}/{label}"] = np.array([_num(d.get(label), np.nan) if d else np.nan for d in col])
+    return out
 
 
 def _first(*vals):

@@ -217,3 +217,42 @@ def test_a_status_of_the_wrong_types_is_read_as_absent_keys(tmp_path):
     r = RunReader(run)
     r.poll()
     assert r.summary["step"] == 5 and r.state() in (rundir.RUNNING, rundir.STALLED)
+
+
+def _eval_run(run_dir, evals):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [{"t": 1.0, "kind": "start", "step": 0, "total_steps": 1000},
+             {"t": 2.0, "kind": "train", "step": 300, "loss": 1.0, "samples": 2400, "total_steps": 1000}]
+    lines += [{"t": 3.0 + i, "kind": "eval", "per": 0.3, **e} for i, e in enumerate(evals)]
+    (run_dir / rundir.EVENTS).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run_dir
+
+
+def test_per_age_becomes_one_series_per_age_group_and_the_summary_has_the_newest(tmp_path):
+    run = _eval_run(tmp_path / "r", [
+        {"step": 100, "per_age": {"3-4": 0.5, "5-6": 0.4}, "per_snr": {"10-20 dB": 0.45}},
+        {"step": 200, "per_age": {"3-4": 0.45, "7-9": 0.2}},
+        {"step": 300, "per_age": {"3-4": 0.42, "5-6": None, "7-9": 0.19}},
+    ])
+    r = RunReader(run)
+    r.poll()
+    s = r.series
+    assert s["eval/per_age/3-4"].x.tolist() == [100, 200, 300] and s["eval/per_age/3-4"].y.tolist() == [0.5, 0.45, 0.42]
+    assert s["eval/per_age/5-6"].x.tolist() == [100]  # missing or null: no point
+    assert s["eval/per_age/7-9"].y.tolist() == [0.2, 0.19]
+    assert s["eval/per_snr/10-20 dB"].y.tolist() == [0.45]
+    assert "eval/per_age" not in s and "eval/per_snr" not in s
+    assert r.summary["per_age"] == {"3-4": 0.42, "5-6": None, "7-9": 0.19}
+
+
+def test_eval_cost_projects_the_evaluations_left_from_the_gap_between_evaluations(tmp_path):
+    run = _eval_run(tmp_path / "r", [{"step": 100, "eval_seconds": 30.0, "eval_share": 0.1},
+                                     {"step": 300, "eval_seconds": 40.0, "eval_share": 0.25}])
+    r = RunReader(run)
+    r.poll()
+    cost = r.summary["eval_cost"]
+    # 700 steps left at one evaluation every 200 steps: 4 more evaluations of 40 s
+    assert (cost.share, cost.seconds, cost.left) == (0.25, 40.0, 160.0)
+    assert cost.too_costly() and not cost.too_costly(0.3)
+    assert r.series["eval/eval_share"].y.tolist() == [0.1, 0.25]
+    assert not r.summary["scoring_only"]
