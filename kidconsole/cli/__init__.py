@@ -19,6 +19,7 @@ import sys
 
 from kidconsole import __version__
 from kidconsole.errors import KidconsoleError
+from kidconsole.runs.evalcost import EVAL_SHARE_WARN
 
 
 def default_runs_roots() -> list[str]:
@@ -50,6 +51,16 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (0.2 for 20%), got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     runs = (args.runs or []) + vars(args).pop(_SUB_RUNS, [])
@@ -65,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kidconsole {__version__}")
     parser.add_argument("--runs", action="append", metavar="DIR", help=RUNS_HELP + "; before or after COMMAND")
+    parser.add_argument("--eval-share-warn", type=_fraction, default=EVAL_SHARE_WARN, metavar="F",
+                        help="evaluation's share of a run's wall time past which the console and `run ls` "
+                        f"flag it and say what to change ({EVAL_SHARE_WARN:g})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{mod.name}")
@@ -79,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from kidconsole.tui.app import run_console
 
-            return run_console(args.runs or default_runs_roots()) or 0
+            return run_console(args.runs or default_runs_roots(), eval_share_warn=args.eval_share_warn) or 0
         return args.func(args) or 0
     except KidconsoleError as e:
         print(f"kidconsole: error: {e}", file=sys.stderr)

@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from kidconsole.subset.strata import UNKNOWN
-
 EVAL_SHARE_WARN = 0.20  # the default threshold: past it the card says what to change
 ADVICE_KEYS = ("train.eval_every", "data.valid_utterances")
 ADVICE = f"raise {ADVICE_KEYS[0]} or lower {ADVICE_KEYS[1]}"
@@ -42,6 +40,8 @@ def eval_time_left(eval_steps: Sequence[float], seconds: float | None, step: flo
 
 def worst_bucket(per_bucket: dict[str, float | None] | None) -> tuple[str, float] | None:
     """The bucket with the highest PER (``unknown`` only when nothing else was scored)."""
+    from kidconsole.subset.strata import UNKNOWN  # numpy: not at the CLI's start
+
     known = {k: v for k, v in (per_bucket or {}).items() if v is not None}
     pool = {k: v for k, v in known.items() if k != UNKNOWN} or known
     if not pool:

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 
 from kidconsole import rundir
+from kidconsole.runs.evalcost import EVAL_SHARE_WARN
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
 from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
@@ -36,8 +37,9 @@ class KidConsole(App):
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
                  theme: str = "textual-dark", launcher: Callable[..., Path] | None = None,
-                 baseline: str | Path | None = None):
+                 baseline: str | Path | None = None, eval_share_warn: float = EVAL_SHARE_WARN):
         super().__init__()
+        self.eval_share_warn = eval_share_warn  # past it, a card says what to change
         self.roots = [str(r) for r in roots]
         # a run with predictions that `e` compares every other run against (the demo's base model score)
         self.baseline = Path(baseline).resolve() if baseline else None
@@ -194,8 +196,9 @@ class KidConsole(App):
         self.watcher.wake(rediscover=True)
 
 
-def run_console(roots: list[str], *, baseline: str | Path | None = None) -> int:
+def run_console(roots: list[str], *, baseline: str | Path | None = None,
+                eval_share_warn: float = EVAL_SHARE_WARN) -> int:
     """Open the console on ``roots`` until the user quits; returns the exit code. With ``baseline``
     (a run directory with predictions), `e` on another run shows its report against it."""
-    KidConsole(roots, baseline=baseline).run()
+    KidConsole(roots, baseline=baseline, eval_share_warn=eval_share_warn).run()
     return 0

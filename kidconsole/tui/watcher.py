@@ -60,6 +60,9 @@ class RunView:
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
     revision: int = 0  # grows whenever the run's files brought something new
+    eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
+    per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
+    scoring_only: bool = False  # a model scored on a manifest (a baseline, an export): no training
 
     @property
     def progress(self) -> float | None:
@@ -259,6 +262,8 @@ class Watcher:
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),
+            eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
+            scoring_only=bool(summary.get("scoring_only")),
         )
 
 

@@ -75,6 +75,10 @@ def corrupt(ref: str, rate: float, rng: random.Random) -> str:
     return " ".join(out)
 
 
+AGE_LAG = {"<5": 1.42, "5-6": 1.21, "7-8": 1.02, "9-10": 0.88, "11-17": 0.81}
+SNR_LAG = {"<10 dB": 1.3, "10-20 dB": 1.08, "20-30 dB": 0.94, ">=30 dB": 0.87}
+
+
 def record(out_root: Path, name: str, spec: dict) -> None:
     run = out_root / name
     if run.exists():
@@ -139,7 +143,10 @@ def record(out_root: Path, name: str, spec: dict) -> None:
             events.emit("eval", t=round(t, 3), step=step, phase=phase,
                           loss=round(base * 1.1, 4), per=round(per, 4), cer=round(cer, 4),
                           wer=round(per * 2.1, 4), n=2000, eval_seconds=eval_seconds,
-                          eval_share=round(eval_seconds / (eval_seconds + 500 * 16 / sps), 3), best=is_best)
+                          eval_share=round(eval_seconds / (eval_seconds + 500 * 16 / sps), 3), best=is_best,
+                          # the youngest lag behind, the noisiest too (fixed ratios: the random stream is unchanged)
+                          per_age={a: round(per * f, 4) for a, f in AGE_LAG.items()},
+                          per_snr={b: round(per * f, 4) for b, f in SNR_LAG.items()})
             for k, ref in enumerate(rng.sample(SENTENCES, 3)):
                 decodes.write({"t": round(t, 3), "step": step, "phase": phase, "id": f"KV{k:03d}{step:05d}",
                                "ref": ref, "hyp": corrupt(ref, per, rng)})

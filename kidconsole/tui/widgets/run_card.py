@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from kidconsole import palette, rundir
+from kidconsole.runs import evalcost
 from kidconsole.tui.watcher import RunView
 
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
@@ -43,8 +44,69 @@ def bar(fraction: float | None, width: int) -> Text:
     return Text.assemble(("█" * full, palette.PROGRESS), ("░" * (width - full), "dim"))
 
 
-def card_text(view: RunView, width: int) -> Text:
+def fmt_seconds(seconds: float | None) -> str:
+    """Short durations in seconds ("42s"), longer ones as ``fmt_duration``."""
+    if seconds is not None and 0 <= seconds < 59.5:
+        return f"{seconds:.0f}s"
+    return fmt_duration(seconds)
+
+
+def eval_cost_lines(view: RunView, w: int, threshold: float = evalcost.EVAL_SHARE_WARN) -> list[Text]:
+    """Evaluation's share of wall time, seconds per evaluation and the evaluation time still ahead; past
+    ``threshold`` in the warning colour, with the config keys that bring it down."""
+    cost = view.eval_cost or evalcost.EvalCost(None, None, None)
+    share = "-" if cost.share is None else f"{cost.share:.0%}"
+    line = f"eval share {share}  {fmt_seconds(cost.seconds)}/eval  {fmt_seconds(cost.left)} left"
+    if not cost.too_costly(threshold):
+        return [Text(line)]
+    style = palette.WARNING
+    if w >= len(evalcost.ADVICE) + 2:
+        advice = [f"⚠ {evalcost.ADVICE}"]
+    else:
+        first, _, second = evalcost.ADVICE.partition(" or ")
+        advice = [f"⚠ {first}", f"  or {second}"]
+    return [Text(line, style=style)] + [Text(a, style=style) for a in advice]
+
+
+def worst_age_line(per_age: dict | None) -> Text:
+    """The age group with the highest PER in the newest evaluation."""
+    worst = evalcost.worst_bucket(per_age)
+    if worst is None:
+        return Text("worst age -", style="dim")
+    label, per = worst
+    return Text.assemble("worst age ", (label, "bold"), f"  PER {fmt_metric(per, True)}")
+
+
+def warnings_line(view: RunView) -> Text:
+    warn = {k: v for k, v in view.warnings.items() if v}
+    if not warn:
+        return Text("no warnings", style="dim")
+    txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
+    return Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True)
+
+
+def scoring_card_text(view: RunView, width: int) -> Text:
+    """A scoring-only run (a baseline, an export scored on a manifest): its test figures, compactly."""
+    w = max(width, 30)
+    t = view.test
+    if not t:
+        lines = [Text("scoring only: no test figures yet", style="dim")]
+    else:
+        n = f"{t['n']:,} utterances" if isinstance(t.get("n"), int) else "test"
+        lines = [Text(f"scored on {n}"),
+                 Text.assemble(("PER ", "bold"), (fmt_metric(t.get("per"), True), "bold"),
+                               f"  CER {fmt_metric(t.get('cer'), True)}  WER {fmt_metric(t.get('wer'), True)}"),
+                 worst_age_line(t.get("per_age"))]
+    lines.append(warnings_line(view))
+    for line in lines:
+        line.truncate(w, overflow="ellipsis")
+    return Text("\n").join(lines)
+
+
+def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_SHARE_WARN) -> Text:
     """The card's body (its border carries the name and the state)."""
+    if view.scoring_only:
+        return scoring_card_text(view, width)
     w = max(width, 30)
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
@@ -75,12 +137,9 @@ def card_text(view: RunView, width: int) -> Text:
             best_txt = f"best {fmt_metric(best[0], pct_fmt)}{at}"
         left = f"{label:<5}{last:>8}"
         lines.append(Text.assemble(left, " " * max(1, w - len(left) - len(best_txt)), (best_txt, "dim")))
-    warn = {k: v for k, v in view.warnings.items() if v}
-    if warn:
-        txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
-        lines.append(Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True))
-    else:
-        lines.append(Text("no warnings", style="dim"))
+    lines += eval_cost_lines(view, w, eval_share_warn)
+    lines.append(worst_age_line(view.per_age))
+    lines.append(warnings_line(view))
     if view.test:
         t = view.test
         n = f"  ({t['n']:,} utts)" if isinstance(t.get("n"), int) else ""
@@ -95,7 +154,7 @@ class RunCard(Static, can_focus=True):
     """A focusable card; its border is the run's colour, its title the run's name."""
 
     DEFAULT_CSS = """
-    RunCard { height: 11; padding: 0 1; }
+    RunCard { height: auto; padding: 0 1; }
     RunCard:focus { background: $boost; }
     """
 
@@ -134,4 +193,5 @@ class RunCard(Static, can_focus=True):
         self.border_subtitle = Text(f"● {self.view.state}", style=palette.state_style(self.view.state))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
-        self.update(card_text(self.view, self.content_size.width or 36))
+        threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
+        self.update(card_text(self.view, self.content_size.width or 36, threshold))
