@@ -354,7 +354,7 @@ class RunReader:
             "loading": self.loading,
             # the final test evaluation (per/cer/wer/n), once the run wrote it
             "test": {k: v for k, v in self._last.get(rundir.EV_TEST, {}).items()
-                     if k in ("per", "cer", "wer", "n", "per_age")},
+                     if k in ("per", "cer", "wer", "n", "per_age") and v is not None},
             # a model scored on a manifest (a baseline, an export): a test, no training
             "scoring_only": status.get("trainer_module") == rundir.SCORER
             or (rundir.EV_TEST in self._last and rundir.EV_TRAIN not in self._last),

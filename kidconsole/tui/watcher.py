@@ -292,6 +292,10 @@ class Watcher:
     def decodes(self, key: str) -> list[dict]:
         return self._read(key, lambda r: list(r.decodes()), [])
 
+    def series_names(self, key: str) -> list[str]:
+        """The run's chart series ("train/loss", "eval/per_age/5-6" ...)."""
+        return self._read(key, lambda r: list(r.series), [])
+
     def span(self, key: str, metric: str, x_axis: str) -> tuple[float, float] | None:
         """The first and last x of a series; None when it has no point."""
         def read(r):

@@ -1,4 +1,4 @@
-"""Live charts: train loss (raw faint, debiased EMA strong), eval loss, PER, CER, LR.
+"""Live charts: train loss (raw faint, debiased EMA strong), eval loss, PER, CER, LR, PER by age group.
 
 The runs overlaid are the marked ones (all when none is marked), each in its
 colour, on shared axes. Every chart downsamples each series to its own width
@@ -8,6 +8,8 @@ as one of 300.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +20,7 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from kidconsole.palette import RUN_COLORS
 from kidconsole.runs.series import Series
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail
@@ -32,6 +35,8 @@ class Panel:
     metric: str
     title: str
     smooth: bool = False
+    # a series per bucket ("eval/per_age/5-6"): one run's buckets, or one bucket across several runs
+    buckets: bool = False
 
 
 PANELS = (
@@ -40,7 +45,15 @@ PANELS = (
     Panel("eval/per", "PER"),
     Panel("eval/cer", "CER"),
     Panel("train/lr", "learning rate"),
+    Panel("eval/per_age", "PER by age", buckets=True),
 )
+
+
+def bucket_order(label: str) -> tuple:
+    """Buckets in the order of their values ("<5", "5-6" ... "18+"), ``unknown`` last."""
+    m = re.search(r"-?\d+(\.\d+)?", label)
+    first = float(m.group()) if m else math.inf
+    return (label == "unknown", -math.inf if label.startswith("<") else first, label)
 
 
 class _Smoothed:
@@ -74,6 +87,7 @@ class ChartsScreen(Screen):
         Binding("plus,equals_sign", "ema(1)", "EMA+", key_display="+"),
         Binding("minus", "ema(-1)", "EMA-", key_display="-"),
         Binding("g", "grid", "Grid"),
+        Binding("a", "next_bucket", "Age group"),
         *[Binding(str(i + 1), f"panel({i})", p.title, show=False) for i, p in enumerate(PANELS)],
         Binding("tab", "next_panel(1)", "Next chart", show=False),
         Binding("shift+tab", "next_panel(-1)", "Prev chart", show=False),
@@ -85,6 +99,7 @@ class ChartsScreen(Screen):
         self.log_y = False
         self.ema_weight = 0.9
         self.current = 0
+        self.bucket: str | None = None  # the age group the PER-by-age chart follows across marked runs
         self.grid = None  # None: decided by the terminal size on the first layout
         self._smoothed: dict[tuple[str, str, str], _Smoothed] = {}
         self._drawn: dict[int, tuple] = {}
@@ -123,7 +138,13 @@ class ChartsScreen(Screen):
     def _status(self, keys: list[str]) -> str:
         ema = f"EMA {self.ema_weight:g}" if self.ema_weight else "EMA off"
         marked = "marked runs" if self.app.marked else "all runs"
-        return (f"{PANELS[self.current].title} · x: {self.x_axis} · {ema} · log-y {'on' if self.log_y else 'off'}"
+        panel = PANELS[self.current]
+        title = panel.title
+        if panel.buckets and len(keys) > 1:
+            title += f" {self._bucket(panel, keys) or '-'} (a: next age group)"
+        elif panel.buckets and keys:
+            title += f" of {self.app.views[keys[0]].name}"
+        return (f"{title} · x: {self.x_axis} · {ema} · log-y {'on' if self.log_y else 'off'}"
                 f" · {len(keys)} {marked}")
 
     def redraw(self, force: bool = False) -> None:
@@ -134,38 +155,65 @@ class ChartsScreen(Screen):
         for i, chart in enumerate(self.query(Chart)):
             if not chart.display or not chart.size.width:
                 continue
-            stamp = (revisions, self.x_axis, self.log_y, self.ema_weight, chart.size)
+            stamp = (revisions, self.x_axis, self.log_y, self.ema_weight, self.bucket, chart.size)
             if not force and self._drawn.get(i) == stamp:
                 continue
             self._drawn[i] = stamp
             chart.update_data(self.chart_data(PANELS[i], keys, plot_columns(chart.size.width)))
 
+    def _bucket_labels(self, panel: Panel, keys: list[str]) -> list[str]:
+        labels = {m.removeprefix(panel.metric + "/") for k in keys for m in self.app.watcher.series_names(k)
+                  if m.startswith(panel.metric + "/")}
+        return sorted(labels, key=bucket_order)
+
+    def _bucket(self, panel: Panel, keys: list[str]) -> str | None:
+        """The bucket followed across runs: the chosen one, else the youngest group."""
+        labels = self._bucket_labels(panel, keys)
+        return self.bucket if self.bucket in labels else (labels[0] if labels else None)
+
+    def _lines(self, panel: Panel, keys: list[str]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """What a panel draws: (run, series, colour) per line, and its legend. A bucket panel draws one run's
+        buckets, each in a colour of its own, or with several runs one bucket in each run's colour."""
+        app = self.app
+        runs = [(k, app.run_colors[app.views[k].name]) for k in keys]
+        if not panel.buckets:
+            return [(k, panel.metric, c) for k, c in runs], [(app.views[k].name, c) for k, c in runs]
+        if len(keys) == 1:
+            labels = self._bucket_labels(panel, keys)
+            colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(labels))]
+            return ([(keys[0], f"{panel.metric}/{b}", c) for b, c in zip(labels, colors)],
+                    list(zip(labels, colors)))
+        bucket = self._bucket(panel, keys)
+        if bucket is None:
+            return [], [(app.views[k].name, c) for k, c in runs]
+        return ([(k, f"{panel.metric}/{bucket}", c) for k, c in runs],
+                [(f"{app.views[k].name} {bucket}", c) for k, c in runs])
+
     def chart_data(self, panel: Panel, keys: list[str], n_buckets: int) -> ChartData:
         app, watcher, axis = self.app, self.app.watcher, self.x_axis
-        found = [(k, span) for k in keys if (span := watcher.span(k, panel.metric, axis)) is not None]
-        legend = [(app.views[k].name, app.run_colors[app.views[k].name]) for k in keys]
+        lines, legend = self._lines(panel, keys)
+        found = [(k, m, c, span) for k, m, c in lines if (span := watcher.span(k, m, axis)) is not None]
         data = ChartData(legend=legend, x_kind=axis, log_y=self.log_y,
                          note=f"EMA {self.ema_weight:g}" if panel.smooth and self.ema_weight else "")
         if not found or n_buckets < 2:
             return data
         # wall time is drawn as time since each run's start, so runs started on different days overlay
-        offsets = {k: self._time_origin(k, span[0]) if axis == "time" else 0.0 for k, span in found}
-        x_min = min(span[0] - offsets[k] for k, span in found)
-        x_max = max(span[1] - offsets[k] for k, span in found)
+        offsets = {k: self._time_origin(k, span[0]) if axis == "time" else 0.0 for k, _, _, span in found}
+        x_min = min(span[0] - offsets[k] for k, _, _, span in found)
+        x_max = max(span[1] - offsets[k] for k, _, _, span in found)
         data.x_range = (x_min, x_max)
-        for key, _ in found:
-            color = app.run_colors[app.views[key].name]
+        for key, metric, color, _ in found:
             off = offsets[key]
-            xs, lo, hi = watcher.downsample(key, panel.metric, axis, n_buckets, x_min + off, x_max + off)
+            xs, lo, hi = watcher.downsample(key, metric, axis, n_buckets, x_min + off, x_max + off)
             xs = np.asarray(xs) - off
             if not (panel.smooth and self.ema_weight):
                 data.traces.append(Trace(xs, lo, hi, color))
                 continue
-            cache_key = (key, panel.metric, axis)
+            cache_key = (key, metric, axis)
             cached = self._smoothed.get(cache_key)
             if cached is None or cached.ema.weight != self.ema_weight:
                 cached = self._smoothed[cache_key] = _Smoothed(self.ema_weight)
-            smooth = cached.update(lambda start: watcher.tail(key, panel.metric, axis, start))
+            smooth = cached.update(lambda start: watcher.tail(key, metric, axis, start))
             sx, slo, shi = (np.asarray(a) for a in smooth.downsample(n_buckets, x_min + off, x_max + off))
             mid = (slo + shi) / 2
             data.traces.append(Trace(xs, lo, hi, color, faint=True))
@@ -197,6 +245,16 @@ class ChartsScreen(Screen):
     def action_panel(self, index: int) -> None:
         self.current = index
         self._apply_layout()
+
+    def action_next_bucket(self) -> None:
+        """Follow the next age group across the marked runs (on the PER-by-age chart)."""
+        panel = next(p for p in PANELS if p.buckets)
+        keys = self.app.chart_keys()
+        labels = self._bucket_labels(panel, keys)
+        if labels:
+            now = self._bucket(panel, keys)
+            self.bucket = labels[(labels.index(now) + 1) % len(labels)]
+        self.action_panel(PANELS.index(panel))
 
     def action_next_panel(self, step: int) -> None:
         self.action_panel((self.current + step) % len(PANELS))
