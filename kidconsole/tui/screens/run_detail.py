@@ -1,10 +1,11 @@
-"""One run in depth: config, config diff against another run, log tail, checkpoints, warnings."""
+"""One run in depth: config, config diff against another run, log tail, checkpoints, warnings, evaluation cost."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from rich.text import Text
 from textual import work
@@ -15,8 +16,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from kidconsole import palette, rundir
+from kidconsole.runs import evalcost
+from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
+from kidconsole.tui.widgets.run_card import eval_cost_lines
 
-TABS = ("config", "diff", "log", "checkpoints", "warnings")
+TABS = ("config", "diff", "log", "checkpoints", "warnings", "cost")
 LOG_LINES = 300
 
 
@@ -93,6 +97,9 @@ class RunDetailScreen(Screen):
                 yield DataTable(id="ckpt-table", zebra_stripes=True, cursor_type="row")
             with TabPane("5 Warnings", id="warnings"):
                 yield DataTable(id="warn-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("6 Eval cost", id="cost"):
+                yield Static("", id="cost-head")
+                yield Chart("evaluation share of wall time", id="cost-chart")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,6 +123,36 @@ class RunDetailScreen(Screen):
         if view.revision != self._loaded_revision:
             self._loaded_revision = view.revision
             self.load()
+            self.draw_cost()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.draw_cost)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "cost":
+            self.call_after_refresh(self.draw_cost)
+
+    def draw_cost(self) -> None:
+        """The evaluation share over steps, with the warning threshold as a line, and the newest figures."""
+        view = self.app.view(self.key)
+        chart = self.query_one("#cost-chart", Chart)
+        if view is None or not chart.size.width:
+            return
+        threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
+        self.query_one("#cost-head", Static).update(
+            Text("\n").join(eval_cost_lines(view, max(40, chart.size.width), threshold)))
+        color = self.app.run_colors[view.name]
+        data = ChartData(legend=[(view.name, color), (f"threshold {threshold:.0%}", palette.WARNING)])
+        watcher, metric = self.app.watcher, "eval/eval_share"
+        span = watcher.span(self.key, metric, "step")
+        n = plot_columns(chart.size.width)
+        if span is not None and n >= 2:
+            data.x_range = span
+            xs, lo, hi = watcher.downsample(self.key, metric, "step", n, *span)
+            data.traces.append(Trace(np.asarray(xs), np.asarray(lo), np.asarray(hi), color))
+            edge = np.asarray(span, dtype=float)
+            data.traces.append(Trace(edge, np.full(2, threshold), np.full(2, threshold), palette.WARNING, faint=True))
+        chart.update_data(data)
 
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
