@@ -9,6 +9,7 @@ from pathlib import Path
 from kidconsole import rundir
 from kidconsole.cli import add_runs_flag, default_runs_roots
 from kidconsole.palette import WARNING, state_style
+from kidconsole.runs import evalcost
 
 
 def _gpus(values: list[str] | None) -> list[int]:
@@ -61,6 +62,10 @@ def _age(seconds: float | None) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
+def _int_or_none(v) -> int | None:
+    return None if v is None else int(v)
+
+
 def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -88,38 +93,116 @@ def cmd_launch(args) -> int:
     return 0
 
 
-def cmd_ls(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
+# `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
+# (run and state are never dropped nor cut); --wide shows them all
+LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
+              "updated", "samples/s", "GPUs")
 
-    from kidconsole.runs.discover import find_runs
+
+def ls_record(run: Path, stall_after: float, now: float) -> dict:
+    """One run as `run ls --json` gives it: plain numbers (fractions, seconds, unix times)."""
     from kidconsole.runs.reader import RunReader
 
-    runs = find_runs(_roots(args))
-    table = Table(title=f"runs under {', '.join(_roots(args))}")
-    for col in ("run", "state", "phase", "step", "loss", "eval PER", "best PER", "samples/s", "ETA", "updated",
-                "GPUs"):
-        table.add_column(col, justify="right" if col not in ("run", "state") else "left")
+    r = RunReader(run)
+    r.poll()
+    s = r.summary
+    per, cost = s["eval/per"], s["eval_cost"]
+    return {"run": run.name, "path": str(run), "state": r.state(stall_after=stall_after), "phase": s["phase"],
+            "step": s["step"], "total_steps": s["total_steps"], "loss": s["train/loss"]["last"],
+            "eval_per": per["last"], "best_per": per["best"], "best_per_step": _int_or_none(per["best_step"]),
+            "best_of_newest_only": r.loading and per["best"] is not None,
+            "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
+            "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
+            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"]}
+
+
+def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
+    state = rec["state"]
+    step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else _fmt(rec["step"], "d"))
+    per, best = rec["eval_per"], rec["best_per"]
+    if rec["scoring_only"] and rec["test"]:  # a baseline: its test PER stands for the run
+        per = rec["test"].get("per")
+    share = rec["eval_share"]
+    share_txt = "-" if share is None else f"{share:.0%}"
+    if share is not None and share > threshold:
+        share_txt = f"[{WARNING}]{share_txt}![/]"
+    return {
+        "run": rec["run"], "state": f"[{state_style(state)}]{state}[/]", "phase": _fmt(rec["phase"], ""),
+        "step": step, "loss": _fmt(rec["loss"], ".4f"), "eval PER": _fmt(per * 100 if per is not None else None, ".2f"),
+        "best PER": "-" if best is None else ("~" if rec["best_of_newest_only"] else "")
+        + f"{best * 100:.2f} @{int(rec['best_per_step'])}",
+        "eval share": share_txt, "eval left": _age(rec["eval_left_s"]),
+        "samples/s": _fmt(rec["samples_per_s"], ".1f"), "ETA": _age(rec["eta_s"]),
+        "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
+        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu",
+    }
+
+
+def ls_table(records: list[dict], width: int | None, title: str, now: float, threshold: float):
+    """The runs as a Rich table that fits ``width`` columns (None: every column): the least important columns
+    go first; run names and states are never cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    rows = [_ls_cells(rec, now, threshold) for rec in records]
+
+    def build(columns) -> Table:
+        # no side borders, one space between columns: more columns fit
+        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        for col in columns:
+            keep = col in ("run", "state")
+            # two-word headings on two lines: the columns are as narrow as their values
+            table.add_column(col.replace(" ", "\n"), justify="left" if keep else "right", no_wrap=True,
+                             overflow="fold" if keep else "ellipsis")
+        for row in rows:
+            table.add_row(*(row[c] for c in columns))
+        return table
+
+    columns = list(LS_COLUMNS)
+    measure = Console(width=10_000)
+    while width is not None and len(columns) > 2:
+        if Measurement.get(measure, measure.options, build(columns)).maximum <= width:
+            break
+        columns.pop()
+    table = build(columns)
+    notes = []
+    if any(r["best_of_newest_only"] for r in records):
+        notes.append("~: best of the newest events only (long history; the console loads it all)")
+    if "eval share" in columns and any(r["eval_share"] is not None and r["eval_share"] > threshold
+                                       for r in records):
+        notes.append(f"!: evaluation takes over {threshold:.0%} of the run: {evalcost.ADVICE}")
+    dropped = len(LS_COLUMNS) - len(columns)
+    if dropped:
+        notes.append(f"{dropped} more columns with --wide or a wider terminal")
+    table.caption = "\n".join(notes) or None
+    return table, Measurement.get(measure, measure.options, table).maximum
+
+
+def cmd_ls(args) -> int:
+    import json
+
+    from rich.console import Console
+
+    from kidconsole.runs.discover import find_runs
+
+    roots = _roots(args)
     now = time.time()
-    for run in runs:
-        r = RunReader(run)
-        r.poll()
-        s = r.summary
-        state = r.state(stall_after=args.stall_after)
-        per = s["eval/per"]
-        step = f"{s['step'] or 0}/{s['total_steps']}" if s["total_steps"] else _fmt(s["step"], "d")
-        table.add_row(
-            run.name, f"[{state_style(state)}]{state}[/]", _fmt(s["phase"], ""), step,
-            _fmt(s["train/loss"]["last"], ".4f"),
-            _fmt(per["last"] * 100 if per["last"] is not None else None, ".2f"),
-            "-" if per["best"] is None else ("~" if r.loading else "")
-            + f"{per['best'] * 100:.2f} @{int(per['best_step'])}",
-            _fmt(s["samples_per_s"], ".1f"), _age(s["eta_s"]),
-            _age(now - s["updated_at"]) + " ago" if s["updated_at"] else "-",
-            ",".join(map(str, r.status.get("gpus") or [])) or "cpu",
-        )
-    table.caption = "~: best of the newest events only (long history; the console loads it all)"
-    Console().print(table if runs else f"no runs under {', '.join(_roots(args))}")
+    records = [ls_record(run, args.stall_after, now) for run in find_runs(roots)]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    if not records:
+        print(f"no runs under {', '.join(roots)}")
+        return 0
+    console = Console()
+    threshold = getattr(args, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
+    table, needed = ls_table(records, None if args.wide else console.width, f"runs under {', '.join(roots)}", now,
+                             threshold)
+    if args.wide or needed > console.width:  # never cut: a wider line than the terminal wraps, a pipe keeps it
+        console = Console(width=max(needed, console.width))
+    console.print(table)
     return 0
 
 
@@ -193,6 +276,9 @@ def register(subparsers) -> None:
     sp = sub.add_parser("ls", help="list runs with their state and progress")
     sp.add_argument("--stall-after", type=float, default=300.0, metavar="S",
                     help="seconds without a heartbeat before a live run shows as stalled (300)")
+    out = sp.add_mutually_exclusive_group()
+    out.add_argument("--wide", action="store_true", help="every column, however wide the terminal")
+    out.add_argument("--json", action="store_true", help="the runs as JSON, for scripts (fractions and seconds)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_ls)
 
