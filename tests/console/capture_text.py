@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import RECORDINGS, make_app, screen_text, wait_for_runs  # noqa: E402
+from conftest import RECORDINGS, make_app, wait_for_runs  # noqa: E402
 
 from kidconsole.tui.replay import replay_all  # noqa: E402
 
@@ -26,7 +26,7 @@ async def capture(width: int, height: int, keys: list[str]) -> str:
             if keys:
                 await pilot.press(*keys)
             await pilot.pause(0.5)
-            return screen_text(app)
+            return "\n".join(strip.text.rstrip() for strip in app.screen._compositor.render_strips())
 
 
 if __name__ == "__main__":

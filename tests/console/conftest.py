@@ -118,15 +118,3 @@ def opened(request):
             yield pilot
     return opened
 
-
-def screen_text(app) -> str:
-    """The screen as plain text, row by row (what the snapshot SVG shows, without colours)."""
-    import io
-
-    from rich.console import Console
-
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-                      legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
