@@ -32,6 +32,19 @@ def test_score_writes_a_finished_run_with_predictions_that_reports_can_compare(t
     assert len(preds) == 6 and {"ref", "hyp", "age", "snr", "speaker"} <= set(preds[0])
     rep = report_for(run, run, n_boot=10)  # a scoring run is a run like any other: reports compare it
     assert rep.n == 6 and abs(rep.overall.rate("per") - test[0]["per"]) < 1e-9
+    # the test event's PER by age group is the report's
+    by_age = {b.label: b.rate("per") for b in rep.dimensions["age_group"] if b.n}
+    assert test[0]["per_age"] == by_age
+
+    # the console's card of a scoring run: its test figures, not a card of dashes
+    from kidconsole.runs.reader import RunReader
+    from kidconsole.tui.watcher import Watcher
+    from kidconsole.tui.widgets.run_card import card_text
+
+    watcher = Watcher([str(tmp_path)], find=lambda roots: [run], make_reader=RunReader, system=False)
+    view = next(iter(watcher.poll_once().values()))
+    text = card_text(view, 36).plain
+    assert view.scoring_only and "scored on 6 utterances" in text and "ETA" not in text
 
 
 def test_score_without_a_test_manifest_fails_with_the_key(tmp_path):
