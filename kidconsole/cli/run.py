@@ -240,8 +240,9 @@ def cmd_stop(args) -> int:
     run_dir = _resolve_run(args)
     console = Console()
     with console.status(f"stopping {run_dir.name}: waiting for its checkpoint (up to {args.timeout:g} s)"):
-        state = stop_run(run_dir, timeout=args.timeout)
-    console.print(f"{run_dir.name}: [{state_style(state)}]{state}[/]")
+        report = stop_run(run_dir, timeout=args.timeout)
+    did = str(report).removeprefix(report.state)
+    console.print(f"{run_dir.name}: [{state_style(report.state)}]{report.state}[/]{did}", highlight=False)
     return 0
 
 

@@ -177,6 +177,8 @@ class Status(Record):
     sid: int | None = key("its session", f"{LAUNCHER}, {SUPERVISOR}")
     create_time: float | None = key("the supervisor's start time (psutil), so a reused pid is never the run",
                                     f"{LAUNCHER}, {SUPERVISOR}")
+    start_ticks: int | None = key("the supervisor's start in clock ticks since boot (`/proc/PID/stat` field 22): "
+                                  "its identity, unmoved by clock steps", f"{LAUNCHER}, {SUPERVISOR}")
     launcher_pid: int | None = key("the `accelerate launch` process the supervisor started", SUPERVISOR)
     host: str | None = key("host name (set by the first writer)", "all")
     gpus: list[int] | None = key("GPU indices (`[]` on the CPU)", LAUNCHER)

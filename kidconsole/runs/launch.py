@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import psutil
-
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
+from kidconsole.runs import liveness
 
 if TYPE_CHECKING:
     from kidconsole.config import RunConfig
@@ -63,13 +62,9 @@ def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int]) -> in
     with open(run_dir / rundir.STDOUT, "ab") as log:
         proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=launch_env(gpus), close_fds=True)
-    try:
-        created = psutil.Process(proc.pid).create_time()
-    except psutil.Error:
-        created = None
     # the supervisor records the same facts itself; writing them here too means they are
     # there when this call returns. The state is not touched: the run may already have ended.
-    rundir.update_status(run_dir, pid=proc.pid, pgid=proc.pid, sid=proc.pid, create_time=created)
+    rundir.update_status(run_dir, pid=proc.pid, pgid=proc.pid, sid=proc.pid, **liveness.identity(proc.pid))
     proc.returncode = 0  # not ours to reap: keep Popen's destructor from warning about a live child
     return proc.pid
 

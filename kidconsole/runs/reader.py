@@ -20,6 +20,7 @@ import numpy as np
 from kidconsole import rundir
 from kidconsole.rundir.records import BY_BUCKET
 from kidconsole.runs import evalcost
+from kidconsole.runs import liveness
 from kidconsole.runs import state as run_state
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
@@ -314,19 +315,16 @@ class RunReader:
     # ---- derived --------------------------------------------------------------
     def last_sign_of_life(self) -> float | None:
         """The latest of: last event time, events.jsonl mtime, status update."""
-        times = [self._last_t, _num(self._status.get("updated_at"), None)]
-        try:
-            times.append((self.path / rundir.EVENTS).stat().st_mtime)
-        except OSError:
-            pass
-        times = [t for t in times if t is not None]
+        times = [t for t in (self._last_t, liveness.last_sign(self.path, self._status)) if t is not None]
         return max(times) if times else None
 
     def state(self, now: float | None = None, stall_after: float = run_state.STALL_AFTER) -> str:
-        status = self.status
-        return run_state.derive_state(status, alive=run_state.process_alive(status),
-                                      last_sign=self.last_sign_of_life(), end_event=self._last.get(rundir.EV_END),
-                                      now=now, stall_after=stall_after)
+        status, end, last_sign = self.status, self._last.get(rundir.EV_END), self.last_sign_of_life()
+        # a run that wrote its ending needs no look at processes
+        alive = None if run_state.written_final(status, end) else liveness.run_alive(status, last_sign=last_sign,
+                                                                                        now=now)
+        return run_state.derive_state(status, alive=alive, last_sign=last_sign, end_event=end, now=now,
+                                      stall_after=stall_after)
 
     @property
     def summary(self) -> dict:

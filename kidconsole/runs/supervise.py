@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from kidconsole import rundir
+from kidconsole.runs import liveness
 from kidconsole.runs.reader import log_tail
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -82,8 +83,7 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
-    me = psutil.Process()
-    rundir.update_status(run_dir, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0), create_time=me.create_time())
+    rundir.update_status(run_dir, **liveness.pid_of_this_process())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
