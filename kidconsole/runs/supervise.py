@@ -5,7 +5,9 @@ child subreaper, waits for every process of the run (ranks can outlive the
 launcher after a SIGTERM: accelerate's launcher dies at once, its children
 checkpoint first). Then it records the exit code, and the final state when the
 trainer could not write one (a crash, a kill). A SIGTERM only marks that a stop
-was asked for: the trainer's own handling decides when the run ends.
+was asked for: the trainer's own handling decides when the run ends. Should the
+launcher die unasked while the trainer runs, the supervisor stops the trainer the
+way `run stop` does (SIGTERM: a checkpoint, then `stopped`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,28 @@ def _reason(run_dir: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+def _exit_text(rc: int) -> str:
+    return f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+
+
+def _stop_leftovers(run_dir: Path, rc: int) -> bool:
+    """The launcher is gone but processes of the run remain (the trainer ranks, re-parented here):
+    SIGTERM them, so the trainer checkpoints and ends the way `run stop` ends it, instead of
+    training unwatched by its launcher and being SIGKILLed after the drain. True if there were any."""
+    left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    if not left:
+        return False
+    if rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES:
+        print(f"supervisor: the launcher exited ({_exit_text(rc)}) while {len(left)} process(es) of the run "
+              "still ran: SIGTERM to stop the trainer with a checkpoint", flush=True)
+    for proc in left:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    return rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES
+
+
 def supervise(run_dir: Path, command: list[str]) -> int:
     stop_requested = False
 
@@ -92,13 +116,18 @@ def supervise(run_dir: Path, command: list[str]) -> int:
         return 127
     rundir.update_status(run_dir, launcher_pid=child.pid)
     rc = child.wait()
+    orphaned = None
+    if not stop_requested and _stop_leftovers(run_dir, rc):
+        orphaned = f"the launcher exited ({_exit_text(rc)}) while the trainer ran: stopped it with SIGTERM"
     _reap_all(time.time() + DRAIN_SECONDS)
 
     status = rundir.read_status(run_dir)
     now = round(time.time(), 3)
     if status.get("state") in rundir.FINAL_STATES:  # the trainer wrote its own ending: complete it
         rundir.update_status(run_dir, ended_at=status.get("ended_at") or now,
-                             exit_code=rc if status.get("exit_code") is None else status["exit_code"])
+                             exit_code=rc if status.get("exit_code") is None else status["exit_code"],
+                             **({"error": f"{orphaned}; it checkpointed and stopped"}
+                                if orphaned and status["state"] == rundir.STOPPED else {}))
         return 0
     if stop_requested:
         state, reason = rundir.STOPPED, "stopped" if rc == 0 else f"stopped; the launcher exited with {rc}"
@@ -106,7 +135,7 @@ def supervise(run_dir: Path, command: list[str]) -> int:
         state, reason = rundir.FINISHED, "the launcher exited with 0"
     else:
         at = f"at step {status.get('step')}"
-        what = f"killed by {signal.Signals(-rc).name} {at}" if rc < 0 else f"exit code {rc}"
+        what = f"{_exit_text(rc)} {at}" if rc < 0 else _exit_text(rc)
         last = _reason(run_dir)
         if rc > 0 and (sig := _killed_by(run_dir)):  # the launcher's own message is a traceback
             what, last = f"the trainer was killed by {sig} {at}", ""
