@@ -18,7 +18,8 @@ from kidconsole.rundir.checkpoints import (
     seal_checkpoint, tmp_checkpoint, unfinished_writes,
 )
 from kidconsole.rundir.files import (
-    EventWriter, JsonlWriter, atomic_write_text, atomic_writer, read_status, update_status, write_rows,
+    EventWriter, JsonlWriter, atomic_write_text, atomic_writer, read_status, remove_temp_files, update_status,
+    write_rows,
 )
 from kidconsole.rundir.names import *  # noqa: F401,F403 (file names, states, kinds: the contract's vocabulary)
 from kidconsole.rundir.records import (

@@ -24,7 +24,7 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """A file that replaces ``path`` only once it is whole and on disk (temp file, fsync, rename);
     on an error the temp file is removed and ``path`` is left as it was. ``mode``: "w" or "wb"."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # remove_temp_files knows this name
     try:
         with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
@@ -34,6 +34,15 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_temp_files(folder: str | Path, pid: int | None = None) -> list[Path]:
+    """Remove the temp files ``atomic_writer`` of process ``pid`` (this one) left in ``folder``
+    (a write cut short: a full disk, a kill between open and cleanup); returns them."""
+    found = list(Path(folder).glob(f".*.{os.getpid() if pid is None else pid}.tmp"))
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+    return found
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

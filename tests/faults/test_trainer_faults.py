@@ -232,3 +232,25 @@ def test_a_trainer_killed_by_a_signal_is_reported_with_the_signal_and_the_step(t
     status = rundir.read_status(run_dir)
     assert status["state"] == rundir.FAILED
     assert status["error"] == f"the trainer was killed by SIGKILL at step {status['step']}"
+
+
+# ---------- the disk fills up ----------
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_naming_the_path_and_keeps_the_last_good_checkpoint(make_config, tmp_path, rd):
+    config = make_config(data__test_manifest=None, train__eval_every=3, train__keep_last=5,
+                         phases=[{"name": "only", "epochs": 50, "lr": 3.0e-3, "warmup": 1}])
+    run = tmp_path / "run"
+    proc = rd.launch(config, run, module="full_disk_trainer",
+                     env={"FULL_AFTER": "3", "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])})
+    try:
+        assert proc.wait(timeout=240) != 0
+    finally:
+        if session_pids(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    status = rd.status(run)
+    assert status["state"] == "failed"
+    assert status["error"].startswith(f"disk full at {run / rundir.CHECKPOINTS}")
+    assert not list(run.rglob("*.tmp")) and not rundir.unfinished_writes(run / rundir.CHECKPOINTS)
+    good = rundir.complete_checkpoints(run / rundir.CHECKPOINTS)
+    assert len(good) == 3 and rundir.newest_checkpoint(run / rundir.CHECKPOINTS) == good[-1]
