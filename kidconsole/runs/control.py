@@ -99,9 +99,11 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> StopReport:
     return StopReport(_state(run_dir), terminated, sorted(p.pid for p in left), timeout, time.time() - t0)
 
 
-def resume_run(run_dir: str | Path) -> Path:
+def resume_run(run_dir: str | Path, *, trainer_modules: tuple[str, ...] = rundir.TRAINER_MODULES) -> Path:
     """Relaunch a run that is not running from its newest complete checkpoint, in the same
-    directory: the trainer appends to the same events and log, so history continues."""
+    directory: the trainer appends to the same events and log, so history continues. Only an
+    entry point of ``trainer_modules`` is started, whatever status.json names (anyone who can
+    write the run directory could name any module, run as whoever resumes)."""
     from kidconsole.runs.launch import build_command, start_detached
 
     run_dir = Path(run_dir).resolve()
@@ -112,6 +114,7 @@ def resume_run(run_dir: str | Path) -> Path:
     beat = None if written_final(status) else liveness.last_sign(run_dir, status)
     if liveness.run_alive(status, last_sign=beat):
         raise KidconsoleError(f"{run_dir}: still running (pid {status.get('pid')}): stop it first")
+    mixed = status.get("mixed_precision") or "no"  # one argv element; accelerate refuses any but its choices
     if status.get("state") == rundir.FINISHED:
         raise KidconsoleError(f"{run_dir}: finished: nothing to resume")
     if not (run_dir / rundir.CONFIG).is_file():
@@ -121,9 +124,12 @@ def resume_run(run_dir: str | Path) -> Path:
         unfinished = ", ".join(p.name for p in rundir.unfinished_writes(run_dir / rundir.CHECKPOINTS))
         raise KidconsoleError(f"{run_dir / rundir.CHECKPOINTS}: no complete checkpoint to resume from"
                               + (f" ({unfinished}: a write that never finished)" if unfinished else ""))
+    module = status.get("trainer_module") or rundir.TRAINER
+    if module not in trainer_modules:
+        raise KidconsoleError(f"{run_dir / rundir.STATUS}: trainer_module {module!r} is not one of the project's "
+                              f"trainer entry points ({', '.join(trainer_modules)}): not starting it")
     gpus = [int(g) for g in status.get("gpus") or []]
-    command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or rundir.TRAINER,
-                            mixed_precision=status.get("mixed_precision") or "no", resume=True)
+    command = build_command(run_dir, gpus=gpus, trainer_module=module, mixed_precision=mixed, resume=True)
     rundir.update_status(run_dir, state=rundir.STARTING, command=command, exit_code=None, error=None,
                          ended_at=None, stop_requested_at=None, resumed_from=ckpt.name,
                          resumes=int(status.get("resumes") or 0) + 1, resumed_at=round(time.time(), 3))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
+from kidconsole.rundir.files import private_opener
 from kidconsole.runs import liveness
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def launch_env(gpus: Sequence[int]) -> dict[str, str]:
 def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int]) -> int:
     """Start the supervisor running ``command`` in a new session; returns its pid."""
     argv = [sys.executable, "-m", "kidconsole.runs.supervise", str(run_dir), "--", *command]
-    with open(run_dir / rundir.STDOUT, "ab") as log:
+    with open(run_dir / rundir.STDOUT, "ab", opener=private_opener) as log:
         proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=launch_env(gpus), close_fds=True)
     # the supervisor records the same facts itself; writing them here too means they are
@@ -69,13 +70,44 @@ def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int]) -> in
     return proc.pid
 
 
+MAX_NAME = 100  # characters: the run directory's name, with room for its files' names under NAME_MAX
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it can name a run directory under the runs root; a KidconsoleError saying why not."""
+    shown = name if len(name) <= 40 else f"{name[:20]}...{name[-8:]}"
+    if name in (".", ".."):
+        raise KidconsoleError(f"run name {name!r}: cannot be '.' or '..' (the runs root or its parent)")
+    if not re.fullmatch(r"[\w.+-]+", name):
+        raise KidconsoleError(f"run name {shown!r}: use letters, digits, '.', '_', '+' or '-'")
+    if not re.match(r"\w", name):
+        raise KidconsoleError(f"run name {shown!r}: must start with a letter, a digit or '_' (a dot hides it)")
+    if len(name) > MAX_NAME:
+        raise KidconsoleError(f"run name {shown!r}: {len(name)} characters: at most {MAX_NAME}")
+    return name
+
+
 def _run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
     if name:
-        if not re.fullmatch(r"[\w.+-]+", name):
-            raise KidconsoleError(f"run name {name!r}: use letters, digits, '.', '_', '+' or '-'")
-        return name
-    base = re.sub(r"[^\w.+-]+", "-", str(cfg.name or config.stem)).strip("-") or "run"
-    return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return check_run_name(name)
+    base = re.sub(r"[^\w.+-]+", "-", str(cfg.name or config.stem)).strip("-.")[:MAX_NAME - 16] or "run"
+    return check_run_name(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def create_run_dir(runs_root: str | Path, run_name: str) -> Path:
+    """The new run directory, created in one step (two launches racing for a name: one wins, the
+    other is told), writable by its owner only (0o755 whatever the umask: what a resume starts is
+    read from it)."""
+    root = Path(runs_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir = root / run_name
+    try:
+        run_dir.mkdir(mode=0o755)
+    except FileExistsError:
+        raise KidconsoleError(f"{run_dir} already exists: choose another --name, "
+                              f"or `kidconsole run resume {run_dir}`") from None
+    os.chmod(run_dir, 0o755)  # mkdir's mode is masked by the umask, never widened: make it exact
+    return run_dir
 
 
 def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None, overrides: Sequence[str] = (),
@@ -91,10 +123,7 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
     if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
         raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")
     run_name = _run_name(cfg, config, name)
-    run_dir = (Path(runs_root) / run_name).resolve()
-    if run_dir.exists():
-        raise KidconsoleError(f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`")
-    run_dir.mkdir(parents=True)
+    run_dir = create_run_dir(runs_root, run_name)
     cfg.name = run_name
     rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
     mixed = cfg.train.mixed_precision

@@ -107,6 +107,7 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
+    os.umask(os.umask(0) | 0o022)  # nothing the run writes is writable by others (resume reads what it starts)
     rundir.update_status(run_dir, **liveness.pid_of_this_process())
     try:
         child = subprocess.Popen(command)

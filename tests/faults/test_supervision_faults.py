@@ -113,3 +113,63 @@ def test_a_dead_launcher_stops_the_trainer_with_a_checkpoint(make_config, tmp_pa
     assert _events(run_dir, rundir.EV_END)[-1]["state"] == rundir.STOPPED
     newest = rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
     assert newest is not None and newest.name == rundir.checkpoint_name(status["step"])  # resumable from there
+
+
+# ---------- names, run directories, what a resume may start ----------
+
+@pytest.mark.parametrize("name, why", [(".", "cannot be '.' or '..'"), ("..", "cannot be '.' or '..'"),
+                                       (".hidden", "must start with a letter, a digit or '_'"),
+                                       ("a" * 300, "300 characters: at most 100")])
+def test_run_names_that_escape_hide_or_overflow_are_refused(name, why, tmp_path, run_config):
+    from kidconsole.errors import KidconsoleError
+
+    root = tmp_path / "runs"
+    with pytest.raises(KidconsoleError, match=f"run name .*{why}"):
+        launch_run(run_config, runs_root=root, name=name, trainer_module=FAKE)
+    assert not root.exists() or not any(root.iterdir())  # not the root itself made a run
+    assert {p.name for p in tmp_path.iterdir()} <= {"model", "runs", "tiny.yaml", "train.tsv", "valid.tsv"}
+
+
+def test_a_launch_that_loses_the_race_for_a_name_says_it_already_exists(tmp_path, run_config, monkeypatch):
+    """The other launch creates the directory after any check this one makes and before its own mkdir:
+    here the directory exists, but a look at it (as this launch's look came too early) says it does not."""
+    from pathlib import Path
+
+    from kidconsole.errors import KidconsoleError
+    from kidconsole.runs import launch
+
+    contested = (tmp_path / "runs" / "contested").resolve()
+    contested.mkdir(parents=True)  # the winner's
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self, **kw: False if self == contested else real_exists(self, **kw))
+    with pytest.raises(KidconsoleError, match="already exists"):
+        launch.launch_run(run_config, runs_root=tmp_path / "runs", name="contested", trainer_module=FAKE)
+    assert not any((tmp_path / "runs" / "contested").iterdir())  # the winner's directory untouched
+
+
+def test_resume_starts_only_the_projects_trainer_entry_points(tmp_path):
+    from kidconsole.errors import KidconsoleError
+    from kidconsole.runs.control import resume_run
+
+    run_dir = tmp_path / "planted"
+    rundir.update_status(run_dir, state=rundir.STOPPED, trainer_module="os.system_payload")
+    (run_dir / rundir.CONFIG).write_text("name: x\n")
+    (run_dir / rundir.CHECKPOINTS / "step-00000001").mkdir(parents=True)
+    (run_dir / rundir.CHECKPOINTS / "step-00000001" / "COMPLETE").write_text("")
+    with pytest.raises(KidconsoleError, match=r"trainer_module 'os.system_payload' is not one of the project's "
+                                              r"trainer entry points \(trainers.train, trainers.score\)"):
+        resume_run(run_dir)
+    assert "pid" not in rundir.read_status(run_dir)  # nothing was started
+
+
+@pytest.mark.slow
+def test_new_run_directories_are_not_world_writable_whatever_the_umask(tmp_path, fake_env, run_config):
+    old = os.umask(0)
+    try:
+        run_dir = launch_run(run_config, runs_root=tmp_path / "runs", name="private", trainer_module=FAKE)
+        wait_for(lambda: rundir.read_status(run_dir).get("state") in rundir.FINAL_STATES, 60)
+    finally:
+        os.umask(old)
+    wait_for(lambda: not session_pids(rundir.read_status(run_dir)["sid"]), 30)
+    writable = [p for p in [run_dir, *run_dir.rglob("*")] if p.stat().st_mode & 0o002]
+    assert writable == []

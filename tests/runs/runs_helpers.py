@@ -36,3 +36,6 @@ def session_pids(sid: int) -> list[int]:
         except OSError:
             continue
     return out
+
+# what a resume in these tests may start: the project's trainers and the fake one
+TEST_TRAINERS = ("trainers.train", "trainers.score", FAKE)

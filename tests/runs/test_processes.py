@@ -15,7 +15,7 @@ from kidconsole.runs import liveness
 from kidconsole.runs.control import resume_run, stop_run
 from kidconsole.runs.launch import launch_run, start_detached
 from kidconsole.runs.reader import RunReader
-from runs_helpers import FAKE, fake_command, session_pids, wait_for
+from runs_helpers import FAKE, fake_command, session_pids, wait_for, TEST_TRAINERS
 
 pytestmark = pytest.mark.slow
 
@@ -143,9 +143,9 @@ def test_resume_continues_from_the_newest_checkpoint_with_history(tmp_path, fake
     fake_env.setenv("FAKE_STEPS", str(stopped_at + 15))
     with pytest.raises(KidconsoleError, match="still running"):
         rundir.update_status(run_dir, pid=os.getpid(), **liveness.identity(os.getpid()))
-        resume_run(run_dir)
+        resume_run(run_dir, trainer_modules=TEST_TRAINERS)
     rundir.update_status(run_dir, pid=12345678)
-    resume_run(run_dir)  # through accelerate: resume rebuilds the launch command
+    resume_run(run_dir, trainer_modules=TEST_TRAINERS)  # through accelerate: resume rebuilds the launch command
     assert final_state(run_dir, 90) == rundir.FINISHED
     reader.poll()
     steps = reader.series["train/loss"].x
@@ -161,4 +161,4 @@ def test_resume_refuses_a_run_without_checkpoint(tmp_path):
     (run_dir / "config.yaml").write_text("name: x\n")
     rundir.update_status(run_dir, state=rundir.FAILED)
     with pytest.raises(KidconsoleError, match="no complete checkpoint"):
-        resume_run(run_dir)
+        resume_run(run_dir, trainer_modules=TEST_TRAINERS)
