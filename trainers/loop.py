@@ -413,8 +413,10 @@ class Trainer:
         st["last_eval_step"] = st["step"]
         value = res.metric(p.monitor)
         value = res.per if value is None else value  # CER unavailable: judge by PER
-        improved = st["best"] is None or (value is not None and math.isfinite(value)
-                                          and value < st["best"] - p.min_delta)
+        finite = value is not None and math.isfinite(value)
+        # a first value that is not finite is the best only until a finite one comes (nan compares false)
+        improved = st["best"] is None or (finite and (not math.isfinite(st["best"])
+                                                      or value < st["best"] - p.min_delta))
         if improved:
             # n == 0: nothing could be scored, so nothing says the model is broken
             st.update(best=value, evals_since_best=0, best_loss_finite=res.n == 0 or math.isfinite(res.loss))
