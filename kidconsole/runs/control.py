@@ -72,8 +72,8 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> StopReport:
     procs = liveness.run_processes(status)
     if not procs:
         return StopReport(_state(run_dir))
-    t0 = time.time()
-    rundir.update_status(run_dir, stop_requested_at=round(t0, 3))
+    t0 = time.monotonic()  # a duration: the wall clock can step
+    rundir.update_status(run_dir, stop_requested_at=round(time.time(), 3))
     terminated = _terminate(procs, status.get("pgid") or status["pid"])
     _, left = psutil.wait_procs(procs, timeout=timeout)
     left += [p for p in liveness.run_processes(status) if p not in left]  # started while stopping
@@ -96,7 +96,7 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> StopReport:
             writer.emit(rundir.EV_END, step=status.get("step"), state=rundir.STOPPED, exit_code=None, reason=reason)
         finally:
             writer.close()
-    return StopReport(_state(run_dir), terminated, sorted(p.pid for p in left), timeout, time.time() - t0)
+    return StopReport(_state(run_dir), terminated, sorted(p.pid for p in left), timeout, time.monotonic() - t0)
 
 
 def resume_run(run_dir: str | Path, *, trainer_modules: tuple[str, ...] = rundir.TRAINER_MODULES) -> Path:

@@ -46,7 +46,7 @@ def _reap_all(deadline: float) -> None:
         except ChildProcessError:
             return
         if pid == 0:
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 for child in psutil.Process().children(recursive=True):
                     try:
                         child.kill()
@@ -120,7 +120,7 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     orphaned = None
     if not stop_requested and _stop_leftovers(run_dir, rc):
         orphaned = f"the launcher exited ({_exit_text(rc)}) while the trainer ran: stopped it with SIGTERM"
-    _reap_all(time.time() + DRAIN_SECONDS)
+    _reap_all(time.monotonic() + DRAIN_SECONDS)  # a duration: the wall clock can step
 
     status = rundir.read_status(run_dir)
     now = round(time.time(), 3)
