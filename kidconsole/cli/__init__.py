@@ -61,6 +61,33 @@ def _fraction(text: str) -> float:
     return value
 
 
+def as_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command line that ``parser`` would parse into ``args`` (for a subcommand that runs as a module)."""
+    argv: list[str] = []
+    for a in parser._actions:
+        if isinstance(a, argparse._HelpAction):
+            continue
+        v = getattr(args, a.dest, None)
+        if not a.option_strings:
+            argv += [str(x) for x in v] if isinstance(v, list) else [str(v)]
+        elif isinstance(a, argparse._StoreTrueAction):
+            argv += [a.option_strings[-1]] if v else []
+        elif isinstance(a, argparse._AppendAction):
+            for x in v or []:
+                argv += [a.option_strings[-1], str(x)]
+        elif v is not None:
+            argv += [a.option_strings[-1], str(v)]
+    return argv
+
+
+def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``python -m module`` with the subcommand's arguments: heavy work in its own process, its output on
+    this terminal; its exit code is the command's."""
+    import subprocess
+
+    return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     runs = (args.runs or []) + vars(args).pop(_SUB_RUNS, [])
