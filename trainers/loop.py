@@ -518,4 +518,10 @@ class Trainer:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         self._report_unusable(only=self.d.test_manifest)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
-                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print)
+                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print,
+                       pseudo_speakers=self.pseudo_speakers())
+
+    def pseudo_speakers(self) -> set[str]:
+        """Speakers of the pseudo-labelled rows of the train manifests (kidconsole pseudo)."""
+        return {r.speaker for p in self.phases for path, _ in self.cfg.train_manifests(p)
+                for r in self._rows(path) if r.pseudo}

@@ -13,9 +13,14 @@ from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import read_manifest, write_manifest
 
 
+PSEUDO_SPEAKERS = {"spk0", "spk2", "spk4"}
+
+
 def _pseudo_manifest(tones, tmp_path):
-    """The train rows again as another manifest: new ids and speakers, pseudo-labelled."""
-    rows = [dataclasses.replace(r, id=f"p-{r.id}", speaker=f"p-{r.speaker}", pseudo=True, confidence=0.9)
+    """The train rows again as another manifest, pseudo-labelled: new ids; speakers spk0, spk2 and spk4 (who
+    are in the test manifest too) kept, the others new."""
+    rows = [dataclasses.replace(r, id=f"p-{r.id}", pseudo=True, confidence=0.9,
+                                speaker=r.speaker if r.speaker in PSEUDO_SPEAKERS else f"p-{r.speaker}")
             for r in read_manifest(tones["train"])]
     path = tmp_path / "pseudo.jsonl"
     write_manifest(path, rows)
@@ -46,8 +51,7 @@ def test_weighted_keeps_whole_copies_and_a_nested_share(tones):
 @pytest.mark.slow
 def test_a_phase_mixing_two_manifests_trains_on_both_by_weight(make_config, tones, tmp_path, rd):
     pseudo = _pseudo_manifest(tones, tmp_path)
-    config = make_config(train__trace_batches=True, train__eval_every=1000, data__test_manifest=None,
-                         data__train_manifest=None,
+    config = make_config(train__trace_batches=True, train__eval_every=1000, data__train_manifest=None,
                          phases=[{"name": "mixed", "epochs": 1, "lr": 3.0e-3, "warmup": 1,
                                   "manifests": [{"path": str(tones["train"]), "weight": 1.0},
                                                 {"path": str(pseudo), "weight": 1.5}]}])
@@ -61,3 +65,20 @@ def test_a_phase_mixing_two_manifests_trains_on_both_by_weight(make_config, tone
     assert set(seen) - labelled == pseudo_ids
     assert sorted(Counter(seen[i] for i in pseudo_ids).items()) == [(1, 20), (2, 20)]  # weight 1.5 of 40
     assert rd.events(run, "phase")[0]["train_utterances"] == 40 + 60
+
+    # the test results split by whether the speaker was pseudo-labelled in training
+    from kidconsole.report.summary import report_for
+
+    preds = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert preds and all(p["pseudo_speaker"] == (p["speaker"] in PSEUDO_SPEAKERS) for p in preds)
+    split = {b.label: b.n for b in report_for(run).dimensions["pseudo"]}
+    n_pseudo = sum(p["speaker"] in PSEUDO_SPEAKERS for p in preds)
+    assert split == {"pseudo-labelled speaker": n_pseudo, "labelled or unseen speaker": len(preds) - n_pseudo}
+
+
+def test_a_report_without_pseudo_labelled_speakers_has_no_such_split(tmp_path):
+    from kidconsole.report.summary import report_for
+
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(json.dumps({"id": "a", "ref": "A N", "hyp": "A", "speaker": "s1", "pseudo_speaker": None}) + "\n")
+    assert "pseudo" not in report_for(path).dimensions
