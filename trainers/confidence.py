@@ -126,3 +126,16 @@ class Scorer:
         for j, v, n in zip(which, loss.cpu().tolist(), lengths.tolist()):
             out[j] = v / n if v == v and v != float("inf") else None
         return out
+
+
+def run_command(main, name: str) -> None:
+    """Exit with ``main()``'s code; an error of the input as ``kidconsole NAME: error: ...`` (code 2)."""
+    import sys
+
+    try:
+        sys.exit(main())
+    except KidconsoleError as e:
+        print(f"kidconsole {name}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -46,6 +46,15 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    """How a command that decodes a pool with a model runs it (select, pseudo)."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
+                        help="padded audio seconds per forward pass (default 60)")
+    parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
+    add_progress_flag(parser)
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars unless ``--no-progress`` or stderr is not a terminal (a log file, a pipe)."""
     return not args.no_progress and sys.stderr.isatty()

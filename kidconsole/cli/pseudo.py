@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_progress_flag, run_module
+from kidconsole.cli import add_scoring_flags, run_module
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,11 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age-confidence", action="append", default=[], metavar="BUCKET=C",
                    help="another threshold for one age bucket (5-6=0.9; buckets <5, 5-6, 7-8, 9-10, 11-17, "
                    "18+, unknown); repeatable")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                   help="padded audio seconds per forward pass (default 60)")
-    p.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
-    add_progress_flag(p)
+    add_scoring_flags(p)
 
 
 def register(subparsers) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_progress_flag, run_module
+from kidconsole.cli import add_scoring_flags, run_module
 
 BY = ("confidence", "loss")
 
@@ -24,11 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hardest = lowest mean confidence (default) or highest CTC loss per phone (labelled rows)")
     p.add_argument("--speaker-hours", type=float, metavar="S",
                    help="the most hours one speaker may give (default: twice an equal share of H)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                   help="padded audio seconds per forward pass (default 60)")
-    p.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
-    add_progress_flag(p)
+    add_scoring_flags(p)
 
 
 def register(subparsers) -> None:
