@@ -301,11 +301,21 @@ AugmentChoice = _kind(Union[Annotated[str, Tag("preset")], Annotated[Augment, Ta
                       Discriminator(_augment_tag))
 
 
+class PhaseManifest(Section):
+    path: RequiredManifest = Field(description="a train manifest (labelled, or pseudo-labelled by `kidconsole "
+                                   "pseudo`)")
+    weight: Positive = Field(1.0, description="times each of its utterances is seen per epoch: 2 twice, 0.5 a "
+                             "fixed half of them (nested, as `fraction`)")
+
+
 class Phase(Section):
     name: Name = Field(None, description="shown in events and on the console; null: `phase<i+1>`")
     fraction: _kind(float, "a share in (0, 1]", Gt(0), Le(1)) = Field(
         1.0, description="share of the train manifest (nested subsets: 20% lies inside 60%)")
     manifest: Manifest = Field(None, description="the phase's own train manifest instead of `data.train_manifest`")
+    manifests: _kind(Optional[list[PhaseManifest]], "a non-empty list of {path, weight} or null", MinLen(1)) = Field(
+        None, description="several train manifests mixed by weight instead (`fraction` applies to each; not with "
+        "`manifest`)")
     epochs: PosInt = Field(1, description="epochs over the phase's utterances")
     max_steps: OptPosInt = Field(None, description="optional cap on the phase's optimizer steps")
     lr: Positive = Field(1e-4, description="peak LR; decays to 0 at the phase's last step")
@@ -340,7 +350,9 @@ class RunConfig(Section):
                 raise _rule(f"layers {both} are also in model.freeze_layers", "lora.layers")
         for i, p in enumerate(self.phases):
             p.name = p.name or f"phase{i + 1}"
-            if p.manifest is None and self.data.train_manifest is None:
+            if p.manifest is not None and p.manifests is not None:
+                raise _rule("set manifest or manifests, not both", f"phases.{i}.manifests")
+            if p.manifest is None and p.manifests is None and self.data.train_manifest is None:
                 raise _rule("no train manifest: set data.train_manifest or this phase's manifest",
                             f"phases.{i}.manifest")
             if isinstance(p.augment, str) and p.augment not in self.augmentations:
@@ -351,6 +363,13 @@ class RunConfig(Section):
     def augment_for(self, phase: Phase) -> Augment:
         """A phase's augmentation settings (a named preset or inline)."""
         return self.augmentations[phase.augment] if isinstance(phase.augment, str) else phase.augment
+
+    def train_manifests(self, phase: Phase) -> list[tuple[str, float]]:
+        """A phase's train manifests with their weights: its ``manifests``, else its ``manifest`` or
+        ``data.train_manifest`` at weight 1."""
+        if phase.manifests is not None:
+            return [(m.path, m.weight) for m in phase.manifests]
+        return [(phase.manifest or self.data.train_manifest, 1.0)]
 
 
 # ---------- walking the schema: dotted keys, fields, nearest keys ----------

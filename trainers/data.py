@@ -72,6 +72,12 @@ def subset(rows: list[Utterance], fraction: float, seed: int) -> list[Utterance]
     return ranked[:max(1, math.ceil(fraction * len(rows)))]
 
 
+def weighted(rows: list[Utterance], weight: float, seed: int) -> list[Utterance]:
+    """The rows ``weight`` times over: each whole time all of them, the rest a fixed, nested share."""
+    whole, rest = int(weight), weight - int(weight)
+    return rows * whole + (subset(rows, rest, seed) if rest > 1e-9 else [])
+
+
 def fixed_sample(rows: list[Utterance], n: int | None, seed: int) -> list[Utterance]:
     """The validation sample: the same ``n`` rows on every evaluation and every resume."""
     if n is None or n >= len(rows):

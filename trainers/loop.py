@@ -24,7 +24,7 @@ from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
 from trainers.batching import plan_epoch, shard, stable_key
-from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset
+from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset, weighted
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
 from trainers.model import count_parameters, unwrap_base
 
@@ -119,17 +119,21 @@ class Trainer:
         return self._rows_cache[path]
 
     def _train_manifest(self, pi: int) -> str:
-        return self.phases[pi].manifest or self.d.train_manifest
+        """The phase's train manifest, or its manifests joined with " + " (where a bad row's message points)."""
+        return " + ".join(path for path, _ in self.cfg.train_manifests(self.phases[pi]))
 
     def phase_rows(self, pi: int) -> list:
-        return subset(self._rows(self._train_manifest(pi)), self.phases[pi].fraction, self.cfg.seed)
+        rows = []
+        for path, weight in self.cfg.train_manifests(self.phases[pi]):
+            rows += weighted(subset(self._rows(path), self.phases[pi].fraction, self.cfg.seed), weight, self.cfg.seed)
+        return rows
 
     def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
         bad-sample budget (at the next log), an evaluation manifest's are warnings only. ``only``: that
         evaluation manifest alone (a run that only tests)."""
         st = self.state
-        train = {self._train_manifest(i) for i in range(len(self.phases))} if only is None else set()
+        train = {path for p in self.phases for path, _ in self.cfg.train_manifests(p)} if only is None else set()
         for path, bad in self._unusable.items():
             if not bad or path in st["reported_manifests"] or only not in (None, path):
                 continue
@@ -514,4 +518,10 @@ class Trainer:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         self._report_unusable(only=self.d.test_manifest)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
-                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print)
+                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print,
+                       pseudo_speakers=self.pseudo_speakers())
+
+    def pseudo_speakers(self) -> set[str]:
+        """Speakers of the pseudo-labelled rows of the train manifests (kidconsole pseudo)."""
+        return {r.speaker for p in self.phases for path, _ in self.cfg.train_manifests(p)
+                for r in self._rows(path) if r.pseudo}

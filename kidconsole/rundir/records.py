@@ -424,6 +424,8 @@ class PredictionRow(Record):
     snr: float | None = key("signal-to-noise ratio, dB")
     duration: float | None = key("seconds")
     split: str | None = key("the manifest's split")
+    pseudo_speaker: bool | None = key("true when the run trained on pseudo-labelled utterances of this speaker "
+                                      "(`pseudo: true` rows of its train manifests); null when it trained on none")
 
     @property
     def age_years(self) -> float | None:
