@@ -329,6 +329,16 @@ class Phase(Section):
                                                            "best checkpoint follow")
 
 
+class LineageSection(Section):
+    kind: _kind(Optional[Literal["average", "ensemble"]], "average, ensemble or null") = Field(
+        None, description="set by `kidconsole run average` / `run ensemble` on the run they write: this run was "
+        "made from other runs' weights, not trained (null: a trained run)")
+    sources: _kind(list[str], "a list of paths") = Field(
+        [], description="the checkpoint folders averaged, or the run directories / checkpoint folders ensembled")
+    method: Name = Field(None, description="how: which checkpoints were chosen and how LoRA was averaged, or how "
+                         "posteriors were combined")
+
+
 class RunConfig(Section):
     name: Name = Field(None, description="run name (the launcher's `--name` wins; made unique with the time)")
     seed: _kind(int, "an integer from 0 to 4294967295", Ge(0), Lt(2 ** 32)) = Field(
@@ -341,6 +351,7 @@ class RunConfig(Section):
                                    "none, weak, medium, strong; a preset given here is laid over them)")
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
         description="the curriculum: phases run in order, each from the previous phase's best weights")
+    lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
 
     @model_validator(mode="after")
     def _across_sections(self) -> "RunConfig":

@@ -17,12 +17,13 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from kidconsole.rundir.names import (
-    EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING, FINAL_STATES,
-    TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
+    DERIVED_KINDS, EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING,
+    FINAL_STATES, TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
 )
 
 # who writes a key (the docs' "written by" column)
 TRAINER, LAUNCHER, SUPERVISOR, STOP, RESUME = "trainer", "launcher", "supervisor", "run stop", "run resume"
+DERIVER = "run average, run ensemble"
 NoneType = type(None)
 
 
@@ -207,6 +208,11 @@ class Status(Record):
     resumed_from: str | None = key("the checkpoint folder the last resume continues from", RESUME)
     resumed_at: float | None = key("unix seconds of the last resume", RESUME)
     resumes: int | None = key("how many times the run was resumed", RESUME)
+    derived: str | None = key("a run made from other runs' weights without training: `average` (of checkpoints) or "
+                              "`ensemble` (of models); null for a trained run", DERIVER, choices=DERIVED_KINDS)
+    sources: list[str] | None = key("what a derived run was made from: the checkpoint folders averaged, or the "
+                                    "run directories / checkpoint folders ensembled (also in config.yaml's "
+                                    "`lineage`)", DERIVER)
 
     @classmethod
     def check(cls, updates: dict) -> dict:

@@ -1,0 +1,84 @@
+"""Checkpoint averaging and ensembles against the best single checkpoint, on the tiny model and tone corpus
+(CPU): one LoRA run with a new head, evaluated and checkpointed often; then the average of its 3 best
+checkpoints (LoRA updates averaged exactly, and A / B averaged as factors), and the ensemble of the same 3.
+Each is compared with the run (its best checkpoint) on the test manifest: PER and the speaker-bootstrap 95%
+interval of the difference (``kidconsole report RUN --vs SOURCE``). ``python -m bench average``
+(``--keep DIR``: keep the runs there)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _run(*argv) -> None:
+    done = subprocess.run([sys.executable, *map(str, argv)], cwd=REPO, env=ENV, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def source_run(root: Path, seed: int) -> Path:
+    from trainers.tiny import build_tiny, tone_corpus
+
+    tones = tone_corpus(root / "tones", n_train=96, n_valid=24, n_test=96, seed=seed)
+    base = build_tiny(root / "base", hidden=32, layers=2, seed=seed)
+    cfg = {"name": "src", "seed": seed,
+           "model": {"base": str(base), "start": "encoder", "freeze_feature_encoder": False},
+           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+           "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
+                    "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
+                    "max_batch_utterances": 8, "bucket_utterances": 64, "num_workers": 0,
+                    "eval_batch_seconds": 40.0},
+           "train": {"log_every": 5, "eval_every": 10, "keep_last": 50, "heartbeat_seconds": 5.0},
+           "phases": [{"name": "only", "epochs": 4, "lr": 5.0e-3, "warmup": 5}]}
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    config = root / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    run = root / "runs" / "src"
+    _run("-m", "trainers.train", "--config", config, "--run-dir", run)
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench average")
+    ap.add_argument("--keep", metavar="DIR", help="write the runs here and keep them")
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args(argv)
+    from kidconsole.report.summary import report_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        src = source_run(root, args.seed)
+        runs = root / "runs"
+        made = [("average of 3 best, LoRA updates (deltas)", "avg-deltas", ["run", "average", src, "--best", "3"]),
+                ("average of 3 best, LoRA factors A, B", "avg-factors",
+                 ["run", "average", src, "--best", "3", "--lora", "factors"]),
+                ("ensemble of the 3 best", "ens", ["run", "ensemble", src, "--best", "3"])]
+        for _, name, cmd in made:
+            _run("-m", "kidconsole", *cmd, "--name", name)
+        gap = next((ln for ln in (runs / "avg-deltas" / "stdout.log").read_text().splitlines()
+                    if "mean(B)" in ln), "")
+        table = Table(title="the 3 best checkpoints combined vs the best single one (tiny model, tone corpus, "
+                            "96 test utterances, 6 speakers)")
+        for col in ("model", "test PER", "Δ PER vs best single", "95% CI (speaker bootstrap)"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        best = report_for(src)
+        table.add_row("best single checkpoint", f"{best.overall.rate() * 100:.2f}", "", "")
+        for label, name, _ in made:
+            rep = report_for(runs / name, src, n_boot=1000)
+            d = next(x for x in rep.comparison.deltas if x.dimension == "all" and x.metric == "per")
+            table.add_row(label, f"{d.rate * 100:.2f}", f"{d.delta * 100:+.2f}",
+                          f"[{d.lo * 100:+.2f}, {d.hi * 100:+.2f}]")
+        table.caption = gap
+        Console(width=140).print(table)
