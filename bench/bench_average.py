@@ -35,13 +35,14 @@ def source_run(root: Path, seed: int) -> Path:
     base = build_tiny(root / "base", hidden=32, layers=2, seed=seed)
     cfg = {"name": "src", "seed": seed,
            "model": {"base": str(base), "start": "encoder", "freeze_feature_encoder": False},
-           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+           "lora": {"r": 8, "alpha": 32, "dropout": 0.0,
+                    "target_modules": ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense"]},
            "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
                     "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
                     "max_batch_utterances": 8, "bucket_utterances": 64, "num_workers": 0,
                     "eval_batch_seconds": 40.0},
-           "train": {"log_every": 5, "eval_every": 10, "keep_last": 50, "heartbeat_seconds": 5.0},
-           "phases": [{"name": "only", "epochs": 4, "lr": 5.0e-3, "warmup": 5}]}
+           "train": {"log_every": 5, "eval_every": 12, "keep_last": 50, "heartbeat_seconds": 5.0},
+           "phases": [{"name": "only", "epochs": 12, "lr": 1.0e-2, "warmup": 10}]}
     (root / "runs").mkdir(parents=True, exist_ok=True)
     config = root / "run.yaml"
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")

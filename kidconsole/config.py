@@ -239,6 +239,45 @@ class DataSection(Section):
         return self
 
 
+def _pattern(v: Any) -> Any:
+    from kidconsole.param_groups import parse_pattern
+
+    if isinstance(v, str):
+        try:
+            parse_pattern(v)
+        except ValueError as e:
+            raise _rule(str(e)) from None
+    return v
+
+
+class LrGroup(Section):
+    """One AdamW parameter group: its parameters and its learning rate in every phase."""
+    params: _kind(str, "a pattern: terms like 'layers 8-15', 'lora', 'head', 'feature_encoder', 'names GLOB'",
+                  AfterValidator(_pattern)) = Field(
+        description="which parameters: every term must match (`lora layers 16-23`: the adapters of layers 16-23)")
+    name: Name = Field(None, description="shown in the `train` events and the LR chart; null: the pattern")
+    lr: _kind(Optional[Annotated[float, Ge(0)]], "a number >= 0 or null") = Field(
+        None, description="the group's peak LR in every phase (0: frozen); give `lr` or `scale`")
+    scale: _kind(Optional[Annotated[float, Ge(0)]], "a number >= 0 or null") = Field(
+        None, description="the group's peak LR as a multiple of the phase's `lr` (0: frozen)")
+    warmup: _kind(Optional[Annotated[int, Ge(0)]], "an integer >= 0 or null") = Field(
+        None, description="the group's warmup steps (null: the phase's); it decays as the phase's does")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> "LrGroup":
+        if (self.lr is None) == (self.scale is None):
+            raise _rule("give the group's rate one way: lr (absolute) or scale (of the phase's lr)", "lr")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.params
+
+    @property
+    def frozen(self) -> bool:
+        return (self.lr if self.lr is not None else self.scale) == 0
+
+
 class TrainSection(Section):
     mixed_precision: _choice("no", "bf16", "fp16") = Field(
         "no", description="`bf16` / `fp16` autocast; the CTC loss is computed in fp32")
@@ -256,6 +295,25 @@ class TrainSection(Section):
     trace_batches: Flag = Field(False, description="write `trace.rank<N>.jsonl` (utterance ids per step)")
     max_nonfinite_steps: OptPosInt = Field(100, description="the run fails after this many consecutive steps "
                                            "with a non-finite loss or gradient (null: never)")
+    lr_groups: _kind(list[LrGroup], "a list of parameter groups") = Field(
+        [], description="discriminative learning rates: AdamW parameter groups, each with its own LR (or multiple "
+        "of the phase's), warmup and decay; a parameter no group claims follows the phase's `lr`; no parameter may "
+        "be claimed by two groups (see Discriminative learning rates)")
+
+    @model_validator(mode="after")
+    def _groups_apart(self) -> "TrainSection":
+        from kidconsole.param_groups import parse_pattern, static_overlap
+
+        names = [g.label for g in self.lr_groups]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise _rule(f"group name {twice[0]!r} is used twice", "lr_groups")
+        both = static_overlap([parse_pattern(g.params) for g in self.lr_groups])
+        if both:
+            i, j = both
+            raise _rule(f"groups {i} ({self.lr_groups[i].params!r}) and {j} ({self.lr_groups[j].params!r}) claim "
+                        f"the same parameters: a parameter may be in one group only", "lr_groups")
+        return self
 
 
 class Augment(Section):

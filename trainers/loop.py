@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from kidconsole import rundir
-from kidconsole.config import Phase, RunConfig
+from kidconsole.config import RunConfig
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import set_masking
@@ -27,6 +27,7 @@ from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset, weighted
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
 from trainers.model import count_parameters, unwrap_base
+from trainers.optim import group_lr, make_optimizer
 
 
 BAD_WINDOW = 1000  # samples (or the phase's epoch, when smaller) over which the bad share is first judged
@@ -52,18 +53,6 @@ def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_
     return None
 
 
-def lr_at(phase: Phase, phase_step: int, phase_total: int, schedule: str) -> float:
-    """Linear warmup to the phase's LR, then decay (linear or cosine) to 0 at its last step."""
-    peak, warm = phase.lr, phase.warmup
-    if warm and phase_step < warm:
-        return peak * (phase_step + 1) / warm
-    if schedule == "constant":
-        return peak
-    span = max(1, phase_total - warm)
-    done = min(1.0, (phase_step - warm) / span)
-    return peak * (1.0 - done) if schedule == "linear" else peak * 0.5 * (1.0 + math.cos(math.pi * done))
-
-
 def fresh_state() -> dict:
     return {
         "phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_step": 0,
@@ -85,9 +74,10 @@ class Trainer:
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.vocab = vocab()
         self.inverse_vocab = {i: t for t, i in self.vocab.items()}
+        # train.lr_groups: one AdamW group each (a group of LR 0 is frozen here, before the count)
+        optimizer, self.group_specs = make_optimizer(model, self.t.lr_groups, self.phases[0].lr, self.t.weight_decay)
+        self.group_names = [g.label for g in self.group_specs if g is not None]
         self.trainable, self.total = count_parameters(model)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.phases[0].lr, weight_decay=self.t.weight_decay)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.base = unwrap_base(accelerator.unwrap_model(self.model))
         self.forward = TorchForward(self.model, processor.feature_extractor, accelerator)
@@ -308,9 +298,11 @@ class Trainer:
 
     def _optimizer_step(self, pi: int) -> None:
         st, w = self.state, self._window
-        lr = lr_at(self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        lrs = [group_lr(spec, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
+               for spec in self.group_specs]
+        for g, group_rate in zip(self.optimizer.param_groups, lrs):
+            g["lr"] = group_rate
+        lr = group_lr(None, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
         max_norm = self.t.max_grad_norm or float("inf")
         norm = self.acc.clip_grad_norm_(self.params, max_norm)
         # the one host sync of a step: the gradient norm (to skip a non-finite step) and, with several
@@ -328,6 +320,7 @@ class Trainer:
         st["phase_step"] += 1
         self.rep.step = st["step"]
         w["lr"] = lr
+        w["group_lrs"] = [r for spec, r in zip(self.group_specs, lrs) if spec is not None]
         w["steps"] += 1
         if finite:
             w["norm"] += norm_value
@@ -353,7 +346,7 @@ class Trainer:
     @staticmethod
     def _new_window() -> dict:
         return {"steps": 0, "loss": 0.0, "micro": 0, "utts": 0, "audio": 0.0, "padded": 0.0, "bad": 0, "seen": 0,
-                "nonfinite": 0, "norm": 0.0, "norms": 0, "lr": 0.0, "t": time.perf_counter()}
+                "nonfinite": 0, "norm": 0.0, "norms": 0, "lr": 0.0, "group_lrs": [], "t": time.perf_counter()}
 
     def _log(self, pi: int) -> None:
         st, w = self.state, self._window
@@ -382,7 +375,8 @@ class Trainer:
                       samples_per_s=round(tot["utts"] / elapsed, 2), samples=st["samples"],
                       audio_seconds=round(st["audio_seconds"], 2),
                       padding=round(1 - tot["audio"] / tot["padded"], 4) if tot["padded"] else 0.0,
-                      total_steps=self.total_steps)
+                      total_steps=self.total_steps, lr_groups=self.group_names or None,
+                      group_lrs=w["group_lrs"] if self.group_names else None)
         self.rep.status(step=st["step"], total_steps=self.total_steps, phase=pi + 1)
         self._window = self._new_window()
         self._check_bad_share()

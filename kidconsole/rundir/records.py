@@ -56,12 +56,13 @@ STR = JsonType("string", lambda v: isinstance(v, str), frozenset({str, NoneType}
 BOOL = JsonType("boolean", lambda v: isinstance(v, bool), frozenset({bool, NoneType}))
 INTS = JsonType("list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v))
 STRS = JsonType("list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+NUMBERS = JsonType("list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v))
 RANGE = JsonType("[lo, hi]", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v)))
 # a value per bucket label (PER by age group): null for a bucket that could not be scored
 BY_BUCKET = JsonType("object of numbers", lambda v: isinstance(v, dict) and all(
     isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items()))
 _BY_ANNOTATION = {int: INT, float: NUMBER, str: STR, bool: BOOL, list[int]: INTS, list[str]: STRS,
-                  tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
+                  list[float]: NUMBERS, tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
 
 
 def _json_type(annotation: Any) -> JsonType:
@@ -291,6 +292,9 @@ class TrainEvent(Event):
     audio_seconds: float | None = key("audio seconds trained on, cumulative")
     padding: float | None = key("padded share of the window's batches")
     total_steps: int | None = key("as in status.json")
+    lr_groups: list[str] | None = key("the names of `train.lr_groups` (not frozen), when the config has any; `lr` is "
+                                      "then the LR of the parameters no group claims")
+    group_lrs: list[float] | None = key("each of those groups' learning rate, in the order of `lr_groups`")
 
 
 @record

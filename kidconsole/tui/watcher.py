@@ -293,7 +293,7 @@ class Watcher:
         return self._read(key, lambda r: list(r.decodes()), [])
 
     def series_names(self, key: str) -> list[str]:
-        """The run's chart series ("train/loss", "eval/per_age/5-6" ...)."""
+        """The run's chart series ("train/loss", "eval/per_age/5-6", "train/lr:head" ...)."""
         return self._read(key, lambda r: list(r.series), [])
 
     def span(self, key: str, metric: str, x_axis: str) -> tuple[float, float] | None:
