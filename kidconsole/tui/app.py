@@ -160,6 +160,15 @@ class KidConsole(App):
         self._confirm(key, "resume", lambda v: v.state in rundir.LIVE_STATES, "it is still going",
                       lambda v: f"Resume {v.name} from its last checkpoint?", "Resuming {}...")
 
+    def confirm_average(self, key: str) -> None:
+        """Average the best checkpoints of a finished run (``AVERAGE_BEST`` of them, or as many as it kept)
+        into a new run, in the background: it shows as a new card."""
+        self._confirm(key, "average", lambda v: v.state != rundir.FINISHED, "only a finished run's checkpoints "
+                      "are averaged",
+                      lambda v: f"Average the {_average_n(v.path)} best checkpoints of {v.name}'s last phase?\n"
+                                "A new run: the averaged model, scored on the test manifest and exported.",
+                      "Averaging the best checkpoints of {} (a new run)...")
+
     def _confirm(self, key: str, what: str, refused: Callable[[RunView], bool], why: str,
                  question: Callable[[RunView], str], doing: str) -> None:
         """Ask first; on yes, ``what`` (stop or resume) runs on a worker thread."""
@@ -187,6 +196,12 @@ class KidConsole(App):
             if what == "stop":
                 result = control.stop_run(view.path)
                 message = f"{view.name}: {result}"
+            elif what == "average":
+                from kidconsole.runs.derive import average_job, start_job
+
+                out, argv = average_job(view.path, best=_average_n(view.path))
+                start_job(out, argv)
+                message = f"{view.name}: averaging into {out.name}"
             else:
                 control.resume_run(view.path)
                 message = f"{view.name}: resumed"
@@ -194,6 +209,14 @@ class KidConsole(App):
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
         self.watcher.wake(rediscover=True)
+
+
+AVERAGE_BEST = 3  # checkpoints the run detail's `a` averages
+
+
+def _average_n(run: str | Path) -> int:
+    """AVERAGE_BEST, or fewer when the run kept fewer scored checkpoints of its last phase."""
+    return max(2, min(AVERAGE_BEST, len(rundir.last_phase_checkpoints(run))))
 
 
 def run_console(roots: list[str], *, baseline: str | Path | None = None,

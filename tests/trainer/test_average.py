@@ -178,3 +178,39 @@ def test_ensemble_of_one_model_decodes_as_that_model(source_run):
 def test_average_refuses_a_run_without_enough_checkpoints(source_run):
     done = _kidconsole("run", "average", source_run, "--best", "50")
     assert done.returncode == 2 and "not 50" in done.stderr
+
+
+async def test_the_run_detail_key_averages_the_best_checkpoints_into_a_new_card(source_run, tmp_path):
+    import asyncio
+    import shutil
+
+    from kidconsole.tui.app import KidConsole
+    from kidconsole.tui.screens.confirm import ConfirmScreen
+    from kidconsole.tui.screens.run_detail import RunDetailScreen
+
+    root = tmp_path / "runs"
+    shutil.copytree(source_run, root / "src")
+    app = KidConsole([str(root)], interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(100):
+            if app.views:
+                break
+            await pilot.pause(0.05)
+        (key,) = app.views
+        app.open_detail(key)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, RunDetailScreen)
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        new = None
+        for _ in range(1200):  # the job runs detached: its card appears, then it finishes
+            new = next((v for v in app.views.values() if v.name == "src-avg-best3"), None)
+            if new is not None and new.state == "finished":
+                break
+            await asyncio.sleep(0.1)
+            await pilot.pause()
+        assert new is not None and new.state == "finished", new
+    status = json.loads((root / "src-avg-best3" / "status.json").read_text())
+    assert status["derived"] == "average" and len(status["sources"]) == 3

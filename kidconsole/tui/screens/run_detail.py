@@ -72,6 +72,7 @@ class RunDetailScreen(Screen):
         Binding("e", "on_run('open_errors')", "Errors"),
         Binding("x", "on_run('confirm_stop')", "Stop"),
         Binding("r", "on_run('confirm_resume')", "Resume"),
+        Binding("a", "on_run('confirm_average')", "Average best"),
     ]
 
     def __init__(self, key: str):
