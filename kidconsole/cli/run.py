@@ -307,6 +307,13 @@ def cmd_ensemble(args) -> int:
     return _finish_job(out, run_job(out, argv))
 
 
+def _derived_flags(sp, default_name: str, beside: str) -> None:
+    """Where a run made from other runs goes."""
+    sp.add_argument("--name", help=f"the new run's name (default: {default_name})")
+    sp.add_argument("--runs-root", help=f"where the new run goes (default: next to {beside})")
+    add_runs_flag(sp)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="launch, list, follow, stop and resume training runs",
                               description="Training runs: detached from the terminal, one run directory each.")
@@ -357,9 +364,7 @@ def register(subparsers) -> None:
     how.add_argument("--steps", type=_steps, metavar="S1,S2,...", help="the checkpoints of these steps")
     sp.add_argument("--lora", choices=("deltas", "factors"), default="deltas",
                     help="deltas: the mean of the LoRA updates B·A, exactly (default); factors: mean A and mean B")
-    sp.add_argument("--name", help="the new run's name (default: RUN-avg-best3 ...)")
-    sp.add_argument("--runs-root", help="where the new run goes (default: next to RUN)")
-    add_runs_flag(sp)
+    _derived_flags(sp, "RUN-avg-best3 ...", "RUN")
     sp.set_defaults(func=cmd_average)
 
     sp = sub.add_parser("ensemble", help="score the test manifest with several models' posteriors averaged",
@@ -368,9 +373,7 @@ def register(subparsers) -> None:
                         "run directory. The members must share the phone set and feature extractor.")
     sp.add_argument("runs_given", nargs="+", metavar="RUN", help="run directories or names")
     sp.add_argument("--best", type=int, metavar="N", help="one RUN: its N best checkpoints of the last phase")
-    sp.add_argument("--name", help="the new run's name")
-    sp.add_argument("--runs-root", help="where the new run goes (default: next to the first RUN)")
-    add_runs_flag(sp)
+    _derived_flags(sp, "RUN-ens-best3, ens-RUN-2runs", "the first RUN")
     sp.set_defaults(func=cmd_ensemble)
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
