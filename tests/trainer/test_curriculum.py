@@ -4,6 +4,7 @@ and which utterances a phase's fraction takes."""
 from collections import defaultdict
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -61,6 +62,7 @@ def test_each_phase_starts_from_the_previous_phases_best_weights(make_config, tm
     assert not all(torch.equal(start[k], last_t[k]) for k in start)  # not where phase one ended
 
 
+@pytest.mark.slow
 def test_masking_and_speed_perturbation_run_at_each_phases_rate(make_config, tmp_path, rd):
     # the reference's phases: weak masks 50% and keeps the speed, strong masks all and perturbs the speed
     # of half (0.9 / 1.0 / 1.1: a third of those keep 1.0), medium masks 75%
@@ -88,6 +90,7 @@ def test_masking_and_speed_perturbation_run_at_each_phases_rate(make_config, tmp
     assert 0 < counts[1]["masked_utterances"] < n[1] and 0 < counts[3]["masked_utterances"] < n[3]
 
 
+@pytest.mark.slow
 def test_checkpoints_follow_save_every_and_keep_the_newest_two_and_the_best(make_config, tmp_path, rd):
     config = make_config(train__eval_every=3, train__save_every=2, train__keep_last=2, data__test_manifest=None,
                          phases=[{"epochs": 3, "lr": 1e-3, "min_delta": 1e9}])

@@ -3,12 +3,15 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from kidconsole import rundir
 from kidconsole.cli import main
 
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
 def test_gpus_0_1_start_two_processes_that_see_gpus_0_and_1(tmp_path, make_config, monkeypatch, rd):
     run_config = make_config()
     monkeypatch.setenv("PYTHONPATH", str(HERE))  # the probe stands in for trainers.train
@@ -30,6 +33,7 @@ def test_gpus_0_1_start_two_processes_that_see_gpus_0_and_1(tmp_path, make_confi
     assert status["state"] == rundir.FINISHED
 
 
+@pytest.mark.slow
 def test_one_gpu_is_one_process_and_no_gpu_the_cpu(tmp_path, make_config, monkeypatch, rd):
     run_config = make_config()
     monkeypatch.setenv("PYTHONPATH", str(HERE))
