@@ -41,7 +41,7 @@ def test_each_phase_starts_from_the_previous_phases_best_weights(make_config, tm
             return super()._train_epoch(pi, rows, durations)
 
     # min_delta so large that only a phase's first evaluation is its best: the best is not the last weights
-    phase = {"epochs": 2, "lr": 1e-2, "min_delta": 1e9}
+    phase = {"epochs": 2, "lr": 1e-2, "warmup": 2, "min_delta": 1e9}
     cfg = load_config(make_config(train__eval_every=2, train__keep_last=100, data__test_manifest=None,
                                   phases=[{**phase, "name": "one"}, {**phase, "name": "two"}]))
     run = tmp_path / "run"
@@ -55,6 +55,13 @@ def test_each_phase_starts_from_the_previous_phases_best_weights(make_config, tm
 
     def saved(name):
         return {k.removeprefix("module."): v for k, v in load_file(run / "checkpoints" / name / ckpt.WEIGHTS).items()}
+
+    # each phase warms up again to its own peak and decays to its last step (train events at every step)
+    from trainers.loop import lr_at
+
+    for pi, total in enumerate(tr.phase_totals):
+        lrs = [e["lr"] for e in rd.events(run, "train") if e["phase"] == pi + 1]
+        assert lrs == pytest.approx([lr_at(cfg.phases[pi], s, total, "linear") for s in range(total)])
 
     start, best_t, last_t = at_start[1], saved(best), saved(last)
     assert start.keys() == best_t.keys() and any("lora_" in k for k in start)
