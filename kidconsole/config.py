@@ -202,7 +202,7 @@ class LoraSection(Section):
                           "model from scratch)")
     r: PosInt = Field(16, description="LoRA rank")
     alpha: Positive = Field(32.0, description="LoRA scaling (the update is scaled by alpha / r)")
-    dropout: BelowOne = Field(0.05, description="dropout on the LoRA input")
+    dropout: BelowOne = Field(0.1, description="dropout on the LoRA input")
     target_modules: Modules = Field(["q_proj", "k_proj", "v_proj"], description="modules that get adapters")
     layers: Layers = Field(None, description="layers with adapters; null: every layer not in "
                            "`model.freeze_layers`")
@@ -286,9 +286,11 @@ class TrainSection(Section):
     max_grad_norm: NonNegative = Field(1.0, description="gradient clipping (0: none)")
     schedule: _choice("linear", "cosine", "constant") = Field("linear", description="LR decay after warmup")
     log_every: PosInt = Field(10, description="steps between `train` events")
-    eval_every: PosInt = Field(500, description="steps between evaluations (also one at each phase end); each "
-                               "writes a checkpoint")
-    keep_last: PosInt = Field(3, description="checkpoints kept besides each phase's best")
+    eval_every: PosInt = Field(500, description="steps between evaluations (also one at each phase end); one that "
+                               "improves the phase's best writes a checkpoint")
+    save_every: PosInt = Field(2000, description="steps between checkpoints, whatever the evaluations (also one at "
+                               "each phase end)")
+    keep_last: PosInt = Field(2, description="the newest checkpoints kept; each phase's best is kept besides them")
     decodes_per_eval: Count = Field(5, description="sample decodes written per evaluation")
     heartbeat_seconds: Seconds = Field(15.0, description="heartbeat period")
     stop_timeout: Seconds = Field(120.0, description="seconds from a stop signal to a forced exit")
@@ -317,24 +319,31 @@ class TrainSection(Section):
 
 
 class Augment(Section):
-    speed_prob: Prob = Field(description="share of utterances played at speed 0.9 or 1.1 (torchaudio)")
-    mask_time_prob: Prob = Field(description="wav2vec2 `mask_time_prob`: share of frames that start a time mask")
-    mask_time_length: PosInt = Field(description="frames per time mask")
-    mask_feature_prob: Prob = Field(description="wav2vec2 `mask_feature_prob`: share of channels that start a "
-                                    "feature mask")
-    mask_feature_length: PosInt = Field(description="channels per feature mask (capped at a quarter of the "
-                                        "model's hidden size)")
+    """The reference recipe's words: SpecAugment "applied to 50% of the utterances" is ``apply_prob: 0.5``,
+    "2 time masks of width 0-30" ``time_masks: 2, time_mask_width: 30``; speed perturbation "0.9 / 1.0 / 1.1,
+    p = 0.5" ``speed_prob: 0.5``."""
+    apply_prob: Prob = Field(description="share of utterances that get SpecAugment (drawn per utterance); each "
+                             "gets exactly the masks below")
+    time_masks: Count = Field(2, description="time masks per augmented utterance; a masked frame takes the model's "
+                              "trained mask embedding")
+    time_mask_width: Count = Field(30, description="a time mask's width in encoder frames, drawn from 0 to this "
+                                   "(at most the utterance's frames)")
+    feature_masks: Count = Field(2, description="feature masks per augmented utterance; a masked channel is zero "
+                                 "in every frame")
+    feature_mask_width: Count = Field(15, description="a feature mask's width in channels, drawn from 0 to this "
+                                      "(at most a quarter of the model's hidden size)")
+    speed_prob: Prob = Field(description="share of utterances given a speed drawn from 0.9, 1.0, 1.1 (torchaudio); a "
+                             "third of them draw 1.0 and keep theirs")
 
 
+# the reference's phases: weak (phase 1) masks half the utterances, strong (phase 2) all, medium (phase 3)
+# three quarters; speed perturbation only in phases 2 and 3
+_MASKS = {"time_masks": 2, "time_mask_width": 30, "feature_masks": 2, "feature_mask_width": 15}
 PRESETS: dict[str, dict[str, Any]] = {
-    "none": {"speed_prob": 0.0, "mask_time_prob": 0.0, "mask_time_length": 10,
-             "mask_feature_prob": 0.0, "mask_feature_length": 10},
-    "weak": {"speed_prob": 0.2, "mask_time_prob": 0.02, "mask_time_length": 10,
-             "mask_feature_prob": 0.0, "mask_feature_length": 10},
-    "medium": {"speed_prob": 0.4, "mask_time_prob": 0.04, "mask_time_length": 10,
-               "mask_feature_prob": 0.004, "mask_feature_length": 64},
-    "strong": {"speed_prob": 0.6, "mask_time_prob": 0.065, "mask_time_length": 10,
-               "mask_feature_prob": 0.008, "mask_feature_length": 64},
+    "none": {"apply_prob": 0.0, **_MASKS, "speed_prob": 0.0},
+    "weak": {"apply_prob": 0.5, **_MASKS, "speed_prob": 0.0},
+    "medium": {"apply_prob": 0.75, **_MASKS, "speed_prob": 0.5},
+    "strong": {"apply_prob": 1.0, **_MASKS, "speed_prob": 0.5},
 }
 
 
@@ -369,7 +378,8 @@ class PhaseManifest(Section):
 class Phase(Section):
     name: Name = Field(None, description="shown in events and on the console; null: `phase<i+1>`")
     fraction: _kind(float, "a share in (0, 1]", Gt(0), Le(1)) = Field(
-        1.0, description="share of the train manifest (nested subsets: 20% lies inside 60%)")
+        1.0, description="share of the train manifest's hours, drawn as `kidconsole subset build` draws its "
+        "`train_phaseN.jsonl`: stratified by age x SNR x duration, nested (20% lies inside 60%)")
     manifest: Manifest = Field(None, description="the phase's own train manifest instead of `data.train_manifest`")
     manifests: _kind(Optional[list[PhaseManifest]], "a non-empty list of {path, weight} or null", MinLen(1)) = Field(
         None, description="several train manifests mixed by weight instead (`fraction` applies to each; not with "

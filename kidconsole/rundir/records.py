@@ -291,6 +291,8 @@ class TrainEvent(Event):
     samples: int | None = key("utterances trained on, cumulative")
     audio_seconds: float | None = key("audio seconds trained on, cumulative")
     padding: float | None = key("padded share of the window's batches")
+    masked_utterances: int | None = key("utterances given SpecAugment, cumulative (the phase's `apply_prob`)")
+    speed_perturbed: int | None = key("utterances played at another speed, cumulative (the phase's `speed_prob`)")
     total_steps: int | None = key("as in status.json")
     lr_groups: list[str] | None = key("the names of `train.lr_groups` (not frozen), when the config has any; `lr` is "
                                       "then the LR of the parameters no group claims")
@@ -317,7 +319,8 @@ class EvalEvent(Event):
 
 @record
 class CheckpointEvent(Event):
-    KIND, WHEN = EV_CHECKPOINT, "after each evaluation and at a stop"
+    KIND, WHEN = EV_CHECKPOINT, ("every `train.save_every` steps, at an evaluation that improves the "
+                                  "phase's best, at each phase end and at a stop")
     step: int | None = key("optimizer steps done")
     phase: int | None = key("1-based")
     name: str | None = key("the folder under `checkpoints/` (`step-00001234`)")
