@@ -57,7 +57,7 @@ def test_each_phase_starts_from_the_previous_phases_best_weights(make_config, tm
         return {k.removeprefix("module."): v for k, v in load_file(run / "checkpoints" / name / ckpt.WEIGHTS).items()}
 
     # each phase warms up again to its own peak and decays to its last step (train events at every step)
-    from trainers.loop import lr_at
+    from trainers.optim import lr_at
 
     for pi, total in enumerate(tr.phase_totals):
         lrs = [e["lr"] for e in rd.events(run, "train") if e["phase"] == pi + 1]

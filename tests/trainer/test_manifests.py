@@ -63,8 +63,15 @@ def test_a_phase_mixing_two_manifests_trains_on_both_by_weight(make_config, tone
     assert {i for i in seen if i in labelled} == labelled and all(seen[i] == 1 for i in labelled)
     pseudo_ids = {r.id for r in read_manifest(pseudo)}
     assert set(seen) - labelled == pseudo_ids
-    assert sorted(Counter(seen[i] for i in pseudo_ids).items()) == [(1, 20), (2, 20)]  # weight 1.5 of 40
-    assert rd.events(run, "phase")[0]["train_utterances"] == 40 + 60
+    # weight 1.5: every pseudo row once, and half of their hours (stratified, as a phase fraction) once more
+    from trainers.data import load_rows, subset
+
+    pseudo_rows = load_rows(pseudo)
+    again = {r.id for r in subset(pseudo_rows, 0.5, 7)}  # make_config's seed
+    assert {i for i in pseudo_ids if seen[i] == 2} == again and all(seen[i] in (1, 2) for i in pseudo_ids)
+    hours = {r.id: r.duration for r in pseudo_rows}
+    assert 0.4 < sum(hours[i] for i in again) / sum(hours.values()) < 0.6
+    assert rd.events(run, "phase")[0]["train_utterances"] == 40 + 40 + len(again)
 
     # the test results split by whether the speaker was pseudo-labelled in training
     from kidconsole.report.summary import report_for

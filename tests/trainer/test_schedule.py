@@ -4,7 +4,7 @@ reference's) and as the report's figures show it."""
 import pytest
 import torch
 
-from trainers.loop import lr_at
+from trainers.optim import lr_at
 
 
 def test_linear_decay_is_hf_get_linear_schedule_with_warmup(shipped_config):
