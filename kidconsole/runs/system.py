@@ -145,3 +145,30 @@ def free_gpus(max_mem_share: float = 0.05) -> list[int]:
     busy = {gpu for per in gpu_processes().values() for gpu in per}
     return [g.index for g in sample_gpus()
             if g.index not in busy and (not g.mem_total or (g.mem_used or 0) / g.mem_total <= max_mem_share)]
+
+
+def host_memory() -> tuple[int, int]:
+    """(bytes in use, total bytes) of the host's memory; in use = total - available (caches do not count)."""
+    vm = psutil.virtual_memory()
+    return int(vm.total - vm.available), int(vm.total)
+
+
+def disk_usage(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(free bytes, total bytes) of the filesystem holding ``path``; None when it cannot be read."""
+    try:
+        u = psutil.disk_usage(os.fspath(path))
+    except OSError:
+        return None
+    return int(u.free), int(u.total)
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    """Bytes of the files under ``path`` (a checkpoint folder); files that vanish meanwhile count 0."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(root, f), follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total

@@ -36,7 +36,7 @@ class KidConsole(App):
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
                  theme: str = "textual-dark", launcher: Callable[..., Path] | None = None,
-                 baseline: str | Path | None = None):
+                 baseline: str | Path | None = None, exporter: Callable[[Path], int] | None = None):
         super().__init__()
         self.roots = [str(r) for r in roots]
         # a run with predictions that `e` compares every other run against (the demo's base model score)
@@ -44,6 +44,7 @@ class KidConsole(App):
         self.clock = clock
         self.configs_dir = Path(configs_dir)
         self._launcher = launcher
+        self._exporter = exporter
         self.watcher = Watcher(self.roots, self, interval=interval, clock=clock, system=system, find=find,
                                make_reader=make_reader)
         self.views: dict[str, RunView] = {}
@@ -146,6 +147,38 @@ class KidConsole(App):
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    # ---- a run's ONNX / INT8 export, confirmed, started in the background
+    def start_export(self, key: str, running: bool = False) -> None:
+        from kidconsole.tui.screens.confirm import ConfirmScreen
+
+        view = self.views.get(key)
+        if view is None:
+            return
+        if running:
+            self.notify(f"{view.name}: an export is already running (exports/{rundir.EXPORT_LOG}).", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(lambda: self._export(view), thread=True, group="control")
+
+        self.push_screen(ConfirmScreen(f"Export {view.name} to ONNX fp32 and INT8?\nIt runs in the background on the "
+                                       f"CPU, scored on the test manifest; its output goes to "
+                                       f"exports/{rundir.EXPORT_LOG}."), answered)
+
+    def _export(self, view: RunView) -> None:
+        from kidconsole.errors import KidconsoleError
+
+        if self._exporter is None:
+            from kidconsole.runs.exports import start_export
+
+            self._exporter = start_export
+        try:
+            pid = self._exporter(view.path)
+            self.call_from_thread(self.notify, f"{view.name}: export started (pid {pid}); the exports tab follows it")
+        except (KidconsoleError, OSError) as e:
+            self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
 
     # ---- stop / resume, confirmed, off the UI thread
     def confirm_stop(self, key: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +35,26 @@ class GpuView:
     util: float | None  # percent
     mem_used: float | None  # bytes
     mem_total: float | None
+    temp: float | None = None  # degrees C
+    power: float | None = None  # watts
+
+
+@dataclass(frozen=True)
+class SystemView:
+    """The machine as one run sees it: its processes, the host's memory, the disk its directory is on."""
+
+    cpu: float | None = None  # percent of one core, summed over the run's processes (None: no process here)
+    rss: float | None = None  # resident bytes of the run's processes
+    host_mem_used: float | None = None
+    host_mem_total: float | None = None
+    disk_free: float | None = None  # bytes free on the filesystem of the run directory
+    disk_total: float | None = None
+    checkpoint_bytes: float | None = None  # size of the run's newest complete checkpoint
+
+    @property
+    def disk_short(self) -> bool:
+        """True when the next checkpoint (as big as the last) would not fit on the run's disk."""
+        return bool(self.disk_free is not None and self.checkpoint_bytes and self.disk_free < self.checkpoint_bytes)
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,8 @@ class RunView:
     has_predictions: bool = False
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
+    source_config: str | None = None  # the config file the run was launched from (status.json)
+    system: SystemView | None = None
     revision: int = 0  # grows whenever the run's files brought something new
 
     @property
@@ -116,8 +138,9 @@ def _default_reader(path: Path):
 class Watcher:
     """Polls the runs under ``roots`` every ``interval`` seconds on its own thread, posting to ``target``.
 
-    ``clock`` and ``system`` (an object with ``sample_gpus()`` and
-    ``run_gpu_memory(pid, sid) -> {gpu: bytes}``) are injectable so tests and snapshots are deterministic.
+    ``clock`` and ``system`` (an object like ``kidconsole.runs.system``: ``sample_gpus()``,
+    ``run_gpu_memory(pid, sid)``, ``run_process_usage(pid, sid)``, ``host_memory()``, ``disk_usage(path)``,
+    ``folder_bytes(path)``; what it lacks is not shown) are injectable so tests and snapshots are deterministic.
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
@@ -140,6 +163,8 @@ class Watcher:
         self._revisions: dict[str, int] = {}
         self._last_discover = -1e18
         self._last_gpu = -1e18
+        self._systems: dict[str, SystemView] = {}
+        self._checkpoint_bytes: dict[str, float] = {}  # complete checkpoint folder -> bytes (they never change)
         self._wake = threading.Event()
         self._stop = False
         self._dirty = True
@@ -186,12 +211,14 @@ class Watcher:
                 self.system = _system()
             except ImportError:
                 self.system = False
+        host = None
         if mono - self._last_gpu >= self.gpu_every:
             self._last_gpu = mono
             gpus = self._sample_gpus()
             if gpus != self.gpus:
                 self.gpus = gpus
                 self._dirty = True
+            host = self._call("host_memory") or (None, None)
         views = {}
         for key, reader in list(self._readers.items()):
             try:
@@ -200,6 +227,9 @@ class Watcher:
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
                     view = self._view(key, reader, now)
+                if host is not None:
+                    self._systems[key] = self._sample_system(reader, view, host)
+                view = replace(view, system=self._systems.get(key))
             except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
                 continue
             views[key] = view
@@ -220,6 +250,7 @@ class Watcher:
                 self._dirty = True
         for key in set(self._readers) - keys.keys():
             del self._readers[key]
+            self._systems.pop(key, None)
             self._dirty = True
 
     def _sample_gpus(self) -> tuple[GpuView, ...]:
@@ -230,7 +261,38 @@ class Watcher:
         except Exception:
             return ()
         return tuple(GpuView(int(_get(s, "index", i)), _get(s, "util", None), _get(s, "mem_used", None),
-                             _get(s, "mem_total", None)) for i, s in enumerate(samples))
+                             _get(s, "mem_total", None), _get(s, "temp", None), _get(s, "power", None))
+                     for i, s in enumerate(samples))
+
+    def _call(self, name: str, *args) -> Any:
+        """``system.name(*args)``; None when the sampler lacks it or it fails (the console shows a dash)."""
+        fn = getattr(self.system, name, None) if self.system else None
+        if fn is None:
+            return None
+        try:
+            return fn(*args)
+        except Exception:
+            return None
+
+    def _sample_system(self, reader: Any, view: RunView, host: tuple) -> SystemView:
+        status = reader.status or {}
+        pid = status.get("pid")
+        cpu = rss = None
+        if isinstance(pid, int) and pid > 0 and view.state in rundir.STOPPABLE_STATES:
+            usage = self._call("run_process_usage", pid, status.get("sid"))
+            if usage is not None:
+                cpu, rss = float(usage[0]), float(usage[1])
+        disk = self._call("disk_usage", view.path) or (None, None)
+        newest = rundir.newest_checkpoint(view.path / rundir.CHECKPOINTS)
+        ckpt = None
+        if newest is not None:
+            ckpt = self._checkpoint_bytes.get(str(newest))
+            if ckpt is None:
+                ckpt = self._call("folder_bytes", newest)
+                if ckpt is not None:
+                    self._checkpoint_bytes[str(newest)] = ckpt
+        return SystemView(cpu=cpu, rss=rss, host_mem_used=host[0], host_mem_total=host[1], disk_free=disk[0],
+                          disk_total=disk[1], checkpoint_bytes=ckpt)
 
     def _view(self, key: str, reader: Any, now: float) -> RunView:
         summary = reader.summary
@@ -255,7 +317,7 @@ class Watcher:
             eta=summary.get("eta_s"), samples_per_s=summary.get("samples_per_s"),
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
             warnings=reader.warning_counts,
-            started_at=summary.get("started_at"),
+            started_at=summary.get("started_at"), source_config=status.get("source_config"),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),
