@@ -21,6 +21,8 @@ from kidconsole.tui.screens.dashboard import DashboardScreen
 from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
 
 THEMES = ("textual-dark", "textual-light")
+_SEVERITY = {rundir.FINISHED: "information", rundir.STOPPED: "warning", rundir.STALLED: "warning",
+             rundir.FAILED: "error", rundir.INTERRUPTED: "error"}
 
 
 class KidConsole(App):
@@ -36,7 +38,8 @@ class KidConsole(App):
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
                  theme: str = "textual-dark", launcher: Callable[..., Path] | None = None,
-                 baseline: str | Path | None = None, exporter: Callable[[Path], int] | None = None):
+                 baseline: str | Path | None = None, exporter: Callable[[Path], int] | None = None,
+                 settings: Any = None, seen_file: str | Path | None = None):
         super().__init__()
         self.roots = [str(r) for r in roots]
         # a run with predictions that `e` compares every other run against (the demo's base model score)
@@ -53,6 +56,12 @@ class KidConsole(App):
         self.run_colors = ColorBook()
         self.theme = theme
         self.sub_title = ", ".join(self.roots)
+        from kidconsole.tui import notify
+
+        self.settings = settings if settings is not None else notify.load_user_config()
+        self.seen = notify.Seen.load(seen_file or notify.state_dir() / notify.SEEN_FILE)
+        self.away: list = []  # runs that ended while the console was closed (told once, on the first update)
+        self._states: dict[str, str] | None = None  # the state of each run at the previous update
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen()
@@ -66,6 +75,7 @@ class KidConsole(App):
     def on_runs_updated(self, message: RunsUpdated) -> None:
         self.views = message.views
         self.gpus = message.gpus
+        self._tell_ends()
         self.run_colors.assign([v.name for v in self.views.values()])
         self.marked &= set(self.views)
         changed = getattr(self.screen, "runs_changed", None)
@@ -74,6 +84,39 @@ class KidConsole(App):
                 changed()
             except NoMatches:
                 pass  # the screen is still composing: it reads app.views when mounted
+
+    # ---- notifications (kidconsole/tui/notify.py)
+    def _tell_ends(self) -> None:
+        from kidconsole.tui import notify
+
+        cfg = self.settings.notify
+        states = {k: v.state for k, v in self.views.items()}
+        if self._states is None:
+            self.away = notify.away(self.seen, self.views, cfg.states)
+            if self.away and cfg.toast:
+                self.notify("Ended while you were away: " + "; ".join(e.message() for e in self.away),
+                            title="While you were away", timeout=30)
+        else:
+            for ended in notify.transitions(self._states, self.views, cfg.states):
+                if cfg.toast:
+                    self.notify(ended.message(), title="Run ended" if ended.state != rundir.STALLED else "Run stalled",
+                                severity=_SEVERITY.get(ended.state, "information"), timeout=15)
+                if cfg.bell:
+                    self.bell()
+                if cfg.command:
+                    self.run_worker(lambda e=ended: self._notify_command(e), thread=True, group="notify")
+        if states != self._states:
+            self._states = states
+            self.seen.states.update(states)
+            snapshot = dict(self.seen.states)
+            self.run_worker(lambda: self.seen.save(snapshot), thread=True, group="seen", exclusive=True)
+
+    def _notify_command(self, ended) -> None:
+        from kidconsole.tui import notify
+
+        problem = notify.run_command(self.settings.notify.command, ended)
+        if problem:
+            self.call_from_thread(self.notify, problem, severity="warning")
 
     # ---- helpers shared by screens
     def view(self, key: str) -> RunView | None:
