@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 
 from kidconsole import rundir
+from kidconsole.tui import notify as notifications
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
 from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
@@ -56,10 +57,8 @@ class KidConsole(App):
         self.run_colors = ColorBook()
         self.theme = theme
         self.sub_title = ", ".join(self.roots)
-        from kidconsole.tui import notify
-
-        self.settings = settings if settings is not None else notify.load_user_config()
-        self.seen = notify.Seen.load(seen_file or notify.state_dir() / notify.SEEN_FILE)
+        self.settings = settings if settings is not None else notifications.load_user_config()
+        self.seen = notifications.Seen.load(seen_file or notifications.state_dir() / notifications.SEEN_FILE)
         self.away: list = []  # runs that ended while the console was closed (told once, on the first update)
         self._states: dict[str, str] | None = None  # the state of each run at the previous update
 
@@ -87,17 +86,15 @@ class KidConsole(App):
 
     # ---- notifications (kidconsole/tui/notify.py)
     def _tell_ends(self) -> None:
-        from kidconsole.tui import notify
-
         cfg = self.settings.notify
         states = {k: v.state for k, v in self.views.items()}
         if self._states is None:
-            self.away = notify.away(self.seen, self.views, cfg.states)
+            self.away = notifications.away(self.seen, self.views, cfg.states)
             if self.away and cfg.toast:
                 self.notify("Ended while you were away: " + "; ".join(e.message() for e in self.away),
                             title="While you were away", timeout=30)
         else:
-            for ended in notify.transitions(self._states, self.views, cfg.states):
+            for ended in notifications.transitions(self._states, self.views, cfg.states):
                 if cfg.toast:
                     self.notify(ended.message(), title="Run ended" if ended.state != rundir.STALLED else "Run stalled",
                                 severity=_SEVERITY.get(ended.state, "information"), timeout=15)
@@ -112,9 +109,7 @@ class KidConsole(App):
             self.run_worker(lambda: self.seen.save(snapshot), thread=True, group="seen", exclusive=True)
 
     def _notify_command(self, ended) -> None:
-        from kidconsole.tui import notify
-
-        problem = notify.run_command(self.settings.notify.command, ended)
+        problem = notifications.run_command(self.settings.notify.command, ended)
         if problem:
             self.call_from_thread(self.notify, problem, severity="warning")
 

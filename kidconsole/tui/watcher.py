@@ -144,7 +144,7 @@ class Watcher:
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
-                 gpu_every: float = 2.0, clock: Callable[[], float] = time.time, system: Any = None,
+                 gpu_every: float = 2.0, idle_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
                  find: Callable[[list[str]], list[Path]] | None = None,
                  make_reader: Callable[[Path], Any] | None = None):
         self.roots = list(roots)
@@ -152,6 +152,7 @@ class Watcher:
         self.interval = interval
         self.discover_every = discover_every
         self.gpu_every = gpu_every
+        self.idle_every = idle_every
         self.clock = clock
         self.system = system
         self.find = find or _default_find
@@ -164,6 +165,9 @@ class Watcher:
         self._last_discover = -1e18
         self._last_gpu = -1e18
         self._systems: dict[str, SystemView] = {}
+        self._table: Any = None  # the system's process table of the current sampling round
+        self._built: dict[str, tuple[float, Any]] = {}  # run -> (when its view was built, the status it read)
+        self._checkpoints: dict[str, tuple[int, Any]] = {}  # run -> (checkpoints/ mtime, its newest complete)
         self._checkpoint_bytes: dict[str, float] = {}  # complete checkpoint folder -> bytes (they never change)
         self._wake = threading.Event()
         self._stop = False
@@ -219,6 +223,7 @@ class Watcher:
                 self.gpus = gpus
                 self._dirty = True
             host = self._call("host_memory") or (None, None)
+            self._table = self._call("process_table")  # one pass over the processes for every run
         views = {}
         for key, reader in list(self._readers.items()):
             try:
@@ -226,7 +231,10 @@ class Watcher:
                     new = reader.poll()
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
-                    view = self._view(key, reader, now)
+                    view = self._reused(key, reader, new, mono)
+                    if view is None:
+                        view = self._view(key, reader, now)
+                        self._built[key] = (mono, reader.status)
                 if host is not None:
                     self._systems[key] = self._sample_system(reader, view, host)
                 view = replace(view, system=self._systems.get(key))
@@ -250,7 +258,8 @@ class Watcher:
                 self._dirty = True
         for key in set(self._readers) - keys.keys():
             del self._readers[key]
-            self._systems.pop(key, None)
+            for cache in (self._systems, self._built, self._checkpoints):
+                cache.pop(key, None)
             self._dirty = True
 
     def _sample_gpus(self) -> tuple[GpuView, ...]:
@@ -274,16 +283,43 @@ class Watcher:
         except Exception:
             return None
 
+    def _reused(self, key: str, reader: Any, new: int, mono: float) -> RunView | None:
+        """The run's previous view when nothing can have changed it: no new lines, the same status, and
+        either an ended run or a live one rebuilt less than ``idle_every`` ago (a quiet run's state changes
+        with time, stalled or interrupted, but not from one second to the next). Keeps many runs cheap."""
+        prev, built = self.views.get(key), self._built.get(key)
+        if new or prev is None or built is None or reader.status is not built[1]:
+            return None
+        if prev.state in rundir.FINAL_STATES or mono - built[0] < self.idle_every:
+            return prev
+        return None
+
+    def _newest_checkpoint(self, key: str, path: Path) -> Path | None:
+        """The newest complete checkpoint, listed again only when checkpoints/ changed."""
+        folder = path / rundir.CHECKPOINTS
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except OSError:
+            return None
+        seen = self._checkpoints.get(key)
+        if seen is None or seen[0] != mtime:
+            seen = self._checkpoints[key] = (mtime, rundir.newest_checkpoint(folder))
+        return seen[1]
+
+    def _round_table(self) -> tuple:
+        """The process table as an extra argument to the samplers, when the system has one."""
+        return () if self._table is None else (self._table,)
+
     def _sample_system(self, reader: Any, view: RunView, host: tuple) -> SystemView:
         status = reader.status or {}
         pid = status.get("pid")
         cpu = rss = None
         if isinstance(pid, int) and pid > 0 and view.state in rundir.STOPPABLE_STATES:
-            usage = self._call("run_process_usage", pid, status.get("sid"))
+            usage = self._call("run_process_usage", pid, status.get("sid"), *self._round_table())
             if usage is not None:
                 cpu, rss = float(usage[0]), float(usage[1])
         disk = self._call("disk_usage", view.path) or (None, None)
-        newest = rundir.newest_checkpoint(view.path / rundir.CHECKPOINTS)
+        newest = self._newest_checkpoint(view.key, view.path)
         ckpt = None
         if newest is not None:
             ckpt = self._checkpoint_bytes.get(str(newest))
@@ -303,7 +339,7 @@ class Watcher:
         pid = status.get("pid")
         if self.system and pid:
             try:
-                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"))
+                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"), *self._round_table())
                 proc_mem = float(sum(per_gpu.values())) if per_gpu else None
             except Exception:
                 proc_mem = None

@@ -150,3 +150,34 @@ async def test_a_running_export_is_not_started_twice(opened, runs_root):
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmScreen) and not started
         assert any("already running" in n.message for n in app._notifications)
+
+
+def test_the_host_and_disk_samplers_read_the_real_machine(tmp_path):
+    used, total = system.host_memory()
+    assert total == psutil.virtual_memory().total and 0 < used < total
+    free, size = system.disk_usage(tmp_path)
+    assert 0 < free <= size == psutil.disk_usage(str(tmp_path)).total
+    assert system.disk_usage(tmp_path / "gone") is None
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(b"x" * 5000)
+    (tmp_path / "b.txt").write_text("hello")
+    assert system.folder_bytes(tmp_path) == 5005
+
+
+def test_quiet_runs_keep_their_view_until_something_changes_and_live_ones_are_rebuilt_now_and_then(runs_root):
+    rundir.update_status(runs_root / "r32-lr1e-4", state=rundir.FINISHED)
+    watcher = Watcher([str(runs_root)], clock=lambda: FIXED_NOW, system=FakeSystem(), idle_every=3600)
+    built = []
+    view = watcher._view
+    watcher._view = lambda key, reader, now: built.append(key.rsplit("/", 1)[1]) or view(key, reader, now)
+    watcher.poll_once()
+    watcher.poll_once()
+    assert sorted(built) == ["r16-lr3e-4", "r32-lr1e-4"]  # the second round rebuilt nothing
+    rundir.update_status(runs_root / "r16-lr3e-4", state=rundir.STOPPED)  # a status change rebuilds at once
+    watcher.poll_once()
+    assert built[2:] == ["r16-lr3e-4"] and watcher.views[str(runs_root / "r16-lr3e-4")].state == rundir.STOPPED
+    rundir.update_status(runs_root / "r16-lr3e-4", state=rundir.RUNNING)
+    watcher.poll_once()
+    watcher.idle_every = 0.0
+    watcher.poll_once()
+    assert built[3:] == ["r16-lr3e-4", "r16-lr3e-4"]  # live and quiet: rebuilt once idle_every passed
