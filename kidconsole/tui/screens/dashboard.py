@@ -18,6 +18,7 @@ CARD_WIDTH = 40  # columns per card: two cards at 80 columns
 
 class DashboardScreen(Screen):
     TITLE = "Runs"
+    AUTO_FOCUS = "RunCard"  # never the hidden filter box
     BINDINGS = [
         Binding("left", "move(-1, 0)", "Move", show=False, priority=True),
         Binding("right", "move(1, 0)", "Move", show=False, priority=True),
