@@ -139,7 +139,8 @@ class RunDetailScreen(Screen):
 
     def _fill_exports(self, data: dict) -> None:
         self.exports = data
-        self.query_one("#exports-text", Static).update(exports_panel(data, self.app.views[self.key].name))
+        view = self.app.view(self.key)
+        self.query_one("#exports-text", Static).update(exports_panel(data, view.name if view else self.key))
 
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
