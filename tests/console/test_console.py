@@ -53,6 +53,16 @@ async def test_arrow_keys_move_between_cards_and_space_marks_runs_for_the_charts
         assert app.marked == set() and len(app.chart_keys()) == 2
 
 
+async def test_only_the_focused_card_has_the_heavy_border_as_focus_moves(opened):
+    async with opened() as pilot:
+        cards = list(pilot.app.screen.query(RunCard))
+        for key, focused in (("right", 1), ("left", 0), ("right", 1)):
+            await pilot.press(key)
+            await pilot.pause()
+            borders = [card.styles.border.top[0] for card in cards]
+            assert borders == ["heavy" if i == focused else "round" for i in range(len(cards))], key
+
+
 async def test_charts_overlay_runs_and_every_chart_key_changes_the_view(opened):
     async with opened() as pilot:
         app = pilot.app

@@ -23,20 +23,22 @@ def _waiting(until_runs, *keys, pause=0.5):
             await pilot.press(*keys)
         await pilot.pause(pause)
         # the dashboard gives its first card focus after a refresh, and a watcher update may rebuild the
-        # cards in between: settle the focus before the picture is taken
-        for _ in range(10):
-            cards = pilot.app.screen.query(RunCard)
-            if not cards or isinstance(pilot.app.screen.focused, RunCard):
+        # cards in between: the picture is taken once a card of the current grid has held focus twice running
+        held = 0
+        for _ in range(20):
+            cards = list(pilot.app.screen.query(RunCard))
+            if not cards:
                 break
-            pilot.app.screen.set_focus(cards.first())
+            held = held + 1 if pilot.app.screen.focused in cards else 0
+            if held == 2:
+                break
+            if pilot.app.screen.focused not in cards:
+                pilot.app.screen.set_focus(cards[0])
             await pilot.pause(0.2)
         await pilot.wait_for_scheduled_animations()
     return run_before
 
 
-# the dashboard's picture still differs between runs now and then (seen in 1 of 3 runs: the focus settles,
-# something else does not yet); its content is pinned by the pilot tests, the picture reported, not gating
-@pytest.mark.xfail(strict=False, reason="the dashboard's picture is not yet stable between runs")
 @pytest.mark.parametrize("size", SIZES)
 def test_dashboard_snapshot(snap_app, until_runs, snap_compare, size):
     assert snap_compare(snap_app, terminal_size=SIZES[size], run_before=_waiting(until_runs))

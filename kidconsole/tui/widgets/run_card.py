@@ -211,10 +211,9 @@ class RunCard(Static, can_focus=True):
     def on_resize(self) -> None:
         self._redraw()
 
-    def on_focus(self) -> None:
-        self._redraw()
-
-    def on_blur(self) -> None:
+    def watch_has_focus(self, has_focus: bool) -> None:
+        # the border follows has_focus itself: an on_focus handler runs before Textual sets it
+        super().watch_has_focus(has_focus)
         self._redraw()
 
     def _redraw(self) -> None:
