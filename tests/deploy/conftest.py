@@ -1,31 +1,13 @@
 """Fixtures: a finished LoRA run of the tiny model on the tone corpus (real training), audio of several
-formats, rates and channel counts, and helpers to run the kidconsole command."""
+formats, rates and channel counts."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def _kidconsole(*args, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kidconsole", *map(str, args)], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def kidconsole():
-    """Runs ``kidconsole ARGS...`` as a subprocess (importlib mode cannot import conftest helpers)."""
-    return _kidconsole
 
 
 @pytest.fixture(scope="session")
@@ -36,27 +18,16 @@ def tones(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, tones) -> Path:
+def trained_run(tmp_path_factory, tones, tiny_run_config, train_to_end) -> Path:
     """A finished run (trainers.train, LoRA on a tiny base): config.yaml, predictions, exports/adapter and merged."""
     from trainers.tiny import build_tiny
 
     root = tmp_path_factory.mktemp("deploy")
     base = build_tiny(root / "base", hidden=32, layers=1)
-    cfg = {"name": "deploy", "seed": 3,
-           "model": {"base": str(base), "start": "ctc", "freeze_feature_encoder": False},
-           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-           "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
-                    "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
-                    "max_batch_utterances": 16, "bucket_utterances": 64, "num_workers": 0,
-                    "eval_batch_seconds": 40.0},
-           "train": {"log_every": 5, "eval_every": 1000, "heartbeat_seconds": 5.0},
-           "phases": [{"name": "only", "epochs": 2, "lr": 5.0e-3, "warmup": 1}]}
-    config = root / "run.yaml"
-    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    run = root / "run"
-    done = subprocess.run([sys.executable, "-m", "trainers.train", "--config", str(config), "--run-dir", str(run)],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    cfg = tiny_run_config(base, tones, name="deploy", seed=3, data__num_workers=0,
+                          train={"log_every": 5, "eval_every": 1000, "heartbeat_seconds": 5.0},
+                          phases=[{"name": "only", "epochs": 2, "lr": 5.0e-3, "warmup": 1}])
+    run = train_to_end(cfg, root / "run.yaml", root / "run")
     assert (run / "exports" / "merged" / "config.json").exists() and (run / "exports" / "adapter").is_dir()
     return run
 

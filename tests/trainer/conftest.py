@@ -30,31 +30,12 @@ def tones(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def make_config(tmp_path, tiny_model, tones):
+def make_config(tmp_path, tiny_model, tones, tiny_run_config):
     """Write a small run config (overrides merged into the base) and return its path."""
 
     def make(**over) -> Path:
-        cfg = {
-            "name": "test",
-            "seed": 7,
-            "model": {"base": str(tiny_model), "start": "ctc", "freeze_feature_encoder": False},
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-            "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
-                     "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
-                     "max_batch_utterances": 16, "bucket_utterances": 64, "num_workers": 1,
-                     "eval_batch_seconds": 40.0},
-            "train": {"log_every": 1, "eval_every": 50, "keep_last": 2, "heartbeat_seconds": 1.0,
-                      "stop_timeout": 60.0},
-            "phases": [{"name": "only", "epochs": 1, "lr": 3.0e-3, "warmup": 1}],
-        }
-        for key, value in over.items():
-            node = cfg
-            *path, last = key.split("__")
-            for p in path:
-                node = node.setdefault(p, {})
-            node[last] = value
         path = tmp_path / "run.yaml"
-        path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        path.write_text(yaml.safe_dump(tiny_run_config(tiny_model, tones, **over)), encoding="utf-8")
         return path
 
     return make

@@ -4,9 +4,6 @@ console's reader like any run)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +12,6 @@ import yaml
 
 from trainers.average import DELTAS, FACTORS, average_states, lora_gap
 
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 A = "base_model.model.wav2vec2.encoder.layers.0.attention.q_proj.lora_A.default.weight"
 B = "base_model.model.wav2vec2.encoder.layers.0.attention.q_proj.lora_B.default.weight"
 HEAD = "base_model.model.lm_head.modules_to_save.default.weight"
@@ -58,13 +53,8 @@ def test_checkpoints_of_different_runs_are_refused():
 
 # ---- the runs -------------------------------------------------------------------------------------------
 
-def _kidconsole(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kidconsole", *map(str, args)], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
-def source_run(tmp_path_factory) -> Path:
+def source_run(tmp_path_factory, tiny_run_config, train_to_end) -> Path:
     """A finished LoRA run (new head: trained, saved with the adapter) with 4 scored checkpoints in its last
     phase."""
     from trainers.tiny import build_tiny, tone_corpus
@@ -72,27 +62,36 @@ def source_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("average")
     tones = tone_corpus(root / "tones", n_train=24, n_valid=6, n_test=8)
     base = build_tiny(root / "base", hidden=32, layers=1)
-    cfg = {"name": "src", "seed": 5,
-           "model": {"base": str(base), "start": "encoder", "freeze_feature_encoder": False},
-           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-           "data": {"train_manifest": str(tones["train"]), "valid_manifest": str(tones["valid"]),
-                    "test_manifest": str(tones["test"]), "max_seconds": 4.0, "batch_seconds": 8.0,
-                    "max_batch_utterances": 8, "bucket_utterances": 64, "num_workers": 0,
-                    "eval_batch_seconds": 40.0},
-           "train": {"log_every": 2, "eval_every": 2, "keep_last": 4, "heartbeat_seconds": 5.0},
-           "phases": [{"name": "only", "epochs": 2, "lr": 5.0e-3, "warmup": 1}]}
+    cfg = tiny_run_config(base, tones, name="src", seed=5, model__start="encoder", data__max_batch_utterances=8,
+                          data__num_workers=0,
+                          train={"log_every": 2, "eval_every": 2, "keep_last": 4, "heartbeat_seconds": 5.0},
+                          phases=[{"name": "only", "epochs": 2, "lr": 5.0e-3, "warmup": 1}])
     (root / "runs").mkdir()
-    config = root / "run.yaml"
-    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    run = root / "runs" / "src"
-    done = subprocess.run([sys.executable, "-m", "trainers.train", "--config", str(config), "--run-dir", str(run)],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return run
+    return train_to_end(cfg, root / "run.yaml", root / "runs" / "src")
 
 
 def _read(run: Path, name: str) -> list[dict]:
     return [json.loads(ln) for ln in (run / name).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def _derive(kidconsole, kind: str, source_run: Path, *args: str, name: str, sources: int):
+    """``kidconsole run KIND SOURCE ARGS --name NAME``: the new run beside the source, finished and scored on
+    the 8 test utterances, its lineage in its status and config, readable by the console's reader."""
+    from kidconsole.runs.reader import RunReader
+
+    done = kidconsole("run", kind, source_run, *args, "--name", name)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = source_run.parent / name
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "finished" and status["derived"] == kind and len(status["sources"]) == sources
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["lineage"]["kind"] == kind and cfg["lineage"]["sources"] == status["sources"]
+    assert [e["kind"] for e in _read(out, "events.jsonl")][-2:] == ["test", "end"]
+    assert len(_read(out, "predictions.jsonl")) == 8
+    reader = RunReader(out)
+    reader.poll()
+    assert reader.state() == "finished" and reader.summary["test"]["n"] == 8
+    return done, out, status, cfg
 
 
 def test_choosing_the_best_checkpoints_follows_their_metric(source_run):
@@ -109,19 +108,12 @@ def test_choosing_the_best_checkpoints_follows_their_metric(source_run):
         choose_checkpoints(source_run, steps=[12345])
 
 
-def test_average_run_is_scored_exported_and_readable_like_any_run(source_run):
+def test_average_run_is_scored_exported_and_readable_like_any_run(source_run, kidconsole):
     from safetensors.torch import load_file
 
-    from kidconsole.runs.reader import RunReader
     from trainers.checkpoint import read_weights
 
-    done = _kidconsole("run", "average", source_run, "--last", "2", "--name", "avg")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = source_run.parent / "avg"
-    status = json.loads((out / "status.json").read_text())
-    assert status["state"] == "finished" and status["derived"] == "average" and len(status["sources"]) == 2
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["lineage"]["kind"] == "average" and cfg["lineage"]["sources"] == status["sources"]
+    done, out, status, cfg = _derive(kidconsole, "average", source_run, "--last", "2", name="avg", sources=2)
     assert cfg["lora"]["r"] == 8 and cfg["lora"]["alpha"] == 16  # the stacked adapter: rank 2 x 4, same scale
     # the exported adapter holds the exact mean of the two checkpoints' updates, and their mean head
     states = [read_weights(p) for p in status["sources"]]
@@ -134,49 +126,33 @@ def test_average_run_is_scored_exported_and_readable_like_any_run(source_run):
     mean_update = sum(s[src_b] @ s[src_a] for s in states) / 2
     assert torch.allclose(adapter[b_key] @ adapter[a_key], mean_update, atol=1e-6)
     assert (out / "exports" / "merged" / "config.json").exists()
-    assert [e["kind"] for e in _read(out, "events.jsonl")][-2:] == ["test", "end"]
-    assert len(_read(out, "predictions.jsonl")) == 8
-    # the console's reader and the report read it
-    reader = RunReader(out)
-    reader.poll()
-    assert reader.state() == "finished" and reader.summary["test"]["n"] == 8
     assert "test PER" in done.stdout
-    report = _kidconsole("report", out, "--vs", source_run, "--format", "md", "--bootstrap", "50")
+    # the report reads it
+    report = kidconsole("report", out, "--vs", source_run, "--format", "md", "--bootstrap", "50")
     assert report.returncode == 0 and "PER" in report.stdout, report.stderr
 
 
-def test_ensemble_of_checkpoints_is_a_run_readable_by_the_report(source_run):
-    from kidconsole.runs.reader import RunReader
-
-    done = _kidconsole("run", "ensemble", source_run, "--best", "2", "--name", "ens")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = source_run.parent / "ens"
-    status = json.loads((out / "status.json").read_text())
-    assert status["state"] == "finished" and status["derived"] == "ensemble" and len(status["sources"]) == 2
-    assert yaml.safe_load((out / "config.yaml").read_text())["lineage"]["kind"] == "ensemble"
-    assert len(_read(out, "predictions.jsonl")) == 8
-    reader = RunReader(out)
-    reader.poll()
-    assert reader.state() == "finished" and reader.summary["test"]["n"] == 8
-    report = _kidconsole("report", out, "--format", "md", "--bootstrap", "50")
+def test_ensemble_of_checkpoints_is_a_run_readable_by_the_report(source_run, kidconsole):
+    _, out, _, _ = _derive(kidconsole, "ensemble", source_run, "--best", "2", name="ens", sources=2)
+    report = kidconsole("report", out, "--format", "md", "--bootstrap", "50")
     assert report.returncode == 0 and "PER" in report.stdout, report.stderr
 
 
-def test_ensemble_of_one_model_decodes_as_that_model(source_run):
+def test_ensemble_of_one_model_decodes_as_that_model(source_run, kidconsole):
     """Two copies of one run: the mean of identical posteriors is the posterior, so the hypotheses match."""
     import shutil
 
     twin = source_run.parent / "src-twin"
     shutil.copytree(source_run, twin)
-    done = _kidconsole("run", "ensemble", source_run, twin, "--name", "ens-twins")
+    done = kidconsole("run", "ensemble", source_run, twin, "--name", "ens-twins")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ens = {r["id"]: r["hyp"] for r in _read(source_run.parent / "ens-twins", "predictions.jsonl")}
     own = {r["id"]: r["hyp"] for r in _read(source_run, "predictions.jsonl")}
     assert ens == own
 
 
-def test_average_refuses_a_run_without_enough_checkpoints(source_run):
-    done = _kidconsole("run", "average", source_run, "--best", "50")
+def test_average_refuses_a_run_without_enough_checkpoints(source_run, kidconsole):
+    done = kidconsole("run", "average", source_run, "--best", "50")
     assert done.returncode == 2 and "not 50" in done.stderr
 
 
