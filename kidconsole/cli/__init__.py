@@ -5,8 +5,9 @@ subcommand (``kidconsole.cli.g2p`` adds ``g2p`` ...). Subcommand modules import
 their heavy parts inside the handler, so ``kidconsole --help`` stays fast.
 
 Flags shared by several commands are defined here once: ``--runs`` (global: it
-may come before the subcommand's name or after it) and ``--no-progress`` (every
-long command).
+may come before the subcommand's name or after it), ``--no-progress`` (every
+long command), the model a command decodes with and where it runs (transcribe,
+serve, select, pseudo), and where and in which format a command writes its output.
 """
 
 from __future__ import annotations
@@ -46,13 +47,26 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
-    """How a command that decodes a pool with a model runs it (select, pseudo)."""
+def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "model", metavar: str = "MODEL") -> None:
+    """The model a command decodes audio with, where it runs and how much audio goes through it at once
+    (transcribe, serve, select, pseudo)."""
+    parser.add_argument(dest, metavar=metavar, help="run directory (its export), export folder or .onnx file")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
     parser.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
                         help="padded audio seconds per forward pass (default 60)")
+
+
+def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    """How a command that decodes a whole pool reads it (select, pseudo)."""
     parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
     add_progress_flag(parser)
+
+
+def add_output_flags(parser: argparse.ArgumentParser, formats: tuple[str, ...], otherwise: str) -> None:
+    """``-o FILE`` and ``--format``, by default the format FILE's suffix names (transcribe, report)."""
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument("--format", choices=formats,
+                        help=f"output format (default: from -o's suffix, else {otherwise})")
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -95,6 +109,14 @@ def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Name
     import subprocess
 
     return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
+
+
+def add_module_command(subparsers, name: str, module: str, add_arguments, **parser_kw) -> None:
+    """Subcommand ``name`` whose work runs as ``python -m module`` (see ``run_module``); ``add_arguments``
+    defines the arguments for both, so they cannot drift apart."""
+    p = subparsers.add_parser(name, **parser_kw)
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run_module(module, p, args))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

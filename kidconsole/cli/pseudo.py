@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_scoring_flags, run_module
+from kidconsole.cli import add_model_arguments, add_module_command, add_scoring_flags
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run directory (its export), export folder or .onnx file")
+    add_model_arguments(p, "run", "RUN")
     p.add_argument("audio", metavar="AUDIO", help="a folder of audio files (searched recursively; the speaker is "
                    "each file's folder) or a manifest (.jsonl) whose phones are to be decoded")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the pseudo-labelled manifest")
@@ -25,11 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pseudo", help="pseudo-label unlabelled audio with a trained model",
+    add_module_command(
+        subparsers, "pseudo", "trainers.pseudo", add_arguments,
+        help="pseudo-label unlabelled audio with a trained model",
         description="Decode unlabelled audio (a folder of audio files, or a manifest without phones) and keep "
         "the utterances the model is confident of (mean per-frame CTC posterior at least --min-confidence, or "
         "the threshold of the utterance's age bucket): manifest rows with the decoded phones, pseudo: true and "
         "the confidence, ready to mix into a phase (phases[].manifests).")
-    add_arguments(p)
-    p.set_defaults(func=lambda args: run_module("trainers.pseudo", p, args))

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kidconsole.cli import add_output_flags
 from kidconsole.errors import KidconsoleError
 
 FORMATS = ("md", "csv", "json")
@@ -22,9 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("run", metavar="RUN", help="run directory or predictions JSONL")
     p.add_argument("--vs", metavar="REFERENCE",
                    help="what RUN is compared against: a baseline or another run (deltas are RUN minus REFERENCE)")
-    p.add_argument("--format", choices=FORMATS,
-                   help="write Markdown, CSV or JSON instead of terminal tables (default: from -o's suffix)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    add_output_flags(p, FORMATS, otherwise="terminal tables")
     p.add_argument("--age-groups", metavar="EDGES", help="age group edges in years (default 5,7,9,11,18)")
     p.add_argument("--snr-edges", metavar="EDGES", help="SNR bucket edges in dB (default 10,20,30)")
     p.add_argument("--duration-edges", metavar="EDGES", help="duration bucket edges in seconds (default 2,4,8)")

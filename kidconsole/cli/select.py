@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_scoring_flags, run_module
+from kidconsole.cli import add_model_arguments, add_module_command, add_scoring_flags
 
 BY = ("confidence", "loss")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run directory (its export), export folder or .onnx file")
+    add_model_arguments(p, "run", "RUN")
     p.add_argument("--manifest", required=True, metavar="M", help="the pool to pick from (JSONL manifest)")
     p.add_argument("--hours", type=float, required=True, metavar="H", help="hours to pick")
     p.add_argument("-o", "--output", metavar="FILE", default="picked.jsonl",
@@ -28,12 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "select", help="pick the hours of a pool the model finds hardest (active learning)",
+    add_module_command(
+        subparsers, "select", "trainers.select", add_arguments,
+        help="pick the hours of a pool the model finds hardest (active learning)",
         description="Score every utterance of a pool with a trained model (mean per-frame CTC confidence; the "
         "CTC loss per phone where the row has phones), then pick the H hours it finds hardest, stratified by age "
         "and SNR so that no bucket is starved, with a cap per speaker. Scores are written as they are made: "
         "started again, it resumes. Writes the picked manifest, its scores and a report (picks vs pool; "
         "confidence vs PER on labelled rows).")
-    add_arguments(p)
-    p.set_defaults(func=lambda args: run_module("trainers.select", p, args))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kidconsole.cli import add_model_arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,15 +13,12 @@ def register(subparsers) -> None:
         "or several files as multipart/form-data, and returns what `kidconsole transcribe` writes per file. "
         "Requests arriving together share a forward pass. Binds to loopback unless --host says otherwise; "
         "SIGTERM lets the requests in flight finish.")
-    p.add_argument("model", metavar="MODEL", help="run directory, export folder or .onnx file")
+    add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--api-key-file", metavar="F", help="require the key in F (Authorization: Bearer KEY or X-API-Key)")
     p.add_argument("--max-seconds", type=float, default=30.0, metavar="S", help="longest audio per file (default 30)")
     p.add_argument("--max-body-mb", type=float, default=20.0, metavar="N", help="largest request body (default 20)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                   help="padded audio seconds per forward pass (default 60)")
     p.add_argument("--max-batch", type=int, default=16, metavar="N",
                    help="requests per forward pass (default 16; 1: one at a time)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",

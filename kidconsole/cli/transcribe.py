@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
+
 FORMATS = ("jsonl", "tsv", "text")
 
 
@@ -13,14 +15,10 @@ def register(subparsers) -> None:
         "export), a merged or adapter export, or an ONNX export. INPUT: audio files (any sample rate and channel "
         "count), folders (searched recursively) or a manifest (.jsonl; with reference phones it also prints "
         "PER / CER / WER). Files that cannot be used are skipped and listed with the reason (exit code 1).")
-    p.add_argument("model", metavar="MODEL", help="run directory, export folder or .onnx file")
+    add_model_arguments(p)
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, folder or manifest")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the results to FILE (default stdout)")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's suffix, else jsonl)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                   help="padded audio seconds per forward pass (default 60)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on long inputs")
+    add_output_flags(p, FORMATS, otherwise="jsonl")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
