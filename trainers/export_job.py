@@ -42,18 +42,16 @@ CHECK_UTTERANCES = 8         # test utterances the fp32 check runs on
 SPEED_UTTERANCES = 16        # test utterances timed for the real-time factor
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    from kidconsole.cli.export import add_arguments
+
     ap = argparse.ArgumentParser(prog="python -m trainers.export_job", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", metavar="RUN", help="a finished run directory (with exports/merged or exports/adapter)")
-    ap.add_argument("--int8", action="store_true", help="also the INT8 model")
-    ap.add_argument("--per-channel", action="store_true", help="INT8 weights per channel from the start")
-    ap.add_argument("--manifest", help="score on this manifest instead of the run's data.test_manifest")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    add_arguments(ap)
     ap.add_argument("--speed-utterances", type=int, default=SPEED_UTTERANCES, metavar="N",
                     help=f"test utterances timed for the real-time factor (default {SPEED_UTTERANCES})")
     ap.add_argument("--speed-rounds", type=int, default=3, metavar="N", help="timing rounds (default 3)")
-    return ap.parse_args(argv)
+    return ap
 
 
 @dataclass
@@ -302,7 +300,7 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parser().parse_args(argv)
     from rich.console import Console
 
     from kidconsole.errors import KidconsoleError

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+
+from kidconsole.cli import as_argv
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """What to export and how to score it (trainers/export_job.py parses the same)."""
+    p.add_argument("run", metavar="RUN", help="a finished run directory (with exports/merged or exports/adapter)")
+    p.add_argument("--int8", action="store_true", help="also quantise to INT8 (ONNX Runtime's dynamic INT8)")
+    p.add_argument("--per-channel", action="store_true", help="INT8 weights per channel from the start")
+    p.add_argument("--manifest", metavar="M", help="score on this manifest instead of the run's test manifest")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for scoring and timing (default: all)")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,12 +24,8 @@ def register(subparsers) -> None:
         "a run directory under RUN/exports/<kind>/ (kidconsole report reads it); the table of sizes, CPU "
         "real-time factors and PER against the PyTorch fp32 model is printed and written to "
         "RUN/exports/exports.md.")
-    p.add_argument("run", metavar="RUN", help="a finished run directory")
-    p.add_argument("--onnx", action="store_true", help="export to ONNX (fp32)")
-    p.add_argument("--int8", action="store_true", help="also quantise to INT8 (implies --onnx)")
-    p.add_argument("--per-channel", action="store_true", help="INT8 weights per channel from the start")
-    p.add_argument("--manifest", metavar="M", help="score on this manifest instead of the run's test manifest")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for scoring and timing (default: all)")
+    p.add_argument("--onnx", action="store_true", help="export to ONNX (fp32; --int8 implies it)")
+    add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -25,9 +34,6 @@ def run(args) -> int:
 
     if not (args.onnx or args.int8):
         raise KidconsoleError("choose what to export: --onnx (and --int8)")
-    from trainers.export_job import main
+    from trainers.export_job import main, parser
 
-    argv = [args.run] + (["--int8"] if args.int8 else []) + (["--per-channel"] if args.per_channel else [])
-    argv += (["--manifest", args.manifest] if args.manifest else []) + (
-        ["--threads", str(args.threads)] if args.threads else [])
-    return main(argv)
+    return main(as_argv(parser(), args))
