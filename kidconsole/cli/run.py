@@ -83,8 +83,19 @@ def cmd_launch(args) -> int:
     if warning:
         console.print(f"[{WARNING}]warning:[/] {warning}")
     gpus = _gpus(args.gpus)
+    if args.slurm:
+        return cmd_launch_slurm(args, console)
+    machines = None
+    if args.machines > 1:
+        from kidconsole.runs.launch import Machines
+
+        machines = Machines(args.machines, args.machine_rank, args.main_addr, args.main_port)
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
-                         runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+                         runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer, machines=machines)
+    if machines is not None and args.machine_rank:
+        console.print(f"machine {args.machine_rank} of {run_dir.name} started; it joins machine 0 at "
+                      f"{args.main_addr}:{args.main_port}")
+        return 0
 
     status = rundir.read_status(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
@@ -250,7 +261,17 @@ def cmd_resume(args) -> int:
 
     from kidconsole.runs.control import resume_run
 
-    run_dir = resume_run(_resolve_run(args))
+    run = _resolve_run(args)
+    if rundir.read_status(run).get("slurm_job_id"):
+        from kidconsole.runs.slurm import resume_slurm
+
+        job = resume_slurm(run)
+        Console().print(f"resubmitted [bold]{run.name}[/] with --resume: Slurm job {job}")
+        return 0
+    run_dir = resume_run(run, machine_rank=args.machine_rank)
+    if args.machine_rank:
+        Console().print(f"resumed machine {args.machine_rank} of [bold]{run_dir.name}[/]")
+        return 0
     status = rundir.read_status(run_dir)
     Console().print(f"resumed [bold]{run_dir.name}[/] from {status.get('resumed_from')}: pid {status.get('pid')}")
     return 0
@@ -270,6 +291,23 @@ def register(subparsers) -> None:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
     sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
+    g = sp.add_argument_group("one run over several machines (each runs this launch with its rank, the same --name, "
+                              "and a run directory they share)")
+    g.add_argument("--machines", type=int, default=1, metavar="M", help="machines of the run (1)")
+    g.add_argument("--machine-rank", type=int, default=0, metavar="R", help="this machine, 0 to M-1 (0)")
+    g.add_argument("--main-addr", default="127.0.0.1", metavar="IP", help="address of machine 0")
+    g.add_argument("--main-port", type=int, default=29500, metavar="PORT", help="port on machine 0 (29500)")
+    g = sp.add_argument_group("Slurm (writes RUN_DIR/job.sbatch and submits it; --gpus does not apply)")
+    g.add_argument("--slurm", action="store_true", help="submit the run as a Slurm job")
+    g.add_argument("--partition", metavar="P")
+    g.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes, one machine of the run each (1)")
+    g.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (0: the CPU)")
+    g.add_argument("--time", metavar="T", help="time limit, as sbatch takes it (e.g. 2-00:00:00)")
+    g.add_argument("--account", metavar="A")
+    g.add_argument("--grace", type=int, default=120, metavar="S",
+                   help="seconds before the time limit when the job is asked to checkpoint (120)")
+    g.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                   help="one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_launch)
 
@@ -295,7 +333,10 @@ def register(subparsers) -> None:
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_stop)
 
-    sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
+    sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint "
+                        "(a Slurm run: submit its job again with --resume)")
     sp.add_argument("run", help="run directory or name")
+    sp.add_argument("--machine-rank", type=int, default=0, metavar="R",
+                    help="a run over several machines: this machine (each machine resumes its share)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_resume)

@@ -18,6 +18,15 @@ ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
 
 
+JOB_SCRIPT = "job.sbatch"  # a Slurm run's batch script, as submitted
+
+
+def node_status_name(machine_rank: int) -> str:
+    """The status of machine ``machine_rank`` > 0 of a run over several machines (status.json's record):
+    its own supervisor's pid and exit; machine 0 writes status.json, the run's only status."""
+    return f"status.node{machine_rank}.json"
+
+
 def trace_name(rank: int) -> str:
     """The utterance-id trace of one rank (``train.trace_batches``)."""
     return f"trace.rank{rank}.jsonl"

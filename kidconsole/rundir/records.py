@@ -23,6 +23,7 @@ from kidconsole.rundir.names import (
 
 # who writes a key (the docs' "written by" column)
 TRAINER, LAUNCHER, SUPERVISOR, STOP, RESUME = "trainer", "launcher", "supervisor", "run stop", "run resume"
+SLURM_JOB = "the Slurm job"
 NoneType = type(None)
 
 
@@ -205,6 +206,15 @@ class Status(Record):
     resumed_from: str | None = key("the checkpoint folder the last resume continues from", RESUME)
     resumed_at: float | None = key("unix seconds of the last resume", RESUME)
     resumes: int | None = key("how many times the run was resumed", RESUME)
+    machines: int | None = key("machines of a run over several (each machine > 0 has its own `status.node<N>.json`)",
+                               LAUNCHER)
+    machine_rank: int | None = key("this file's machine (0: status.json)", LAUNCHER)
+    main_addr: str | None = key("address of machine 0, where the ranks meet", f"{LAUNCHER}, {SLURM_JOB}")
+    main_port: int | None = key("its port", f"{LAUNCHER}, {SLURM_JOB}")
+    slurm_job_id: str | None = key("the Slurm job (`job.sbatch`, submitted with `sbatch --parsable`); a resume "
+                                   "submits a new one", f"{LAUNCHER}, {RESUME}")
+    slurm_hosts: list[str] | None = key("the job's nodes, machine 0 first", SLURM_JOB)
+    slurm_restarts: int | None = key("times Slurm requeued the job (`SLURM_RESTART_COUNT`)", SLURM_JOB)
 
     @classmethod
     def check(cls, updates: dict) -> dict:

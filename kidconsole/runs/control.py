@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -87,17 +88,22 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> str:
     return _current_state(run_dir)
 
 
-def resume_run(run_dir: str | Path) -> Path:
+def resume_run(run_dir: str | Path, machine_rank: int = 0) -> Path:
     """Relaunch a run that is not running from its newest complete checkpoint, in the same
-    directory: the trainer appends to the same events and log, so history continues."""
-    from kidconsole.runs.launch import build_command, start_detached
+    directory: the trainer appends to the same events and log, so history continues.
+    A run over several machines resumes on each, with its ``machine_rank``."""
+    from kidconsole.runs.launch import Machines, build_command, start_detached, status_file
 
     run_dir = Path(run_dir).resolve()
     status = rundir.read_status(run_dir)
     if not status:
         raise KidconsoleError(f"{run_dir / rundir.STATUS}: missing or unreadable: not a run directory")
-    if process_alive(status) or run_processes(status):
-        raise KidconsoleError(f"{run_dir}: still running (pid {status.get('pid')}): stop it first")
+    mine = rundir.read_status(run_dir, file=status_file(machine_rank)) if machine_rank else status
+    if machine_rank and not (isinstance(status.get("machines"), int) and 0 < machine_rank < status["machines"]):
+        raise KidconsoleError(f"{run_dir}: --machine-rank {machine_rank}: the run has {status.get('machines') or 1} "
+                              "machine(s)")
+    if process_alive(mine) or run_processes(mine):
+        raise KidconsoleError(f"{run_dir}: still running (pid {mine.get('pid')}): stop it first")
     if status.get("state") == rundir.FINISHED:
         raise KidconsoleError(f"{run_dir}: finished: nothing to resume")
     if not (run_dir / rundir.CONFIG).is_file():
@@ -107,11 +113,19 @@ def resume_run(run_dir: str | Path) -> Path:
         unfinished = ", ".join(p.name for p in rundir.unfinished_writes(run_dir / rundir.CHECKPOINTS))
         raise KidconsoleError(f"{run_dir / rundir.CHECKPOINTS}: no complete checkpoint to resume from"
                               + (f" ({unfinished}: a write that never finished)" if unfinished else ""))
-    gpus = [int(g) for g in status.get("gpus") or []]
+    gpus = [int(g) for g in mine.get("gpus") or []]
+    machines = None
+    if (status.get("machines") or 1) > 1:
+        machines = Machines(status["machines"], machine_rank, status.get("main_addr") or "127.0.0.1",
+                            status.get("main_port") or 29500, max(1, len(gpus)))
     command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or rundir.TRAINER,
-                            mixed_precision=status.get("mixed_precision") or "no", resume=True)
-    rundir.update_status(run_dir, state=rundir.STARTING, command=command, exit_code=None, error=None,
-                         ended_at=None, stop_requested_at=None, resumed_from=ckpt.name,
-                         resumes=int(status.get("resumes") or 0) + 1, resumed_at=round(time.time(), 3))
-    start_detached(run_dir, command, gpus)
+                            mixed_precision=status.get("mixed_precision") or "no", resume=True, machines=machines)
+    if machine_rank:
+        rundir.update_status(run_dir, file=status_file(machine_rank), state=rundir.STARTING, command=command,
+                             exit_code=None, ended_at=None, host=socket.gethostname())
+    else:
+        rundir.update_status(run_dir, state=rundir.STARTING, command=command, exit_code=None, error=None,
+                             ended_at=None, stop_requested_at=None, resumed_from=ckpt.name,
+                             resumes=int(status.get("resumes") or 0) + 1, resumed_at=round(time.time(), 3))
+    start_detached(run_dir, command, gpus, machine_rank)
     return run_dir

@@ -71,8 +71,11 @@ def _reason(run_dir: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
-def supervise(run_dir: Path, command: list[str]) -> int:
+def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
+    """Machine 0 (or a run on one machine) records the run in status.json; a machine > 0 of a run over several
+    records only its own processes and exit, in its own file: the ranks of machine 0 write the run."""
     stop_requested = False
+    status_file = rundir.node_status_name(machine_rank) if machine_rank else rundir.STATUS
 
     def on_term(signum, frame):
         nonlocal stop_requested
@@ -83,16 +86,20 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
     me = psutil.Process()
-    rundir.update_status(run_dir, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0), create_time=me.create_time())
+    rundir.update_status(run_dir, file=status_file, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0), create_time=me.create_time())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
-        rundir.update_status(run_dir, state=rundir.FAILED, exit_code=127, error=f"cannot start {command[0]}: {e}",
+        rundir.update_status(run_dir, file=status_file, state=rundir.FAILED, exit_code=127, error=f"cannot start {command[0]}: {e}",
                              ended_at=round(time.time(), 3))
         return 127
-    rundir.update_status(run_dir, launcher_pid=child.pid)
+    rundir.update_status(run_dir, file=status_file, launcher_pid=child.pid)
     rc = child.wait()
     _reap_all(time.time() + DRAIN_SECONDS)
+    if machine_rank:
+        rundir.update_status(run_dir, file=status_file, exit_code=rc, ended_at=round(time.time(), 3),
+                             state=rundir.FINISHED if rc == 0 else rundir.STOPPED if stop_requested else rundir.FAILED)
+        return 0
 
     status = rundir.read_status(run_dir)
     now = round(time.time(), 3)
@@ -123,10 +130,13 @@ def supervise(run_dir: Path, command: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    rank = 0
+    if len(argv) > 2 and argv[1] == "--machine-rank" and argv[2].isdigit():
+        rank, argv = int(argv[2]), argv[:1] + argv[3:]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m kidconsole.runs.supervise RUN_DIR -- COMMAND...", file=sys.stderr)
+        print("usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] -- COMMAND...", file=sys.stderr)
         return 2
-    return supervise(Path(argv[0]), argv[2:])
+    return supervise(Path(argv[0]), argv[2:], rank)
 
 
 if __name__ == "__main__":
