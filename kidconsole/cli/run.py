@@ -110,9 +110,28 @@ LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA
               "updated", "samples/s", "GPUs")
 
 
+def cmd_launch_slurm(args, console) -> int:
+    from kidconsole.runs.slurm import SlurmOptions, launch_slurm
+
+    if args.gpus or args.machines > 1:
+        from kidconsole.errors import KidconsoleError
+
+        raise KidconsoleError("--slurm: Slurm places the run: use --nodes and --gpus-per-node, not --gpus or --machines")
+    opts = SlurmOptions(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                        time=args.time, account=args.account, grace=args.grace, extra=tuple(args.sbatch_arg))
+    run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
+                           runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+    status = rundir.read_status(run_dir)
+    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
+                  f"{args.gpus_per_node or 'CPU'}), batch script {run_dir / rundir.JOB_SCRIPT}")
+    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {run_dir}")
+    return 0
+
+
 def ls_record(run: Path, stall_after: float, now: float) -> dict:
     """One run as `run ls --json` gives it: plain numbers (fractions, seconds, unix times)."""
     from kidconsole.runs.reader import RunReader
+    from kidconsole.runs.slurm import where
 
     r = RunReader(run)
     r.poll()
@@ -124,7 +143,8 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
             "best_of_newest_only": r.loading and per["best"] is not None,
             "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
             "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
-            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"]}
+            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
+            "where": where(r.status)}
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
@@ -145,7 +165,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "eval share": share_txt, "eval left": _age(rec["eval_left_s"]),
         "samples/s": _fmt(rec["samples_per_s"], ".1f"), "ETA": _age(rec["eta_s"]),
         "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
-        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu",
+        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu", "where": rec["where"] or "-",
     }
 
 
@@ -165,13 +185,16 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
-            table.add_column(col.replace(" ", "\n"), justify="left" if keep else "right", no_wrap=True,
+            table.add_column(col.replace(" ", "\n"), justify="left" if keep or col == "where" else "right", no_wrap=True,
                              overflow="fold" if keep else "ellipsis")
         for row in rows:
             table.add_row(*(row[c] for c in columns))
         return table
 
-    columns = list(LS_COLUMNS)
+    every = list(LS_COLUMNS)
+    if any(r["where"] for r in records):  # a Slurm job (its state, why it waits, its nodes), a run elsewhere
+        every.insert(every.index("state") + 1, "where")
+    columns = list(every)
     measure = Console(width=10_000)
     while width is not None and len(columns) > 2:
         if Measurement.get(measure, measure.options, build(columns)).maximum <= width:
@@ -184,7 +207,7 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
     if "eval share" in columns and any(r["eval_share"] is not None and r["eval_share"] > threshold
                                        for r in records):
         notes.append(f"!: evaluation takes over {threshold:.0%} of the run: {evalcost.ADVICE}")
-    dropped = len(LS_COLUMNS) - len(columns)
+    dropped = len(every) - len(columns)
     if dropped:
         notes.append(f"{dropped} more columns with --wide or a wider terminal")
     table.caption = "\n".join(notes) or None
@@ -261,14 +284,12 @@ def cmd_resume(args) -> int:
 
     from kidconsole.runs.control import resume_run
 
-    run = _resolve_run(args)
-    if rundir.read_status(run).get("slurm_job_id"):
-        from kidconsole.runs.slurm import resume_slurm
-
-        job = resume_slurm(run)
-        Console().print(f"resubmitted [bold]{run.name}[/] with --resume: Slurm job {job}")
+    run_dir = resume_run(_resolve_run(args), machine_rank=args.machine_rank)
+    if rundir.read_status(run_dir).get("slurm_job_id"):
+        status = rundir.read_status(run_dir)
+        Console().print(f"resubmitted [bold]{run_dir.name}[/] from {status.get('resumed_from')}: "
+                        f"Slurm job {status['slurm_job_id']}")
         return 0
-    run_dir = resume_run(run, machine_rank=args.machine_rank)
     if args.machine_rank:
         Console().print(f"resumed machine {args.machine_rank} of [bold]{run_dir.name}[/]")
         return 0

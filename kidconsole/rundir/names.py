@@ -37,12 +37,13 @@ def trace_name(rank: int) -> str:
 STARTING, RUNNING, EVALUATING = "starting", "running", "evaluating"
 STOPPED, FINISHED, FAILED = "stopped", "finished", "failed"
 STALLED, INTERRUPTED = "stalled", "interrupted"
+PENDING = "pending"  # derived too: a Slurm run whose job waits in the queue
 LIVE_STATES = (STARTING, RUNNING, EVALUATING)
 FINAL_STATES = (STOPPED, FINISHED, FAILED)
 WRITTEN_STATES = LIVE_STATES + FINAL_STATES
-STATES = LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
+STATES = (PENDING,) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
 # what can still be stopped: a live run, or one whose heartbeat went quiet
-STOPPABLE_STATES = LIVE_STATES + (STALLED,)
+STOPPABLE_STATES = (PENDING,) + LIVE_STATES + (STALLED,)
 
 # Event kinds in events.jsonl (fields per kind: records.py, docs/run-directory.md).
 EV_START, EV_TRAIN, EV_EVAL, EV_PHASE = "start", "train", "eval", "phase"

@@ -52,6 +52,10 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> str:
     status = rundir.read_status(run_dir)
     if not status:
         raise KidconsoleError(f"{run_dir / rundir.STATUS}: missing or unreadable: not a run directory")
+    if status.get("slurm_job_id"):  # Slurm signals every node of the job
+        from kidconsole.runs.slurm import stop_slurm
+
+        return stop_slurm(run_dir, timeout=timeout)
     alive = process_alive(status)
     if alive is None and status.get("state") in rundir.LIVE_STATES:
         raise KidconsoleError(f"{run_dir}: no process of this host recorded (host {status.get('host')}, "
@@ -98,6 +102,11 @@ def resume_run(run_dir: str | Path, machine_rank: int = 0) -> Path:
     status = rundir.read_status(run_dir)
     if not status:
         raise KidconsoleError(f"{run_dir / rundir.STATUS}: missing or unreadable: not a run directory")
+    if status.get("slurm_job_id"):  # a new job, the same batch script, the trainer told to resume
+        from kidconsole.runs.slurm import resume_slurm
+
+        resume_slurm(run_dir)
+        return run_dir
     mine = rundir.read_status(run_dir, file=status_file(machine_rank)) if machine_rank else status
     if machine_rank and not (isinstance(status.get("machines"), int) and 0 < machine_rank < status["machines"]):
         raise KidconsoleError(f"{run_dir}: --machine-rank {machine_rank}: the run has {status.get('machines') or 1} "

@@ -102,7 +102,7 @@ def status_file(machine_rank: int) -> str:
     return rundir.node_status_name(machine_rank) if machine_rank else rundir.STATUS
 
 
-def _run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
+def run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
     if name:
         if not re.fullmatch(r"[\w.+-]+", name):
             raise KidconsoleError(f"run name {name!r}: use letters, digits, '.', '_', '+' or '-'")
@@ -134,7 +134,7 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
         if not 0 <= rank < machines.count:
             raise KidconsoleError(f"--machine-rank {rank}: expected 0 to {machines.count - 1}")
         machines = Machines(machines.count, rank, machines.addr, machines.port, max(1, len(gpus)))
-    run_name = _run_name(cfg, config, name)
+    run_name = run_name(cfg, config, name)
     run_dir = (Path(runs_root) / run_name).resolve()
     mine = run_dir / status_file(rank)
     if (mine.exists() if several else run_dir.exists()):

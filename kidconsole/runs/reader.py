@@ -324,9 +324,14 @@ class RunReader:
 
     def state(self, now: float | None = None, stall_after: float = run_state.STALL_AFTER) -> str:
         status = self.status
-        return run_state.derive_state(status, alive=run_state.process_alive(status),
-                                      last_sign=self.last_sign_of_life(), end_event=self._last.get(rundir.EV_END),
-                                      now=now, stall_after=stall_after)
+        state = run_state.derive_state(status, alive=run_state.process_alive(status),
+                                       last_sign=self.last_sign_of_life(), end_event=self._last.get(rundir.EV_END),
+                                       now=now, stall_after=stall_after)
+        if status.get("slurm_job_id"):  # a Slurm run: its job's state too (queued, or ended under the run)
+            from kidconsole.runs import slurm
+
+            state = slurm.merge_state(state, slurm.job_of(status))
+        return state
 
     @property
     def summary(self) -> dict:

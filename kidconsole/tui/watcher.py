@@ -59,6 +59,7 @@ class RunView:
     has_predictions: bool = False
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
+    where: str | None = None  # a Slurm run's job and nodes, or the host of a run elsewhere
     revision: int = 0  # grows whenever the run's files brought something new
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
@@ -261,6 +262,7 @@ class Watcher:
             started_at=summary.get("started_at"),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
+            where=_where(status),
             revision=self._revisions.get(key, 0),
             eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
             scoring_only=bool(summary.get("scoring_only")),
@@ -331,6 +333,12 @@ def warning_counts(warnings) -> dict[str, int]:
         count = ev.get("count")
         out[what] = max(out.get(what, 0), count) if isinstance(count, int) else out.get(what, 0) + 1
     return out
+
+
+def _where(status: dict) -> str | None:
+    from kidconsole.runs.slurm import where
+
+    return where(status)
 
 
 def _int(v: Any) -> int | None:

@@ -190,7 +190,8 @@ class RunCard(Static, can_focus=True):
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
         self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        self.border_subtitle = Text(f"● {self.view.state}", style=palette.state_style(self.view.state))
+        where = Text(f"{self.view.where} ", style="dim") if self.view.where else ""
+        self.border_subtitle = Text.assemble(where, (f"● {self.view.state}", palette.state_style(self.view.state)))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
