@@ -19,13 +19,14 @@ def _ls(capsys, root) -> str:
     return capsys.readouterr().out
 
 
-def _until(pred, timeout, what):
+def _until(pred, timeout, what, run=None):
+    """Wait for ``pred``; on a timeout, say what for, with the run's log as it is then."""
     end = time.time() + timeout
     while time.time() < end:
         if (got := pred()):
             return got
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {_log(run)}" if run is not None else ""))
 
 
 def _events(run, kind):
@@ -45,7 +46,8 @@ def _launch(capsys, config, root, name, *extra):
 
 
 def _log(run) -> str:
-    return (run / rundir.STDOUT).read_text(errors="replace")[-4000:]
+    path = run / rundir.STDOUT
+    return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log yet)"
 
 
 def test_each_node_expands_its_own_rank_in_the_batch_script(tmp_path):
@@ -78,7 +80,7 @@ def test_a_submitted_run_goes_pending_running_completed(slurm, tiny_run, tmp_pat
     assert "pending" in out and f"job {job} PENDING (BeginTime)" in out
     _until(lambda: "running" in (o := _ls(capsys, root)) and f"job {job} RUNNING on" in o, WAIT, "RUNNING")
     _until(lambda: "finished" in (o := _ls(capsys, root)) and f"job {job} COMPLETED" in o, WAIT,
-           "COMPLETED: " + _log(run))
+           "COMPLETED", run)
     st = rundir.read_status(run)
     assert st["state"] == "finished" and st["slurm_hosts"] and st["slurm_restarts"] == 0
 
@@ -87,7 +89,7 @@ def test_a_submitted_run_goes_pending_running_completed(slurm, tiny_run, tmp_pat
 def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(slurm, tiny_run, tmp_path, capsys):
     root = tmp_path / "runs"
     run, job = _launch(capsys, tiny_run(epochs=40), root, "stopme")
-    _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3: " + _log(run))
+    _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3", run)
     assert main(["run", "stop", str(run), "--timeout", "120"]) == 0
     assert "stopped" in capsys.readouterr().out
     st = rundir.read_status(run)
@@ -100,7 +102,7 @@ def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(slurm, tin
     assert main(["run", "resume", str(run)]) == 0
     new = rundir.read_status(run)["slurm_job_id"]
     assert new != job and f"Slurm job {new}" in capsys.readouterr().out
-    _until(lambda: _events(run, "start")[1:], WAIT, "the resumed start: " + _log(run))
+    _until(lambda: _events(run, "start")[1:], WAIT, "the resumed start", run)
     assert _events(run, "start")[-1]["resumed_from"].endswith(ckpt.name)
     assert main(["run", "stop", str(run), "--timeout", "120"]) == 0  # the test need not train 40 epochs
     capsys.readouterr()
@@ -110,21 +112,21 @@ def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(slurm, tin
 def test_a_requeued_job_and_a_signalled_job_resume_from_their_checkpoint(slurm, tiny_run, tmp_path, capsys):
     root = tmp_path / "runs"
     run, job = _launch(capsys, tiny_run(epochs=8), root, "requeued")
-    _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3: " + _log(run))
+    _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3", run)
     # as an administrator (or a preemption) requeues it: the trainer checkpoints on SIGTERM, the job runs again
     subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
-    _until(lambda: len(_events(run, "start")) >= 2, WAIT, "the requeued start: " + _log(run))
+    _until(lambda: len(_events(run, "start")) >= 2, WAIT, "the requeued start", run)
     first = _events(run, "start")[-1]
     assert first["resumed_from"] and first["step"] >= 3
     # Slurm's own signal before a time limit (--signal=TERM@grace), here sent by hand: the script requeues
     at = _events(run, "train")[-1]["step"]
-    _until(lambda: any(e["step"] >= at + 2 for e in _events(run, "train")), WAIT, "two more steps: " + _log(run))
+    _until(lambda: any(e["step"] >= at + 2 for e in _events(run, "train")), WAIT, "two more steps", run)
     subprocess.run(["scancel", "--signal=TERM", job], check=True, capture_output=True)
-    _until(lambda: len(_events(run, "start")) >= 3, WAIT, "the start after the signal: " + _log(run))
+    _until(lambda: len(_events(run, "start")) >= 3, WAIT, "the start after the signal", run)
     assert _events(run, "start")[-1]["step"] > first["step"]
     _until(lambda: rundir.read_status(run).get("state") == "finished"
            and "COMPLETED" in subprocess.run(["squeue", "-h", "--states=all", "-j", job, "-o", "%T"],
-                                             capture_output=True, text=True).stdout, WAIT, "finished: " + _log(run))
+                                             capture_output=True, text=True).stdout, WAIT, "finished", run)
     st = rundir.read_status(run)
     assert st["slurm_restarts"] == 2 and st["slurm_job_id"] == job
     assert [e["state"] for e in _events(run, "end")] == ["stopped", "stopped", "finished"]
