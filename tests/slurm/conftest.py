@@ -142,6 +142,13 @@ def slurm():
             os.environ["SLURM_CONF"] = old
 
 
+@pytest.fixture
+def runs_root(slurm) -> Path:
+    """A runs root for one test, beside the cluster's files and outside pytest's temp root: the processes of a
+    run name their run directory, and a path under /tmp/pytest-* is fair game for any pytest's leftover reaper."""
+    return Path(tempfile.mkdtemp(prefix="runs-", dir=slurm.parent))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A config file of a short real run on the tiny model and the tone corpus (seconds a step on the CPU)."""

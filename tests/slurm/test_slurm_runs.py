@@ -50,6 +50,13 @@ def _log(run) -> str:
     return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log yet)"
 
 
+def _card(root):
+    from kidconsole.tui.watcher import Watcher
+
+    (view,) = Watcher([str(root)], system=False).poll_once().values()
+    return view
+
+
 def test_each_node_expands_its_own_rank_in_the_batch_script(tmp_path):
     script = job_script(tmp_path / "run", "two", SlurmOptions(nodes=2, gpus_per_node=4, partition="gpu",
                                                              time="1-00:00:00", extra=("--qos=high",)),
@@ -71,14 +78,18 @@ def test_each_node_expands_its_own_rank_in_the_batch_script(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_submitted_run_goes_pending_running_completed(slurm, tiny_run, tmp_path, capsys, monkeypatch):
+def test_a_submitted_run_goes_pending_running_completed(runs_root, tiny_run, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
-    root = tmp_path / "runs"
+    root = runs_root
     run, job = _launch(capsys, tiny_run(epochs=2), root, "queued", "--sbatch-arg=--begin=now+8")
     assert (run / rundir.JOB_SCRIPT).is_file()
     out = _ls(capsys, root)
     assert "pending" in out and f"job {job} PENDING (BeginTime)" in out
+    view = _card(root)  # the console's card of the run: the same state, the job at its bottom
+    assert view.state == "pending" and view.where == f"job {job} PENDING (BeginTime)"
     _until(lambda: "running" in (o := _ls(capsys, root)) and f"job {job} RUNNING on" in o, WAIT, "RUNNING")
+    assert _until(lambda: (v := _card(root)).state == "running" and v.where.startswith(f"job {job} RUNNING on ")
+                  and v, 30, "the card's RUNNING")
     _until(lambda: "finished" in (o := _ls(capsys, root)) and f"job {job} COMPLETED" in o, WAIT,
            "COMPLETED", run)
     st = rundir.read_status(run)
@@ -86,8 +97,8 @@ def test_a_submitted_run_goes_pending_running_completed(slurm, tiny_run, tmp_pat
 
 
 @pytest.mark.slow
-def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(slurm, tiny_run, tmp_path, capsys):
-    root = tmp_path / "runs"
+def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(runs_root, tiny_run, capsys):
+    root = runs_root
     run, job = _launch(capsys, tiny_run(epochs=40), root, "stopme")
     _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3", run)
     assert main(["run", "stop", str(run), "--timeout", "120"]) == 0
@@ -109,8 +120,8 @@ def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(slurm, tin
 
 
 @pytest.mark.slow
-def test_a_requeued_job_and_a_signalled_job_resume_from_their_checkpoint(slurm, tiny_run, tmp_path, capsys):
-    root = tmp_path / "runs"
+def test_a_requeued_job_and_a_signalled_job_resume_from_their_checkpoint(runs_root, tiny_run, capsys):
+    root = runs_root
     run, job = _launch(capsys, tiny_run(epochs=8), root, "requeued")
     _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3", run)
     # as an administrator (or a preemption) requeues it: the trainer checkpoints on SIGTERM, the job runs again
