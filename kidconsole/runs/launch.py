@@ -134,13 +134,13 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
         if not 0 <= rank < machines.count:
             raise KidconsoleError(f"--machine-rank {rank}: expected 0 to {machines.count - 1}")
         machines = Machines(machines.count, rank, machines.addr, machines.port, max(1, len(gpus)))
-    run_name = run_name(cfg, config, name)
-    run_dir = (Path(runs_root) / run_name).resolve()
+    name = run_name(cfg, config, name)
+    run_dir = (Path(runs_root) / name).resolve()
     mine = run_dir / status_file(rank)
     if (mine.exists() if several else run_dir.exists()):
         raise KidconsoleError(f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`")
     run_dir.mkdir(parents=True, exist_ok=several)
-    cfg.name = run_name
+    cfg.name = name
     text = dump_config(cfg)
     if several and (run_dir / rundir.CONFIG).exists():
         if (run_dir / rundir.CONFIG).read_text(encoding="utf-8") != text:  # every machine trains the same run
@@ -154,7 +154,7 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
     multi = dict(machines=machines.count, machine_rank=rank, main_addr=machines.addr,
                  main_port=int(machines.port)) if several else {}
     rundir.update_status(
-        run_dir, file=status_file(rank), name=run_name, state=rundir.STARTING, host=socket.gethostname(), gpus=gpus,
+        run_dir, file=status_file(rank), name=name, state=rundir.STARTING, host=socket.gethostname(), gpus=gpus,
         command=command, trainer_module=trainer_module, mixed_precision=mixed, config_hash=config_hash(cfg),
         version=__version__, started_at=round(time.time(), 3), source_config=str(config.resolve()), **multi,
     )

@@ -282,8 +282,8 @@ def stop_slurm(run_dir: Path, timeout: float = 120) -> str:
     out = _slurm(["scancel", "--signal=TERM", jid], "run stop")
     if out.returncode != 0:
         raise KidconsoleError(f"{run_dir}: scancel --signal=TERM {jid}: {out.stderr.strip()}")
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         job = query([jid]).get(jid)
         if job is None or not job.active:
             break

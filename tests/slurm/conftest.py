@@ -72,8 +72,8 @@ def _pid(path: Path) -> int | None:
 
 
 def _wait(pred, timeout: float, what: str, log: Path | None = None) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         if pred():
             return
         time.sleep(0.2)

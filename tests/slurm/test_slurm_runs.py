@@ -21,8 +21,8 @@ def _ls(capsys, root) -> str:
 
 def _until(pred, timeout, what, run=None):
     """Wait for ``pred``; on a timeout, say what for, with the run's log as it is then."""
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         if (got := pred()):
             return got
         time.sleep(0.5)
