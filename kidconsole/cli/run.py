@@ -116,7 +116,8 @@ def cmd_launch_slurm(args, console) -> int:
     if args.gpus or args.machines > 1:
         from kidconsole.errors import KidconsoleError
 
-        raise KidconsoleError("--slurm: Slurm places the run: use --nodes and --gpus-per-node, not --gpus or --machines")
+        raise KidconsoleError("--slurm: Slurm places the run: use --nodes and --gpus-per-node, "
+                              "not --gpus or --machines")
     opts = SlurmOptions(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                         time=args.time, account=args.account, grace=args.grace, extra=tuple(args.sbatch_arg))
     run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
@@ -148,6 +149,8 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
+    from rich.markup import escape
+
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else _fmt(rec["step"], "d"))
     per, best = rec["eval_per"], rec["best_per"]
@@ -165,7 +168,8 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "eval share": share_txt, "eval left": _age(rec["eval_left_s"]),
         "samples/s": _fmt(rec["samples_per_s"], ".1f"), "ETA": _age(rec["eta_s"]),
         "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
-        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu", "where": rec["where"] or "-",
+        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu",
+        "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
 
@@ -185,7 +189,8 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
-            table.add_column(col.replace(" ", "\n"), justify="left" if keep or col == "where" else "right", no_wrap=True,
+            left = keep or col == "where"
+            table.add_column(col.replace(" ", "\n"), justify="left" if left else "right", no_wrap=True,
                              overflow="fold" if keep else "ellipsis")
         for row in rows:
             table.add_row(*(row[c] for c in columns))

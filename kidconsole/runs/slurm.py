@@ -116,7 +116,8 @@ def job_script(run_dir: Path, name: str, opts: SlurmOptions, trainer_module: str
              "export KIDCONSOLE_MAIN_PORT=$((20000 + SLURM_JOB_ID % 20000))",
              f"{' '.join(me)} job-start {shlex.quote(str(run_dir))}",
              "# single quotes: each node's shell expands its own $SLURM_NODEID",
-             f"srun --nodes={opts.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c {shlex.quote('exec ' + inner)}",
+             f"srun --nodes={opts.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 "
+             f"bash -c {shlex.quote('exec ' + inner)}",
              "rc=$?",
              "# stopped by Slurm's signal (time limit) and not by `kidconsole run stop`: back in the queue",
              f"{' '.join(me)} job-end {shlex.quote(str(run_dir))} || true",

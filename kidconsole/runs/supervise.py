@@ -86,12 +86,13 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
     me = psutil.Process()
-    rundir.update_status(run_dir, file=status_file, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0), create_time=me.create_time())
+    rundir.update_status(run_dir, file=status_file, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0),
+                         create_time=me.create_time())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
-        rundir.update_status(run_dir, file=status_file, state=rundir.FAILED, exit_code=127, error=f"cannot start {command[0]}: {e}",
-                             ended_at=round(time.time(), 3))
+        rundir.update_status(run_dir, file=status_file, state=rundir.FAILED, exit_code=127,
+                             error=f"cannot start {command[0]}: {e}", ended_at=round(time.time(), 3))
         return 127
     rundir.update_status(run_dir, file=status_file, launcher_pid=child.pid)
     rc = child.wait()

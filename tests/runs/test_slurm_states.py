@@ -24,3 +24,14 @@ def test_a_job_that_ended_under_a_live_run_is_interrupted():
 
 def test_a_job_slurm_forgot_leaves_the_runs_state():
     assert merge_state(rundir.RUNNING, None) == rundir.RUNNING
+
+
+def test_run_ls_names_the_host_of_a_run_elsewhere(tmp_path, capsys, monkeypatch):
+    from kidconsole.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    rundir.update_status(tmp_path / "here", name="here", state=rundir.FINISHED)
+    rundir.update_status(tmp_path / "there", name="there", state=rundir.FINISHED, host="gpu-node-7")
+    assert main(["run", "ls", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "where" in out and "gpu-node-7" in out
