@@ -16,6 +16,9 @@ EXPORT_RECORD = "export.json"
 EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
 ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
+# in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
+QUEUE = "queue.json"
+QUEUE_LOCK = ".queue.lock"
 
 
 def trace_name(rank: int) -> str:
@@ -25,13 +28,15 @@ def trace_name(rank: int) -> str:
 
 # States written to status.json. "stalled" and "interrupted" are never written:
 # readers derive them (no heartbeat for a while; process gone without a final state).
+# "queued": the run directory exists, no process yet; it waits in its runs root's queue.
+QUEUED = "queued"
 STARTING, RUNNING, EVALUATING = "starting", "running", "evaluating"
 STOPPED, FINISHED, FAILED = "stopped", "finished", "failed"
 STALLED, INTERRUPTED = "stalled", "interrupted"
 LIVE_STATES = (STARTING, RUNNING, EVALUATING)
 FINAL_STATES = (STOPPED, FINISHED, FAILED)
-WRITTEN_STATES = LIVE_STATES + FINAL_STATES
-STATES = LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
+WRITTEN_STATES = (QUEUED,) + LIVE_STATES + FINAL_STATES
+STATES = (QUEUED,) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
 # what can still be stopped: a live run, or one whose heartbeat went quiet
 STOPPABLE_STATES = LIVE_STATES + (STALLED,)
 

@@ -64,6 +64,10 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> StopReport:
     status = rundir.read_status(run_dir)
     if not status:
         raise KidconsoleError(f"{run_dir / rundir.STATUS}: missing or unreadable: not a run directory")
+    if status.get("state") == rundir.QUEUED:  # no process yet: stopping it is taking it out of the queue
+        from kidconsole.runs.queue import cancel
+
+        return StopReport(cancel(run_dir))
     if not liveness.local(status):
         if status.get("state") in rundir.LIVE_STATES:
             raise KidconsoleError(f"{run_dir}: no process of this host recorded (host {status.get('host')}, "

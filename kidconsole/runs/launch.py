@@ -110,28 +110,50 @@ def create_run_dir(runs_root: str | Path, run_name: str) -> Path:
     return run_dir
 
 
-def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None, overrides: Sequence[str] = (),
-               runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> Path:
-    """Validate the config, create the run directory, start the run detached; returns the run directory."""
+def create_run(config: str | Path, *, name: str | None = None, overrides: Sequence[str] = (),
+               runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER, **status) -> Path:
+    """Validate the config and create the run directory (config.yaml, the launch facts in status.json,
+    plus ``status``); no process yet. Returns the run directory."""
     from kidconsole.config import config_hash, dump_config, load_config
     from kidconsole.hub import check_base
 
     config = Path(config)
     cfg = load_config(config, overrides)
     check_base(cfg.model.base)  # a hub id neither cached nor reachable fails here, in seconds
-    gpus = [int(g) for g in gpus]
-    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
-        raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")
     run_name = _run_name(cfg, config, name)
     run_dir = create_run_dir(runs_root, run_name)
     cfg.name = run_name
     rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
-    mixed = cfg.train.mixed_precision
-    command = build_command(run_dir, gpus=gpus, trainer_module=trainer_module, mixed_precision=mixed)
     rundir.update_status(
-        run_dir, name=run_name, state=rundir.STARTING, host=socket.gethostname(), gpus=gpus, command=command,
-        trainer_module=trainer_module, mixed_precision=mixed, config_hash=config_hash(cfg),
-        version=__version__, started_at=round(time.time(), 3), source_config=str(config.resolve()),
+        run_dir, name=run_name, host=socket.gethostname(), trainer_module=trainer_module,
+        mixed_precision=cfg.train.mixed_precision, config_hash=config_hash(cfg), version=__version__,
+        source_config=str(config.resolve()), **status,
     )
-    start_detached(run_dir, command, gpus)
+    return run_dir
+
+
+def start_run(run_dir: Path, gpus: Sequence[int]) -> int:
+    """Start a created (or queued) run on ``gpus`` ([]: the CPU); returns the supervisor's pid."""
+    status = rundir.read_status(run_dir)
+    command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or rundir.TRAINER,
+                            mixed_precision=status.get("mixed_precision") or "no")
+    rundir.update_status(run_dir, state=rundir.STARTING, gpus=list(gpus), command=command,
+                         started_at=round(time.time(), 3), queue_position=None, waiting_for=None)
+    return start_detached(run_dir, command, gpus)
+
+
+def check_gpus(gpus: Sequence[int]) -> list[int]:
+    gpus = [int(g) for g in gpus]
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise KidconsoleError(f"--gpus {','.join(map(str, gpus))}: GPU indices must be distinct and >= 0")
+    return gpus
+
+
+def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None = None, overrides: Sequence[str] = (),
+               runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> Path:
+    """Validate the config, create the run directory, start the run detached; returns the run directory."""
+    gpus = check_gpus(gpus)
+    run_dir = create_run(config, name=name, overrides=overrides, runs_root=runs_root, trainer_module=trainer_module,
+                         state=rundir.STARTING)
+    start_run(run_dir, gpus)
     return run_dir

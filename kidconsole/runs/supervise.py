@@ -156,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m kidconsole.runs.supervise RUN_DIR -- COMMAND...", file=sys.stderr)
         return 2
-    return supervise(Path(argv[0]), argv[2:])
+    run_dir = Path(argv[0])
+    rc = supervise(run_dir, argv[2:])
+    try:  # this run's slot is free now: start what waits for it (docs/runs.md, "Queue and sweeps")
+        from kidconsole.runs.queue import pump
+
+        pump(run_dir.resolve().parent)
+    except Exception as e:  # the run's own ending is recorded already; a later pass starts the queue
+        print(f"kidconsole: could not pass over the queue: {e}", flush=True)
+    return rc
 
 
 if __name__ == "__main__":
