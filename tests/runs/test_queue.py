@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from kidconsole import rundir
@@ -18,23 +16,9 @@ from kidconsole.runs import queue
 from kidconsole.runs.control import stop_run
 from kidconsole.runs.system import GpuSample
 
-from runs_helpers import FAKE, wait_for
+from runs_helpers import FAKE, hold_slot, release, wait_for
 
 GIB = 1 << 30
-
-
-def hold_slot(root: Path, name: str = "holder", gpus: list[int] | None = None) -> Path:
-    """A live run of the runs root: this test process is its supervisor, so it holds a slot until
-    its status says it ended."""
-    run_dir = root / name
-    me = psutil.Process()
-    rundir.update_status(run_dir, name=name, state=rundir.RUNNING, pid=me.pid, create_time=me.create_time(),
-                         gpus=gpus or [])
-    return run_dir
-
-
-def release(run_dir: Path) -> None:
-    rundir.update_status(run_dir, state=rundir.FINISHED, ended_at=time.time())
 
 
 def queue_points(run_config: Path, n: int, prefix: str = "q") -> list:
@@ -115,7 +99,7 @@ def test_move_reorders_and_cancel_takes_a_run_out(run_config, tmp_path, fake_env
     assert queue.pump(root) == [] and queue.read_queue(root)["order"] == []
 
 
-def test_strict_order_a_big_run_at_the_head_is_not_overtaken(tmp_path):
+def test_a_free_gpu_is_neither_held_by_a_run_nor_busy_outside_kidconsole(tmp_path):
     root = tmp_path / "runs"
     gpus = [GpuSample(i, "H", 0.0, 100 << 20, 80 * GIB, 30.0, 50.0) for i in range(4)]
     hold_slot(root, "holder", gpus=[1])
