@@ -59,6 +59,10 @@ class RunView:
     has_predictions: bool = False
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
+    queue_position: int | None = None  # while queued: 1-based place in its runs root's queue
+    waiting_for: str | None = None     # while queued: what it waits for, as of the queue's last pass
+    sweep: str | None = None           # the sweep id of a run started by `run sweep`
+    sweep_point: tuple[str, ...] = ()  # its grid point: key=value per varied key
     revision: int = 0  # grows whenever the run's files brought something new
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
@@ -259,6 +263,8 @@ class Watcher:
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
             warnings=reader.warning_counts,
             started_at=summary.get("started_at"),
+            queue_position=_int(status.get("queue_position")), waiting_for=status.get("waiting_for"),
+            sweep=status.get("sweep"), sweep_point=tuple(status.get("sweep_point") or ()),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             revision=self._revisions.get(key, 0),

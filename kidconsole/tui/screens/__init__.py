@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 SCREENS = (
-    "dashboard:DashboardScreen", "charts:ChartsScreen", "decodes:DecodesScreen", "run_detail:RunDetailScreen",
+    "dashboard:DashboardScreen", "sweep:SweepScreen", "charts:ChartsScreen", "decodes:DecodesScreen", "run_detail:RunDetailScreen",
     "launch:LaunchScreen", "subset:SubsetScreen", "errors:ErrorsScreen", "errors:UtterancesScreen",
     "errors:DecodeScreen", "errors:ConfusionScreen", "confirm:ConfirmScreen",
 )

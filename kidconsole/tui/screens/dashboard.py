@@ -23,6 +23,7 @@ class DashboardScreen(Screen):
         Binding("enter", "on_run('open_detail')", "Detail"),
         Binding("space", "mark", "Mark"),
         Binding("c", "charts", "Charts"),
+        Binding("w", "on_run('open_sweep')", "Sweep"),
         Binding("v", "on_run('open_decodes')", "Decodes"),
         Binding("e", "on_run('open_errors')", "Errors"),
         Binding("n", "launch", "New run"),
@@ -60,7 +61,8 @@ class DashboardScreen(Screen):
 
     def runs_changed(self) -> None:
         app = self.app
-        views = sorted(app.views.values(), key=lambda v: (v.name, v.key))
+        # the runs of one sweep side by side, in their grid order
+        views = sorted(app.views.values(), key=lambda v: (v.sweep or v.name, v.name, v.key))
         empty = self.query_one("#empty", Static)
         if views:
             empty.display = False

@@ -103,11 +103,23 @@ def scoring_card_text(view: RunView, width: int) -> Text:
     return Text("\n").join(lines)
 
 
+def queued_text(view: RunView) -> list[Text]:
+    """A queued run's card: its place, what it waits for, its sweep point (nothing has run yet)."""
+    place = f"queued #{view.queue_position}" if view.queue_position else "queued"
+    lines = [Text(place, style=palette.state_style(rundir.QUEUED)),
+             Text(f"waits for {view.waiting_for or 'the next pass over the queue'}")]
+    if view.sweep_point:
+        lines.append(Text("sweep point " + " ".join(view.sweep_point), style="dim"))
+    return lines
+
+
 def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_SHARE_WARN) -> Text:
     """The card's body (its border carries the name and the state)."""
     if view.scoring_only:
         return scoring_card_text(view, width)
     w = max(width, 30)
+    if view.state == rundir.QUEUED:
+        return Text("\n").join(queued_text(view))
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
     if view.phase_name:
