@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 
 SCREENS = (
-    "dashboard:DashboardScreen", "sweep:SweepScreen", "charts:ChartsScreen", "decodes:DecodesScreen", "run_detail:RunDetailScreen",
+    "dashboard:DashboardScreen", "charts:ChartsScreen", "decodes:DecodesScreen", "run_detail:RunDetailScreen",
     "launch:LaunchScreen", "subset:SubsetScreen", "errors:ErrorsScreen", "errors:UtterancesScreen",
-    "errors:DecodeScreen", "errors:ConfusionScreen", "confirm:ConfirmScreen",
+    "errors:DecodeScreen", "errors:ConfusionScreen", "confirm:ConfirmScreen", "sweep:SweepScreen",
 )
 
 
