@@ -120,10 +120,16 @@ def _print_queued(console, run_dirs: list[Path]) -> None:
 
 def _pump(roots: list[str]) -> None:
     """A pass over each root's queue: a `run ls` starts what a freed slot lets start."""
+    from rich.console import Console
+
+    from kidconsole.errors import KidconsoleError
     from kidconsole.runs.queue import pump
 
     for root in roots:
-        pump(root)
+        try:
+            pump(root)
+        except KidconsoleError as e:  # a broken queue file must not hide the runs
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
 
 
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped

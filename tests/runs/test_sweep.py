@@ -89,3 +89,13 @@ def test_the_cli_sweeps_lists_the_queue_moves_and_cancels(run_config, tmp_path, 
     release(holder)
     assert main(["run", "queue", "slots", "--cpu", "3", "--runs-root", str(root)]) == 0
     assert queue.read_queue(root)["cpu_slots"] == 3
+
+
+def test_run_ls_lists_the_runs_when_the_queue_file_is_broken(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    root = tmp_path / "runs"
+    rundir.update_status(root / "alpha", name="alpha", state=rundir.FINISHED)
+    (root / rundir.QUEUE).write_text("{not json")
+    assert main(["run", "ls", "--runs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "alpha" in out and "queue.json: unreadable" in err
