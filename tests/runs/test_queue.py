@@ -90,7 +90,7 @@ def test_move_reorders_and_cancel_takes_a_run_out(run_config, tmp_path, fake_env
     with pytest.raises(KidconsoleError, match="not queued"):
         queue.cancel(a)
 
-    assert stop_run(b) == rundir.STOPPED  # `run stop` on a queued run is a cancel
+    assert stop_run(b).state == rundir.STOPPED  # `run stop` on a queued run is a cancel
     assert queue.read_queue(root)["order"] == ["q3"]
     with pytest.raises(KidconsoleError, match="not in the queue"):
         queue.move(b, 1)
