@@ -22,7 +22,7 @@ from kidconsole.errors import KidconsoleError
 from kidconsole.rundir import checkpoint_name, complete_checkpoints, newest_checkpoint, seal_checkpoint, tmp_checkpoint
 
 __all__ = ["checkpoint_name", "install_hooks", "save_checkpoint", "read_state", "load_checkpoint", "load_weights",
-           "prune"]
+           "read_weights", "prune"]
 STATE = "trainer_state.json"
 WEIGHTS = "model.safetensors"  # accelerate's name for the first model's weights
 
@@ -99,10 +99,16 @@ def load_checkpoint(accelerator, path: str | Path) -> dict:
     return read_state(path)
 
 
-def load_weights(model, path: str | Path) -> None:
-    """Only the trainable tensors of a checkpoint into ``model`` (a phase starts from the previous best)."""
+def read_weights(path: str | Path) -> dict:
+    """The trainable tensors a checkpoint holds, named as in the unwrapped model."""
     state = load_file(str(Path(path) / WEIGHTS))
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(model, path: str | Path, state: dict | None = None) -> None:
+    """Only the trainable tensors of a checkpoint (or ``state``, made from the checkpoint at ``path``) into
+    ``model`` (a phase starts from the previous best)."""
+    state = read_weights(path) if state is None else state
     missing = set(state) - set(model.state_dict())
     if missing:
         raise RuntimeError(f"{path}: checkpoint tensors not in the model: {sorted(missing)[:5]}")

@@ -1,4 +1,4 @@
-"""`kidconsole run launch|ls|logs|stop|resume`: runs from the command line."""
+"""`kidconsole run launch|ls|logs|stop|resume|average|ensemble`: runs from the command line."""
 
 from __future__ import annotations
 
@@ -361,6 +361,63 @@ def cmd_queue(args) -> int:
     return 0
 
 
+def _steps(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected steps like 1000,1500,2000") from None
+
+
+def _resolve_each(args, names: list[str]) -> list[Path]:
+    out = []
+    for name in names:
+        args.run = name
+        out.append(_resolve_run(args))
+    return out
+
+
+def _finish_job(out: Path, code: int) -> int:
+    from rich.console import Console
+
+    status = rundir.read_status(out)
+    state = status.get("state") or "-"
+    test = [ev for _, ev, why in _events(out) if why is None and isinstance(ev, dict) and ev.get("kind") == rundir.EV_TEST]
+    per = f", test PER {test[-1]['per'] * 100:.2f}%" if test and test[-1].get("per") is not None else ""
+    Console().print(f"[bold]{out.name}[/]: [{state_style(state)}]{state}[/]{per}; run directory {out}"
+                    + (f"\n{status.get('error')}" if status.get("error") else ""))
+    return 0 if code == 0 and state == rundir.FINISHED else 1
+
+
+def _events(out: Path):
+    from kidconsole.jsonl import read_jsonl
+
+    return read_jsonl(out / rundir.EVENTS, "events") if (out / rundir.EVENTS).exists() else iter(())
+
+
+def cmd_average(args) -> int:
+    from kidconsole.runs.derive import average_job, run_job
+
+    run = _resolve_run(args)
+    out, argv = average_job(run, best=args.best, last=args.last, steps=args.steps, lora=args.lora, name=args.name,
+                            runs_root=args.runs_root)
+    return _finish_job(out, run_job(out, argv))
+
+
+def cmd_ensemble(args) -> int:
+    from kidconsole.runs.derive import ensemble_job, run_job
+
+    runs = _resolve_each(args, args.runs_given)
+    out, argv = ensemble_job(runs, best=args.best, name=args.name, runs_root=args.runs_root)
+    return _finish_job(out, run_job(out, argv))
+
+
+def _derived_flags(sp, default_name: str, beside: str) -> None:
+    """Where a run made from other runs goes."""
+    sp.add_argument("--name", help=f"the new run's name (default: {default_name})")
+    sp.add_argument("--runs-root", help=f"where the new run goes (default: next to {beside})")
+    add_runs_flag(sp)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="launch, list, follow, stop and resume training runs",
                               description="Training runs: detached from the terminal, one run directory each.")
@@ -439,6 +496,29 @@ def register(subparsers) -> None:
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the checkpoint (120)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_stop)
+
+    sp = sub.add_parser("average", help="average checkpoints of a run's last phase into a new, scored run",
+                        description="Averages the trainable weights (LoRA and head, or every trained weight) of "
+                        "the chosen checkpoints of RUN's last phase, scores the test manifest and exports the model, "
+                        "as a new run directory next to RUN (see docs/training.md, Checkpoint averaging).")
+    sp.add_argument("run", help="run directory or name")
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--best", type=int, metavar="N", help="the N checkpoints of the best validation metric")
+    how.add_argument("--last", type=int, metavar="N", help="the N newest checkpoints")
+    how.add_argument("--steps", type=_steps, metavar="S1,S2,...", help="the checkpoints of these steps")
+    sp.add_argument("--lora", choices=("deltas", "factors"), default="deltas",
+                    help="deltas: the mean of the LoRA updates B·A, exactly (default); factors: mean A and mean B")
+    _derived_flags(sp, "RUN-avg-best3 ...", "RUN")
+    sp.set_defaults(func=cmd_average)
+
+    sp = sub.add_parser("ensemble", help="score the test manifest with several models' posteriors averaged",
+                        description="Decodes the test manifest from the mean per-frame posteriors of several "
+                        "finished runs (their exported models), or of the N best checkpoints of one run, as a new "
+                        "run directory. The members must share the phone set and feature extractor.")
+    sp.add_argument("runs_given", nargs="+", metavar="RUN", help="run directories or names")
+    sp.add_argument("--best", type=int, metavar="N", help="one RUN: its N best checkpoints of the last phase")
+    _derived_flags(sp, "RUN-ens-best3, ens-RUN-2runs", "the first RUN")
+    sp.set_defaults(func=cmd_ensemble)
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
     sp.add_argument("run", help="run directory or name")

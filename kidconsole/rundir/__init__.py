@@ -14,7 +14,8 @@ Light: no torch. The live readers (tailing, chart series, derived states) live i
 """
 
 from kidconsole.rundir.checkpoints import (
-    TMP_PREFIX, checkpoint_folders, checkpoint_name, checkpoint_step, complete_checkpoints, newest_checkpoint,
+    TMP_PREFIX, checkpoint_folders, checkpoint_name, checkpoint_step, choose_checkpoints, complete_checkpoints,
+    last_phase_checkpoints, newest_checkpoint,
     seal_checkpoint, tmp_checkpoint, unfinished_writes,
 )
 from kidconsole.rundir.files import (

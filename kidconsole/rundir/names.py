@@ -54,3 +54,7 @@ SKIP_WARNINGS = (BAD_SAMPLE,)  # warnings that count skipped samples
 # The project's own trainer entry points (``python -m MODULE``): what a launch or a resume may start.
 TRAINER, SCORER = "trainers.train", "trainers.score"
 TRAINER_MODULES = (TRAINER, SCORER)
+# runs made from other runs' weights, without training: the average of checkpoints, an ensemble of models
+AVERAGER, ENSEMBLER = "trainers.average", "trainers.ensemble"
+AVERAGE, ENSEMBLE = "average", "ensemble"
+DERIVED_KINDS = (AVERAGE, ENSEMBLE)

@@ -17,13 +17,14 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from kidconsole.rundir.names import (
-    EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING, FINAL_STATES,
-    TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
+    DERIVED_KINDS, EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING,
+    FINAL_STATES, TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
 )
 
 # who writes a key (the docs' "written by" column)
 TRAINER, LAUNCHER, SUPERVISOR, STOP, RESUME = "trainer", "launcher", "supervisor", "run stop", "run resume"
 QUEUE, SWEEP = "the queue", "run sweep"
+DERIVER = "run average, run ensemble"
 NoneType = type(None)
 
 
@@ -56,12 +57,13 @@ STR = JsonType("string", lambda v: isinstance(v, str), frozenset({str, NoneType}
 BOOL = JsonType("boolean", lambda v: isinstance(v, bool), frozenset({bool, NoneType}))
 INTS = JsonType("list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v))
 STRS = JsonType("list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+NUMBERS = JsonType("list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v))
 RANGE = JsonType("[lo, hi]", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v)))
 # a value per bucket label (PER by age group): null for a bucket that could not be scored
 BY_BUCKET = JsonType("object of numbers", lambda v: isinstance(v, dict) and all(
     isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items()))
 _BY_ANNOTATION = {int: INT, float: NUMBER, str: STR, bool: BOOL, list[int]: INTS, list[str]: STRS,
-                  tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
+                  list[float]: NUMBERS, tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
 
 
 def _json_type(annotation: Any) -> JsonType:
@@ -215,6 +217,11 @@ class Status(Record):
     waiting_for: str | None = key("what a queued run waits for, as of the last pass over the queue", QUEUE)
     sweep: str | None = key("the sweep id, shared by every run of one `run sweep`", SWEEP)
     sweep_point: list[str] | None = key("this run's grid point: `key=value` overrides, one per varied key", SWEEP)
+    derived: str | None = key("a run made from other runs' weights without training: `average` (of checkpoints) or "
+                              "`ensemble` (of models); null for a trained run", DERIVER, choices=DERIVED_KINDS)
+    sources: list[str] | None = key("what a derived run was made from: the checkpoint folders averaged, or the "
+                                    "run directories / checkpoint folders ensembled (also in config.yaml's "
+                                    "`lineage`)", DERIVER)
 
     @classmethod
     def check(cls, updates: dict) -> dict:
@@ -302,7 +309,12 @@ class TrainEvent(Event):
     samples: int | None = key("utterances trained on, cumulative")
     audio_seconds: float | None = key("audio seconds trained on, cumulative")
     padding: float | None = key("padded share of the window's batches")
+    masked_utterances: int | None = key("utterances given SpecAugment, cumulative (the phase's `apply_prob`)")
+    speed_perturbed: int | None = key("utterances played at another speed, cumulative (the phase's `speed_prob`)")
     total_steps: int | None = key("as in status.json")
+    lr_groups: list[str] | None = key("the names of `train.lr_groups` (not frozen), when the config has any; `lr` is "
+                                      "then the LR of the parameters no group claims")
+    group_lrs: list[float] | None = key("each of those groups' learning rate, in the order of `lr_groups`")
 
 
 @record
@@ -325,7 +337,8 @@ class EvalEvent(Event):
 
 @record
 class CheckpointEvent(Event):
-    KIND, WHEN = EV_CHECKPOINT, "after each evaluation and at a stop"
+    KIND, WHEN = EV_CHECKPOINT, ("every `train.save_every` steps, at an evaluation that improves the "
+                                  "phase's best, at each phase end and at a stop")
     step: int | None = key("optimizer steps done")
     phase: int | None = key("1-based")
     name: str | None = key("the folder under `checkpoints/` (`step-00001234`)")
@@ -442,6 +455,8 @@ class PredictionRow(Record):
     snr: float | None = key("signal-to-noise ratio, dB")
     duration: float | None = key("seconds")
     split: str | None = key("the manifest's split")
+    pseudo_speaker: bool | None = key("true when the run trained on pseudo-labelled utterances of this speaker "
+                                      "(`pseudo: true` rows of its train manifests); null when it trained on none")
 
     @property
     def age_years(self) -> float | None:

@@ -219,13 +219,17 @@ class RunReader:
                 "samples": _floats(cols["samples"] if samples_col is None else samples_col),
                 "time": _floats(cols["t"]),
             }
-            ys_by_key = {prefix + f: _floats(cols[f]) for f in fields}
+            # (series, indices of the events that carry it or None for all, values)
+            found = [(prefix + f, None, _floats(cols[f])) for f in fields]
             if prefix == "eval/":
-                ys_by_key.update(_bucket_columns(cols))
-            for key, ys in ys_by_key.items():
+                found += [(key, None, ys) for key, ys in _bucket_columns(cols).items()]
+            if prefix == "train/":
+                found += _group_lr_series(cols)
+            for key, at, ys in found:
                 if np.isnan(ys).all():
                     continue
                 for axis, x in xs.items():
+                    x = x if at is None else x[at]
                     if older:
                         self._pending.setdefault((axis, key), []).append((x, ys))
                         self._pending_points += len(ys)
@@ -400,6 +404,28 @@ def _best_checkpoint(events: list[dict]) -> str | None:
         if ev.get("kind") == rundir.EV_CHECKPOINT and ev.get("best") and ev.get("name"):
             return str(ev["name"])
     return None
+
+
+def lr_group_metric(name: str) -> str:
+    """The chart series of one ``train.lr_groups`` group's learning rate."""
+    return f"{LR_GROUP_PREFIX}{name}"
+
+
+LR_GROUP_PREFIX = "train/lr:"
+
+
+def _group_lr_series(cols: dict[str, list]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(metric, indices of the train events that carry it, values) for each group of ``train.lr_groups``
+    (a train event names its groups; a run without groups has none)."""
+    by: dict[str, tuple[list[int], list[float]]] = {}
+    for i, (names, lrs) in enumerate(zip(cols.get("lr_groups", ()), cols.get("group_lrs", ()))):
+        if not names or not lrs:
+            continue
+        for name, lr in zip(names, lrs):
+            at, ys = by.setdefault(lr_group_metric(name), ([], []))
+            at.append(i)
+            ys.append(lr)
+    return [(m, np.array(at, dtype=np.int64), _floats(ys)) for m, (at, ys) in by.items()]
 
 
 def _floats(col: list) -> np.ndarray:

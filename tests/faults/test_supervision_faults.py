@@ -19,14 +19,16 @@ from runs_helpers import FAKE, session_pids, wait_for
 
 
 @pytest.fixture(autouse=True)
-def no_process_left():
-    """Whatever a failing test leaves of its runs' sessions is killed (the runs live in tmp_path)."""
+def no_process_left(tmp_path):
+    """Whatever a failing test leaves of its runs is killed: only processes that name this test's own
+    tmp_path (other pytest sessions on the machine have their own)."""
+    mine = str(tmp_path)
     before = set(psutil.pids())
     yield
     for p in set(psutil.pids()) - before:
         try:
             proc = psutil.Process(p)
-            if any(str(a).startswith("/tmp/pytest-") for a in proc.cmdline()):
+            if any(mine in str(a) for a in proc.cmdline()):
                 proc.kill()
         except psutil.Error:
             pass
