@@ -1,9 +1,13 @@
-"""Console benchmarks: time to first frame, CPU while two runs grow, chart redraw at 1M points per run.
+"""Console benchmarks: time to first frame, CPU while runs grow (2 runs, and 4 of a sweep of 24), chart
+redraw at 1M points per run.
 
 - first frame: a fresh ``python`` process opens the console (headless) on two
-  recorded runs; measured from process start to the first frame with both runs.
-- CPU: the console (headless, its own process) watches two runs that each get
-  10 events/s for ``--seconds`` (default 60); CPU time of that process / wall time.
+  recorded runs, and on a sweep of 24 (the recordings replayed 12 times each,
+  ``kidconsole.tui.replay.replay_sweep``); measured from process start to the
+  first frame with every run and its history.
+- CPU: the console (headless, its own process) watches runs of which two (of 2)
+  or four (of 24) each get 10 events/s for ``--seconds`` (default 60); CPU time
+  of that process / wall time.
 - chart redraw: two runs of 1,000,000 train-loss points each; one redraw =
   downsample raw + EMA of both to the chart's width, then render (160x40 cells).
 
@@ -30,6 +34,7 @@ from kidconsole import rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "console" / "recordings"
+SWEEP, SWEEP_GROWING = 24, 4  # a sweep's runs on the dashboard, and how many of them grow meanwhile
 
 CONSOLE_SCRIPT = textwrap.dedent("""
     import sys, time
@@ -39,7 +44,7 @@ CONSOLE_SCRIPT = textwrap.dedent("""
     class Bench(KidConsole):
         def on_runs_updated(self, message):
             super().on_runs_updated(message)
-            if not getattr(self, "_first", None) and len(self.views) >= 2:
+            if not getattr(self, "_first", None) and len(self.views) >= int(sys.argv[4]):
                 if all(v.step is not None for v in self.views.values()):
                     self._first = True
                     self.call_after_refresh(self._frame)
@@ -54,7 +59,8 @@ CONSOLE_SCRIPT = textwrap.dedent("""
 
 
 def _spawn(runs: Path, mode: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, str(runs), repr(time.time()), mode],
+    n = len(list(runs.glob(f"*/{rundir.EVENTS}")))
+    return subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, str(runs), repr(time.time()), mode, str(n)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
 
 
@@ -67,15 +73,17 @@ def first_frame(runs: Path, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def cpu_while_growing(runs: Path, seconds: float, rate: float = 10.0) -> tuple[float, int]:
-    """Average CPU share (of one core) of the console while each run gets ``rate`` events/s."""
+def cpu_while_growing(runs: Path, seconds: float, rate: float = 10.0, growing: int | None = None
+                      ) -> tuple[float, int]:
+    """Average CPU share (of one core) of the console while ``growing`` runs (all by default) each get
+    ``rate`` events/s."""
     import psutil
 
     proc = _spawn(runs, "stay")
     try:
         proc.stdout.readline()  # first frame: history loaded
         ps = psutil.Process(proc.pid)
-        files = sorted(runs.glob(f"*/{rundir.EVENTS}"))
+        files = sorted(runs.glob(f"*/{rundir.EVENTS}"))[:growing]
         steps = {f: 10_000 for f in files}
         c0, t0 = ps.cpu_times(), time.monotonic()
         written, tick = 0, 1.0 / rate
@@ -133,13 +141,17 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench console")
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the CPU measurement")
     args = parser.parse_args(argv)
-    from kidconsole.tui.replay import replay_all
+    from kidconsole.tui.replay import replay_all, replay_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         replay_all(RECORDINGS, runs, start=10**9)
         first = first_frame(runs)
         cpu, written = cpu_while_growing(runs, args.seconds)
+        sweep = Path(tmp) / "sweep"
+        replay_sweep(RECORDINGS, sweep, SWEEP)
+        first_sweep = first_frame(sweep)
+        cpu_sweep, written_sweep = cpu_while_growing(sweep, args.seconds, growing=SWEEP_GROWING)
     redraw_ms, smooth_ms = chart_redraw()
 
     table = Table(title=f"console ({os.cpu_count()} cores)")
@@ -149,6 +161,9 @@ def main(argv: list[str]) -> None:
     table.add_row("time to first frame (process start, 2 runs)", f"{first:.2f} s", "~1 s")
     table.add_row(f"console CPU, 2 runs x 10 events/s for {args.seconds:.0f} s ({written} events)",
                   f"{cpu:.1%} of a core", "< 3%")
+    table.add_row(f"time to first frame (process start, {SWEEP} runs)", f"{first_sweep:.2f} s", "< 1.5 s")
+    table.add_row(f"console CPU, {SWEEP_GROWING} of {SWEEP} runs x 10 events/s for {args.seconds:.0f} s "
+                  f"({written_sweep} events)", f"{cpu_sweep:.1%} of a core", "< 5%")
     table.add_row("chart redraw, 2 runs x 1,000,000 points, 160x40", f"{redraw_ms:.1f} ms", "< 50 ms")
     table.add_row("one-time EMA of 2 x 1,000,000 points (+ series build)", f"{smooth_ms:.0f} ms", "")
     Console().print(table)

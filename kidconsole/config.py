@@ -202,7 +202,7 @@ class LoraSection(Section):
                           "model from scratch)")
     r: PosInt = Field(16, description="LoRA rank")
     alpha: Positive = Field(32.0, description="LoRA scaling (the update is scaled by alpha / r)")
-    dropout: BelowOne = Field(0.05, description="dropout on the LoRA input")
+    dropout: BelowOne = Field(0.1, description="dropout on the LoRA input")
     target_modules: Modules = Field(["q_proj", "k_proj", "v_proj"], description="modules that get adapters")
     layers: Layers = Field(None, description="layers with adapters; null: every layer not in "
                            "`model.freeze_layers`")
@@ -239,6 +239,45 @@ class DataSection(Section):
         return self
 
 
+def _pattern(v: Any) -> Any:
+    from kidconsole.param_groups import parse_pattern
+
+    if isinstance(v, str):
+        try:
+            parse_pattern(v)
+        except ValueError as e:
+            raise _rule(str(e)) from None
+    return v
+
+
+class LrGroup(Section):
+    """One AdamW parameter group: its parameters and its learning rate in every phase."""
+    params: _kind(str, "a pattern: terms like 'layers 8-15', 'lora', 'head', 'feature_encoder', 'names GLOB'",
+                  AfterValidator(_pattern)) = Field(
+        description="which parameters: every term must match (`lora layers 16-23`: the adapters of layers 16-23)")
+    name: Name = Field(None, description="shown in the `train` events and the LR chart; null: the pattern")
+    lr: _kind(Optional[Annotated[float, Ge(0)]], "a number >= 0 or null") = Field(
+        None, description="the group's peak LR in every phase (0: frozen); give `lr` or `scale`")
+    scale: _kind(Optional[Annotated[float, Ge(0)]], "a number >= 0 or null") = Field(
+        None, description="the group's peak LR as a multiple of the phase's `lr` (0: frozen)")
+    warmup: _kind(Optional[Annotated[int, Ge(0)]], "an integer >= 0 or null") = Field(
+        None, description="the group's warmup steps (null: the phase's); it decays as the phase's does")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> "LrGroup":
+        if (self.lr is None) == (self.scale is None):
+            raise _rule("give the group's rate one way: lr (absolute) or scale (of the phase's lr)", "lr")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.params
+
+    @property
+    def frozen(self) -> bool:
+        return (self.lr if self.lr is not None else self.scale) == 0
+
+
 class TrainSection(Section):
     mixed_precision: _choice("no", "bf16", "fp16") = Field(
         "no", description="`bf16` / `fp16` autocast; the CTC loss is computed in fp32")
@@ -247,36 +286,64 @@ class TrainSection(Section):
     max_grad_norm: NonNegative = Field(1.0, description="gradient clipping (0: none)")
     schedule: _choice("linear", "cosine", "constant") = Field("linear", description="LR decay after warmup")
     log_every: PosInt = Field(10, description="steps between `train` events")
-    eval_every: PosInt = Field(500, description="steps between evaluations (also one at each phase end); each "
-                               "writes a checkpoint")
-    keep_last: PosInt = Field(3, description="checkpoints kept besides each phase's best")
+    eval_every: PosInt = Field(500, description="steps between evaluations (also one at each phase end); one that "
+                               "improves the phase's best writes a checkpoint")
+    save_every: PosInt = Field(2000, description="steps between checkpoints, whatever the evaluations (also one at "
+                               "each phase end)")
+    keep_last: PosInt = Field(2, description="the newest checkpoints kept; each phase's best is kept besides them")
     decodes_per_eval: Count = Field(5, description="sample decodes written per evaluation")
     heartbeat_seconds: Seconds = Field(15.0, description="heartbeat period")
     stop_timeout: Seconds = Field(120.0, description="seconds from a stop signal to a forced exit")
     trace_batches: Flag = Field(False, description="write `trace.rank<N>.jsonl` (utterance ids per step)")
     max_nonfinite_steps: OptPosInt = Field(100, description="the run fails after this many consecutive steps "
                                            "with a non-finite loss or gradient (null: never)")
+    lr_groups: _kind(list[LrGroup], "a list of parameter groups") = Field(
+        [], description="discriminative learning rates: AdamW parameter groups, each with its own LR (or multiple "
+        "of the phase's), warmup and decay; a parameter no group claims follows the phase's `lr`; no parameter may "
+        "be claimed by two groups (see Discriminative learning rates)")
+
+    @model_validator(mode="after")
+    def _groups_apart(self) -> "TrainSection":
+        from kidconsole.param_groups import parse_pattern, static_overlap
+
+        names = [g.label for g in self.lr_groups]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise _rule(f"group name {twice[0]!r} is used twice", "lr_groups")
+        both = static_overlap([parse_pattern(g.params) for g in self.lr_groups])
+        if both:
+            i, j = both
+            raise _rule(f"groups {i} ({self.lr_groups[i].params!r}) and {j} ({self.lr_groups[j].params!r}) claim "
+                        f"the same parameters: a parameter may be in one group only", "lr_groups")
+        return self
 
 
 class Augment(Section):
-    speed_prob: Prob = Field(description="share of utterances played at speed 0.9 or 1.1 (torchaudio)")
-    mask_time_prob: Prob = Field(description="wav2vec2 `mask_time_prob`: share of frames that start a time mask")
-    mask_time_length: PosInt = Field(description="frames per time mask")
-    mask_feature_prob: Prob = Field(description="wav2vec2 `mask_feature_prob`: share of channels that start a "
-                                    "feature mask")
-    mask_feature_length: PosInt = Field(description="channels per feature mask (capped at a quarter of the "
-                                        "model's hidden size)")
+    """The reference recipe's words: SpecAugment "applied to 50% of the utterances" is ``apply_prob: 0.5``,
+    "2 time masks of width 0-30" ``time_masks: 2, time_mask_width: 30``; speed perturbation "0.9 / 1.0 / 1.1,
+    p = 0.5" ``speed_prob: 0.5``."""
+    apply_prob: Prob = Field(description="share of utterances that get SpecAugment (drawn per utterance); each "
+                             "gets exactly the masks below")
+    time_masks: Count = Field(2, description="time masks per augmented utterance; a masked frame takes the model's "
+                              "trained mask embedding")
+    time_mask_width: Count = Field(30, description="a time mask's width in encoder frames, drawn from 0 to this "
+                                   "(at most the utterance's frames)")
+    feature_masks: Count = Field(2, description="feature masks per augmented utterance; a masked channel is zero "
+                                 "in every frame")
+    feature_mask_width: Count = Field(15, description="a feature mask's width in channels, drawn from 0 to this "
+                                      "(at most a quarter of the model's hidden size)")
+    speed_prob: Prob = Field(description="share of utterances given a speed drawn from 0.9, 1.0, 1.1 (torchaudio); a "
+                             "third of them draw 1.0 and keep theirs")
 
 
+# the reference's phases: weak (phase 1) masks half the utterances, strong (phase 2) all, medium (phase 3)
+# three quarters; speed perturbation only in phases 2 and 3
+_MASKS = {"time_masks": 2, "time_mask_width": 30, "feature_masks": 2, "feature_mask_width": 15}
 PRESETS: dict[str, dict[str, Any]] = {
-    "none": {"speed_prob": 0.0, "mask_time_prob": 0.0, "mask_time_length": 10,
-             "mask_feature_prob": 0.0, "mask_feature_length": 10},
-    "weak": {"speed_prob": 0.2, "mask_time_prob": 0.02, "mask_time_length": 10,
-             "mask_feature_prob": 0.0, "mask_feature_length": 10},
-    "medium": {"speed_prob": 0.4, "mask_time_prob": 0.04, "mask_time_length": 10,
-               "mask_feature_prob": 0.004, "mask_feature_length": 64},
-    "strong": {"speed_prob": 0.6, "mask_time_prob": 0.065, "mask_time_length": 10,
-               "mask_feature_prob": 0.008, "mask_feature_length": 64},
+    "none": {"apply_prob": 0.0, **_MASKS, "speed_prob": 0.0},
+    "weak": {"apply_prob": 0.5, **_MASKS, "speed_prob": 0.0},
+    "medium": {"apply_prob": 0.75, **_MASKS, "speed_prob": 0.5},
+    "strong": {"apply_prob": 1.0, **_MASKS, "speed_prob": 0.5},
 }
 
 
@@ -301,11 +368,22 @@ AugmentChoice = _kind(Union[Annotated[str, Tag("preset")], Annotated[Augment, Ta
                       Discriminator(_augment_tag))
 
 
+class PhaseManifest(Section):
+    path: RequiredManifest = Field(description="a train manifest (labelled, or pseudo-labelled by `kidconsole "
+                                   "pseudo`)")
+    weight: Positive = Field(1.0, description="times each of its utterances is seen per epoch: 2 twice, 0.5 a "
+                             "fixed half of them (nested, as `fraction`)")
+
+
 class Phase(Section):
     name: Name = Field(None, description="shown in events and on the console; null: `phase<i+1>`")
     fraction: _kind(float, "a share in (0, 1]", Gt(0), Le(1)) = Field(
-        1.0, description="share of the train manifest (nested subsets: 20% lies inside 60%)")
+        1.0, description="share of the train manifest's hours, drawn as `kidconsole subset build` draws its "
+        "`train_phaseN.jsonl`: stratified by age x SNR x duration, nested (20% lies inside 60%)")
     manifest: Manifest = Field(None, description="the phase's own train manifest instead of `data.train_manifest`")
+    manifests: _kind(Optional[list[PhaseManifest]], "a non-empty list of {path, weight} or null", MinLen(1)) = Field(
+        None, description="several train manifests mixed by weight instead (`fraction` applies to each; not with "
+        "`manifest`)")
     epochs: PosInt = Field(1, description="epochs over the phase's utterances")
     max_steps: OptPosInt = Field(None, description="optional cap on the phase's optimizer steps")
     lr: Positive = Field(1e-4, description="peak LR; decays to 0 at the phase's last step")
@@ -317,6 +395,16 @@ class Phase(Section):
     min_delta: NonNegative = Field(0.0, description="the improvement that counts for early stopping")
     monitor: _choice("per", "cer", "wer", "loss") = Field("per", description="the metric early stopping and the "
                                                            "best checkpoint follow")
+
+
+class LineageSection(Section):
+    kind: _kind(Optional[Literal["average", "ensemble"]], "average, ensemble or null") = Field(
+        None, description="set by `kidconsole run average` / `run ensemble` on the run they write: this run was "
+        "made from other runs' weights, not trained (null: a trained run)")
+    sources: _kind(list[str], "a list of paths") = Field(
+        [], description="the checkpoint folders averaged, or the run directories / checkpoint folders ensembled")
+    method: Name = Field(None, description="how: which checkpoints were chosen and how LoRA was averaged, or how "
+                         "posteriors were combined")
 
 
 class RunConfig(Section):
@@ -331,6 +419,7 @@ class RunConfig(Section):
                                    "none, weak, medium, strong; a preset given here is laid over them)")
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
         description="the curriculum: phases run in order, each from the previous phase's best weights")
+    lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
 
     @model_validator(mode="after")
     def _across_sections(self) -> "RunConfig":
@@ -340,7 +429,9 @@ class RunConfig(Section):
                 raise _rule(f"layers {both} are also in model.freeze_layers", "lora.layers")
         for i, p in enumerate(self.phases):
             p.name = p.name or f"phase{i + 1}"
-            if p.manifest is None and self.data.train_manifest is None:
+            if p.manifest is not None and p.manifests is not None:
+                raise _rule("set manifest or manifests, not both", f"phases.{i}.manifests")
+            if p.manifest is None and p.manifests is None and self.data.train_manifest is None:
                 raise _rule("no train manifest: set data.train_manifest or this phase's manifest",
                             f"phases.{i}.manifest")
             if isinstance(p.augment, str) and p.augment not in self.augmentations:
@@ -351,6 +442,13 @@ class RunConfig(Section):
     def augment_for(self, phase: Phase) -> Augment:
         """A phase's augmentation settings (a named preset or inline)."""
         return self.augmentations[phase.augment] if isinstance(phase.augment, str) else phase.augment
+
+    def train_manifests(self, phase: Phase) -> list[tuple[str, float]]:
+        """A phase's train manifests with their weights: its ``manifests``, else its ``manifest`` or
+        ``data.train_manifest`` at weight 1."""
+        if phase.manifests is not None:
+            return [(m.path, m.weight) for m in phase.manifests]
+        return [(phase.manifest or self.data.train_manifest, 1.0)]
 
 
 # ---------- walking the schema: dotted keys, fields, nearest keys ----------

@@ -38,11 +38,16 @@ class Utterance:
     quality: str | None = None    # Other.QualityStatus
     label: str | None = None      # where the label came from (path or "zip::member")
     extra: dict = field(default_factory=dict)
+    pseudo: bool = False          # the phones are a model's decode (kidconsole pseudo), not a label's
+    confidence: float | None = None  # that decode's mean CTC confidence
 
     def to_json(self) -> str:
         # a shallow field dict: asdict's deep copy is the slowest step of writing a large manifest
-        return json.dumps({name: getattr(self, name) for name in _FIELD_ORDER},
-                          ensure_ascii=False, separators=(",", ":"))
+        d = {name: getattr(self, name) for name in _FIELD_ORDER}
+        for name, default in _WRITTEN_WHEN_SET.items():  # a labelled corpus's rows stay as they were
+            if d[name] == default:
+                del d[name]
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @property
     def age_years(self) -> float | None:
@@ -56,6 +61,7 @@ class Utterance:
 
 _FIELD_ORDER = tuple(f.name for f in fields(Utterance))
 _FIELDS = set(_FIELD_ORDER)
+_WRITTEN_WHEN_SET = {"pseudo": False, "confidence": None}
 _REQUIRED = {f.name for f in fields(Utterance) if f.default is MISSING and f.default_factory is MISSING}
 
 

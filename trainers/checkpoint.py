@@ -10,16 +10,19 @@ XLS-R 300M is megabytes, not 1.2 GB.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from kidconsole.rundir import checkpoint_name, complete_checkpoints, seal_checkpoint, tmp_checkpoint
+from kidconsole.errors import KidconsoleError
+from kidconsole.rundir import checkpoint_name, complete_checkpoints, newest_checkpoint, seal_checkpoint, tmp_checkpoint
 
 __all__ = ["checkpoint_name", "install_hooks", "save_checkpoint", "read_state", "load_checkpoint", "load_weights",
-           "prune"]
+           "read_weights", "prune"]
 STATE = "trainer_state.json"
 WEIGHTS = "model.safetensors"  # accelerate's name for the first model's weights
 
@@ -43,13 +46,47 @@ def save_checkpoint(accelerator, root: str | Path, name: str, state: dict) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        seal_checkpoint(tmp, final)
+    try:
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            (tmp / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+            seal_checkpoint(tmp, final)
+    except Exception as e:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # its space back; the complete checkpoints stay as they were
+        full = disk_full(root)
+        if full is not None:
+            newest = newest_checkpoint(root)
+            raise KidconsoleError(f"disk full at {root}: checkpoint {name} could not be written ({full}); "
+                                  + (f"resumable from {newest.name}" if newest else "no complete checkpoint")) from e
+        raise
     accelerator.wait_for_everyone()
     return final
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+PROBE_BYTES = 1 << 20
+
+
+def disk_full(folder: str | Path) -> str | None:
+    """Why ``folder`` takes no more data (no space, quota, file size limit), by writing a 1 MiB probe;
+    None when it does. torch's and safetensors' writers report a failed write without its errno."""
+    probe = Path(folder) / f".probe.{os.getpid()}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as e:
+        return e.strerror if e.errno in DISK_FULL else None
+    try:
+        left, chunk = PROBE_BYTES, b"\0" * 65536
+        while left > 0:
+            left -= os.write(fd, chunk[:left])
+        os.fsync(fd)
+        return None
+    except OSError as e:
+        return e.strerror if e.errno in DISK_FULL else None
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
 
 
 def read_state(path: str | Path) -> dict:
@@ -62,10 +99,16 @@ def load_checkpoint(accelerator, path: str | Path) -> dict:
     return read_state(path)
 
 
-def load_weights(model, path: str | Path) -> None:
-    """Only the trainable tensors of a checkpoint into ``model`` (a phase starts from the previous best)."""
+def read_weights(path: str | Path) -> dict:
+    """The trainable tensors a checkpoint holds, named as in the unwrapped model."""
     state = load_file(str(Path(path) / WEIGHTS))
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(model, path: str | Path, state: dict | None = None) -> None:
+    """Only the trainable tensors of a checkpoint (or ``state``, made from the checkpoint at ``path``) into
+    ``model`` (a phase starts from the previous best)."""
+    state = read_weights(path) if state is None else state
     missing = set(state) - set(model.state_dict())
     if missing:
         raise RuntimeError(f"{path}: checkpoint tensors not in the model: {sorted(missing)[:5]}")

@@ -16,7 +16,6 @@ process naming the manifest line and the row.
 from __future__ import annotations
 
 import contextlib
-import math
 import multiprocessing
 import signal
 import traceback
@@ -32,6 +31,8 @@ from kidconsole.audio import open_audio, read_into
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import Utterance, find_line, numbered_rows, unusable
 from kidconsole.phonemes import vocab
+from kidconsole.subset.curriculum import curriculum_phases
+from kidconsole.subset.strata import Strata
 from trainers.augment import perturb_speed, speed_factor
 from trainers.batching import stable_key
 
@@ -65,11 +66,27 @@ def load_rows(path: str, bad: list[tuple[str, str]] | None = None, unique: bool 
 
 
 def subset(rows: list[Utterance], fraction: float, seed: int) -> list[Utterance]:
-    """A fixed share of the rows, nested (the 20% subset lies inside the 60% one)."""
+    """A phase's ``fraction`` of the rows, drawn as the subset builder draws its ``train_phaseN`` manifests
+    (kidconsole.subset.curriculum): every age x SNR x duration cell keeps that share of its hours, and the
+    subsets are nested (the 20% lies inside the 60%). The order within a cell is a hash of (seed, id), so
+    the draw does not depend on the manifest's row order."""
     if fraction >= 1.0:
         return rows
-    ranked = sorted(rows, key=lambda r: stable_key(seed, r.id))
-    return ranked[:max(1, math.ceil(fraction * len(rows)))]
+    strata = Strata()
+    duration = np.array([r.duration for r in rows], dtype=np.float64)
+    cell = strata.cells(np.array([np.nan if r.age_years is None else r.age_years for r in rows], dtype=np.float64),
+                        np.array([np.nan if r.snr is None else r.snr for r in rows], dtype=np.float64), duration)
+    key = np.array([stable_key(seed, r.id) for r in rows], dtype=np.uint64)
+    keep = curriculum_phases(np.arange(len(rows)), cell, duration, (fraction,), key)[0]
+    if not len(keep):  # a share smaller than any one utterance of a cell: the first in key order
+        keep = [int(np.argmin(key))]
+    return [rows[i] for i in keep]
+
+
+def weighted(rows: list[Utterance], weight: float, seed: int) -> list[Utterance]:
+    """The rows ``weight`` times over: each whole time all of them, the rest a fixed, nested share."""
+    whole, rest = int(weight), weight - int(weight)
+    return rows * whole + (subset(rows, rest, seed) if rest > 1e-9 else [])
 
 
 def fixed_sample(rows: list[Utterance], n: int | None, seed: int) -> list[Utterance]:
@@ -108,6 +125,7 @@ class Batch:
     labels: torch.Tensor | None = None
     audio_seconds: float = 0.0
     padding: float = 0.0                # padded share of input_values
+    speed_perturbed: int = 0            # utterances played at another speed (augment.speed_factor)
     bad: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
     error: str | None = None            # an unforeseen error while loading (a bug), raised by the Loader
     masked: bool = True                 # the model takes an attention mask (the feature extractor's setting)
@@ -196,10 +214,10 @@ class BatchStream(IterableDataset):
         for k in range(self.start + wid, len(self.batches), nworkers):
             yield self.load(k)
 
-    def _prepare(self, i: int) -> tuple[list[int], int, object]:
-        """One utterance's label ids, its length in samples and its audio: the file, open, when it can be
-        decoded straight into the batch (mono, at the sample rate, no speed change: the usual case),
-        else the wave already resampled and perturbed. ValueError or KidconsoleError (unreadable audio) says
+    def _prepare(self, i: int) -> tuple[list[int], int, object, float]:
+        """One utterance's label ids, its length in samples, its audio and its speed factor. The audio is
+        the file, open, when it can be decoded straight into the batch (mono, at the sample rate, no speed
+        change: the usual case), else the wave already resampled and perturbed. ValueError or KidconsoleError (unreadable audio) says
         why it is bad."""
         row = self.rows[i]
         try:
@@ -223,7 +241,7 @@ class BatchStream(IterableDataset):
         except BaseException:
             f.close()
             raise
-        return labels, n, audio
+        return labels, n, audio, factor
 
     def _transformed(self, f, location: str, factor: float) -> tuple[int, np.ndarray]:
         """The whole file decoded, channels averaged, resampled to the sample rate, speed-perturbed."""
@@ -253,11 +271,11 @@ class BatchStream(IterableDataset):
     def load(self, k: int) -> Batch:
         """Batch ``k``: each file's header is read first, so the padded array is allocated once and every
         utterance decoded and normalised in its own row (no per-utterance array, no padding copy)."""
-        ids, labels, lengths, audio, bad, which = [], [], [], [], [], []
+        ids, labels, lengths, audio, bad, which, factors = [], [], [], [], [], [], []
         with contextlib.ExitStack() as open_files:
             for i in self.batches[k]:
                 try:
-                    lab, n, src = self._prepare(i)
+                    lab, n, src, factor = self._prepare(i)
                 except (ValueError, KidconsoleError) as e:
                     bad.append((self.rows[i].id, str(e)))
                     continue
@@ -269,6 +287,7 @@ class BatchStream(IterableDataset):
                 ids.append(self.rows[i].id)
                 labels.append(lab)
                 lengths.append(n)
+                factors.append(factor)
                 audio.append((src, self.rows[i].audio))
             if not ids:
                 return Batch(index=k, ids=[], bad=bad)
@@ -288,12 +307,14 @@ class BatchStream(IterableDataset):
             if not keep:
                 return Batch(index=k, ids=[], bad=bad)
             ids, labels, lengths = [ids[j] for j in keep], [labels[j] for j in keep], [lengths[j] for j in keep]
+            factors = [factors[j] for j in keep]
             values = np.ascontiguousarray(values[keep, :max(lengths)])
         batch = Batch(index=k, ids=ids, bad=bad, masked=self.masked, input_values=torch.from_numpy(values),
                       lengths=torch.tensor(lengths, dtype=torch.int64), labels=pad_labels(labels))
         real = sum(lengths)
         batch.audio_seconds = real / self.sample_rate
         batch.padding = 1.0 - real / values.size
+        batch.speed_perturbed = sum(f != 1.0 for f in factors)
         return batch
 
     def _failed(self, k: int, i: int, e: Exception) -> Batch:

@@ -184,17 +184,20 @@ def bucket_pers(rows, res: EvalResult) -> dict[str, dict[str, float]]:
     return out
 
 
-def prediction_rows(rows, res: EvalResult) -> list[dict]:
-    """predictions.jsonl's rows: each decoded utterance with its metadata."""
+def prediction_rows(rows, res: EvalResult, pseudo_speakers: set[str] = frozenset()) -> list[dict]:
+    """predictions.jsonl's rows: each decoded utterance with its metadata (``pseudo_speakers``: the speakers
+    of the pseudo-labelled rows the model trained on; none, and every row's pseudo_speaker is null)."""
     by_id = {r.id: r for r in rows}
     return [{"id": i, "speaker": by_id[i].speaker, "age": by_id[i].age, "age_range": by_id[i].age_range,
              "gender": by_id[i].gender, "snr": by_id[i].snr, "duration": by_id[i].duration,
-             "split": by_id[i].split, "ref": r, "hyp": h} for i, r, h in zip(res.ids, res.refs, res.hyps)]
+             "split": by_id[i].split, "ref": r, "hyp": h,
+             "pseudo_speaker": (by_id[i].speaker in pseudo_speakers) if pseudo_speakers else None}
+            for i, r, h in zip(res.ids, res.refs, res.hyps)]
 
 
 def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inverse_vocab: dict[int, str], *,
                    rows=None, step: int = 0, accelerator=None, should_stop: Callable[[], bool] = lambda: False,
-                   log: Callable[[str], None] = print) -> EvalResult:
+                   log: Callable[[str], None] = print, pseudo_speakers: set[str] = frozenset()) -> EvalResult:
     """The test evaluation of ``forward`` on ``manifest`` (its ``rows``, when the caller has loaded them):
     per-utterance predictions with their metadata (predictions.jsonl) and a ``test`` event; a row that cannot
     be used, or an utterance that fails to load, becomes a ``bad_sample`` warning. Nothing is written when a
@@ -212,6 +215,6 @@ def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inv
         reporter.emit(rundir.EV_WARNING, step=step, what="bad_sample", message=f"test: {why}", count=k, id=uid)
     reporter.emit(rundir.EV_TEST, step=step, per=res.per, cer=res.cer, wer=res.wer, n=res.n,
                   split=rows[0].split if rows else "test", **bucket_pers(rows, res))
-    reporter.predictions(prediction_rows(rows, res))
+    reporter.predictions(prediction_rows(rows, res, pseudo_speakers))
     log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
     return res

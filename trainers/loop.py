@@ -19,14 +19,15 @@ import numpy as np
 import torch
 
 from kidconsole import rundir
-from kidconsole.config import Phase, RunConfig
+from kidconsole.config import RunConfig
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
-from trainers.augment import set_masking
+from trainers.augment import SpecAugment, draw_masks
 from trainers.batching import plan_epoch, shard, stable_key
-from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, subset
+from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, weighted
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
-from trainers.model import count_parameters, unwrap_base
+from trainers.model import backbone, count_parameters, unwrap_base
+from trainers.optim import group_lr, make_optimizer
 
 
 BAD_WINDOW = 1000  # samples (or the phase's epoch, when smaller) over which the bad share is first judged
@@ -52,23 +53,12 @@ def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_
     return None
 
 
-def lr_at(phase: Phase, phase_step: int, phase_total: int, schedule: str) -> float:
-    """Linear warmup to the phase's LR, then decay (linear or cosine) to 0 at its last step."""
-    peak, warm = phase.lr, phase.warmup
-    if warm and phase_step < warm:
-        return peak * (phase_step + 1) / warm
-    if schedule == "constant":
-        return peak
-    span = max(1, phase_total - warm)
-    done = min(1.0, (phase_step - warm) / span)
-    return peak * (1.0 - done) if schedule == "linear" else peak * 0.5 * (1.0 + math.cos(math.pi * done))
-
-
 def fresh_state() -> dict:
     return {
         "phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_step": 0,
         "best": None, "best_checkpoint": None, "evals_since_best": 0, "phase_bests": {},
         "phase_started": False, "phase_done": False, "last_eval_step": -1,
+        "last_save_step": -1, "masked_utterances": 0, "speed_perturbed": 0,
         "samples": 0, "audio_seconds": 0.0, "bad_samples": 0, "seen_samples": 0, "nonfinite_losses": 0,
         "nonfinite_streak": 0, "best_loss_finite": True, "reported_manifests": [],
         "train_seconds": 0.0, "eval_seconds": 0.0, "finished": False,
@@ -85,18 +75,22 @@ class Trainer:
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.vocab = vocab()
         self.inverse_vocab = {i: t for t, i in self.vocab.items()}
+        # train.lr_groups: one AdamW group each (a group of LR 0 is frozen here, before the count)
+        optimizer, self.group_specs = make_optimizer(model, self.t.lr_groups, self.phases[0].lr, self.t.weight_decay)
+        self.group_names = [g.label for g in self.group_specs if g is not None]
         self.trainable, self.total = count_parameters(model)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.phases[0].lr, weight_decay=self.t.weight_decay)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.base = unwrap_base(accelerator.unwrap_model(self.model))
         self.forward = TorchForward(self.model, processor.feature_extractor, accelerator)
         self.eval_settings = EvalSettings.from_config(cfg)
+        self.spec = SpecAugment(backbone(self.base))
+        self.aug = cfg.augment_for(self.phases[0])  # the running phase's augmentation
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         ckpt.install_hooks(accelerator)
         self.ckpt_root = self.run_dir / rundir.CHECKPOINTS
         self.state = fresh_state()
         self._rows_cache: dict[str, list] = {}
+        self._phase_rows: dict[int, list] = {}
         self._unusable: dict[str, list[tuple[str, str]]] = {}  # manifest -> rows skipped at load (id, why)
         # the evaluation manifests are checked now, before any GPU time is spent
         self.valid_rows = fixed_sample(self._rows(self.d.valid_manifest, unique=True), self.d.valid_utterances,
@@ -119,17 +113,25 @@ class Trainer:
         return self._rows_cache[path]
 
     def _train_manifest(self, pi: int) -> str:
-        return self.phases[pi].manifest or self.d.train_manifest
+        """The phase's train manifest, or its manifests joined with " + " (where a bad row's message points)."""
+        return " + ".join(path for path, _ in self.cfg.train_manifests(self.phases[pi]))
 
     def phase_rows(self, pi: int) -> list:
-        return subset(self._rows(self._train_manifest(pi)), self.phases[pi].fraction, self.cfg.seed)
+        # cached: the stratified draw of a large manifest is not free, and every epoch asks again
+        if pi not in self._phase_rows:
+            rows = []
+            for path, weight in self.cfg.train_manifests(self.phases[pi]):
+                rows += weighted(subset(self._rows(path), self.phases[pi].fraction, self.cfg.seed), weight,
+                                 self.cfg.seed)
+            self._phase_rows[pi] = rows
+        return self._phase_rows[pi]
 
     def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
         bad-sample budget (at the next log), an evaluation manifest's are warnings only. ``only``: that
         evaluation manifest alone (a run that only tests)."""
         st = self.state
-        train = {self._train_manifest(i) for i in range(len(self.phases))} if only is None else set()
+        train = {path for p in self.phases for path, _ in self.cfg.train_manifests(p)} if only is None else set()
         for path, bad in self._unusable.items():
             if not bad or path in st["reported_manifests"] or only not in (None, path):
                 continue
@@ -209,11 +211,10 @@ class Trainer:
             self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p.name}: {len(rows)} utterances, "
                            f"{hours:.2f} h, {p.epochs} epochs, lr {p.lr:g}")
         self.rep.status(phase=pi + 1)
-        aug = self.cfg.augment_for(p)
-        set_masking(self.base.config, aug)
+        self.aug = self.cfg.augment_for(p)
         durations = [r.duration for r in rows]
         while not st["phase_done"] and st["epoch"] < p.epochs:
-            result = self._train_epoch(pi, rows, durations, aug)
+            result = self._train_epoch(pi, rows, durations)
             if result == rundir.STOPPED:
                 return rundir.STOPPED
             if not st["phase_done"]:
@@ -221,15 +222,17 @@ class Trainer:
         if st["last_eval_step"] != st["step"]:
             if self._evaluate(pi) == rundir.STOPPED:
                 return self._stop()
+        if st["last_save_step"] != st["step"]:  # a resume at the phase's end starts the next phase
+            self._checkpoint(pi)
         st["phase_bests"][str(pi)] = st["best_checkpoint"]
         st.update(phase=pi + 1, epoch=0, batch=0, phase_step=0, phase_started=False, phase_done=False)
         return None
 
-    def _train_epoch(self, pi: int, rows, durations, aug) -> str | None:
+    def _train_epoch(self, pi: int, rows, durations) -> str | None:
         st, p, accum = self.state, self.phases[pi], self.t.grad_accum
         mine = self._plan(pi, st["epoch"], durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
-                                          speed_prob=aug.speed_prob, pi=pi, epoch=st["epoch"]),
+                                          speed_prob=self.aug.speed_prob, pi=pi, epoch=st["epoch"]),
                              self.d.num_workers, self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
@@ -251,6 +254,9 @@ class Trainer:
                 if self._evaluate(pi) == rundir.STOPPED:
                     return self._stop()
                 t_last = time.perf_counter()
+            if st["step"] % self.t.save_every == 0 and st["last_save_step"] != st["step"]:
+                self._checkpoint(pi)
+                t_last = time.perf_counter()
             if cap and st["phase_step"] >= cap:
                 st["phase_done"] = True
             if self._stop_requested():
@@ -260,11 +266,23 @@ class Trainer:
         return None
 
     # ---------- one step ----------
-    def _seed_step(self, step: int, micro: int) -> None:
-        # masking (numpy) and dropout (torch) draw from these: a resumed run repeats them
+    def _seed_step(self, step: int, micro: int) -> int:
+        # dropout (torch) and SpecAugment (a generator of this seed) draw from it: a resumed run repeats them
         s = stable_key(self.cfg.seed, f"{step}:{micro}:{self.rank}")
         torch.manual_seed(s)
-        np.random.seed(s % (2 ** 32))
+        return s
+
+    def _arm_masks(self, batch, seed: int) -> int:
+        """Draws the batch's SpecAugment (per utterance, at the phase's rate) for the coming forward pass;
+        returns how many utterances it augments."""
+        if self.aug.apply_prob <= 0:
+            return 0
+        cfg = self.base.config
+        frames = [output_frames(int(n), cfg.conv_kernel, cfg.conv_stride) for n in batch.lengths.tolist()]
+        padded = output_frames(batch.input_values.shape[1], cfg.conv_kernel, cfg.conv_stride)
+        masks = draw_masks(self.aug, frames, padded, cfg.hidden_size, np.random.default_rng([seed, 11]))
+        self.spec.arm(masks)
+        return masks.utterances
 
     def _micro_step(self, batch, step: int, accum: int, boundary: bool) -> None:
         w = self._window
@@ -283,7 +301,10 @@ class Trainer:
             w["utts"] += len(batch)
             w["audio"] += batch.audio_seconds
             w["padded"] += batch.input_values.numel() / self.d.sample_rate
-        self._seed_step(step, batch.index)
+            w["speed"] += batch.speed_perturbed
+        seed = self._seed_step(step, batch.index)
+        if scale:
+            w["masked"] += self._arm_masks(batch, seed)
         dev = self.acc.device
         ctx = self.acc.no_sync(self.model) if not boundary else contextlib.nullcontext()
         with ctx:
@@ -304,9 +325,11 @@ class Trainer:
 
     def _optimizer_step(self, pi: int) -> None:
         st, w = self.state, self._window
-        lr = lr_at(self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        lrs = [group_lr(spec, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
+               for spec in self.group_specs]
+        for g, group_rate in zip(self.optimizer.param_groups, lrs):
+            g["lr"] = group_rate
+        lr = group_lr(None, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
         max_norm = self.t.max_grad_norm or float("inf")
         norm = self.acc.clip_grad_norm_(self.params, max_norm)
         # the one host sync of a step: the gradient norm (to skip a non-finite step) and, with several
@@ -324,6 +347,7 @@ class Trainer:
         st["phase_step"] += 1
         self.rep.step = st["step"]
         w["lr"] = lr
+        w["group_lrs"] = [r for spec, r in zip(self.group_specs, lrs) if spec is not None]
         w["steps"] += 1
         if finite:
             w["norm"] += norm_value
@@ -349,11 +373,13 @@ class Trainer:
     @staticmethod
     def _new_window() -> dict:
         return {"steps": 0, "loss": 0.0, "micro": 0, "utts": 0, "audio": 0.0, "padded": 0.0, "bad": 0, "seen": 0,
-                "nonfinite": 0, "norm": 0.0, "norms": 0, "lr": 0.0, "t": time.perf_counter()}
+                "nonfinite": 0, "norm": 0.0, "norms": 0, "masked": 0, "speed": 0, "lr": 0.0, "group_lrs": [],
+                "t": time.perf_counter()}
 
     def _log(self, pi: int) -> None:
         st, w = self.state, self._window
-        keys = ("loss", "micro", "utts", "audio", "padded", "bad", "seen", "nonfinite", "norm", "norms")
+        keys = ("loss", "micro", "utts", "audio", "padded", "bad", "seen", "nonfinite", "norm", "norms", "masked",
+                "speed")
         vals = torch.tensor([float(w[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
         if self.world > 1:
             vals = self.acc.reduce(vals, "sum")
@@ -364,6 +390,8 @@ class Trainer:
         st["audio_seconds"] += tot["audio"]
         st["bad_samples"] += int(tot["bad"])
         st["seen_samples"] += int(tot["seen"])
+        st["masked_utterances"] += int(tot["masked"])
+        st["speed_perturbed"] += int(tot["speed"])
         for uid, why in bad:
             self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=why,
                           count=st["bad_samples"], id=uid)
@@ -376,9 +404,11 @@ class Trainer:
         self.rep.emit(rundir.EV_TRAIN, step=st["step"], phase=pi + 1, epoch=st["epoch"] + 1, loss=round(loss, 5),
                       lr=w["lr"], grad_norm=round(tot["norm"] / tot["norms"], 5) if tot["norms"] else None,
                       samples_per_s=round(tot["utts"] / elapsed, 2), samples=st["samples"],
-                      audio_seconds=round(st["audio_seconds"], 2),
+                      audio_seconds=round(st["audio_seconds"], 2), masked_utterances=st["masked_utterances"],
+                      speed_perturbed=st["speed_perturbed"],
                       padding=round(1 - tot["audio"] / tot["padded"], 4) if tot["padded"] else 0.0,
-                      total_steps=self.total_steps)
+                      total_steps=self.total_steps, lr_groups=self.group_names or None,
+                      group_lrs=w["group_lrs"] if self.group_names else None)
         self.rep.status(step=st["step"], total_steps=self.total_steps, phase=pi + 1)
         self._window = self._new_window()
         self._check_bad_share()
@@ -413,8 +443,10 @@ class Trainer:
         st["last_eval_step"] = st["step"]
         value = res.metric(p.monitor)
         value = res.per if value is None else value  # CER unavailable: judge by PER
-        improved = st["best"] is None or (value is not None and math.isfinite(value)
-                                          and value < st["best"] - p.min_delta)
+        finite = value is not None and math.isfinite(value)
+        # a first value that is not finite is the best only until a finite one comes (nan compares false)
+        improved = st["best"] is None or (finite and (not math.isfinite(st["best"])
+                                                      or value < st["best"] - p.min_delta))
         if improved:
             # n == 0: nothing could be scored, so nothing says the model is broken
             st.update(best=value, evals_since_best=0, best_loss_finite=res.n == 0 or math.isfinite(res.loss))
@@ -432,9 +464,8 @@ class Trainer:
         for uid, why in res.bad:
             self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"validation: {why}",
                           count=st["bad_samples"], id=uid)
-        name = self._checkpoint(pi, best=improved, metric=value)
-        if improved:
-            st["best_checkpoint"] = name
+        if improved:  # the best weights must outlive the next checkpoints
+            st["best_checkpoint"] = self._checkpoint(pi, best=True, metric=value)
         p_pat = p.patience
         if p_pat and st["evals_since_best"] >= p_pat:
             st["phase_done"] = True
@@ -447,6 +478,7 @@ class Trainer:
     def _checkpoint(self, pi: int, best: bool = False, metric: float | None = None) -> str:
         st = self.state
         name = ckpt.checkpoint_name(st["step"])
+        st["last_save_step"] = st["step"]
         saved = dict(self._state_for_save())
         if best:
             saved.update(best_checkpoint=name)
@@ -512,4 +544,10 @@ class Trainer:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
         self._report_unusable(only=self.d.test_manifest)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
-                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print)
+                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print,
+                       pseudo_speakers=self.pseudo_speakers())
+
+    def pseudo_speakers(self) -> set[str]:
+        """Speakers of the pseudo-labelled rows of the train manifests (kidconsole pseudo)."""
+        return {r.speaker for p in self.phases for path, _ in self.cfg.train_manifests(p)
+                for r in self._rows(path) if r.pseudo}

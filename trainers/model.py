@@ -148,7 +148,7 @@ def load_base(model_cfg: "ModelSection", sample_rate: int = 16000) -> Base:
     check_weights(folder, base)
     kwargs = dict(ctc_loss_reduction="mean", ctc_zero_infinity=model_cfg.ctc_zero_infinity,
                   layerdrop=model_cfg.layerdrop,
-                  # > 0 so the model has its mask embedding; each phase sets the real strength
+                  # > 0 so the model has its mask embedding (trainers/augment.py masks with it)
                   mask_time_prob=0.05)
     processor = build_processor(feature_extractor=checkpoint_feature_extractor(folder, config, sample_rate))
     if start == "encoder":
@@ -255,7 +255,6 @@ def configure(model, model_cfg: dict, lora_cfg: dict, head: str = HEAD_OWN):
     if bad:
         raise KidconsoleError(f"model.freeze_layers / lora.layers: layers {bad} do not exist "
                               f"(the model has {n_layers}: 0-{n_layers - 1})")
-    model.config.apply_spec_augment = True  # strength is set per phase (augment.set_masking)
     if lora_cfg.enabled:
         from peft import LoraConfig, get_peft_model
 

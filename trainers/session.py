@@ -19,6 +19,7 @@ from typing import Callable
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
+from trainers.checkpoint import DISK_FULL
 
 
 def _now() -> float:
@@ -85,9 +86,14 @@ class Session:
     def end(self, state: str, code: int, reason: str, **extra) -> int:
         self.rep.stop_heartbeat()  # a beat in flight could otherwise land after the final status, with an older step
         step = self.rep.step
-        self.rep.emit(rundir.EV_END, step=step, state=state, exit_code=code, reason=reason)
-        self.rep.status(state=state, step=step, exit_code=code, ended_at=_now(), **extra)
-        self.rep.close()
+        # each write on its own: on a full disk the event may fail where the small status still fits
+        for write in (lambda: self.rep.emit(rundir.EV_END, step=step, state=state, exit_code=code, reason=reason),
+                      lambda: self.rep.status(state=state, step=step, exit_code=code, ended_at=_now(), **extra),
+                      self.rep.close):
+            try:
+                write()
+            except OSError as e:
+                print(f"{self.prog}: cannot record the end ({state}: {reason}): {e}", file=sys.stderr)
         return code
 
     def run(self, body: Callable[[], tuple[str, str]], errors: tuple[type[BaseException], ...] = ()) -> int:
@@ -100,11 +106,16 @@ class Session:
             self.print(f"{self.prog}: error: {e}")
             return self.end(rundir.FAILED, 1, str(e), error=str(e))
         except Exception as e:  # the traceback goes to stdout.log, one line to status.json
-            traceback.print_exc()
+            try:
+                traceback.print_exc()
+            except OSError:
+                pass  # stdout.log on a full disk
             line = one_line(e)
             return self.end(rundir.FAILED, 1, line, error=line)
         finally:
             from trainers.data import end_workers
+
+            rundir.remove_temp_files(self.run_dir)  # what an interrupted atomic write of this process left
 
             end_workers()  # after the final status: a failure's open loader must not keep the process alive
             self.stop.uninstall()
@@ -113,7 +124,10 @@ class Session:
 
 def one_line(e: BaseException) -> str:
     """The status line of an unexpected error. A DataLoader worker's arrives as "Caught X in DataLoader
-    worker process N." and the worker's traceback: its last line says what went wrong."""
+    worker process N." and the worker's traceback: its last line says what went wrong. A write that
+    failed for want of space says where."""
+    if isinstance(e, OSError) and e.errno in DISK_FULL:
+        return f"disk full at {e.filename or '(unnamed file)'}: {e.strerror}"[:500]
     lines = [ln.strip() for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
     if len(lines) > 1 and "Original Traceback" in lines[1]:
         return f"{lines[-1]} (in a DataLoader worker)"[:500]

@@ -46,6 +46,15 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    """How a command that decodes a pool with a model runs it (select, pseudo)."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
+                        help="padded audio seconds per forward pass (default 60)")
+    parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
+    add_progress_flag(parser)
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars unless ``--no-progress`` or stderr is not a terminal (a log file, a pipe)."""
     return not args.no_progress and sys.stderr.isatty()
@@ -59,6 +68,33 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (0.2 for 20%), got {text!r}")
     return value
+
+
+def as_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command line that ``parser`` would parse into ``args`` (for a subcommand that runs as a module)."""
+    argv: list[str] = []
+    for a in parser._actions:
+        if isinstance(a, argparse._HelpAction):
+            continue
+        v = getattr(args, a.dest, None)
+        if not a.option_strings:
+            argv += [str(x) for x in v] if isinstance(v, list) else [str(v)]
+        elif isinstance(a, argparse._StoreTrueAction):
+            argv += [a.option_strings[-1]] if v else []
+        elif isinstance(a, argparse._AppendAction):
+            for x in v or []:
+                argv += [a.option_strings[-1], str(x)]
+        elif v is not None:
+            argv += [a.option_strings[-1], str(v)]
+    return argv
+
+
+def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``python -m module`` with the subcommand's arguments: heavy work in its own process, its output on
+    this terminal; its exit code is the command's."""
+    import subprocess
+
+    return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

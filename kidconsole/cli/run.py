@@ -1,4 +1,4 @@
-"""`kidconsole run launch|ls|logs|stop|resume`: runs from the command line."""
+"""`kidconsole run launch|ls|logs|stop|resume|average|ensemble`: runs from the command line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from kidconsole import rundir
 from kidconsole.cli import add_runs_flag, default_runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
+
+
+def _auto(values: list[str] | None) -> bool:
+    """``--gpus auto``: queue the run until GPUs (or a CPU slot) are free."""
+    return [v.strip().lower() for v in values or []] == ["auto"]
 
 
 def _gpus(values: list[str] | None) -> list[int]:
@@ -82,6 +87,19 @@ def cmd_launch(args) -> int:
     warning = logind_warning()
     if warning:
         console.print(f"[{WARNING}]warning:[/] {warning}")
+    if _auto(args.gpus):
+        from kidconsole.runs.queue import launch_queued
+
+        if args.slurm or args.machines > 1:
+            from kidconsole.errors import KidconsoleError
+
+            raise KidconsoleError("--gpus auto waits in this server's queue: not with --slurm (Slurm queues the job) "
+                                  "or --machines")
+
+        [run_dir] = launch_queued([(args.config, args.set or [], args.name, {})], gpus_per_run=args.gpus_per_run,
+                                  runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+        _print_queued(console, [run_dir])
+        return 0
     gpus = _gpus(args.gpus)
     if args.slurm:
         return cmd_launch_slurm(args, console)
@@ -102,6 +120,33 @@ def cmd_launch(args) -> int:
     console.print(f"launched [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}, run directory {run_dir}")
     console.print(f"follow it: kidconsole run logs -f {run_dir}   stop it: kidconsole run stop {run_dir}")
     return 0
+
+
+def _print_queued(console, run_dirs: list[Path]) -> None:
+    for run_dir in run_dirs:
+        status = rundir.read_status(run_dir)
+        if status.get("state") == rundir.QUEUED:
+            console.print(f"queued [bold]{run_dir.name}[/] at #{status.get('queue_position')}: waits for "
+                          f"{status.get('waiting_for')}")
+        else:
+            where = f"GPU {','.join(map(str, status.get('gpus') or []))}" if status.get("gpus") else "CPU"
+            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}")
+    if run_dirs:
+        console.print(f"the queue: kidconsole run queue ls --runs {run_dirs[0].parent}")
+
+
+def _pump(roots: list[str]) -> None:
+    """A pass over each root's queue: a `run ls` starts what a freed slot lets start."""
+    from rich.console import Console
+
+    from kidconsole.errors import KidconsoleError
+    from kidconsole.runs.queue import pump
+
+    for root in roots:
+        try:
+            pump(root)
+        except KidconsoleError as e:  # a broken queue file must not hide the runs
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
 
 
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
@@ -145,7 +190,7 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
             "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
             "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
             "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
-            "where": where(r.status)}
+            "queue_position": r.status.get("queue_position"), "where": where(r.status)}
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
@@ -168,7 +213,8 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "eval share": share_txt, "eval left": _age(rec["eval_left_s"]),
         "samples/s": _fmt(rec["samples_per_s"], ".1f"), "ETA": _age(rec["eta_s"]),
         "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
-        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu",
+        "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
+        else ",".join(map(str, rec["gpus"])) or "cpu",
         "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
@@ -227,6 +273,7 @@ def cmd_ls(args) -> int:
     from kidconsole.runs.discover import find_runs
 
     roots = _roots(args)
+    _pump(roots)
     now = time.time()
     records = [ls_record(run, args.stall_after, now) for run in find_runs(roots)]
     if args.json:
@@ -279,8 +326,9 @@ def cmd_stop(args) -> int:
     run_dir = _resolve_run(args)
     console = Console()
     with console.status(f"stopping {run_dir.name}: waiting for its checkpoint (up to {args.timeout:g} s)"):
-        state = stop_run(run_dir, timeout=args.timeout)
-    console.print(f"{run_dir.name}: [{state_style(state)}]{state}[/]")
+        report = stop_run(run_dir, timeout=args.timeout)
+    did = str(report).removeprefix(report.state)
+    console.print(f"{run_dir.name}: [{state_style(report.state)}]{report.state}[/]{did}", highlight=False)
     return 0
 
 
@@ -303,6 +351,125 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+
+    from kidconsole.runs.sweep import launch_sweep
+
+    if args.gpus and not _auto(args.gpus):
+        from kidconsole.errors import KidconsoleError
+
+        raise KidconsoleError("run sweep: --gpus takes only `auto` (every point waits in the queue)")
+    sid, runs = launch_sweep(args.config, args.grid, overrides=args.set or [], name=args.name,
+                             gpus_per_run=args.gpus_per_run, runs_root=args.runs_root or _roots(args)[0],
+                             trainer_module=args.trainer)
+    console = Console()
+    console.print(f"sweep [bold]{sid}[/]: {len(runs)} runs")
+    _print_queued(console, runs)
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from rich.console import Console
+
+    from kidconsole.runs.queue import cancel
+
+    run_dir = _resolve_run(args)
+    state = cancel(run_dir)
+    Console().print(f"{run_dir.name}: taken out of the queue: [{state_style(state)}]{state}[/]")
+    return 0
+
+
+def cmd_queue(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kidconsole.runs import queue
+
+    console = Console()
+    root = Path(args.runs_root or _roots(args)[0])
+    if args.queue_command == "move":
+        pos = queue.move(_resolve_run(args), args.position)
+        console.print(f"{Path(args.run).name}: " + (f"now #{pos}" if pos else "started"))
+        return 0
+    if args.queue_command == "slots":
+        q = queue.set_limits(root, cpu_slots=args.cpu, idle_memory_mib=args.idle_memory_mib)
+        console.print(f"{root}: {q['cpu_slots']} CPU slot(s); a GPU is idle below {q['idle_memory_mib']} MiB used")
+        return 0
+    started = queue.pump(root)
+    for run_dir in started:
+        console.print(f"started [bold]{run_dir.name}[/]")
+    runs = queue.queued_runs(root) if queue.queue_path(root).exists() else []
+    table = Table(title=f"queue of {root}")
+    for col in ("#", "run", "GPUs", "waits for", "sweep", "queued"):
+        table.add_column(col)
+    now = time.time()
+    for run_dir in runs:
+        s = rundir.read_status(run_dir)
+        table.add_row(str(s.get("queue_position") or "-"), run_dir.name, str(s.get("gpus_per_run") or 1),
+                      s.get("waiting_for") or "-", s.get("sweep") or "-",
+                      _age(now - s["queued_at"]) + " ago" if s.get("queued_at") else "-")
+    console.print(table if runs else f"nothing queued under {root}")
+    return 0
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected steps like 1000,1500,2000") from None
+
+
+def _resolve_each(args, names: list[str]) -> list[Path]:
+    out = []
+    for name in names:
+        args.run = name
+        out.append(_resolve_run(args))
+    return out
+
+
+def _finish_job(out: Path, code: int) -> int:
+    from rich.console import Console
+
+    status = rundir.read_status(out)
+    state = status.get("state") or "-"
+    test = [ev for _, ev, why in _events(out) if why is None and isinstance(ev, dict) and ev.get("kind") == rundir.EV_TEST]
+    per = f", test PER {test[-1]['per'] * 100:.2f}%" if test and test[-1].get("per") is not None else ""
+    Console().print(f"[bold]{out.name}[/]: [{state_style(state)}]{state}[/]{per}; run directory {out}"
+                    + (f"\n{status.get('error')}" if status.get("error") else ""))
+    return 0 if code == 0 and state == rundir.FINISHED else 1
+
+
+def _events(out: Path):
+    from kidconsole.jsonl import read_jsonl
+
+    return read_jsonl(out / rundir.EVENTS, "events") if (out / rundir.EVENTS).exists() else iter(())
+
+
+def cmd_average(args) -> int:
+    from kidconsole.runs.derive import average_job, run_job
+
+    run = _resolve_run(args)
+    out, argv = average_job(run, best=args.best, last=args.last, steps=args.steps, lora=args.lora, name=args.name,
+                            runs_root=args.runs_root)
+    return _finish_job(out, run_job(out, argv))
+
+
+def cmd_ensemble(args) -> int:
+    from kidconsole.runs.derive import ensemble_job, run_job
+
+    runs = _resolve_each(args, args.runs_given)
+    out, argv = ensemble_job(runs, best=args.best, name=args.name, runs_root=args.runs_root)
+    return _finish_job(out, run_job(out, argv))
+
+
+def _derived_flags(sp, default_name: str, beside: str) -> None:
+    """Where a run made from other runs goes."""
+    sp.add_argument("--name", help=f"the new run's name (default: {default_name})")
+    sp.add_argument("--runs-root", help=f"where the new run goes (default: next to {beside})")
+    add_runs_flag(sp)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="launch, list, follow, stop and resume training runs",
                               description="Training runs: detached from the terminal, one run directory each.")
@@ -312,7 +479,8 @@ def register(subparsers) -> None:
     sp = sub.add_parser("launch", help="start a run detached (survives logout and the console)")
     sp.add_argument("config", help="run config (YAML)")
     sp.add_argument("--gpus", nargs="+", metavar="N", help="GPU indices, e.g. 0 or 0,1 (several = one distributed "
-                    "run); none: the CPU")
+                    "run); auto: wait in the queue for free GPUs (or a CPU slot); none: the CPU")
+    sp.add_argument("--gpus-per-run", type=int, default=1, metavar="K", help="with --gpus auto: GPUs the run needs (1)")
     sp.add_argument("--name", help="run name (default: config name + time)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
@@ -337,6 +505,45 @@ def register(subparsers) -> None:
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_launch)
 
+    sp = sub.add_parser("sweep", help="queue one run per point of a grid of config keys (--gpus auto)",
+                        description="Expand --grid KEY=V1,V2 (repeatable; every combination) into queued runs "
+                        "sharing one sweep id.")
+    sp.add_argument("config", help="run config (YAML)")
+    sp.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                    help="a config key and its values, e.g. lora.r=16,32 (repeatable)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key in every run (repeatable)")
+    sp.add_argument("--gpus", nargs="+", metavar="auto", help="auto (the default): each run waits for free GPUs")
+    sp.add_argument("--gpus-per-run", type=int, default=1, metavar="K", help="GPUs each run needs (1)")
+    sp.add_argument("--name", help="sweep name (default: the config's file name); runs are NAME-TIME-01, ...")
+    sp.add_argument("--runs-root", help="where the run directories go (default: the first runs root)")
+    sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("cancel", help="take a queued run out of the queue (it ends stopped, never started)")
+    sp.add_argument("run", help="run directory or name")
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_cancel)
+
+    sp = sub.add_parser("queue", help="the queue of runs waiting for GPUs: ls, move, slots",
+                        description="The queue lives in the runs root (queue.json); every command here passes "
+                        "over it first, starting what fits.")
+    qsub = sp.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+    qp = qsub.add_parser("ls", help="the queued runs in order, with what each waits for")
+    qp.add_argument("--runs-root", help="the runs root whose queue (default: the first runs root)")
+    add_runs_flag(qp)
+    qp = qsub.add_parser("move", help="put a queued run at another place")
+    qp.add_argument("run", help="run directory or name")
+    qp.add_argument("position", type=int, help="1-based place (1: next to start)")
+    qp.add_argument("--runs-root", help=argparse.SUPPRESS)
+    add_runs_flag(qp)
+    qp = qsub.add_parser("slots", help="how many CPU runs at once, and when a GPU counts as idle")
+    qp.add_argument("--cpu", type=int, metavar="N", help="CPU slots (runs at once without GPUs; 1)")
+    qp.add_argument("--idle-memory-mib", type=int, metavar="MIB", help="a GPU is idle below this used memory (1024)")
+    qp.add_argument("--runs-root", help="the runs root whose queue (default: the first runs root)")
+    add_runs_flag(qp)
+    sp.set_defaults(func=cmd_queue)
+
     sp = sub.add_parser("ls", help="list runs with their state and progress")
     sp.add_argument("--stall-after", type=float, default=300.0, metavar="S",
                     help="seconds without a heartbeat before a live run shows as stalled (300)")
@@ -358,6 +565,29 @@ def register(subparsers) -> None:
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the checkpoint (120)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_stop)
+
+    sp = sub.add_parser("average", help="average checkpoints of a run's last phase into a new, scored run",
+                        description="Averages the trainable weights (LoRA and head, or every trained weight) of "
+                        "the chosen checkpoints of RUN's last phase, scores the test manifest and exports the model, "
+                        "as a new run directory next to RUN (see docs/training.md, Checkpoint averaging).")
+    sp.add_argument("run", help="run directory or name")
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--best", type=int, metavar="N", help="the N checkpoints of the best validation metric")
+    how.add_argument("--last", type=int, metavar="N", help="the N newest checkpoints")
+    how.add_argument("--steps", type=_steps, metavar="S1,S2,...", help="the checkpoints of these steps")
+    sp.add_argument("--lora", choices=("deltas", "factors"), default="deltas",
+                    help="deltas: the mean of the LoRA updates B·A, exactly (default); factors: mean A and mean B")
+    _derived_flags(sp, "RUN-avg-best3 ...", "RUN")
+    sp.set_defaults(func=cmd_average)
+
+    sp = sub.add_parser("ensemble", help="score the test manifest with several models' posteriors averaged",
+                        description="Decodes the test manifest from the mean per-frame posteriors of several "
+                        "finished runs (their exported models), or of the N best checkpoints of one run, as a new "
+                        "run directory. The members must share the phone set and feature extractor.")
+    sp.add_argument("runs_given", nargs="+", metavar="RUN", help="run directories or names")
+    sp.add_argument("--best", type=int, metavar="N", help="one RUN: its N best checkpoints of the last phase")
+    _derived_flags(sp, "RUN-ens-best3, ens-RUN-2runs", "the first RUN")
+    sp.set_defaults(func=cmd_ensemble)
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint "
                         "(a Slurm run: submit its job again with --resume)")

@@ -26,8 +26,11 @@ DEFAULT_EDGES: dict[str, tuple[float, ...]] = {
     "duration": DEFAULT_DURATION_EDGES,
 }
 TITLES = {"age": "Age (years)", "age_group": "Age group", "snr": "SNR", "duration": "Duration",
-          "gender": "Gender", "speaker": "Speaker"}
+          "gender": "Gender", "speaker": "Speaker", "pseudo": "Speaker's training labels"}
 DIMENSIONS = ("age", "age_group", "snr", "duration", "gender", "speaker")
+# Only in the report of a run that trained on pseudo-labelled speakers (predictions' pseudo_speaker).
+PSEUDO = "pseudo"
+PSEUDO_LABELS = {True: "pseudo-labelled speaker", False: "labelled or unseen speaker"}
 
 
 @dataclass(frozen=True)
@@ -100,4 +103,9 @@ def assign(rows: Sequence[Prediction], dimension: str,
                                        for r in rows])
     if dimension == "speaker":
         return _categorical("speaker", [r.speaker for r in rows])
+    if dimension == PSEUDO:
+        labels = list(PSEUDO_LABELS.values())
+        codes = np.fromiter((0 if r.pseudo_speaker else 1 if r.pseudo_speaker is False else 2 for r in rows),
+                            dtype=np.int64, count=len(rows))
+        return Buckets(PSEUDO, labels + [UNKNOWN], codes)
     raise KidconsoleError(f"unknown bucket dimension {dimension!r} (one of {', '.join(DIMENSIONS)})")

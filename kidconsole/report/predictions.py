@@ -59,6 +59,13 @@ def _text(d: dict, key: str, required: bool = False) -> str | None:
     return v
 
 
+def _flag(d: dict, key: str) -> bool | None:
+    v = d.get(key)
+    if v is not None and not isinstance(v, bool):
+        raise ValueError(f"{key} must be true, false or null, not {v!r}")
+    return v
+
+
 def parse_prediction(d: object) -> Prediction:
     """One row from its decoded JSON; ``ValueError`` names the bad key."""
     if not isinstance(d, dict):
@@ -80,6 +87,7 @@ def parse_prediction(d: object) -> Prediction:
         snr=_number(d, "snr"),
         duration=_number(d, "duration"),
         split=_text(d, "split"),
+        pseudo_speaker=_flag(d, "pseudo_speaker"),
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kidconsole.metrics import align, phone_tokens
-from kidconsole.report.buckets import DIMENSIONS
+from kidconsole.report.buckets import DIMENSIONS, PSEUDO
 from kidconsole.report.compare import Comparison, compare
 from kidconsole.report.compute import METRICS, Analysis, BucketStats, analyse, bucket_stats, macro_rate, \
     overall_stats, worst
@@ -54,6 +54,8 @@ def build_report(preds: PredictionSet, edges: dict | None = None, worst_k: int =
                  weakest_k: int = 10, min_count: int = 20) -> Report:
     a = analyse(preds)
     dims = {d: bucket_stats(a, d, edges) for d in DIMENSIONS}
+    if any(r.pseudo_speaker for r in a.rows):
+        dims[PSEUDO] = bucket_stats(a, PSEUDO, edges)
     overall = overall_stats(a)
     worst_lists = {("all", "all"): worst(a, overall.members, worst_k).tolist()}
     for d in WORST_DIMENSIONS:

@@ -14,15 +14,17 @@ Light: no torch. The live readers (tailing, chart series, derived states) live i
 """
 
 from kidconsole.rundir.checkpoints import (
-    TMP_PREFIX, checkpoint_folders, checkpoint_name, checkpoint_step, complete_checkpoints, newest_checkpoint,
+    TMP_PREFIX, checkpoint_folders, checkpoint_name, checkpoint_step, choose_checkpoints, complete_checkpoints,
+    last_phase_checkpoints, newest_checkpoint,
     seal_checkpoint, tmp_checkpoint, unfinished_writes,
 )
 from kidconsole.rundir.files import (
-    EventWriter, JsonlWriter, atomic_write_text, atomic_writer, read_status, update_status, write_rows,
+    EventWriter, JsonlWriter, atomic_write_text, atomic_writer, read_status, remove_temp_files, update_status,
+    write_rows,
 )
 from kidconsole.rundir.names import *  # noqa: F401,F403 (file names, states, kinds: the contract's vocabulary)
 from kidconsole.rundir.records import (
     EVENT_TYPES, CheckpointEvent, DecodeRow, EndEvent, EvalEvent, Event, HeartbeatEvent, PhaseEvent, PredictionRow,
-    Record, StartEvent, Status, TestEvent, TraceRow, TrainEvent, WarningEvent, event_columns, event_problem,
+    QueueFile, Record, StartEvent, Status, TestEvent, TraceRow, TrainEvent, WarningEvent, event_columns, event_problem,
     usable_rows,
 )

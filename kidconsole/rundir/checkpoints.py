@@ -1,4 +1,5 @@
-"""Checkpoint folders: how they are named, when one is complete, which one is the newest.
+"""Checkpoint folders: how they are named, when one is complete, which one is the newest, which ones to
+average.
 
 A checkpoint of step N is ``checkpoints/step-0000000N/``. It is written as
 ``checkpoints/.tmp-step-0000000N/``, sealed with the empty ``COMPLETE``
@@ -15,7 +16,9 @@ import re
 import shutil
 from pathlib import Path
 
-from kidconsole.rundir.names import COMPLETE
+from kidconsole.jsonl import read_jsonl
+from kidconsole.rundir.names import CHECKPOINTS, COMPLETE, EV_CHECKPOINT, EVENTS
+from kidconsole.rundir.records import CheckpointEvent
 
 PREFIX = "step-"
 TMP_PREFIX = ".tmp-"
@@ -78,3 +81,47 @@ def seal_checkpoint(tmp: str | Path, final: str | Path) -> Path:
         shutil.rmtree(final)
     tmp.rename(final)
     return final
+
+
+def last_phase_checkpoints(run_dir: str | Path) -> list[dict]:
+    """The complete checkpoints of a run's last phase that an evaluation scored, oldest step first:
+    ``{"name", "step", "path", "metric"}`` (the metric its phase monitors; lower is better). Read from the
+    ``checkpoint`` events of events.jsonl, kept only while the folder is still on disk (pruning removes some)."""
+    run_dir = Path(run_dir)
+    events = [ev for _, ev, why in read_jsonl(run_dir / EVENTS, "events")
+              if why is None and isinstance(ev, dict) and ev.get("kind") == EV_CHECKPOINT
+              and CheckpointEvent.problem(ev) is None]
+    scored = [ev for ev in events if ev.get("metric") is not None and ev.get("name") and ev.get("phase")]
+    if not scored:
+        return []
+    last = max(ev["phase"] for ev in scored)
+    on_disk = {p.name: p for p in complete_checkpoints(run_dir / CHECKPOINTS)}
+    by_name = {ev["name"]: ev for ev in scored if ev["phase"] == last and ev["name"] in on_disk}  # newest event wins
+    return sorted(({"name": n, "step": checkpoint_step(n), "path": str(on_disk[n]), "metric": float(ev["metric"])}
+                   for n, ev in by_name.items()), key=lambda c: c["step"])
+
+
+def choose_checkpoints(run_dir: str | Path, *, best: int | None = None, last: int | None = None,
+                       steps: list[int] | None = None) -> list[dict]:
+    """The checkpoints of the last phase to average or ensemble: the ``best`` N by their metric, the ``last``
+    N by step, or those of ``steps``. ValueError says what is missing and what there is."""
+    found = last_phase_checkpoints(run_dir)
+    have = ", ".join(f"{c['step']} ({c['metric']:.4f})" for c in found) or "none"
+    if sum(x is not None for x in (best, last, steps)) != 1:
+        raise ValueError("choose the checkpoints one way: --best N, --last N or --steps S1,S2,...")
+    if steps is not None:
+        by_step = {c["step"]: c for c in found}
+        missing = [s for s in steps if s not in by_step]
+        if missing:
+            raise ValueError(f"{run_dir}: no scored checkpoint of the last phase at step "
+                             f"{', '.join(map(str, missing))} (there are: {have})")
+        chosen = [by_step[s] for s in dict.fromkeys(steps)]
+    else:
+        n = best if best is not None else last
+        if n < 1:
+            raise ValueError(f"--{'best' if best is not None else 'last'} {n}: at least 1")
+        if len(found) < n:
+            raise ValueError(f"{run_dir}: the last phase has {len(found)} scored checkpoints on disk, not {n} "
+                             f"(steps and metrics: {have}; training keeps train.keep_last besides the best)")
+        chosen = sorted(found, key=lambda c: (c["metric"], -c["step"]))[:n] if best is not None else found[-n:]
+    return sorted(chosen, key=lambda c: c["step"])

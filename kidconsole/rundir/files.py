@@ -19,14 +19,22 @@ from kidconsole.rundir.names import STATUS, STATUS_LOCK
 from kidconsole.rundir.records import Record, Status, event_dict
 
 
+FILE_MODE = 0o644  # the widest a run directory's file is created with, whatever the umask
+
+
+def private_opener(path, flags: int) -> int:
+    """``open(..., opener=private_opener)``: a new file writable by its owner only (the umask can narrow it)."""
+    return os.open(path, flags, FILE_MODE)
+
+
 @contextmanager
 def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """A file that replaces ``path`` only once it is whole and on disk (temp file, fsync, rename);
     on an error the temp file is removed and ``path`` is left as it was. ``mode``: "w" or "wb"."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # remove_temp_files knows this name
     try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with open(tmp, mode, opener=private_opener, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -34,6 +42,15 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_temp_files(folder: str | Path, pid: int | None = None) -> list[Path]:
+    """Remove the temp files ``atomic_writer`` of process ``pid`` (this one) left in ``folder``
+    (a write cut short: a full disk, a kill between open and cleanup); returns them."""
+    found = list(Path(folder).glob(f".*.{os.getpid() if pid is None else pid}.tmp"))
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+    return found
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -90,7 +107,7 @@ class EventWriter:
 @contextmanager
 def _status_lock(run_dir: Path):
     # launcher, supervisor, trainer and `run stop` all update status.json: serialise them
-    with open(run_dir / STATUS_LOCK, "a") as lock:
+    with open(run_dir / STATUS_LOCK, "a", opener=private_opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

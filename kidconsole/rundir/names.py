@@ -16,6 +16,9 @@ EXPORT_RECORD = "export.json"
 EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
 ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
+# in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
+QUEUE = "queue.json"
+QUEUE_LOCK = ".queue.lock"
 
 
 JOB_SCRIPT = "job.sbatch"  # a Slurm run's batch script, as submitted
@@ -34,14 +37,16 @@ def trace_name(rank: int) -> str:
 
 # States written to status.json. "stalled" and "interrupted" are never written:
 # readers derive them (no heartbeat for a while; process gone without a final state).
+# "queued": the run directory exists, no process yet; it waits in its runs root's queue.
+QUEUED = "queued"
 STARTING, RUNNING, EVALUATING = "starting", "running", "evaluating"
 STOPPED, FINISHED, FAILED = "stopped", "finished", "failed"
 STALLED, INTERRUPTED = "stalled", "interrupted"
 PENDING = "pending"  # derived too: a Slurm run whose job waits in the queue
 LIVE_STATES = (STARTING, RUNNING, EVALUATING)
 FINAL_STATES = (STOPPED, FINISHED, FAILED)
-WRITTEN_STATES = LIVE_STATES + FINAL_STATES
-STATES = (PENDING,) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
+WRITTEN_STATES = (QUEUED,) + LIVE_STATES + FINAL_STATES
+STATES = (QUEUED, PENDING) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
 # what can still be stopped: a live run, or one whose heartbeat went quiet
 STOPPABLE_STATES = (PENDING,) + LIVE_STATES + (STALLED,)
 
@@ -59,3 +64,7 @@ SKIP_WARNINGS = (BAD_SAMPLE,)  # warnings that count skipped samples
 # The project's own trainer entry points (``python -m MODULE``): what a launch or a resume may start.
 TRAINER, SCORER = "trainers.train", "trainers.score"
 TRAINER_MODULES = (TRAINER, SCORER)
+# runs made from other runs' weights, without training: the average of checkpoints, an ensemble of models
+AVERAGER, ENSEMBLER = "trainers.average", "trainers.ensemble"
+AVERAGE, ENSEMBLE = "average", "ensemble"
+DERIVED_KINDS = (AVERAGE, ENSEMBLE)

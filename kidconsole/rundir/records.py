@@ -17,13 +17,15 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from kidconsole.rundir.names import (
-    EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING, FINAL_STATES,
-    TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
+    DERIVED_KINDS, EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING,
+    FINAL_STATES, TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
 )
 
 # who writes a key (the docs' "written by" column)
 TRAINER, LAUNCHER, SUPERVISOR, STOP, RESUME = "trainer", "launcher", "supervisor", "run stop", "run resume"
 SLURM_JOB = "the Slurm job"
+QUEUE, SWEEP = "the queue", "run sweep"
+DERIVER = "run average, run ensemble"
 NoneType = type(None)
 
 
@@ -56,12 +58,13 @@ STR = JsonType("string", lambda v: isinstance(v, str), frozenset({str, NoneType}
 BOOL = JsonType("boolean", lambda v: isinstance(v, bool), frozenset({bool, NoneType}))
 INTS = JsonType("list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v))
 STRS = JsonType("list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+NUMBERS = JsonType("list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v))
 RANGE = JsonType("[lo, hi]", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v)))
 # a value per bucket label (PER by age group): null for a bucket that could not be scored
 BY_BUCKET = JsonType("object of numbers", lambda v: isinstance(v, dict) and all(
     isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items()))
 _BY_ANNOTATION = {int: INT, float: NUMBER, str: STR, bool: BOOL, list[int]: INTS, list[str]: STRS,
-                  tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
+                  list[float]: NUMBERS, tuple[float, float]: RANGE, dict[str, float]: BY_BUCKET}
 
 
 def _json_type(annotation: Any) -> JsonType:
@@ -171,13 +174,15 @@ class Status(Record):
     """status.json: one JSON object, replaced atomically (temp file, fsync, rename, under `.status.lock`)
     by whoever updates it (`update_status`). Every key may be null or absent."""
     name: str | None = key("run name", LAUNCHER)
-    state: str | None = key("`starting`, `running`, `evaluating`, `stopped`, `finished`, `failed`",
-                            f"{LAUNCHER}, {TRAINER}, {SUPERVISOR}", choices=WRITTEN_STATES)
+    state: str | None = key("`queued`, `starting`, `running`, `evaluating`, `stopped`, `finished`, `failed`",
+                            f"{LAUNCHER}, {QUEUE}, {TRAINER}, {SUPERVISOR}", choices=WRITTEN_STATES)
     pid: int | None = key("the supervisor: the run's session and group leader", f"{LAUNCHER}, {SUPERVISOR}")
     pgid: int | None = key("its process group", f"{LAUNCHER}, {SUPERVISOR}")
     sid: int | None = key("its session", f"{LAUNCHER}, {SUPERVISOR}")
     create_time: float | None = key("the supervisor's start time (psutil), so a reused pid is never the run",
                                     f"{LAUNCHER}, {SUPERVISOR}")
+    start_ticks: int | None = key("the supervisor's start in clock ticks since boot (`/proc/PID/stat` field 22): "
+                                  "its identity, unmoved by clock steps", f"{LAUNCHER}, {SUPERVISOR}")
     launcher_pid: int | None = key("the `accelerate launch` process the supervisor started", SUPERVISOR)
     host: str | None = key("host name (set by the first writer)", "all")
     gpus: list[int] | None = key("GPU indices (`[]` on the CPU)", LAUNCHER)
@@ -215,6 +220,18 @@ class Status(Record):
                                    "submits a new one", f"{LAUNCHER}, {RESUME}")
     slurm_hosts: list[str] | None = key("the job's nodes, machine 0 first", SLURM_JOB)
     slurm_restarts: int | None = key("times Slurm requeued the job (`SLURM_RESTART_COUNT`)", SLURM_JOB)
+    queued_at: float | None = key("unix seconds: the run joined its runs root's queue (`--gpus auto`)", LAUNCHER)
+    gpus_per_run: int | None = key("GPUs a queued run waits for (`--gpus-per-run`; on the CPU it takes one slot)",
+                                   LAUNCHER)
+    queue_position: int | None = key("1-based place in the queue while `queued`; null once started", QUEUE)
+    waiting_for: str | None = key("what a queued run waits for, as of the last pass over the queue", QUEUE)
+    sweep: str | None = key("the sweep id, shared by every run of one `run sweep`", SWEEP)
+    sweep_point: list[str] | None = key("this run's grid point: `key=value` overrides, one per varied key", SWEEP)
+    derived: str | None = key("a run made from other runs' weights without training: `average` (of checkpoints) or "
+                              "`ensemble` (of models); null for a trained run", DERIVER, choices=DERIVED_KINDS)
+    sources: list[str] | None = key("what a derived run was made from: the checkpoint folders averaged, or the "
+                                    "run directories / checkpoint folders ensembled (also in config.yaml's "
+                                    "`lineage`)", DERIVER)
 
     @classmethod
     def check(cls, updates: dict) -> dict:
@@ -239,6 +256,16 @@ class Status(Record):
 
 
 _STATUS_SPEC = {s.name: s for s in Status.SPEC}
+
+
+@record
+class QueueFile(Record):
+    """queue.json, in a runs root (not in a run directory): the runs waiting there for GPUs or CPU slots,
+    replaced atomically under `.queue.lock` by whoever passes over the queue (a launcher, a run's supervisor
+    as it exits, `run ls`, `run queue`)."""
+    order: list[str] | None = key("the queued runs' directory names, first to start first", QUEUE)
+    cpu_slots: int | None = key("runs the CPU takes at once when there is no GPU (`run queue slots`; 1)", QUEUE)
+    idle_memory_mib: int | None = key("a GPU counts as idle below this much used memory (NVML; 1024)", QUEUE)
 
 
 # ---- events.jsonl ------------------------------------------------------------------------------------
@@ -292,7 +319,12 @@ class TrainEvent(Event):
     samples: int | None = key("utterances trained on, cumulative")
     audio_seconds: float | None = key("audio seconds trained on, cumulative")
     padding: float | None = key("padded share of the window's batches")
+    masked_utterances: int | None = key("utterances given SpecAugment, cumulative (the phase's `apply_prob`)")
+    speed_perturbed: int | None = key("utterances played at another speed, cumulative (the phase's `speed_prob`)")
     total_steps: int | None = key("as in status.json")
+    lr_groups: list[str] | None = key("the names of `train.lr_groups` (not frozen), when the config has any; `lr` is "
+                                      "then the LR of the parameters no group claims")
+    group_lrs: list[float] | None = key("each of those groups' learning rate, in the order of `lr_groups`")
 
 
 @record
@@ -315,7 +347,8 @@ class EvalEvent(Event):
 
 @record
 class CheckpointEvent(Event):
-    KIND, WHEN = EV_CHECKPOINT, "after each evaluation and at a stop"
+    KIND, WHEN = EV_CHECKPOINT, ("every `train.save_every` steps, at an evaluation that improves the "
+                                  "phase's best, at each phase end and at a stop")
     step: int | None = key("optimizer steps done")
     phase: int | None = key("1-based")
     name: str | None = key("the folder under `checkpoints/` (`step-00001234`)")
@@ -432,6 +465,8 @@ class PredictionRow(Record):
     snr: float | None = key("signal-to-noise ratio, dB")
     duration: float | None = key("seconds")
     split: str | None = key("the manifest's split")
+    pseudo_speaker: bool | None = key("true when the run trained on pseudo-labelled utterances of this speaker "
+                                      "(`pseudo: true` rows of its train manifests); null when it trained on none")
 
     @property
     def age_years(self) -> float | None:

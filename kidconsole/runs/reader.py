@@ -20,6 +20,7 @@ import numpy as np
 from kidconsole import rundir
 from kidconsole.rundir.records import BY_BUCKET
 from kidconsole.runs import evalcost
+from kidconsole.runs import liveness
 from kidconsole.runs import state as run_state
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
@@ -218,13 +219,17 @@ class RunReader:
                 "samples": _floats(cols["samples"] if samples_col is None else samples_col),
                 "time": _floats(cols["t"]),
             }
-            ys_by_key = {prefix + f: _floats(cols[f]) for f in fields}
+            # (series, indices of the events that carry it or None for all, values)
+            found = [(prefix + f, None, _floats(cols[f])) for f in fields]
             if prefix == "eval/":
-                ys_by_key.update(_bucket_columns(cols))
-            for key, ys in ys_by_key.items():
+                found += [(key, None, ys) for key, ys in _bucket_columns(cols).items()]
+            if prefix == "train/":
+                found += _group_lr_series(cols)
+            for key, at, ys in found:
                 if np.isnan(ys).all():
                     continue
                 for axis, x in xs.items():
+                    x = x if at is None else x[at]
                     if older:
                         self._pending.setdefault((axis, key), []).append((x, ys))
                         self._pending_points += len(ys)
@@ -314,19 +319,16 @@ class RunReader:
     # ---- derived --------------------------------------------------------------
     def last_sign_of_life(self) -> float | None:
         """The latest of: last event time, events.jsonl mtime, status update."""
-        times = [self._last_t, _num(self._status.get("updated_at"), None)]
-        try:
-            times.append((self.path / rundir.EVENTS).stat().st_mtime)
-        except OSError:
-            pass
-        times = [t for t in times if t is not None]
+        times = [t for t in (self._last_t, liveness.last_sign(self.path, self._status)) if t is not None]
         return max(times) if times else None
 
     def state(self, now: float | None = None, stall_after: float = run_state.STALL_AFTER) -> str:
-        status = self.status
-        state = run_state.derive_state(status, alive=run_state.process_alive(status),
-                                       last_sign=self.last_sign_of_life(), end_event=self._last.get(rundir.EV_END),
-                                       now=now, stall_after=stall_after)
+        status, end, last_sign = self.status, self._last.get(rundir.EV_END), self.last_sign_of_life()
+        # a run that wrote its ending needs no look at processes
+        alive = None if run_state.written_final(status, end) else liveness.run_alive(status, last_sign=last_sign,
+                                                                                        now=now)
+        state = run_state.derive_state(status, alive=alive, last_sign=last_sign, end_event=end, now=now,
+                                       stall_after=stall_after)
         if status.get("slurm_job_id"):  # a Slurm run: its job's state too (queued, or ended under the run)
             from kidconsole.runs import slurm
 
@@ -407,6 +409,28 @@ def _best_checkpoint(events: list[dict]) -> str | None:
         if ev.get("kind") == rundir.EV_CHECKPOINT and ev.get("best") and ev.get("name"):
             return str(ev["name"])
     return None
+
+
+def lr_group_metric(name: str) -> str:
+    """The chart series of one ``train.lr_groups`` group's learning rate."""
+    return f"{LR_GROUP_PREFIX}{name}"
+
+
+LR_GROUP_PREFIX = "train/lr:"
+
+
+def _group_lr_series(cols: dict[str, list]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(metric, indices of the train events that carry it, values) for each group of ``train.lr_groups``
+    (a train event names its groups; a run without groups has none)."""
+    by: dict[str, tuple[list[int], list[float]]] = {}
+    for i, (names, lrs) in enumerate(zip(cols.get("lr_groups", ()), cols.get("group_lrs", ()))):
+        if not names or not lrs:
+            continue
+        for name, lr in zip(names, lrs):
+            at, ys = by.setdefault(lr_group_metric(name), ([], []))
+            at.append(i)
+            ys.append(lr)
+    return [(m, np.array(at, dtype=np.int64), _floats(ys)) for m, (at, ys) in by.items()]
 
 
 def _floats(col: list) -> np.ndarray:

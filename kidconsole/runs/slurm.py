@@ -140,28 +140,15 @@ def submit(run_dir: Path, *, resume: bool = False) -> str:
 def launch_slurm(config: str | Path, opts: SlurmOptions, *, name: str | None = None, overrides: Sequence[str] = (),
                  runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> Path:
     """Validate the config, create the run directory with config.yaml and job.sbatch, submit the job."""
-    from kidconsole.config import config_hash, dump_config, load_config
-    from kidconsole.hub import check_base
-    from kidconsole.runs.launch import run_name
+    from kidconsole.runs.launch import create_run
 
     if opts.nodes < 1 or opts.gpus_per_node < 0 or opts.grace < 0:
         raise KidconsoleError("--nodes must be >= 1, --gpus-per-node and --grace >= 0")
-    config = Path(config)
-    cfg = load_config(config, overrides)
-    check_base(cfg.model.base)
-    name = run_name(cfg, config, name)
-    run_dir = (Path(runs_root) / name).resolve()
-    if run_dir.exists():
-        raise KidconsoleError(f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`")
-    run_dir.mkdir(parents=True)
-    cfg.name = name
-    rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_config(cfg))
-    mixed = cfg.train.mixed_precision
-    rundir.atomic_write_text(run_dir / rundir.JOB_SCRIPT, job_script(run_dir, name, opts, trainer_module, mixed))
-    rundir.update_status(run_dir, name=name, state=rundir.STARTING, host=socket.gethostname(),
-                         gpus=list(range(opts.gpus_per_node)), trainer_module=trainer_module, mixed_precision=mixed,
-                         config_hash=config_hash(cfg), version=__version__, started_at=round(time.time(), 3),
-                         source_config=str(config.resolve()), machines=opts.nodes)
+    run_dir = create_run(config, name=name, overrides=overrides, runs_root=runs_root, trainer_module=trainer_module,
+                         state=rundir.STARTING, gpus=list(range(opts.gpus_per_node)),
+                         started_at=round(time.time(), 3), machines=opts.nodes)
+    mixed = rundir.read_status(run_dir).get("mixed_precision") or "no"
+    rundir.atomic_write_text(run_dir / rundir.JOB_SCRIPT, job_script(run_dir, run_dir.name, opts, trainer_module, mixed))
     job = submit(run_dir)
     rundir.update_status(run_dir, slurm_job_id=job)
     return run_dir

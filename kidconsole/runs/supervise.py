@@ -5,7 +5,9 @@ child subreaper, waits for every process of the run (ranks can outlive the
 launcher after a SIGTERM: accelerate's launcher dies at once, its children
 checkpoint first). Then it records the exit code, and the final state when the
 trainer could not write one (a crash, a kill). A SIGTERM only marks that a stop
-was asked for: the trainer's own handling decides when the run ends.
+was asked for: the trainer's own handling decides when the run ends. Should the
+launcher die unasked while the trainer runs, the supervisor stops the trainer the
+way `run stop` does (SIGTERM: a checkpoint, then `stopped`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from kidconsole import rundir
+from kidconsole.runs import liveness
 from kidconsole.runs.reader import log_tail
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -43,7 +46,7 @@ def _reap_all(deadline: float) -> None:
         except ChildProcessError:
             return
         if pid == 0:
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 for child in psutil.Process().children(recursive=True):
                     try:
                         child.kill()
@@ -71,6 +74,28 @@ def _reason(run_dir: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+def _exit_text(rc: int) -> str:
+    return f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+
+
+def _stop_leftovers(run_dir: Path, rc: int) -> bool:
+    """The launcher is gone but processes of the run remain (the trainer ranks, re-parented here):
+    SIGTERM them, so the trainer checkpoints and ends the way `run stop` ends it, instead of
+    training unwatched by its launcher and being SIGKILLed after the drain. True if there were any."""
+    left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    if not left:
+        return False
+    if rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES:
+        print(f"supervisor: the launcher exited ({_exit_text(rc)}) while {len(left)} process(es) of the run "
+              "still ran: SIGTERM to stop the trainer with a checkpoint", flush=True)
+    for proc in left:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    return rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES
+
+
 def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
     """Machine 0 (or a run on one machine) records the run in status.json; a machine > 0 of a run over several
     records only its own processes and exit, in its own file: the ranks of machine 0 write the run."""
@@ -85,9 +110,8 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
-    me = psutil.Process()
-    rundir.update_status(run_dir, file=status_file, pid=me.pid, pgid=os.getpgid(0), sid=os.getsid(0),
-                         create_time=me.create_time())
+    os.umask(os.umask(0) | 0o022)  # nothing the run writes is writable by others (resume reads what it starts)
+    rundir.update_status(run_dir, file=status_file, **liveness.pid_of_this_process())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
@@ -96,7 +120,10 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
         return 127
     rundir.update_status(run_dir, file=status_file, launcher_pid=child.pid)
     rc = child.wait()
-    _reap_all(time.time() + DRAIN_SECONDS)
+    orphaned = None
+    if not stop_requested and _stop_leftovers(run_dir, rc):
+        orphaned = f"the launcher exited ({_exit_text(rc)}) while the trainer ran: stopped it with SIGTERM"
+    _reap_all(time.monotonic() + DRAIN_SECONDS)  # a duration: the wall clock can step
     if machine_rank:
         rundir.update_status(run_dir, file=status_file, exit_code=rc, ended_at=round(time.time(), 3),
                              state=rundir.FINISHED if rc == 0 else rundir.STOPPED if stop_requested else rundir.FAILED)
@@ -106,7 +133,9 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
     now = round(time.time(), 3)
     if status.get("state") in rundir.FINAL_STATES:  # the trainer wrote its own ending: complete it
         rundir.update_status(run_dir, ended_at=status.get("ended_at") or now,
-                             exit_code=rc if status.get("exit_code") is None else status["exit_code"])
+                             exit_code=rc if status.get("exit_code") is None else status["exit_code"],
+                             **({"error": f"{orphaned}; it checkpointed and stopped"}
+                                if orphaned and status["state"] == rundir.STOPPED else {}))
         return 0
     if stop_requested:
         state, reason = rundir.STOPPED, "stopped" if rc == 0 else f"stopped; the launcher exited with {rc}"
@@ -114,7 +143,7 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
         state, reason = rundir.FINISHED, "the launcher exited with 0"
     else:
         at = f"at step {status.get('step')}"
-        what = f"killed by {signal.Signals(-rc).name} {at}" if rc < 0 else f"exit code {rc}"
+        what = f"{_exit_text(rc)} {at}" if rc < 0 else _exit_text(rc)
         last = _reason(run_dir)
         if rc > 0 and (sig := _killed_by(run_dir)):  # the launcher's own message is a traceback
             what, last = f"the trainer was killed by {sig} {at}", ""
@@ -137,7 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] -- COMMAND...", file=sys.stderr)
         return 2
-    return supervise(Path(argv[0]), argv[2:], rank)
+    run_dir = Path(argv[0])
+    rc = supervise(run_dir, argv[2:], rank)
+    if rank or rundir.read_status(run_dir).get("slurm_job_id"):
+        return rc  # the queue is the submitting server's: a node of a job or machine > 0 starts nothing from it
+    try:  # this run's slot is free now: start what waits for it (docs/runs.md, "Queue and sweeps")
+        from kidconsole.runs.queue import pump
+
+        pump(run_dir.resolve().parent)
+    except Exception as e:  # the run's own ending is recorded already; a later pass starts the queue
+        print(f"kidconsole: could not pass over the queue: {e}", flush=True)
+    return rc
 
 
 if __name__ == "__main__":

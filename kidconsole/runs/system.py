@@ -83,9 +83,72 @@ def gpu_processes() -> dict[int, dict[int, int]]:
     return out
 
 
-def run_pids(pid: int, sid: int | None = None) -> set[int]:
-    """The process tree of ``pid``, plus the members of session ``sid`` (processes that left the tree)."""
+class ProcessTable:
+    """The process table as one sampling round sees it, read only as far as asked: a run's descendants from
+    ``/proc/PID/task/TID/children`` (its own tree, not the whole table, which ``Process.children`` walks for
+    each call), the members of each session in one cheap pass (``getsid`` over the pids) shared by all runs."""
+
+    def __init__(self):
+        self._sessions: dict[int, list[int]] | None = None
+
+    def descendants(self, pid: int) -> set[int]:
+        out, todo = set(), [pid]
+        while todo:
+            for child in _children(todo.pop()):
+                if child not in out:
+                    out.add(child)
+                    todo.append(child)
+        return out
+
+    def session(self, sid: int) -> list[int]:
+        if self._sessions is None:
+            self._sessions = {}
+            for pid in psutil.pids():
+                try:
+                    self._sessions.setdefault(os.getsid(pid), []).append(pid)
+                except OSError:
+                    continue
+        return self._sessions.get(sid, [])
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid``: the kernel's per-thread lists where it has them, else psutil."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tids = None
+    if tids:
+        out: list[int] = []
+        try:
+            for tid in tids:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                    out += [int(c) for c in fh.read().split()]
+            return out
+        except FileNotFoundError:
+            pass  # a kernel without CONFIG_PROC_CHILDREN (or the thread just ended): ask psutil
+        except OSError:
+            return out
+    try:
+        return [c.pid for c in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
+def process_table() -> ProcessTable:
+    return ProcessTable()
+
+
+def run_pids(pid: int, sid: int | None = None, table: ProcessTable | None = None) -> set[int]:
+    """The process tree of ``pid``, plus the members of session ``sid`` (processes that left the tree);
+    read from ``table`` when given (one sampling round), else from the live process table."""
     pids: set[int] = set()
+    if table is not None:
+        if psutil.pid_exists(pid):
+            pids.add(pid)
+            pids.update(table.descendants(pid))
+        if sid:
+            pids.update(table.session(sid))
+        return pids
     try:
         root = psutil.Process(pid)
         pids.add(pid)
@@ -109,13 +172,13 @@ def session_members(sid: int) -> list[int]:
     return out
 
 
-def run_gpu_memory(pid: int, sid: int | None = None) -> dict[int, int]:
+def run_gpu_memory(pid: int, sid: int | None = None, table: ProcessTable | None = None) -> dict[int, int]:
     """GPU index -> bytes used by the run's processes; {} without NVIDIA GPUs."""
     procs = gpu_processes()
     if not procs:
         return {}
     out: dict[int, int] = {}
-    for p in run_pids(pid, sid):
+    for p in run_pids(pid, sid, table):
         for gpu, used in procs.get(p, {}).items():
             out[gpu] = out.get(gpu, 0) + used
     return out
@@ -124,10 +187,10 @@ def run_gpu_memory(pid: int, sid: int | None = None) -> dict[int, int]:
 _proc_cache: dict[int, psutil.Process] = {}  # cpu_percent measures since the previous call on the same object
 
 
-def run_process_usage(pid: int, sid: int | None = None) -> tuple[float, int]:
+def run_process_usage(pid: int, sid: int | None = None, table: ProcessTable | None = None) -> tuple[float, int]:
     """(CPU percent summed over the run's processes since the last call, resident bytes); (0, 0) when gone."""
     cpu, rss = 0.0, 0
-    for p in run_pids(pid, sid):
+    for p in run_pids(pid, sid, table):
         proc = _proc_cache.get(p)
         try:
             if proc is None:
@@ -145,3 +208,30 @@ def free_gpus(max_mem_share: float = 0.05) -> list[int]:
     busy = {gpu for per in gpu_processes().values() for gpu in per}
     return [g.index for g in sample_gpus()
             if g.index not in busy and (not g.mem_total or (g.mem_used or 0) / g.mem_total <= max_mem_share)]
+
+
+def host_memory() -> tuple[int, int]:
+    """(bytes in use, total bytes) of the host's memory; in use = total - available (caches do not count)."""
+    vm = psutil.virtual_memory()
+    return int(vm.total - vm.available), int(vm.total)
+
+
+def disk_usage(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(free bytes, total bytes) of the filesystem holding ``path``; None when it cannot be read."""
+    try:
+        u = psutil.disk_usage(os.fspath(path))
+    except OSError:
+        return None
+    return int(u.free), int(u.total)
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    """Bytes of the files under ``path`` (a checkpoint folder); files that vanish meanwhile count 0."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(root, f), follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total

@@ -17,11 +17,14 @@ from textual.css.query import NoMatches
 
 from kidconsole import rundir
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
+from kidconsole.tui import notify as notifications
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
 from kidconsole.tui.watcher import GpuView, RunsUpdated, RunView, Watcher
 
 THEMES = ("textual-dark", "textual-light")
+_SEVERITY = {rundir.FINISHED: "information", rundir.STOPPED: "warning", rundir.STALLED: "warning",
+             rundir.FAILED: "error", rundir.INTERRUPTED: "error"}
 
 
 class KidConsole(App):
@@ -37,7 +40,9 @@ class KidConsole(App):
     def __init__(self, roots: list[str], *, clock: Callable[[], float] = time.time, system: Any = None,
                  interval: float = 1.0, find=None, make_reader=None, configs_dir: str | Path = "configs",
                  theme: str = "textual-dark", launcher: Callable[..., Path] | None = None,
-                 baseline: str | Path | None = None, eval_share_warn: float = EVAL_SHARE_WARN):
+                 baseline: str | Path | None = None, eval_share_warn: float = EVAL_SHARE_WARN,
+                 exporter: Callable[[Path], int] | None = None, settings: Any = None,
+                 seen_file: str | Path | None = None):
         super().__init__()
         self.eval_share_warn = eval_share_warn  # past it, a card says what to change
         self.roots = [str(r) for r in roots]
@@ -46,6 +51,7 @@ class KidConsole(App):
         self.clock = clock
         self.configs_dir = Path(configs_dir)
         self._launcher = launcher
+        self._exporter = exporter
         self.watcher = Watcher(self.roots, self, interval=interval, clock=clock, system=system, find=find,
                                make_reader=make_reader)
         self.views: dict[str, RunView] = {}
@@ -54,6 +60,10 @@ class KidConsole(App):
         self.run_colors = ColorBook()
         self.theme = theme
         self.sub_title = ", ".join(self.roots)
+        self.settings = settings if settings is not None else notifications.load_user_config()
+        self.seen = notifications.Seen.load(seen_file or notifications.state_dir() / notifications.SEEN_FILE)
+        self.away: list = []  # runs that ended while the console was closed (told once, on the first update)
+        self._states: dict[str, str] | None = None  # the state of each run at the previous update
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen()
@@ -67,6 +77,7 @@ class KidConsole(App):
     def on_runs_updated(self, message: RunsUpdated) -> None:
         self.views = message.views
         self.gpus = message.gpus
+        self._tell_ends()
         self.run_colors.assign([v.name for v in self.views.values()])
         self.marked &= set(self.views)
         changed = getattr(self.screen, "runs_changed", None)
@@ -75,6 +86,35 @@ class KidConsole(App):
                 changed()
             except NoMatches:
                 pass  # the screen is still composing: it reads app.views when mounted
+
+    # ---- notifications (kidconsole/tui/notify.py)
+    def _tell_ends(self) -> None:
+        cfg = self.settings.notify
+        states = {k: v.state for k, v in self.views.items()}
+        if self._states is None:
+            self.away = notifications.away(self.seen, self.views, cfg.states)
+            if self.away and cfg.toast:
+                self.notify("Ended while you were away: " + "; ".join(e.message() for e in self.away),
+                            title="While you were away", timeout=30)
+        else:
+            for ended in notifications.transitions(self._states, self.views, cfg.states):
+                if cfg.toast:
+                    self.notify(ended.message(), title="Run ended" if ended.state != rundir.STALLED else "Run stalled",
+                                severity=_SEVERITY.get(ended.state, "information"), timeout=15)
+                if cfg.bell:
+                    self.bell()
+                if cfg.command:
+                    self.run_worker(lambda e=ended: self._notify_command(e), thread=True, group="notify")
+        if states != self._states:
+            self._states = states
+            self.seen.states.update(states)
+            snapshot = dict(self.seen.states)
+            self.run_worker(lambda: self.seen.save(snapshot), thread=True, group="seen", exclusive=True)
+
+    def _notify_command(self, ended) -> None:
+        problem = notifications.run_command(self.settings.notify.command, ended)
+        if problem:
+            self.call_from_thread(self.notify, problem, severity="warning")
 
     # ---- helpers shared by screens
     def view(self, key: str) -> RunView | None:
@@ -111,6 +151,17 @@ class KidConsole(App):
         from kidconsole.tui.screens.decodes import DecodesScreen
 
         self.push_screen(DecodesScreen(key))
+
+    def open_sweep(self, key: str) -> None:
+        view = self.views.get(key)
+        if view is None:
+            return
+        if not view.sweep:
+            self.notify(f"{view.name} is not part of a sweep (`kidconsole run sweep` makes one).", severity="warning")
+            return
+        from kidconsole.tui.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(view.sweep))
 
     def open_launch(self) -> None:
         from kidconsole.tui.screens.launch import LaunchScreen
@@ -149,6 +200,38 @@ class KidConsole(App):
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
 
+    # ---- a run's ONNX / INT8 export, confirmed, started in the background
+    def start_export(self, key: str, running: bool = False) -> None:
+        from kidconsole.tui.screens.confirm import ConfirmScreen
+
+        view = self.views.get(key)
+        if view is None:
+            return
+        if running:
+            self.notify(f"{view.name}: an export is already running (exports/{rundir.EXPORT_LOG}).", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(lambda: self._export(view), thread=True, group="control")
+
+        self.push_screen(ConfirmScreen(f"Export {view.name} to ONNX fp32 and INT8?\nIt runs in the background on the "
+                                       f"CPU, scored on the test manifest; its output goes to "
+                                       f"exports/{rundir.EXPORT_LOG}."), answered)
+
+    def _export(self, view: RunView) -> None:
+        from kidconsole.errors import KidconsoleError
+
+        if self._exporter is None:
+            from kidconsole.runs.exports import start_export
+
+            self._exporter = start_export
+        try:
+            pid = self._exporter(view.path)
+            self.call_from_thread(self.notify, f"{view.name}: export started (pid {pid}); the exports tab follows it")
+        except (KidconsoleError, OSError) as e:
+            self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
+
     # ---- stop / resume, confirmed, off the UI thread
     def confirm_stop(self, key: str) -> None:
                 self._confirm(key, "stop", lambda v: v.state not in rundir.STOPPABLE_STATES, "nothing to stop",
@@ -159,6 +242,15 @@ class KidConsole(App):
     def confirm_resume(self, key: str) -> None:
         self._confirm(key, "resume", lambda v: v.state in rundir.LIVE_STATES, "it is still going",
                       lambda v: f"Resume {v.name} from its last checkpoint?", "Resuming {}...")
+
+    def confirm_average(self, key: str) -> None:
+        """Average the best checkpoints of a finished run (``AVERAGE_BEST`` of them, or as many as it kept)
+        into a new run, in the background: it shows as a new card."""
+        self._confirm(key, "average", lambda v: v.state != rundir.FINISHED, "only a finished run's checkpoints "
+                      "are averaged",
+                      lambda v: f"Average the {_average_n(v.path)} best checkpoints of {v.name}'s last phase?\n"
+                                "A new run: the averaged model, scored on the test manifest and exported.",
+                      "Averaging the best checkpoints of {} (a new run)...")
 
     def _confirm(self, key: str, what: str, refused: Callable[[RunView], bool], why: str,
                  question: Callable[[RunView], str], doing: str) -> None:
@@ -187,6 +279,12 @@ class KidConsole(App):
             if what == "stop":
                 result = control.stop_run(view.path)
                 message = f"{view.name}: {result}"
+            elif what == "average":
+                from kidconsole.runs.derive import average_job, start_job
+
+                out, argv = average_job(view.path, best=_average_n(view.path))
+                start_job(out, argv)
+                message = f"{view.name}: averaging into {out.name}"
             else:
                 control.resume_run(view.path)
                 message = f"{view.name}: resumed"
@@ -194,6 +292,14 @@ class KidConsole(App):
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")
         self.watcher.wake(rediscover=True)
+
+
+AVERAGE_BEST = 3  # checkpoints the run detail's `a` averages
+
+
+def _average_n(run: str | Path) -> int:
+    """AVERAGE_BEST, or fewer when the run kept fewer scored checkpoints of its last phase."""
+    return max(2, min(AVERAGE_BEST, len(rundir.last_phase_checkpoints(run))))
 
 
 def run_console(roots: list[str], *, baseline: str | Path | None = None,

@@ -105,3 +105,19 @@ def replay_all(recordings: str | Path, runs_root: str | Path, **kwargs) -> list[
     """Every recorded run under ``recordings`` replayed into ``runs_root`` (same names)."""
     return [Replay(src, Path(runs_root) / src.name, **kwargs)
             for src in sorted(Path(recordings).iterdir()) if (src / EVENTS).exists()]
+
+
+def replay_sweep(recordings: str | Path, runs_root: str | Path, n: int, groups: int = 3) -> list[Replay]:
+    """``n`` runs made from the recorded ones in turn (``<recording>-<i>``, each with its own name and
+    start time), as if launched from ``groups`` sweep configs (``source_config`` ``sweep-<i % groups>.yaml``):
+    a dashboard of many runs for tests and benchmarks."""
+    sources = [src for src in sorted(Path(recordings).iterdir()) if (src / EVENTS).exists()]
+    out = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        rp = Replay(src, Path(runs_root) / f"{src.name}-{i:02d}")
+        rp.status.update(name=rp.dst.name, source_config=str(Path(runs_root) / f"sweep-{i % groups}.yaml"),
+                         started_at=rp.status.get("started_at", 0.0) + 60.0 * i)
+        rp.advance(rp.remaining)
+        out.append(rp)
+    return out

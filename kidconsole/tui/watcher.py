@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +35,26 @@ class GpuView:
     util: float | None  # percent
     mem_used: float | None  # bytes
     mem_total: float | None
+    temp: float | None = None  # degrees C
+    power: float | None = None  # watts
+
+
+@dataclass(frozen=True)
+class SystemView:
+    """The machine as one run sees it: its processes, the host's memory, the disk its directory is on."""
+
+    cpu: float | None = None  # percent of one core, summed over the run's processes (None: no process here)
+    rss: float | None = None  # resident bytes of the run's processes
+    host_mem_used: float | None = None
+    host_mem_total: float | None = None
+    disk_free: float | None = None  # bytes free on the filesystem of the run directory
+    disk_total: float | None = None
+    checkpoint_bytes: float | None = None  # size of the run's newest complete checkpoint
+
+    @property
+    def disk_short(self) -> bool:
+        """True when the next checkpoint (as big as the last) would not fit on the run's disk."""
+        return bool(self.disk_free is not None and self.checkpoint_bytes and self.disk_free < self.checkpoint_bytes)
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,12 @@ class RunView:
     has_predictions: bool = False
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
+    queue_position: int | None = None  # while queued: 1-based place in its runs root's queue
+    waiting_for: str | None = None     # while queued: what it waits for, as of the queue's last pass
+    sweep: str | None = None           # the sweep id of a run started by `run sweep`
+    sweep_point: tuple[str, ...] = ()  # its grid point: key=value per varied key
+    source_config: str | None = None  # the config file the run was launched from (status.json)
+    system: SystemView | None = None
     where: str | None = None  # a Slurm run's job and nodes, or the host of a run elsewhere
     revision: int = 0  # grows whenever the run's files brought something new
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
@@ -120,12 +146,13 @@ def _default_reader(path: Path):
 class Watcher:
     """Polls the runs under ``roots`` every ``interval`` seconds on its own thread, posting to ``target``.
 
-    ``clock`` and ``system`` (an object with ``sample_gpus()`` and
-    ``run_gpu_memory(pid, sid) -> {gpu: bytes}``) are injectable so tests and snapshots are deterministic.
+    ``clock`` and ``system`` (an object like ``kidconsole.runs.system``: ``sample_gpus()``,
+    ``run_gpu_memory(pid, sid)``, ``run_process_usage(pid, sid)``, ``host_memory()``, ``disk_usage(path)``,
+    ``folder_bytes(path)``; what it lacks is not shown) are injectable so tests and snapshots are deterministic.
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
-                 gpu_every: float = 2.0, clock: Callable[[], float] = time.time, system: Any = None,
+                 gpu_every: float = 2.0, idle_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
                  find: Callable[[list[str]], list[Path]] | None = None,
                  make_reader: Callable[[Path], Any] | None = None):
         self.roots = list(roots)
@@ -133,6 +160,7 @@ class Watcher:
         self.interval = interval
         self.discover_every = discover_every
         self.gpu_every = gpu_every
+        self.idle_every = idle_every
         self.clock = clock
         self.system = system
         self.find = find or _default_find
@@ -144,6 +172,11 @@ class Watcher:
         self._revisions: dict[str, int] = {}
         self._last_discover = -1e18
         self._last_gpu = -1e18
+        self._systems: dict[str, SystemView] = {}
+        self._table: Any = None  # the system's process table of the current sampling round
+        self._built: dict[str, tuple[float, Any]] = {}  # run -> (when its view was built, the status it read)
+        self._checkpoints: dict[str, tuple[int, Any]] = {}  # run -> (checkpoints/ mtime, its newest complete)
+        self._checkpoint_bytes: dict[str, float] = {}  # complete checkpoint folder -> bytes (they never change)
         self._wake = threading.Event()
         self._stop = False
         self._dirty = True
@@ -190,12 +223,15 @@ class Watcher:
                 self.system = _system()
             except ImportError:
                 self.system = False
+        host = None
         if mono - self._last_gpu >= self.gpu_every:
             self._last_gpu = mono
             gpus = self._sample_gpus()
             if gpus != self.gpus:
                 self.gpus = gpus
                 self._dirty = True
+            host = self._call("host_memory") or (None, None)
+            self._table = self._call("process_table")  # one pass over the processes for every run
         views = {}
         for key, reader in list(self._readers.items()):
             try:
@@ -203,7 +239,13 @@ class Watcher:
                     new = reader.poll()
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
-                    view = self._view(key, reader, now)
+                    view = self._reused(key, reader, new, mono)
+                    if view is None:
+                        view = self._view(key, reader, now)
+                        self._built[key] = (mono, reader.status)
+                if host is not None:
+                    self._systems[key] = self._sample_system(reader, view, host)
+                view = replace(view, system=self._systems.get(key))
             except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
                 continue
             views[key] = view
@@ -224,6 +266,8 @@ class Watcher:
                 self._dirty = True
         for key in set(self._readers) - keys.keys():
             del self._readers[key]
+            for cache in (self._systems, self._built, self._checkpoints):
+                cache.pop(key, None)
             self._dirty = True
 
     def _sample_gpus(self) -> tuple[GpuView, ...]:
@@ -234,7 +278,65 @@ class Watcher:
         except Exception:
             return ()
         return tuple(GpuView(int(_get(s, "index", i)), _get(s, "util", None), _get(s, "mem_used", None),
-                             _get(s, "mem_total", None)) for i, s in enumerate(samples))
+                             _get(s, "mem_total", None), _get(s, "temp", None), _get(s, "power", None))
+                     for i, s in enumerate(samples))
+
+    def _call(self, name: str, *args) -> Any:
+        """``system.name(*args)``; None when the sampler lacks it or it fails (the console shows a dash)."""
+        fn = getattr(self.system, name, None) if self.system else None
+        if fn is None:
+            return None
+        try:
+            return fn(*args)
+        except Exception:
+            return None
+
+    def _reused(self, key: str, reader: Any, new: int, mono: float) -> RunView | None:
+        """The run's previous view when nothing can have changed it: no new lines, the same status, and
+        either an ended run or a live one rebuilt less than ``idle_every`` ago (a quiet run's state changes
+        with time, stalled or interrupted, but not from one second to the next). Keeps many runs cheap."""
+        prev, built = self.views.get(key), self._built.get(key)
+        if new or prev is None or built is None or reader.status is not built[1]:
+            return None
+        if prev.state in rundir.FINAL_STATES or mono - built[0] < self.idle_every:
+            return prev
+        return None
+
+    def _newest_checkpoint(self, key: str, path: Path) -> Path | None:
+        """The newest complete checkpoint, listed again only when checkpoints/ changed."""
+        folder = path / rundir.CHECKPOINTS
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except OSError:
+            return None
+        seen = self._checkpoints.get(key)
+        if seen is None or seen[0] != mtime:
+            seen = self._checkpoints[key] = (mtime, rundir.newest_checkpoint(folder))
+        return seen[1]
+
+    def _round_table(self) -> tuple:
+        """The process table as an extra argument to the samplers, when the system has one."""
+        return () if self._table is None else (self._table,)
+
+    def _sample_system(self, reader: Any, view: RunView, host: tuple) -> SystemView:
+        status = reader.status or {}
+        pid = status.get("pid")
+        cpu = rss = None
+        if isinstance(pid, int) and pid > 0 and view.state in rundir.STOPPABLE_STATES:
+            usage = self._call("run_process_usage", pid, status.get("sid"), *self._round_table())
+            if usage is not None:
+                cpu, rss = float(usage[0]), float(usage[1])
+        disk = self._call("disk_usage", view.path) or (None, None)
+        newest = self._newest_checkpoint(view.key, view.path)
+        ckpt = None
+        if newest is not None:
+            ckpt = self._checkpoint_bytes.get(str(newest))
+            if ckpt is None:
+                ckpt = self._call("folder_bytes", newest)
+                if ckpt is not None:
+                    self._checkpoint_bytes[str(newest)] = ckpt
+        return SystemView(cpu=cpu, rss=rss, host_mem_used=host[0], host_mem_total=host[1], disk_free=disk[0],
+                          disk_total=disk[1], checkpoint_bytes=ckpt)
 
     def _view(self, key: str, reader: Any, now: float) -> RunView:
         summary = reader.summary
@@ -245,7 +347,7 @@ class Watcher:
         pid = status.get("pid")
         if self.system and pid:
             try:
-                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"))
+                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"), *self._round_table())
                 proc_mem = float(sum(per_gpu.values())) if per_gpu else None
             except Exception:
                 proc_mem = None
@@ -259,7 +361,9 @@ class Watcher:
             eta=summary.get("eta_s"), samples_per_s=summary.get("samples_per_s"),
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
             warnings=reader.warning_counts,
-            started_at=summary.get("started_at"),
+            started_at=summary.get("started_at"), source_config=status.get("source_config"),
+            queue_position=_int(status.get("queue_position")), waiting_for=status.get("waiting_for"),
+            sweep=status.get("sweep"), sweep_point=tuple(status.get("sweep_point") or ()),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             where=_where(status),
@@ -295,7 +399,7 @@ class Watcher:
         return self._read(key, lambda r: list(r.decodes()), [])
 
     def series_names(self, key: str) -> list[str]:
-        """The run's chart series ("train/loss", "eval/per_age/5-6" ...)."""
+        """The run's chart series ("train/loss", "eval/per_age/5-6", "train/lr:head" ...)."""
         return self._read(key, lambda r: list(r.series), [])
 
     def span(self, key: str, metric: str, x_axis: str) -> tuple[float, float] | None:

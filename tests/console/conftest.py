@@ -31,19 +31,35 @@ class FakeGpu:
     util: float
     mem_used: float
     mem_total: float
+    temp: float
+    power: float
 
 
 class FakeSystem:
-    """Two GPUs, both busy, the same numbers every time (snapshots stay stable)."""
+    """Two GPUs, both busy, a roomy disk, the same numbers every time (snapshots stay stable)."""
 
     def __init__(self):
-        self.gpus = [FakeGpu(0, 93.0, 41.2 * 2**30, 80 * 2**30), FakeGpu(1, 88.0, 52.7 * 2**30, 80 * 2**30)]
+        self.gpus = [FakeGpu(0, 93.0, 41.2 * 2**30, 80 * 2**30, 71.0, 287.0),
+                     FakeGpu(1, 88.0, 52.7 * 2**30, 80 * 2**30, 66.0, 251.0)]
+        self.disk = (812.4 * 2**30, 1800 * 2**30)
 
     def sample_gpus(self):
         return list(self.gpus)
 
     def run_gpu_memory(self, pid, sid=None):
         return {}
+
+    def run_process_usage(self, pid, sid=None):
+        return 312.0, 6.4 * 2**30
+
+    def host_memory(self):
+        return 97.3 * 2**30, 503.0 * 2**30
+
+    def disk_usage(self, path):
+        return self.disk
+
+    def folder_bytes(self, path):
+        return 0
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ async def test_launch_errors_are_shown_in_the_form(tmp_path, opened):
 
 
 async def test_help_lists_the_keys_of_every_screen(opened):
-    async with opened(size=(100, 64)) as pilot:
+    async with opened(size=(100, 100)) as pilot:
         app = pilot.app
         await pilot.press("question_mark")
         await pilot.pause(0.2)
@@ -328,3 +328,24 @@ async def test_subset_key_opens_the_subset_builder(opened):
         await pilot.press("s")
         await pilot.pause(0.3)
         assert type(app.screen).__name__ == "SubsetScreen"
+
+
+async def test_the_lr_chart_draws_each_lr_group_of_a_run(opened, runs_root):
+    events = runs_root / "r16-lr3e-4" / "events.jsonl"
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    for ev in rows:
+        if ev["kind"] == "train":
+            ev.update(lr_groups=["lower layers", "head"], group_lrs=[ev["lr"] * 0.1, ev["lr"] * 2])
+    events.write_text("".join(json.dumps(ev) + "\n" for ev in rows))
+    async with opened() as pilot:
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        screen = pilot.app.screen
+        await pilot.press("5")
+        await pilot.pause(0.2)
+        chart = screen.query_one("#chart-4", Chart)
+        labels = [label for label, _ in chart.data.legend]
+        assert labels == ["r16-lr3e-4", "r32-lr1e-4", "r16-lr3e-4 · head", "r16-lr3e-4 · lower layers"]
+        assert len(chart.data.traces) == 4 and len({c for _, c in chart.data.legend}) == 4
+        top = max(float(max(t.hi)) for t in chart.data.traces)
+        assert top == pytest.approx(2 * max(ev["lr"] for ev in rows if ev["kind"] == "train"), rel=0.01)

@@ -232,3 +232,54 @@ def test_a_trainer_killed_by_a_signal_is_reported_with_the_signal_and_the_step(t
     status = rundir.read_status(run_dir)
     assert status["state"] == rundir.FAILED
     assert status["error"] == f"the trainer was killed by SIGKILL at step {status['step']}"
+
+
+# ---------- the disk fills up ----------
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_naming_the_path_and_keeps_the_last_good_checkpoint(make_config, tmp_path, rd):
+    config = make_config(data__test_manifest=None, train__eval_every=3, train__keep_last=5,
+                         phases=[{"name": "only", "epochs": 50, "lr": 3.0e-3, "warmup": 1}])
+    run = tmp_path / "run"
+    proc = rd.launch(config, run, module="full_disk_trainer",
+                     env={"FULL_AFTER": "3",
+                          "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])})
+    try:
+        assert proc.wait(timeout=240) != 0
+    finally:
+        if session_pids(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    status = rd.status(run)
+    assert status["state"] == "failed"
+    assert status["error"].startswith(f"disk full at {run / rundir.CHECKPOINTS}")
+    assert not list(run.rglob("*.tmp")) and not rundir.unfinished_writes(run / rundir.CHECKPOINTS)
+    good = rundir.complete_checkpoints(run / rundir.CHECKPOINTS)
+    assert len(good) == 3 and rundir.newest_checkpoint(run / rundir.CHECKPOINTS) == good[-1]
+
+
+# ---------- an evaluation that gives no number ----------
+
+def test_a_nan_first_evaluation_does_not_stay_the_best(make_config, tmp_path, rd, monkeypatch):
+    """The first validation gives PER nan (a transient fault in the eval pass): a later finite
+    evaluation must become the best, not lose to nan forever (every comparison with nan is false)."""
+    import dataclasses
+    import math
+
+    from trainers import loop
+
+    real, calls = loop.evaluate, []
+
+    def first_one_nan(*args, **kwargs):
+        res = real(*args, **kwargs)
+        calls.append(res)
+        return dataclasses.replace(res, per=float("nan"), cer=None) if len(calls) == 1 else res
+
+    monkeypatch.setattr(loop, "evaluate", first_one_nan)
+    config = make_config(data__test_manifest=None, train__eval_every=3,
+                         phases=[{"name": "only", "epochs": 2, "lr": 3.0e-3, "warmup": 1}])
+    run = tmp_path / "run"
+    assert _train(config, run) == 0
+    evals = rd.events(run, "eval")
+    assert len(evals) >= 2 and (evals[0]["per"] is None or math.isnan(evals[0]["per"]))
+    best = [e for e in evals if e["best"]]
+    assert best[-1]["step"] > evals[0]["step"] and math.isfinite(best[-1]["per"])

@@ -11,7 +11,7 @@ from kidconsole.cli import main
 from kidconsole.errors import KidconsoleError
 from kidconsole.runs.control import resume_run
 from kidconsole.runs.reader import RunReader
-from runs_helpers import FAKE, wait_for
+from runs_helpers import FAKE, wait_for, TEST_TRAINERS
 
 
 def make_checkpoint(root, step, *, complete=True, tmp=False, mtime=None):
@@ -78,7 +78,7 @@ def test_resume_refuses_a_run_whose_only_checkpoint_is_an_unfinished_write(tmp_p
     run_dir = stopped_run(tmp_path)
     make_checkpoint(run_dir / rundir.CHECKPOINTS, 417, tmp=True)
     with pytest.raises(KidconsoleError, match=r"no complete checkpoint.*\.tmp-step-00000417"):
-        resume_run(run_dir)
+        resume_run(run_dir, trainer_modules=TEST_TRAINERS)
     assert main(["run", "resume", str(run_dir)]) == 2
     assert "no complete checkpoint to resume from (.tmp-step-00000417" in capsys.readouterr().err
     assert rundir.read_status(run_dir)["state"] == rundir.STOPPED  # nothing was started
@@ -92,7 +92,7 @@ def test_resume_reports_the_checkpoint_the_trainer_takes(tmp_path, fake_env):
     make_checkpoint(root, 20, mtime=time.time() - 3600)
     make_checkpoint(root, 10, mtime=time.time())
     make_checkpoint(root, 24, tmp=True, mtime=time.time() + 60)
-    resume_run(run_dir)
+    resume_run(run_dir, trainer_modules=TEST_TRAINERS)
     assert rundir.read_status(run_dir)["resumed_from"] == "step-00000020"
     wait_for(lambda: rundir.read_status(run_dir).get("state") == rundir.FINISHED, 90)
     reader = RunReader(run_dir)

@@ -52,7 +52,7 @@ def test_events_are_checked_against_their_record_and_read_back_usable(tmp_path):
 def test_every_event_kind_is_read_by_the_rule_it_is_written_by(kind):
     cls = rundir.EVENT_TYPES[kind]
     sample = {"integer": 3, "number": 0.5, "string": "x", "boolean": True, "list of strings": ["x"],
-              "list of integers": [3], "object of numbers": {"5-6": 0.5}}
+              "list of integers": [3], "object of numbers": {"5-6": 0.5}, "list of numbers": [0.5]}
     fields = {s.name: s.choices[0] if s.choices else sample[s.type.name] for s in cls.SPEC}
     written = rundir.records.event_dict(kind, 1.0, fields)
     assert rundir.event_problem(written) is None

@@ -11,10 +11,11 @@ import pytest
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
+from kidconsole.runs import liveness
 from kidconsole.runs.control import resume_run, stop_run
 from kidconsole.runs.launch import launch_run, start_detached
 from kidconsole.runs.reader import RunReader
-from runs_helpers import FAKE, fake_command, session_pids, wait_for
+from runs_helpers import FAKE, fake_command, session_pids, wait_for, TEST_TRAINERS
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,7 @@ def test_stop_through_accelerate_checkpoints_and_leaves_no_process(tmp_path, fak
     wait_for(lambda: reader.poll() is not None and (reader.summary["step"] or 0) >= 5, 60)
     sid = rundir.read_status(run_dir)["sid"]
     assert len(session_pids(sid)) >= 4  # supervisor, launcher, trainer, the orphan
-    assert stop_run(run_dir, timeout=30) == rundir.STOPPED
+    assert stop_run(run_dir, timeout=30).state == rundir.STOPPED
     assert session_pids(sid) == []
     status = rundir.read_status(run_dir)
     assert status["exit_code"] == 0 and "killed_pids" not in status
@@ -77,7 +78,7 @@ def test_stop_kills_a_trainer_that_ignores_sigterm(tmp_path, fake_env):
     wait_for(lambda: rundir.read_status(run_dir).get("state") == rundir.RUNNING)
     sid = rundir.read_status(run_dir)["sid"]
     t0 = time.monotonic()
-    assert stop_run(run_dir, timeout=1.0) == rundir.STOPPED
+    assert stop_run(run_dir, timeout=1.0).state == rundir.STOPPED
     assert time.monotonic() - t0 < 15
     assert session_pids(sid) == []
     assert rundir.read_status(run_dir)["killed_pids"]
@@ -123,7 +124,7 @@ def test_reused_pid_is_not_mistaken_for_the_run(tmp_path):
         rundir.update_status(run_dir, state=rundir.RUNNING, pid=other.pid, pgid=other.pid, sid=other.pid,
                              create_time=created - 100)
         assert RunReader(run_dir).state() == rundir.INTERRUPTED
-        assert stop_run(run_dir, timeout=1) == rundir.INTERRUPTED
+        assert stop_run(run_dir, timeout=1).state == rundir.INTERRUPTED
         assert other.poll() is None  # stop never touches the stranger
         rundir.update_status(run_dir, create_time=created)
         assert RunReader(run_dir).state() == rundir.RUNNING
@@ -137,14 +138,14 @@ def test_resume_continues_from_the_newest_checkpoint_with_history(tmp_path, fake
     run_dir = start_fake(tmp_path, "again")
     reader = RunReader(run_dir)
     wait_for(lambda: reader.poll() is not None and (reader.summary["step"] or 0) >= 12)
-    assert stop_run(run_dir, timeout=30) == rundir.STOPPED
+    assert stop_run(run_dir, timeout=30).state == rundir.STOPPED
     stopped_at = rundir.read_status(run_dir)["step"]
     fake_env.setenv("FAKE_STEPS", str(stopped_at + 15))
     with pytest.raises(KidconsoleError, match="still running"):
-        rundir.update_status(run_dir, pid=os.getpid(), create_time=psutil.Process().create_time())
-        resume_run(run_dir)
+        rundir.update_status(run_dir, pid=os.getpid(), **liveness.identity(os.getpid()))
+        resume_run(run_dir, trainer_modules=TEST_TRAINERS)
     rundir.update_status(run_dir, pid=12345678)
-    resume_run(run_dir)  # through accelerate: resume rebuilds the launch command
+    resume_run(run_dir, trainer_modules=TEST_TRAINERS)  # through accelerate: resume rebuilds the launch command
     assert final_state(run_dir, 90) == rundir.FINISHED
     reader.poll()
     steps = reader.series["train/loss"].x
@@ -160,4 +161,4 @@ def test_resume_refuses_a_run_without_checkpoint(tmp_path):
     (run_dir / "config.yaml").write_text("name: x\n")
     rundir.update_status(run_dir, state=rundir.FAILED)
     with pytest.raises(KidconsoleError, match="no complete checkpoint"):
-        resume_run(run_dir)
+        resume_run(run_dir, trainer_modules=TEST_TRAINERS)

@@ -117,12 +117,12 @@ def shipped_config(tiny_model, tones):
     """Load a config of configs/ with its model and manifests pointed at the test's tiny ones."""
     from kidconsole.config import load_config
 
-    def load(name: str) -> dict:
+    def load(name: str, extra: list[str] = ()) -> dict:
         path = REPO / "configs" / f"{name}.yaml"
         sets = [f"model.base={tiny_model}", f"data.train_manifest={tones['train']}",
                 f"data.valid_manifest={tones['valid']}", f"data.test_manifest={tones['test']}"]
         raw = yaml.safe_load(path.read_text())
         sets += [f"phases.{i}.manifest={tones['train']}" for i, p in enumerate(raw["phases"]) if p.get("manifest")]
-        return load_config(path, sets)
+        return load_config(path, [*sets, *extra])
 
     return load

@@ -52,8 +52,9 @@ def test_overrides_set_nested_keys_and_list_items(make_config):
     ("phases=[]", "phases"),
     ("phases.0.fraction=0", "phases.0.fraction"),
     ("phases.0.augment=5", "phases.0.augment"),
-    ("phases.0.augment={speed_prob: 2}", "phases.0.augment.speed_prob"),
-    ("augmentations.mine={speed_prob: 0.5}", "augmentations.mine.mask_time_prob"),
+    ("phases.0.augment={apply_prob: 0.5, speed_prob: 2}", "phases.0.augment.speed_prob"),
+    ("phases.0.augment={apply_prob: 0.5, speed_prob: 0, time_mask_width: -1}", "phases.0.augment.time_mask_width"),
+    ("augmentations.mine={speed_prob: 0.5}", "augmentations.mine.apply_prob"),
     ("data.train_manifest=", "phases.0.manifest"),
     ("seed=-1", "seed"),
     ("phases.3.lr=1", "phases.3"),
@@ -199,13 +200,14 @@ def test_mixed_precision_no_is_accepted_as_written(make_config, how):
 
 def test_a_preset_of_the_config_is_laid_over_the_built_in_one(make_config):
     cfg = load_config(make_config(augmentations={"weak": {"speed_prob": 0.3}, "mine": dict(
-        speed_prob=0.1, mask_time_prob=0.05, mask_time_length=5, mask_feature_prob=0.0, mask_feature_length=8)}),
-        ["phases.0.augment=mine"])
-    assert cfg.augmentations["weak"].speed_prob == 0.3 and cfg.augmentations["weak"].mask_time_prob == 0.02
-    assert cfg.augment_for(cfg.phases[0]).mask_time_length == 5
-    inline = load_config(make_config(), ["phases.0.augment={speed_prob: 0.5, mask_time_prob: 0.1, "
-                                         "mask_time_length: 4, mask_feature_prob: 0, mask_feature_length: 2}"])
+        apply_prob=0.2, time_masks=1, time_mask_width=5, speed_prob=0.1)}), ["phases.0.augment=mine"])
+    assert cfg.augmentations["weak"].speed_prob == 0.3 and cfg.augmentations["weak"].apply_prob == 0.5
+    mine = cfg.augment_for(cfg.phases[0])
+    assert (mine.apply_prob, mine.time_masks, mine.time_mask_width) == (0.2, 1, 5)
+    assert (mine.feature_masks, mine.feature_mask_width) == (2, 15)  # the mask shape defaults to the reference's
+    inline = load_config(make_config(), ["phases.0.augment={apply_prob: 1, speed_prob: 0.5, feature_masks: 0}"])
     assert inline.augment_for(inline.phases[0]).speed_prob == 0.5
+    assert inline.augment_for(inline.phases[0]).feature_masks == 0
 
 
 def test_the_docs_key_table_is_generated_from_the_schema():

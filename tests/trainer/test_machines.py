@@ -39,7 +39,7 @@ def test_two_machines_form_one_run_stop_together_and_resume(make_config, tmp_pat
     rd.wait_for(lambda: any(e["step"] >= 3 for e in rd.events(run, "train")) or rd.status(run).get("state") == "failed",
                 300, "step 3")
     assert rd.status(run)["machines"] == 2 and rd.status(run)["machine_rank"] == 0
-    assert stop_run(run, timeout=120) == "stopped", (run / "stdout.log").read_text()[-3000:]
+    assert stop_run(run, timeout=120).state == "stopped", (run / "stdout.log").read_text()[-3000:]
     # the stop reached machine 1 through the step's collective: it ended too, and saved with machine 0
     rd.wait_for(lambda: _gone(run, node1), 60, "machine 1 to end")
     assert rundir.read_status(run, file=node1)["exit_code"] == 0

@@ -7,13 +7,16 @@ from kidconsole.phonemes import vocab
 from trainers.model import HEAD_TRAINED, configure, count_parameters, geometry_counts, load_base, xlsr_300m_config
 
 
-@pytest.mark.parametrize("config, expected", [
-    ("full_3500h_r16", 2_359_296),    # q/k/v of all 24 layers, r=16
-    ("full_3500h_r32", 4_718_592),    # r=32
-    ("pilot_148h", 1_572_864),        # layers 8-23 only, r=16
+@pytest.mark.parametrize("config, sets, expected", [
+    ("full_3500h_r16", [], 1_572_864),    # q/k/v of layers 8-23, r=16: layers 0-7 frozen, as the report
+    ("full_3500h_r32", [], 3_145_728),    # r=32
+    ("pilot_148h", [], 1_572_864),
+    # the report's tables count all 24 layers
+    ("full_3500h_r16", ["model.freeze_layers=null", "lora.layers=null"], 2_359_296),
+    ("full_3500h_r32", ["model.freeze_layers=null", "lora.layers=null"], 4_718_592),
 ])
-def test_lora_counts_on_xlsr_300m_geometry(config, expected, shipped_config):
-    cfg = shipped_config(config)
+def test_lora_counts_on_xlsr_300m_geometry(config, sets, expected, shipped_config):
+    cfg = shipped_config(config, sets)
     trainable, total = geometry_counts(xlsr_300m_config(), cfg.model, cfg.lora)
     assert trainable == expected
     assert total > 300_000_000

@@ -1,4 +1,5 @@
-"""Live charts: train loss (raw faint, debiased EMA strong), eval loss, PER, CER, LR, PER by age group.
+"""Live charts: train loss (raw faint, debiased EMA strong), eval loss, PER, CER, LR (and each LR group's),
+PER by age group.
 
 The runs overlaid are the marked ones (all when none is marked), each in its
 colour, on shared axes. Every chart downsamples each series to its own width
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from kidconsole.palette import RUN_COLORS
+from kidconsole.runs.reader import LR_GROUP_PREFIX
 from kidconsole.runs.series import Series
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail
@@ -37,6 +39,7 @@ class Panel:
     smooth: bool = False
     # a series per bucket ("eval/per_age/5-6"): one run's buckets, or one bucket across several runs
     buckets: bool = False
+    also: str = ""  # a prefix of more series per run, each its own curve (the LR of each train.lr_groups group)
 
 
 PANELS = (
@@ -44,7 +47,7 @@ PANELS = (
     Panel("eval/loss", "eval loss"),
     Panel("eval/per", "PER"),
     Panel("eval/cer", "CER"),
-    Panel("train/lr", "learning rate"),
+    Panel("train/lr", "learning rate", also=LR_GROUP_PREFIX),
     Panel("eval/per_age", "PER by age", buckets=True),
 )
 
@@ -177,7 +180,14 @@ class ChartsScreen(Screen):
         app = self.app
         runs = [(k, app.run_colors[app.views[k].name]) for k in keys]
         if not panel.buckets:
-            return [(k, panel.metric, c) for k, c in runs], [(app.views[k].name, c) for k, c in runs]
+            lines, legend = [(k, panel.metric, c) for k, c in runs], [(app.views[k].name, c) for k, c in runs]
+            for k in keys if panel.also else ():
+                for m in sorted(m for m in app.watcher.series_names(k) if m.startswith(panel.also)):
+                    label = f"{app.views[k].name} · {m.removeprefix(panel.also)}"
+                    color = app.run_colors[label]  # the runs' book: a colour no run (or other group) has
+                    lines.append((k, m, color))
+                    legend.append((label, color))
+            return lines, legend
         if len(keys) == 1:
             labels = self._bucket_labels(panel, keys)
             colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(labels))]

@@ -18,10 +18,13 @@ from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedConten
 from kidconsole import palette, rundir
 from kidconsole.runs import evalcost
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
+from kidconsole.tui.widgets.exports_panel import export_running, exports_panel, read_exports_state
 from kidconsole.tui.widgets.run_card import eval_cost_lines
+from kidconsole.tui.widgets.system_panel import system_panel
 
-TABS = ("config", "diff", "log", "checkpoints", "warnings", "cost")
+TABS = ("config", "diff", "log", "checkpoints", "warnings", "cost", "system", "exports")
 LOG_LINES = 300
+EXPORTS_EVERY = 2.0  # seconds between reads of RUN/exports while the screen is open
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
@@ -72,6 +75,8 @@ class RunDetailScreen(Screen):
         Binding("e", "on_run('open_errors')", "Errors"),
         Binding("x", "on_run('confirm_stop')", "Stop"),
         Binding("r", "on_run('confirm_resume')", "Resume"),
+        Binding("a", "on_run('confirm_average')", "Average best"),
+        Binding("o", "export", "Export ONNX"),
     ]
 
     def __init__(self, key: str):
@@ -80,6 +85,7 @@ class RunDetailScreen(Screen):
         self.other: str | None = None
         self.configs: dict[str, dict] = {}
         self._loaded_revision: int | None = None
+        self.exports: dict | None = None  # the last read of RUN/exports (exports_panel.read_exports_state)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -100,6 +106,12 @@ class RunDetailScreen(Screen):
             with TabPane("6 Eval cost", id="cost"):
                 yield Static("", id="cost-head")
                 yield Chart("evaluation share of wall time", id="cost-chart")
+            with TabPane("7 System", id="system"):
+                with VerticalScroll():
+                    yield Static("", id="system-text")
+            with TabPane("8 Exports", id="exports"):
+                with VerticalScroll():
+                    yield Static("", id="exports-text")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -109,6 +121,7 @@ class RunDetailScreen(Screen):
         others = [k for k in self.app.chart_keys() if k != self.key] or [k for k in self.app.views if k != self.key]
         self.other = others[0] if others else None
         self.runs_changed()
+        self.set_interval(EXPORTS_EVERY, self.load_exports)  # an export job writes beside the run, not in it
 
     def on_screen_resume(self) -> None:
         self.runs_changed()
@@ -120,10 +133,12 @@ class RunDetailScreen(Screen):
             return
         self.query_one("#detail-status", Static).update(
             Text.assemble((view.name, f"bold {self.app.run_colors[view.name]}"), f" · {view.state} · {shown_path(view.path)}"))
+        self.query_one("#system-text", Static).update(system_panel(view))
         if view.revision != self._loaded_revision:
             self._loaded_revision = view.revision
             self.load()
             self.draw_cost()
+            self.load_exports()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.draw_cost)
@@ -153,6 +168,17 @@ class RunDetailScreen(Screen):
             edge = np.asarray(span, dtype=float)
             data.traces.append(Trace(edge, np.full(2, threshold), np.full(2, threshold), palette.WARNING, faint=True))
         chart.update_data(data)
+
+    @work(thread=True, exclusive=True, group="detail-exports")
+    def load_exports(self) -> None:
+        view = self.app.view(self.key)
+        if view is not None:
+            self.app.call_from_thread(self._fill_exports, read_exports_state(view.path))
+
+    def _fill_exports(self, data: dict) -> None:
+        self.exports = data
+        view = self.app.view(self.key)
+        self.query_one("#exports-text", Static).update(exports_panel(data, view.name if view else self.key))
 
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
@@ -213,6 +239,11 @@ class RunDetailScreen(Screen):
         self.action_tab("diff")
         self._loaded_revision = None
         self.runs_changed()
+
+    def action_export(self) -> None:
+        self.action_tab("exports")
+        self.app.start_export(self.key, running=bool(self.exports) and export_running(self.exports))
+        self.load_exports()
 
     def action_on_run(self, method: str) -> None:
         """The app's ``method`` (open_decodes, confirm_stop ...) on this run."""

@@ -34,7 +34,9 @@ def fmt_metric(v: float | None, percent: bool) -> str:
 
 
 def fmt_bytes(n: float | None) -> str:
-    return "-" if n is None else f"{n / 2**30:.1f}G"
+    if n is None:
+        return "-"
+    return f"{n / 2**30:.1f}G" if n >= 2**30 else f"{n / 2**20:.0f}M"
 
 
 def bar(fraction: float | None, width: int) -> Text:
@@ -103,11 +105,50 @@ def scoring_card_text(view: RunView, width: int) -> Text:
     return Text("\n").join(lines)
 
 
+def queued_text(view: RunView) -> list[Text]:
+    """A queued run's card: its place, what it waits for, its sweep point (nothing has run yet)."""
+    place = f"queued #{view.queue_position}" if view.queue_position else "queued"
+    lines = [Text(place, style=palette.state_style(rundir.QUEUED)),
+             Text(f"waits for {view.waiting_for or 'the next pass over the queue'}")]
+    if view.sweep_point:
+        lines.append(Text("sweep point " + " ".join(view.sweep_point), style="dim"))
+    return lines
+
+
+def system_line(view: RunView) -> Text | None:
+    """One compact line of the machine under a live run: its processes' CPU and resident memory, its GPUs'
+    temperature and power, the free disk; or a warning when the next checkpoint will not fit. None for a run
+    that has ended with room to spare (nothing of the machine is its concern any more)."""
+    sysv = view.system
+    if sysv is not None and sysv.disk_short:
+        return Text(f"⚠ disk {fmt_bytes(sysv.disk_free)} free < checkpoint {fmt_bytes(sysv.checkpoint_bytes)}",
+                    style=palette.WARNING)
+    if view.state not in rundir.STOPPABLE_STATES:
+        return None
+    parts = []
+    if sysv is not None and sysv.cpu is not None:
+        parts.append(f"cpu {sysv.cpu:.0f}% {_short_bytes(sysv.rss)}")
+    for g in view.gpus:
+        if g.temp is not None or g.power is not None:
+            parts.append(" ".join(s for s in (f"{g.temp:.0f}°C" if g.temp is not None else "",
+                                              f"{g.power:.0f}W" if g.power is not None else "") if s))
+    if sysv is not None and sysv.disk_free is not None:
+        parts.append(f"{_short_bytes(sysv.disk_free)} free")
+    return Text("  ".join(parts), style="dim") if parts else None
+
+
+def _short_bytes(n: float | None) -> str:
+    """At most three digits (``812G``, ``6.4G``, ``512M``): the system line must fit a card at 80 columns."""
+    return f"{n / 2**30:.0f}G" if n is not None and n >= 100 * 2**30 else fmt_bytes(n)
+
+
 def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_SHARE_WARN) -> Text:
     """The card's body (its border carries the name and the state)."""
     if view.scoring_only:
         return scoring_card_text(view, width)
     w = max(width, 30)
+    if view.state == rundir.QUEUED:
+        return Text("\n").join(queued_text(view))
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
     if view.phase_name:
@@ -128,6 +169,8 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     else:
         gpu = "no GPU"
     lines.append(Text(speed.ljust(max(0, w - len(gpu))) + gpu))
+    if (machine := system_line(view)) is not None:
+        lines.append(machine)
     for label, key, pct_fmt in ROWS:
         last = fmt_metric(view.last.get(key), pct_fmt)
         best = view.best.get(key)
