@@ -61,6 +61,15 @@ def test_a_point_the_schema_refuses_names_its_key_and_queues_nothing(run_config,
     assert not root.exists() or not any(root.iterdir())
 
 
+@pytest.mark.parametrize("flags", [["--slurm"], ["--machines", "2", "--machine-rank", "0"]])
+def test_the_queue_is_refused_with_slurm_or_several_machines(run_config, tmp_path, capsys, flags):
+    root = tmp_path / "runs"
+    assert main(["run", "launch", str(run_config), "--gpus", "auto", "--name", "q", "--runs-root", str(root),
+                 *flags]) == 2
+    assert "--gpus auto" in capsys.readouterr().err
+    assert not root.exists() or not any(root.iterdir())
+
+
 def test_the_cli_sweeps_lists_the_queue_moves_and_cancels(run_config, tmp_path, fake_env, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     root = tmp_path / "runs"
