@@ -13,7 +13,7 @@ DEPS := $(CACHE)/deps-$(DEPS_KEY)
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast bench setup clean-venv
+.PHONY: demo test test-fast bench setup clean-venv slurm-packages
 setup: $(VENV)/.ready-$(DEPS_KEY)
 
 $(DEPS)/.ready:
@@ -34,8 +34,16 @@ $(VENV)/.ready-$(DEPS_KEY): $(DEPS)/.ready pyproject.toml
 demo: setup
 	$(VENV)/bin/kidconsole demo
 
-test: setup
+test: setup slurm-packages
 	$(PY) -m pytest -q
+
+# the Slurm tests run a real single-node Slurm (tests/slurm/conftest.py): Debian's packages, installed once
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+slurm-packages:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || { \
+	  echo "kidconsole: installing slurm-wlm and munge for the Slurm tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq slurm-wlm munge \
+	  || echo "kidconsole: could not install slurm-wlm and munge: the Slurm tests will skip"; }
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -25,7 +25,7 @@ GREY = "#a0a0a0"
 RUN_COLORS = (BLUE, ORANGE, GREEN, PINK, VIOLET, TEAL, MUSTARD, RED, OLIVE, BROWN)
 
 STATE_STYLES = {
-    "starting": BLUE, "running": GREEN, "evaluating": TEAL, "stalled": MUSTARD,
+    "queued": VIOLET, "pending": GREY, "starting": BLUE, "running": GREEN, "evaluating": TEAL, "stalled": MUSTARD,
     "interrupted": RED, "failed": f"bold {RED}", "stopped": GREY, "finished": f"bold {GREEN}",
 }
 

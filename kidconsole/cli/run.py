@@ -12,6 +12,11 @@ from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
 
 
+def _auto(values: list[str] | None) -> bool:
+    """``--gpus auto``: queue the run until GPUs (or a CPU slot) are free."""
+    return [v.strip().lower() for v in values or []] == ["auto"]
+
+
 def _gpus(values: list[str] | None) -> list[int]:
     from kidconsole.errors import KidconsoleError
 
@@ -82,9 +87,33 @@ def cmd_launch(args) -> int:
     warning = logind_warning()
     if warning:
         console.print(f"[{WARNING}]warning:[/] {warning}")
+    if _auto(args.gpus):
+        from kidconsole.runs.queue import launch_queued
+
+        if args.slurm or args.machines > 1:
+            from kidconsole.errors import KidconsoleError
+
+            raise KidconsoleError("--gpus auto waits in this server's queue: not with --slurm (Slurm queues the job) "
+                                  "or --machines")
+
+        [run_dir] = launch_queued([(args.config, args.set or [], args.name, {})], gpus_per_run=args.gpus_per_run,
+                                  runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+        _print_queued(console, [run_dir])
+        return 0
     gpus = _gpus(args.gpus)
+    if args.slurm:
+        return cmd_launch_slurm(args, console)
+    machines = None
+    if args.machines > 1:
+        from kidconsole.runs.launch import Machines
+
+        machines = Machines(args.machines, args.machine_rank, args.main_addr, args.main_port)
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
-                         runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+                         runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer, machines=machines)
+    if machines is not None and args.machine_rank:
+        console.print(f"machine {args.machine_rank} of {run_dir.name} started; it joins machine 0 at "
+                      f"{args.main_addr}:{args.main_port}")
+        return 0
 
     status = rundir.read_status(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
@@ -93,15 +122,62 @@ def cmd_launch(args) -> int:
     return 0
 
 
+def _print_queued(console, run_dirs: list[Path]) -> None:
+    for run_dir in run_dirs:
+        status = rundir.read_status(run_dir)
+        if status.get("state") == rundir.QUEUED:
+            console.print(f"queued [bold]{run_dir.name}[/] at #{status.get('queue_position')}: waits for "
+                          f"{status.get('waiting_for')}")
+        else:
+            where = f"GPU {','.join(map(str, status.get('gpus') or []))}" if status.get("gpus") else "CPU"
+            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}")
+    if run_dirs:
+        console.print(f"the queue: kidconsole run queue ls --runs {run_dirs[0].parent}")
+
+
+def _pump(roots: list[str]) -> None:
+    """A pass over each root's queue: a `run ls` starts what a freed slot lets start."""
+    from rich.console import Console
+
+    from kidconsole.errors import KidconsoleError
+    from kidconsole.runs.queue import pump
+
+    for root in roots:
+        try:
+            pump(root)
+        except KidconsoleError as e:  # a broken queue file must not hide the runs
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
+
+
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
 # (run and state are never dropped nor cut); --wide shows them all
 LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
               "updated", "samples/s", "GPUs")
 
 
+def cmd_launch_slurm(args, console) -> int:
+    from kidconsole.runs.slurm import SlurmOptions, launch_slurm
+
+    if args.gpus or args.machines > 1:
+        from kidconsole.errors import KidconsoleError
+
+        raise KidconsoleError("--slurm: Slurm places the run: use --nodes and --gpus-per-node, "
+                              "not --gpus or --machines")
+    opts = SlurmOptions(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                        time=args.time, account=args.account, grace=args.grace, extra=tuple(args.sbatch_arg))
+    run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
+                           runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
+    status = rundir.read_status(run_dir)
+    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
+                  f"{args.gpus_per_node or 'CPU'}), batch script {run_dir / rundir.JOB_SCRIPT}")
+    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {run_dir}")
+    return 0
+
+
 def ls_record(run: Path, stall_after: float, now: float) -> dict:
     """One run as `run ls --json` gives it: plain numbers (fractions, seconds, unix times)."""
     from kidconsole.runs.reader import RunReader
+    from kidconsole.runs.slurm import where
 
     r = RunReader(run)
     r.poll()
@@ -113,10 +189,13 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
             "best_of_newest_only": r.loading and per["best"] is not None,
             "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
             "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
-            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"]}
+            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
+            "queue_position": r.status.get("queue_position"), "where": where(r.status)}
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
+    from rich.markup import escape
+
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else _fmt(rec["step"], "d"))
     per, best = rec["eval_per"], rec["best_per"]
@@ -134,7 +213,9 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "eval share": share_txt, "eval left": _age(rec["eval_left_s"]),
         "samples/s": _fmt(rec["samples_per_s"], ".1f"), "ETA": _age(rec["eta_s"]),
         "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
-        "GPUs": ",".join(map(str, rec["gpus"])) or "cpu",
+        "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
+        else ",".join(map(str, rec["gpus"])) or "cpu",
+        "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
 
@@ -154,13 +235,17 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
-            table.add_column(col.replace(" ", "\n"), justify="left" if keep else "right", no_wrap=True,
+            left = keep or col == "where"
+            table.add_column(col.replace(" ", "\n"), justify="left" if left else "right", no_wrap=True,
                              overflow="fold" if keep else "ellipsis")
         for row in rows:
             table.add_row(*(row[c] for c in columns))
         return table
 
-    columns = list(LS_COLUMNS)
+    every = list(LS_COLUMNS)
+    if any(r["where"] for r in records):  # a Slurm job (its state, why it waits, its nodes), a run elsewhere
+        every.insert(every.index("state") + 1, "where")
+    columns = list(every)
     measure = Console(width=10_000)
     while width is not None and len(columns) > 2:
         if Measurement.get(measure, measure.options, build(columns)).maximum <= width:
@@ -173,7 +258,7 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
     if "eval share" in columns and any(r["eval_share"] is not None and r["eval_share"] > threshold
                                        for r in records):
         notes.append(f"!: evaluation takes over {threshold:.0%} of the run: {evalcost.ADVICE}")
-    dropped = len(LS_COLUMNS) - len(columns)
+    dropped = len(every) - len(columns)
     if dropped:
         notes.append(f"{dropped} more columns with --wide or a wider terminal")
     table.caption = "\n".join(notes) or None
@@ -188,6 +273,7 @@ def cmd_ls(args) -> int:
     from kidconsole.runs.discover import find_runs
 
     roots = _roots(args)
+    _pump(roots)
     now = time.time()
     records = [ls_record(run, args.stall_after, now) for run in find_runs(roots)]
     if args.json:
@@ -251,9 +337,79 @@ def cmd_resume(args) -> int:
 
     from kidconsole.runs.control import resume_run
 
-    run_dir = resume_run(_resolve_run(args))
+    run_dir = resume_run(_resolve_run(args), machine_rank=args.machine_rank)
+    if rundir.read_status(run_dir).get("slurm_job_id"):
+        status = rundir.read_status(run_dir)
+        Console().print(f"resubmitted [bold]{run_dir.name}[/] from {status.get('resumed_from')}: "
+                        f"Slurm job {status['slurm_job_id']}")
+        return 0
+    if args.machine_rank:
+        Console().print(f"resumed machine {args.machine_rank} of [bold]{run_dir.name}[/]")
+        return 0
     status = rundir.read_status(run_dir)
     Console().print(f"resumed [bold]{run_dir.name}[/] from {status.get('resumed_from')}: pid {status.get('pid')}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+
+    from kidconsole.runs.sweep import launch_sweep
+
+    if args.gpus and not _auto(args.gpus):
+        from kidconsole.errors import KidconsoleError
+
+        raise KidconsoleError("run sweep: --gpus takes only `auto` (every point waits in the queue)")
+    sid, runs = launch_sweep(args.config, args.grid, overrides=args.set or [], name=args.name,
+                             gpus_per_run=args.gpus_per_run, runs_root=args.runs_root or _roots(args)[0],
+                             trainer_module=args.trainer)
+    console = Console()
+    console.print(f"sweep [bold]{sid}[/]: {len(runs)} runs")
+    _print_queued(console, runs)
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from rich.console import Console
+
+    from kidconsole.runs.queue import cancel
+
+    run_dir = _resolve_run(args)
+    state = cancel(run_dir)
+    Console().print(f"{run_dir.name}: taken out of the queue: [{state_style(state)}]{state}[/]")
+    return 0
+
+
+def cmd_queue(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kidconsole.runs import queue
+
+    console = Console()
+    root = Path(args.runs_root or _roots(args)[0])
+    if args.queue_command == "move":
+        pos = queue.move(_resolve_run(args), args.position)
+        console.print(f"{Path(args.run).name}: " + (f"now #{pos}" if pos else "started"))
+        return 0
+    if args.queue_command == "slots":
+        q = queue.set_limits(root, cpu_slots=args.cpu, idle_memory_mib=args.idle_memory_mib)
+        console.print(f"{root}: {q['cpu_slots']} CPU slot(s); a GPU is idle below {q['idle_memory_mib']} MiB used")
+        return 0
+    started = queue.pump(root)
+    for run_dir in started:
+        console.print(f"started [bold]{run_dir.name}[/]")
+    runs = queue.queued_runs(root) if queue.queue_path(root).exists() else []
+    table = Table(title=f"queue of {root}")
+    for col in ("#", "run", "GPUs", "waits for", "sweep", "queued"):
+        table.add_column(col)
+    now = time.time()
+    for run_dir in runs:
+        s = rundir.read_status(run_dir)
+        table.add_row(str(s.get("queue_position") or "-"), run_dir.name, str(s.get("gpus_per_run") or 1),
+                      s.get("waiting_for") or "-", s.get("sweep") or "-",
+                      _age(now - s["queued_at"]) + " ago" if s.get("queued_at") else "-")
+    console.print(table if runs else f"nothing queued under {root}")
     return 0
 
 
@@ -323,13 +479,70 @@ def register(subparsers) -> None:
     sp = sub.add_parser("launch", help="start a run detached (survives logout and the console)")
     sp.add_argument("config", help="run config (YAML)")
     sp.add_argument("--gpus", nargs="+", metavar="N", help="GPU indices, e.g. 0 or 0,1 (several = one distributed "
-                    "run); none: the CPU")
+                    "run); auto: wait in the queue for free GPUs (or a CPU slot); none: the CPU")
+    sp.add_argument("--gpus-per-run", type=int, default=1, metavar="K", help="with --gpus auto: GPUs the run needs (1)")
     sp.add_argument("--name", help="run name (default: config name + time)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-root", help="where the run directory goes (default: the first runs root)")
     sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
+    g = sp.add_argument_group("one run over several machines (each runs this launch with its rank, the same --name, "
+                              "and a run directory they share)")
+    g.add_argument("--machines", type=int, default=1, metavar="M", help="machines of the run (1)")
+    g.add_argument("--machine-rank", type=int, default=0, metavar="R", help="this machine, 0 to M-1 (0)")
+    g.add_argument("--main-addr", default="127.0.0.1", metavar="IP", help="address of machine 0")
+    g.add_argument("--main-port", type=int, default=29500, metavar="PORT", help="port on machine 0 (29500)")
+    g = sp.add_argument_group("Slurm (writes RUN_DIR/job.sbatch and submits it; --gpus does not apply)")
+    g.add_argument("--slurm", action="store_true", help="submit the run as a Slurm job")
+    g.add_argument("--partition", metavar="P")
+    g.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes, one machine of the run each (1)")
+    g.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (0: the CPU)")
+    g.add_argument("--time", metavar="T", help="time limit, as sbatch takes it (e.g. 2-00:00:00)")
+    g.add_argument("--account", metavar="A")
+    g.add_argument("--grace", type=int, default=120, metavar="S",
+                   help="seconds before the time limit when the job is asked to checkpoint (120)")
+    g.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                   help="one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_launch)
+
+    sp = sub.add_parser("sweep", help="queue one run per point of a grid of config keys (--gpus auto)",
+                        description="Expand --grid KEY=V1,V2 (repeatable; every combination) into queued runs "
+                        "sharing one sweep id.")
+    sp.add_argument("config", help="run config (YAML)")
+    sp.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                    help="a config key and its values, e.g. lora.r=16,32 (repeatable)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key in every run (repeatable)")
+    sp.add_argument("--gpus", nargs="+", metavar="auto", help="auto (the default): each run waits for free GPUs")
+    sp.add_argument("--gpus-per-run", type=int, default=1, metavar="K", help="GPUs each run needs (1)")
+    sp.add_argument("--name", help="sweep name (default: the config's file name); runs are NAME-TIME-01, ...")
+    sp.add_argument("--runs-root", help="where the run directories go (default: the first runs root)")
+    sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("cancel", help="take a queued run out of the queue (it ends stopped, never started)")
+    sp.add_argument("run", help="run directory or name")
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_cancel)
+
+    sp = sub.add_parser("queue", help="the queue of runs waiting for GPUs: ls, move, slots",
+                        description="The queue lives in the runs root (queue.json); every command here passes "
+                        "over it first, starting what fits.")
+    qsub = sp.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+    qp = qsub.add_parser("ls", help="the queued runs in order, with what each waits for")
+    qp.add_argument("--runs-root", help="the runs root whose queue (default: the first runs root)")
+    add_runs_flag(qp)
+    qp = qsub.add_parser("move", help="put a queued run at another place")
+    qp.add_argument("run", help="run directory or name")
+    qp.add_argument("position", type=int, help="1-based place (1: next to start)")
+    qp.add_argument("--runs-root", help=argparse.SUPPRESS)
+    add_runs_flag(qp)
+    qp = qsub.add_parser("slots", help="how many CPU runs at once, and when a GPU counts as idle")
+    qp.add_argument("--cpu", type=int, metavar="N", help="CPU slots (runs at once without GPUs; 1)")
+    qp.add_argument("--idle-memory-mib", type=int, metavar="MIB", help="a GPU is idle below this used memory (1024)")
+    qp.add_argument("--runs-root", help="the runs root whose queue (default: the first runs root)")
+    add_runs_flag(qp)
+    sp.set_defaults(func=cmd_queue)
 
     sp = sub.add_parser("ls", help="list runs with their state and progress")
     sp.add_argument("--stall-after", type=float, default=300.0, metavar="S",
@@ -376,7 +589,10 @@ def register(subparsers) -> None:
     _derived_flags(sp, "RUN-ens-best3, ens-RUN-2runs", "the first RUN")
     sp.set_defaults(func=cmd_ensemble)
 
-    sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint")
+    sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint "
+                        "(a Slurm run: submit its job again with --resume)")
     sp.add_argument("run", help="run directory or name")
+    sp.add_argument("--machine-rank", type=int, default=0, metavar="R",
+                    help="a run over several machines: this machine (each machine resumes its share)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_resume)

@@ -25,6 +25,6 @@ from kidconsole.rundir.files import (
 from kidconsole.rundir.names import *  # noqa: F401,F403 (file names, states, kinds: the contract's vocabulary)
 from kidconsole.rundir.records import (
     EVENT_TYPES, CheckpointEvent, DecodeRow, EndEvent, EvalEvent, Event, HeartbeatEvent, PhaseEvent, PredictionRow,
-    Record, StartEvent, Status, TestEvent, TraceRow, TrainEvent, WarningEvent, event_columns, event_problem,
+    QueueFile, Record, StartEvent, Status, TestEvent, TraceRow, TrainEvent, WarningEvent, event_columns, event_problem,
     usable_rows,
 )

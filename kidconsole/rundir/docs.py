@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from kidconsole.rundir.records import (
-    COMMON, EVENT_TYPES, DecodeRow, PredictionRow, Record, Spec, Status, TraceRow,
+    COMMON, EVENT_TYPES, DecodeRow, PredictionRow, QueueFile, Record, Spec, Status, TraceRow,
 )
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "run-directory.md"
@@ -45,6 +45,7 @@ def tables() -> dict[str, str]:
         "decodes": _rows_table(DecodeRow),
         "predictions": _rows_table(PredictionRow),
         "trace": _rows_table(TraceRow),
+        "queue": _rows_table(QueueFile),
     }
 
 

@@ -115,25 +115,26 @@ def _status_lock(run_dir: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def read_status(run_dir: str | Path) -> dict:
+def read_status(run_dir: str | Path, *, file: str = STATUS) -> dict:
     """status.json as a dict of its documented keys, each of its type ({} when absent or unreadable;
-    a key of the wrong type reads as absent; mid-rename never shows: writes are atomic)."""
+    a key of the wrong type reads as absent; mid-rename never shows: writes are atomic).
+    ``file``: another file of the same record (a node's own, ``node_status_name``)."""
     try:  # the standard parser: a number no float holds is one bad key, not an unreadable file
-        raw = json.loads((Path(run_dir) / STATUS).read_bytes())
+        raw = json.loads((Path(run_dir) / file).read_bytes())
     except (OSError, ValueError):
         return {}
     return Status.clean(raw) if isinstance(raw, dict) else {}
 
 
-def update_status(run_dir: str | Path, **fields: Any) -> dict:
-    """Merge fields (keys of ``Status``) into status.json atomically; returns the new status."""
+def update_status(run_dir: str | Path, *, file: str = STATUS, **fields: Any) -> dict:
+    """Merge fields (keys of ``Status``) into status.json (or ``file``) atomically; returns the new status."""
     updates = Status.check(fields)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with _status_lock(run_dir):
-        status = read_status(run_dir)
+        status = read_status(run_dir, file=file)
         status.update(updates)
         status["updated_at"] = round(time.time(), 3)
         status.setdefault("host", socket.gethostname())
-        atomic_write_text(run_dir / STATUS, json.dumps(status, ensure_ascii=False, indent=1))
+        atomic_write_text(run_dir / file, json.dumps(status, ensure_ascii=False, indent=1))
     return status

@@ -16,6 +16,18 @@ EXPORT_RECORD = "export.json"
 EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
 ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
+# in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
+QUEUE = "queue.json"
+QUEUE_LOCK = ".queue.lock"
+
+
+JOB_SCRIPT = "job.sbatch"  # a Slurm run's batch script, as submitted
+
+
+def node_status_name(machine_rank: int) -> str:
+    """The status of machine ``machine_rank`` > 0 of a run over several machines (status.json's record):
+    its own supervisor's pid and exit; machine 0 writes status.json, the run's only status."""
+    return f"status.node{machine_rank}.json"
 
 
 def trace_name(rank: int) -> str:
@@ -25,15 +37,18 @@ def trace_name(rank: int) -> str:
 
 # States written to status.json. "stalled" and "interrupted" are never written:
 # readers derive them (no heartbeat for a while; process gone without a final state).
+# "queued": the run directory exists, no process yet; it waits in its runs root's queue.
+QUEUED = "queued"
 STARTING, RUNNING, EVALUATING = "starting", "running", "evaluating"
 STOPPED, FINISHED, FAILED = "stopped", "finished", "failed"
 STALLED, INTERRUPTED = "stalled", "interrupted"
+PENDING = "pending"  # derived too: a Slurm run whose job waits in the queue
 LIVE_STATES = (STARTING, RUNNING, EVALUATING)
 FINAL_STATES = (STOPPED, FINISHED, FAILED)
-WRITTEN_STATES = LIVE_STATES + FINAL_STATES
-STATES = LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
+WRITTEN_STATES = (QUEUED,) + LIVE_STATES + FINAL_STATES
+STATES = (QUEUED, PENDING) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
 # what can still be stopped: a live run, or one whose heartbeat went quiet
-STOPPABLE_STATES = LIVE_STATES + (STALLED,)
+STOPPABLE_STATES = (PENDING,) + LIVE_STATES + (STALLED,)
 
 # Event kinds in events.jsonl (fields per kind: records.py, docs/run-directory.md).
 EV_START, EV_TRAIN, EV_EVAL, EV_PHASE = "start", "train", "eval", "phase"

@@ -23,6 +23,8 @@ from kidconsole.rundir.names import (
 
 # who writes a key (the docs' "written by" column)
 TRAINER, LAUNCHER, SUPERVISOR, STOP, RESUME = "trainer", "launcher", "supervisor", "run stop", "run resume"
+SLURM_JOB = "the Slurm job"
+QUEUE, SWEEP = "the queue", "run sweep"
 DERIVER = "run average, run ensemble"
 NoneType = type(None)
 
@@ -172,8 +174,8 @@ class Status(Record):
     """status.json: one JSON object, replaced atomically (temp file, fsync, rename, under `.status.lock`)
     by whoever updates it (`update_status`). Every key may be null or absent."""
     name: str | None = key("run name", LAUNCHER)
-    state: str | None = key("`starting`, `running`, `evaluating`, `stopped`, `finished`, `failed`",
-                            f"{LAUNCHER}, {TRAINER}, {SUPERVISOR}", choices=WRITTEN_STATES)
+    state: str | None = key("`queued`, `starting`, `running`, `evaluating`, `stopped`, `finished`, `failed`",
+                            f"{LAUNCHER}, {QUEUE}, {TRAINER}, {SUPERVISOR}", choices=WRITTEN_STATES)
     pid: int | None = key("the supervisor: the run's session and group leader", f"{LAUNCHER}, {SUPERVISOR}")
     pgid: int | None = key("its process group", f"{LAUNCHER}, {SUPERVISOR}")
     sid: int | None = key("its session", f"{LAUNCHER}, {SUPERVISOR}")
@@ -209,6 +211,22 @@ class Status(Record):
     resumed_from: str | None = key("the checkpoint folder the last resume continues from", RESUME)
     resumed_at: float | None = key("unix seconds of the last resume", RESUME)
     resumes: int | None = key("how many times the run was resumed", RESUME)
+    machines: int | None = key("machines of a run over several (each machine > 0 has its own `status.node<N>.json`)",
+                               LAUNCHER)
+    machine_rank: int | None = key("this file's machine (0: status.json)", LAUNCHER)
+    main_addr: str | None = key("address of machine 0, where the ranks meet", f"{LAUNCHER}, {SLURM_JOB}")
+    main_port: int | None = key("its port", f"{LAUNCHER}, {SLURM_JOB}")
+    slurm_job_id: str | None = key("the Slurm job (`job.sbatch`, submitted with `sbatch --parsable`); a resume "
+                                   "submits a new one", f"{LAUNCHER}, {RESUME}")
+    slurm_hosts: list[str] | None = key("the job's nodes, machine 0 first", SLURM_JOB)
+    slurm_restarts: int | None = key("times Slurm requeued the job (`SLURM_RESTART_COUNT`)", SLURM_JOB)
+    queued_at: float | None = key("unix seconds: the run joined its runs root's queue (`--gpus auto`)", LAUNCHER)
+    gpus_per_run: int | None = key("GPUs a queued run waits for (`--gpus-per-run`; on the CPU it takes one slot)",
+                                   LAUNCHER)
+    queue_position: int | None = key("1-based place in the queue while `queued`; null once started", QUEUE)
+    waiting_for: str | None = key("what a queued run waits for, as of the last pass over the queue", QUEUE)
+    sweep: str | None = key("the sweep id, shared by every run of one `run sweep`", SWEEP)
+    sweep_point: list[str] | None = key("this run's grid point: `key=value` overrides, one per varied key", SWEEP)
     derived: str | None = key("a run made from other runs' weights without training: `average` (of checkpoints) or "
                               "`ensemble` (of models); null for a trained run", DERIVER, choices=DERIVED_KINDS)
     sources: list[str] | None = key("what a derived run was made from: the checkpoint folders averaged, or the "
@@ -238,6 +256,16 @@ class Status(Record):
 
 
 _STATUS_SPEC = {s.name: s for s in Status.SPEC}
+
+
+@record
+class QueueFile(Record):
+    """queue.json, in a runs root (not in a run directory): the runs waiting there for GPUs or CPU slots,
+    replaced atomically under `.queue.lock` by whoever passes over the queue (a launcher, a run's supervisor
+    as it exits, `run ls`, `run queue`)."""
+    order: list[str] | None = key("the queued runs' directory names, first to start first", QUEUE)
+    cpu_slots: int | None = key("runs the CPU takes at once when there is no GPU (`run queue slots`; 1)", QUEUE)
+    idle_memory_mib: int | None = key("a GPU counts as idle below this much used memory (NVML; 1024)", QUEUE)
 
 
 # ---- events.jsonl ------------------------------------------------------------------------------------

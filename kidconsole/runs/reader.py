@@ -327,8 +327,13 @@ class RunReader:
         # a run that wrote its ending needs no look at processes
         alive = None if run_state.written_final(status, end) else liveness.run_alive(status, last_sign=last_sign,
                                                                                         now=now)
-        return run_state.derive_state(status, alive=alive, last_sign=last_sign, end_event=end, now=now,
-                                      stall_after=stall_after)
+        state = run_state.derive_state(status, alive=alive, last_sign=last_sign, end_event=end, now=now,
+                                       stall_after=stall_after)
+        if status.get("slurm_job_id"):  # a Slurm run: its job's state too (queued, or ended under the run)
+            from kidconsole.runs import slurm
+
+            state = slurm.merge_state(state, slurm.job_of(status))
+        return state
 
     @property
     def summary(self) -> dict:

@@ -33,6 +33,8 @@ def derive_state(status: dict, *, alive: bool | None, last_sign: float | None, e
     final = written_final(status, end_event)
     if final:
         return final
+    if status.get("state") == rundir.QUEUED:  # no process yet: nothing to watch
+        return rundir.QUEUED
     if alive is False:
         return rundir.INTERRUPTED
     if last_sign is not None and now - last_sign > stall_after:

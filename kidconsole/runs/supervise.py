@@ -96,8 +96,11 @@ def _stop_leftovers(run_dir: Path, rc: int) -> bool:
     return rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES
 
 
-def supervise(run_dir: Path, command: list[str]) -> int:
+def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
+    """Machine 0 (or a run on one machine) records the run in status.json; a machine > 0 of a run over several
+    records only its own processes and exit, in its own file: the ranks of machine 0 write the run."""
     stop_requested = False
+    status_file = rundir.node_status_name(machine_rank) if machine_rank else rundir.STATUS
 
     def on_term(signum, frame):
         nonlocal stop_requested
@@ -108,19 +111,23 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
     os.umask(os.umask(0) | 0o022)  # nothing the run writes is writable by others (resume reads what it starts)
-    rundir.update_status(run_dir, **liveness.pid_of_this_process())
+    rundir.update_status(run_dir, file=status_file, **liveness.pid_of_this_process())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
-        rundir.update_status(run_dir, state=rundir.FAILED, exit_code=127, error=f"cannot start {command[0]}: {e}",
-                             ended_at=round(time.time(), 3))
+        rundir.update_status(run_dir, file=status_file, state=rundir.FAILED, exit_code=127,
+                             error=f"cannot start {command[0]}: {e}", ended_at=round(time.time(), 3))
         return 127
-    rundir.update_status(run_dir, launcher_pid=child.pid)
+    rundir.update_status(run_dir, file=status_file, launcher_pid=child.pid)
     rc = child.wait()
     orphaned = None
     if not stop_requested and _stop_leftovers(run_dir, rc):
         orphaned = f"the launcher exited ({_exit_text(rc)}) while the trainer ran: stopped it with SIGTERM"
     _reap_all(time.monotonic() + DRAIN_SECONDS)  # a duration: the wall clock can step
+    if machine_rank:
+        rundir.update_status(run_dir, file=status_file, exit_code=rc, ended_at=round(time.time(), 3),
+                             state=rundir.FINISHED if rc == 0 else rundir.STOPPED if stop_requested else rundir.FAILED)
+        return 0
 
     status = rundir.read_status(run_dir)
     now = round(time.time(), 3)
@@ -153,10 +160,23 @@ def supervise(run_dir: Path, command: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    rank = 0
+    if len(argv) > 2 and argv[1] == "--machine-rank" and argv[2].isdigit():
+        rank, argv = int(argv[2]), argv[:1] + argv[3:]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m kidconsole.runs.supervise RUN_DIR -- COMMAND...", file=sys.stderr)
+        print("usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] -- COMMAND...", file=sys.stderr)
         return 2
-    return supervise(Path(argv[0]), argv[2:])
+    run_dir = Path(argv[0])
+    rc = supervise(run_dir, argv[2:], rank)
+    if rank or rundir.read_status(run_dir).get("slurm_job_id"):
+        return rc  # the queue is the submitting server's: a node of a job or machine > 0 starts nothing from it
+    try:  # this run's slot is free now: start what waits for it (docs/runs.md, "Queue and sweeps")
+        from kidconsole.runs.queue import pump
+
+        pump(run_dir.resolve().parent)
+    except Exception as e:  # the run's own ending is recorded already; a later pass starts the queue
+        print(f"kidconsole: could not pass over the queue: {e}", flush=True)
+    return rc
 
 
 if __name__ == "__main__":

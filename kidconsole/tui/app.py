@@ -152,6 +152,17 @@ class KidConsole(App):
 
         self.push_screen(DecodesScreen(key))
 
+    def open_sweep(self, key: str) -> None:
+        view = self.views.get(key)
+        if view is None:
+            return
+        if not view.sweep:
+            self.notify(f"{view.name} is not part of a sweep (`kidconsole run sweep` makes one).", severity="warning")
+            return
+        from kidconsole.tui.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(view.sweep))
+
     def open_launch(self) -> None:
         from kidconsole.tui.screens.launch import LaunchScreen
 

@@ -89,7 +89,8 @@ def best_per(view) -> float:
 
 
 def sort_views(views: list, how: str) -> list:
-    by_name = sorted(views, key=lambda v: (v.name, v.key))
+    # by name, but the runs of one sweep side by side in their grid order (named SWEEP-01, SWEEP-02, ...)
+    by_name = sorted(views, key=lambda v: (v.sweep or v.name, v.name, v.key))
     if how == "best PER":
         return sorted(by_name, key=best_per)  # runs without a PER last
     if how == "newest":

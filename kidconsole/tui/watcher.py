@@ -79,8 +79,13 @@ class RunView:
     has_predictions: bool = False
     test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
     started_at: float | None = None
+    queue_position: int | None = None  # while queued: 1-based place in its runs root's queue
+    waiting_for: str | None = None     # while queued: what it waits for, as of the queue's last pass
+    sweep: str | None = None           # the sweep id of a run started by `run sweep`
+    sweep_point: tuple[str, ...] = ()  # its grid point: key=value per varied key
     source_config: str | None = None  # the config file the run was launched from (status.json)
     system: SystemView | None = None
+    where: str | None = None  # a Slurm run's job and nodes, or the host of a run elsewhere
     revision: int = 0  # grows whenever the run's files brought something new
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
@@ -357,8 +362,11 @@ class Watcher:
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
             warnings=reader.warning_counts,
             started_at=summary.get("started_at"), source_config=status.get("source_config"),
+            queue_position=_int(status.get("queue_position")), waiting_for=status.get("waiting_for"),
+            sweep=status.get("sweep"), sweep_point=tuple(status.get("sweep_point") or ()),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
+            where=_where(status),
             revision=self._revisions.get(key, 0),
             eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
             scoring_only=bool(summary.get("scoring_only")),
@@ -429,6 +437,12 @@ def warning_counts(warnings) -> dict[str, int]:
         count = ev.get("count")
         out[what] = max(out.get(what, 0), count) if isinstance(count, int) else out.get(what, 0) + 1
     return out
+
+
+def _where(status: dict) -> str | None:
+    from kidconsole.runs.slurm import where
+
+    return where(status)
 
 
 def _int(v: Any) -> int | None:

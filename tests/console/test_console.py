@@ -197,7 +197,7 @@ async def test_launch_errors_are_shown_in_the_form(tmp_path, opened):
 
 
 async def test_help_lists_the_keys_of_every_screen(opened):
-    async with opened(size=(100, 90)) as pilot:
+    async with opened(size=(100, 100)) as pilot:
         app = pilot.app
         await pilot.press("question_mark")
         await pilot.pause(0.2)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 
+from kidconsole import rundir
+
 FAKE = "fake_trainer"
 
 
@@ -39,3 +41,16 @@ def session_pids(sid: int) -> list[int]:
 
 # what a resume in these tests may start: the project's trainers and the fake one
 TEST_TRAINERS = ("trainers.train", "trainers.score", FAKE)
+
+def hold_slot(root: Path, name: str = "holder", gpus: list[int] | None = None) -> Path:
+    """A live run of the runs root: this test process is its supervisor, so it holds a slot until
+    its status says it ended."""
+    run_dir = root / name
+    me = psutil.Process()
+    rundir.update_status(run_dir, name=name, state=rundir.RUNNING, pid=me.pid, create_time=me.create_time(),
+                         gpus=gpus or [])
+    return run_dir
+
+
+def release(run_dir: Path) -> None:
+    rundir.update_status(run_dir, state=rundir.FINISHED, ended_at=time.time())

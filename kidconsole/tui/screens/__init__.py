@@ -11,7 +11,7 @@ import importlib
 SCREENS = (
     "dashboard:DashboardScreen", "charts:ChartsScreen", "decodes:DecodesScreen", "run_detail:RunDetailScreen",
     "launch:LaunchScreen", "subset:SubsetScreen", "errors:ErrorsScreen", "errors:UtterancesScreen",
-    "errors:DecodeScreen", "errors:ConfusionScreen", "confirm:ConfirmScreen",
+    "errors:DecodeScreen", "errors:ConfusionScreen", "confirm:ConfirmScreen", "sweep:SweepScreen",
 )
 
 

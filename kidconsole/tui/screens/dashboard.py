@@ -27,6 +27,7 @@ class DashboardScreen(Screen):
         Binding("enter", "on_run('open_detail')", "Detail"),
         Binding("space", "mark", "Mark"),
         Binding("c", "charts", "Charts"),
+        Binding("w", "on_run('open_sweep')", "Sweep"),
         Binding("v", "on_run('open_decodes')", "Decodes"),
         Binding("e", "on_run('open_errors')", "Errors"),
         Binding("n", "launch", "New run"),

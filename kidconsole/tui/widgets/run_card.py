@@ -105,6 +105,16 @@ def scoring_card_text(view: RunView, width: int) -> Text:
     return Text("\n").join(lines)
 
 
+def queued_text(view: RunView) -> list[Text]:
+    """A queued run's card: its place, what it waits for, its sweep point (nothing has run yet)."""
+    place = f"queued #{view.queue_position}" if view.queue_position else "queued"
+    lines = [Text(place, style=palette.state_style(rundir.QUEUED)),
+             Text(f"waits for {view.waiting_for or 'the next pass over the queue'}")]
+    if view.sweep_point:
+        lines.append(Text("sweep point " + " ".join(view.sweep_point), style="dim"))
+    return lines
+
+
 def system_line(view: RunView) -> Text | None:
     """One compact line of the machine under a live run: its processes' CPU and resident memory, its GPUs'
     temperature and power, the free disk; or a warning when the next checkpoint will not fit. None for a run
@@ -137,6 +147,8 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     if view.scoring_only:
         return scoring_card_text(view, width)
     w = max(width, 30)
+    if view.state == rundir.QUEUED:
+        return Text("\n").join(queued_text(view))
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
     if view.phase_name:
@@ -220,7 +232,8 @@ class RunCard(Static, can_focus=True):
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
         self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        self.border_subtitle = Text(f"● {self.view.state}", style=palette.state_style(self.view.state))
+        where = Text(f"{self.view.where} ", style="dim") if self.view.where else ""
+        self.border_subtitle = Text.assemble(where, (f"● {self.view.state}", palette.state_style(self.view.state)))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
