@@ -20,19 +20,30 @@ def stable_key(seed: int, text: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{text}".encode(), digest_size=8).digest(), "big")
 
 
-def _cut(order: Sequence[int], durations: Sequence[float], batch_seconds: float, max_utts: int) -> list[list[int]]:
-    """Cut indices already sorted by duration into batches within the padded budget."""
+# the most of an evaluation batch that may be padding. Sorted, a large set's neighbours differ by
+# milliseconds and the budget alone cuts; where lengths are sparse (a small set, the long tail) a batch
+# cut by the budget alone pads 2 s utterances to 15 s, and attention's cost grows with the square of it
+EVAL_MAX_PADDING = 0.1
+
+
+def _cut(order: Sequence[int], durations: Sequence[float], batch_seconds: float, max_utts: int,
+         max_padding: float = 1.0) -> list[list[int]]:
+    """Cut indices already sorted by duration into batches within the padded budget, each at most
+    ``max_padding`` padding."""
     batches: list[list[int]] = []
     cur: list[int] = []
-    longest = 0.0
+    longest = real = 0.0
     for i in order:
         d = durations[i]
         new_longest = max(longest, d)
-        if cur and (len(cur) + 1 > max_utts or (len(cur) + 1) * new_longest > batch_seconds):
+        n = len(cur) + 1
+        if cur and (n > max_utts or n * new_longest > batch_seconds
+                    or real + d < (1.0 - max_padding) * n * new_longest):
             batches.append(cur)
-            cur, new_longest = [], d
+            cur, new_longest, real = [], d, 0.0
         cur.append(i)
         longest = new_longest
+        real += d
     if cur:
         batches.append(cur)
     return batches
@@ -60,9 +71,10 @@ def plan_random(durations: Sequence[float], *, seed: int, epoch: int, batch_size
 
 
 def plan_sorted(durations: Sequence[float], *, batch_seconds: float, max_utts: int) -> list[list[int]]:
-    """Evaluation batches: all utterances sorted by length, cut by the padded budget."""
+    """Evaluation batches: all utterances sorted by length, cut by the padded budget and
+    ``EVAL_MAX_PADDING``."""
     order = sorted(range(len(durations)), key=lambda i: (durations[i], i))
-    return _cut(order, durations, batch_seconds, max_utts)
+    return _cut(order, durations, batch_seconds, max_utts, EVAL_MAX_PADDING)
 
 
 def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:

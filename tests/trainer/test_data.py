@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from kidconsole.manifest import read_manifest, write_manifest
-from trainers.batching import padding_fraction, plan_epoch, plan_random, plan_sorted, shard
+from trainers.batching import EVAL_MAX_PADDING, padding_fraction, plan_epoch, plan_random, plan_sorted, shard
 from trainers.data import BatchStream, ctc_feasible, fixed_sample, load_rows, make_loader, output_frames, subset
 from trainers.tokenizer import build_feature_extractor, build_processor
 
@@ -53,6 +53,16 @@ def test_eval_batches_are_length_sorted():
     plan = plan_sorted(durations, batch_seconds=6.0, max_utts=8)
     flat = [i for b in plan for i in b]
     assert [durations[i] for i in flat] == sorted(durations)
+
+
+def test_eval_batches_leave_little_padding_where_lengths_are_sparse():
+    # the whole set fits the budget in one batch, which would pad the 2 s utterances to 15 s
+    durations = [2.0, 15.0, 2.1, 8.0, 2.2, 8.2, 14.0]
+    plan = plan_sorted(durations, batch_seconds=200.0, max_utts=32)
+    for b in plan:
+        longest = max(durations[i] for i in b)
+        assert 1 - sum(durations[i] for i in b) / (len(b) * longest) <= EVAL_MAX_PADDING
+    assert [[durations[i] for i in b] for b in plan] == [[2.0, 2.1, 2.2], [8.0, 8.2], [14.0, 15.0]]
 
 
 def test_subsets_are_nested_and_the_validation_sample_fixed(tones):

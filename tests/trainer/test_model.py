@@ -39,6 +39,22 @@ def test_full_fine_tuning_trains_all_but_the_feature_encoder(make_config):
     assert frozen == sum(p.numel() for p in model.wav2vec2.feature_extractor.parameters())
 
 
+@pytest.mark.parametrize("sets, trained", [
+    (["model.freeze_feature_encoder=true"], False),
+    (["model.freeze_feature_encoder=false"], False),  # LoRA: the convolutions hold no adapter either
+    (["lora.enabled=false", "model.freeze_feature_encoder=false"], True),
+])
+def test_the_backward_runs_through_the_feature_encoder_only_when_it_trains(make_config, sets, trained):
+    from trainers.model import backbone, unwrap_base
+
+    cfg = load_config(make_config(), sets)
+    base = load_base(cfg.model)
+    model = configure(base.model, cfg.model, cfg.lora, base.head)
+    model.train()
+    features = backbone(unwrap_base(model)).feature_extractor(torch.randn(2, 4000))
+    assert features.requires_grad is trained
+
+
 def test_new_head_is_sized_to_the_inventory_and_trained(make_config):
     cfg = load_config(make_config(), ["model.start=encoder"])
     base = load_base(cfg.model)
