@@ -6,13 +6,16 @@ arm trains the same number of steps from the base with the same seed, and is com
 difference (``kidconsole report RUN --vs PLAIN``).
 
 - discriminative LRs: ``train.lr_groups``, the adapters of the lowest layer at a third of the LR, the top
-  layer's at twice it, the middle one's at it;
+  layer's at twice it, the middle one's at it; and the reverse;
 - pseudo-labels: the labels of half of each condition's speakers hidden; a run on the labelled half, its
-  ``kidconsole pseudo`` of the hidden half's audio, a run on both (``phases[].manifests``);
-- active selection: ``kidconsole select`` with the base of the hardest 25% of the pool's hours, against a
-  stratified random 25% (``phases[].fraction``), each trained from the base.
+  ``kidconsole pseudo`` of the hidden half's audio at two confidence thresholds, a run on the labelled half
+  and each (``phases[].manifests``), also compared with the labelled half alone;
+- active selection: ``kidconsole select`` with the base of the hardest 25% of the pool's hours (``--by
+  confidence``, what an unlabelled pool allows, and ``--by loss``), against a stratified random 25%
+  (``phases[].fraction``), each trained from the base, also compared with the random 25%.
 
-``python -m bench techniques`` (``--keep DIR``: keep the runs there; ``--base DIR``: a trained base)."""
+``python -m bench techniques [--seeds 1 2 3]`` (``--keep DIR``: keep the runs there; ``--base DIR``: a trained
+base)."""
 
 from __future__ import annotations
 
@@ -31,11 +34,10 @@ from bench.tone_runs import LORA, data_section, delta_cells, per_vs, pretrained_
 # (seconds a phone, noise standard deviation): the base's own condition, then faster and noisier
 CONDITIONS = ((0.10, 0.01), (0.07, 0.03), (0.055, 0.05), (0.045, 0.08))
 LR = 3.0e-3
-LR_GROUPS = [{"name": "lower", "params": "layers 0", "scale": 1 / 3},
-             {"name": "middle", "params": "layers 1", "scale": 1.0},
-             {"name": "upper", "params": "layers 2", "scale": 2.0}]
+# the reference's shape (lower layers slower, upper faster) and its reverse, as multiples of the phase's LR
+LR_GROUPS = {"lower ⅓, middle 1, upper 2 × LR": (1 / 3, 1.0, 2.0), "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3)}
 HIDDEN = ("spk3", "spk4", "spk5")  # the speakers (ages 8-10) whose labels are hidden, in every condition
-MIN_CONFIDENCE = 0.8
+MIN_CONFIDENCE = (0.8, 0.9)  # a looser and a stricter threshold: more pseudo-labels, or cleaner ones
 
 
 def tone_pool(root: Path, seed: int, n_train: int, n_valid: int, n_test: int) -> dict[str, Path]:
@@ -87,13 +89,13 @@ def hours(manifest: Path) -> float:
     return sum(r.duration for r in read_manifest(manifest)) / 3600
 
 
-def phase_rows(run: Path) -> tuple[int, float]:
-    """Utterances and hours the run's (only) phase trained on, from its ``phase`` event."""
+def train_cells(run: Path) -> tuple[str, str]:
+    """Utterances and minutes the run's (only) phase trained on, from its ``phase`` event (none: a scoring)."""
     for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines():
         e = json.loads(line)
         if e.get("kind") == "phase":
-            return e["train_utterances"], e["train_hours"]
-    raise SystemExit(f"{run}: no phase event")
+            return str(e["train_utterances"]), f"{e['train_hours'] * 60:.1f}"
+    return "0", "0"
 
 
 def adapt(root: Path, name: str, base: Path, pool: dict, seed: int, steps: int, phase: dict | None = None,
@@ -109,73 +111,103 @@ def adapt(root: Path, name: str, base: Path, pool: dict, seed: int, steps: int, 
         "phases": [{"name": "adapt", "epochs": 1000, "max_steps": steps, "lr": LR, "warmup": 10, **(phase or {})}]})
 
 
+@dataclasses.dataclass
+class Arm:
+    measurement: str
+    label: str
+    run: Path
+    vs: Path          # what its Δ is against (the plain run, or the arm it is a variant of)
+
+
+def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tuple[list[Arm], list[str]]:
+    """Every arm's run for one seed (the pool drawn with it), and notes on the pseudo-labels and picks."""
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    pool = tone_pool(root / "pool", seed, *per_condition)
+    run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
+    plain = adapt(root, "plain", base, pool, seed, steps)
+    arms = [Arm("", "base, not adapted", runs / "unadapted", plain), Arm("", "plain LoRA: all labels, one LR", plain, plain),
+            *(Arm("(2) discriminative LRs", f"lr_groups: {label}",
+                  adapt(root, f"lr-groups-{k}", base, pool, seed, steps, lr_groups=[
+                      {"name": name, "params": f"layers {i}", "scale": scale}
+                      for i, (name, scale) in enumerate(zip(("lower", "middle", "upper"), scales))]), plain)
+              for k, (label, scales) in enumerate(LR_GROUPS.items()))]
+    notes = []
+
+    labelled, hidden = split_labels(pool["train"], root)
+    half = adapt(root, "labelled-half", base, pool, seed, steps, phase={"manifest": str(labelled)})
+    arms.append(Arm("(3) pseudo-labels", "labelled half only", half, plain))
+    n_hidden = sum(1 for _ in hidden.open(encoding="utf-8"))
+    for c in MIN_CONFIDENCE:
+        pseudo = root / f"pseudo-{c}.jsonl"
+        run_python("-m", "kidconsole", "pseudo", half, hidden, "-o", pseudo, "--min-confidence", c, "--no-progress")
+        kept, per = pseudo_quality(pseudo, pool["train"])
+        notes.append(f"pseudo ≥ {c}: {kept} of the hidden half's {n_hidden} kept, PER {per * 100:.1f}% against the "
+                     f"hidden labels")
+        mixed = adapt(root, f"labelled-pseudo-{c}", base, pool, seed, steps,
+                      phase={"manifests": [{"path": str(labelled)}, {"path": str(pseudo)}]})
+        arms.append(Arm("(3) pseudo-labels", f"labelled half + {kept} pseudo (confidence ≥ {c})", mixed, plain))
+        arms.append(Arm("(3) pseudo-labels", f"  ≥ {c}: vs labelled half only", mixed, half))
+
+    quarter = hours(pool["train"]) / 4
+    rand = adapt(root, "random-25", base, pool, seed, steps, phase={"fraction": 0.25})
+    arms.append(Arm("(4) selection", "random 25% of the hours", rand, plain))
+    for by in ("confidence", "loss"):
+        picked = root / f"hardest-{by}.jsonl"
+        run_python("-m", "kidconsole", "select", base, "--manifest", pool["train"], "--hours", f"{quarter:.6f}",
+                   "-o", picked, "--by", by, "--no-progress")
+        report = json.loads(picked.with_name(picked.stem + ".report.json").read_text(encoding="utf-8"))
+        notes.append(f"select --by {by}: picks' PER {report['picked']['mean_per'] * 100:.1f}% under the base "
+                     f"(pool {report['pool']['mean_per'] * 100:.1f}%)")
+        hardest = adapt(root, f"hardest-{by}", base, pool, seed, steps, phase={"manifest": str(picked)})
+        arms.append(Arm("(4) selection", f"hardest 25% by {by} (kidconsole select)", hardest, plain))
+        arms.append(Arm("(4) selection", f"  by {by}: vs random 25%", hardest, rand))
+    corr = report["correlation"]
+    notes.append(f"under the base, Spearman of confidence with PER {corr['spearman_confidence_per']:+.2f}, "
+                 f"of loss with PER {corr['spearman_loss_per']:+.2f} (pool)")
+    return arms, notes
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench techniques")
     ap.add_argument("--keep", metavar="DIR", help="write the runs here and keep them")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
+                    help="seeds (pool, data order, dropout), a table each and one of all (default 1)")
     ap.add_argument("--base", metavar="DIR", help="a pretrained base (a merged export) instead of training one")
     ap.add_argument("--steps", type=int, default=300, help="training steps of every arm (default 300)")
-    ap.add_argument("--per-condition", type=int, nargs=3, default=(96, 12, 48), metavar=("TRAIN", "VALID", "TEST"),
-                    help="utterances per condition and split (default 96 12 48)")
+    ap.add_argument("--per-condition", type=int, nargs=3, default=(96, 24, 96), metavar=("TRAIN", "VALID", "TEST"),
+                    help="utterances per condition and split (default 96 24 96)")
     args = ap.parse_args(argv)
+    console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
-        runs = root / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        base = Path(args.base) if args.base else pretrained_base(root, args.seed)
-        pool = tone_pool(root / "pool", args.seed, *args.per_condition)
-        seed, steps = args.seed, args.steps
-
-        run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
-        plain = adapt(root, "plain", base, pool, seed, steps)
-        groups = adapt(root, "lr-groups", base, pool, seed, steps, lr_groups=LR_GROUPS)
-
-        labelled, hidden = split_labels(pool["train"], root)
-        half = adapt(root, "labelled-half", base, pool, seed, steps,
-                     phase={"manifest": str(labelled)})
-        pseudo = root / "pseudo.jsonl"
-        run_python("-m", "kidconsole", "pseudo", half, hidden, "-o", pseudo, "--min-confidence", MIN_CONFIDENCE,
-                   "--no-progress")
-        kept, pseudo_per = pseudo_quality(pseudo, pool["train"])
-        mixed = adapt(root, "labelled-pseudo", base, pool, seed, steps,
-                      phase={"manifests": [{"path": str(labelled)}, {"path": str(pseudo)}]})
-
-        quarter = hours(pool["train"]) / 4
-        picked = root / "hardest.jsonl"
-        run_python("-m", "kidconsole", "select", base, "--manifest", pool["train"], "--hours", f"{quarter:.6f}",
-                   "-o", picked, "--no-progress")
-        hardest = adapt(root, "hardest-25", base, pool, seed, steps,
-                        phase={"manifest": str(picked)})
-        rand = adapt(root, "random-25", base, pool, seed, steps, phase={"fraction": 0.25})
-
-        n_hidden = sum(1 for _ in hidden.open(encoding="utf-8"))
-        table = Table(title=f"LoRA adaptation of a tiny tone base to 4 rates and noise levels, {steps} steps an arm: "
-                            f"each against plain LoRA (all labels, one LR), on the same test set")
-        for col in ("measurement", "arm", "train utts", "train min", "test PER", "Δ PER vs plain", "95% CI"):
-            table.add_column(col, justify="left" if col in ("measurement", "arm") else "right")
-        unadapted = per_vs(runs / "unadapted", plain)
-        table.add_row("", "base, not adapted", "0", "0", f"{unadapted.rate * 100:.2f}", *delta_cells(unadapted))
-        utts, hrs = phase_rows(plain)
-        table.add_row("", "plain LoRA: all labels, one LR", str(utts), f"{hrs * 60:.1f}", f"{scored_per(plain) * 100:.2f}",
-                      "", "")
-        arms = [("(2) discriminative LRs", "lr_groups: lower ⅓, middle 1, upper 2 × LR", groups),
-                ("(3) pseudo-labels", "labelled half only", half),
-                ("(3) pseudo-labels", f"labelled half + {kept} pseudo-labelled", mixed),
-                ("(4) selection", "random 25% of the hours", rand),
-                ("(4) selection", "hardest 25% (kidconsole select)", hardest)]
-        for measure, label, run in arms:
-            d = per_vs(run, plain)
-            utts, hrs = phase_rows(run)
-            table.add_row(measure, label, str(utts), f"{hrs * 60:.1f}", f"{d.rate * 100:.2f}", *delta_cells(d))
-        table.caption = (f"pseudo: {kept} of the hidden half's {n_hidden} utterances kept at confidence ≥ "
-                         f"{MIN_CONFIDENCE}, their PER against the hidden labels {pseudo_per * 100:.2f}%")
-        heads = Table(title="head to head")
-        for col in ("arm", "against", "Δ PER", "95% CI"):
-            heads.add_column(col, justify="left" if col in ("arm", "against") else "right")
-        for label, run, other_label, other in [
-                ("labelled half + pseudo", mixed, "labelled half only", half),
-                ("hardest 25%", hardest, "random 25%", rand)]:
-            heads.add_row(label, other_label, *delta_cells(per_vs(run, other)))
-        console = Console(width=150)
-        console.print(table)
-        console.print(heads)
+        (root / "runs").mkdir(parents=True, exist_ok=True)
+        base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])
+        summary: dict[str, list[str]] = {}
+        for seed in args.seeds:
+            arms, notes = one_seed(root / f"seed-{seed}", base, seed, args.steps, args.per_condition)
+            table = Table(title=f"seed {seed}: LoRA adaptation of a tiny tone base to 4 rates and noise levels, "
+                                f"{args.steps} steps an arm (test: {len(CONDITIONS) * args.per_condition[2]} "
+                                f"utterances, {len(CONDITIONS) * 6} speakers)")
+            for col in ("measurement", "arm", "train utts", "train min", "test PER", "Δ PER", "95% CI"):
+                table.add_column(col, justify="left" if col in ("measurement", "arm") else "right")
+            for arm in arms:
+                if arm.run == arm.vs:
+                    table.add_row(arm.measurement, arm.label, *train_cells(arm.run),
+                                  f"{scored_per(arm.run) * 100:.2f}", "", "")
+                    continue
+                d = per_vs(arm.run, arm.vs)
+                cells = delta_cells(d)
+                table.add_row(arm.measurement, arm.label, *(train_cells(arm.run) if arm.label[0] != " " else ("", "")),
+                              f"{d.rate * 100:.2f}", *cells)
+                summary.setdefault(arm.label, []).append(f"{cells[0]} {cells[1]}")
+            table.caption = "Δ: against plain LoRA, or the arm above where indented\n" + "\n".join(notes)
+            console.print(table)
+        if len(args.seeds) > 1:
+            table = Table(title="Δ PER [95% CI] of each arm, by seed")
+            table.add_column("arm")
+            for seed in args.seeds:
+                table.add_column(f"seed {seed}", justify="right")
+            for label, cells in summary.items():
+                table.add_row(label, *cells)
+            console.print(table)
