@@ -14,8 +14,8 @@ difference (``kidconsole report RUN --vs PLAIN``).
   confidence``, what an unlabelled pool allows, and ``--by loss``), against a stratified random 25%
   (``phases[].fraction``), each trained from the base, also compared with the random 25%.
 
-``python -m bench techniques [--seeds 1 2 3]`` (``--keep DIR``: keep the runs there; ``--base DIR``: a trained
-base)."""
+``python -m bench techniques [--seeds 1 2 3]`` (``--keep DIR``: keep the runs there, and use the finished ones
+again when run once more; ``--base DIR``: a trained base)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.tone_runs import LORA, data_section, delta_cells, per_vs, pretrained_base, run_python, scored_per, train
+from bench.tone_runs import (LORA, data_section, delta_cells, finished, per_vs, pretrained_base, run_python, scored_per,
+                             train)
 
 # (seconds a phone, noise standard deviation): the base's own condition, then faster and noisier
 CONDITIONS = ((0.10, 0.01), (0.07, 0.03), (0.055, 0.05), (0.045, 0.08))
@@ -117,6 +118,7 @@ class Arm:
     label: str
     run: Path
     vs: Path          # what its Δ is against (the plain run, or the arm it is a variant of)
+    key: str = ""     # its row in the table of all seeds (default: the label)
 
 
 def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tuple[list[Arm], list[str]]:
@@ -124,7 +126,8 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
     runs = root / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     pool = tone_pool(root / "pool", seed, *per_condition)
-    run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
+    if not finished(runs / "unadapted"):
+        run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
     plain = adapt(root, "plain", base, pool, seed, steps)
     arms = [Arm("", "base, not adapted", runs / "unadapted", plain), Arm("", "plain LoRA: all labels, one LR", plain, plain),
             *(Arm("(2) discriminative LRs", f"lr_groups: {label}",
@@ -146,7 +149,8 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
                      f"hidden labels")
         mixed = adapt(root, f"labelled-pseudo-{c}", base, pool, seed, steps,
                       phase={"manifests": [{"path": str(labelled)}, {"path": str(pseudo)}]})
-        arms.append(Arm("(3) pseudo-labels", f"labelled half + {kept} pseudo (confidence ≥ {c})", mixed, plain))
+        arms.append(Arm("(3) pseudo-labels", f"labelled half + {kept} pseudo (confidence ≥ {c})", mixed, plain,
+                        key=f"labelled half + pseudo (confidence ≥ {c})"))
         arms.append(Arm("(3) pseudo-labels", f"  ≥ {c}: vs labelled half only", mixed, half))
 
     quarter = hours(pool["train"]) / 4
@@ -170,7 +174,7 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench techniques")
-    ap.add_argument("--keep", metavar="DIR", help="write the runs here and keep them")
+    ap.add_argument("--keep", metavar="DIR", help="write the runs here and keep them (finished runs of the same config there are used again)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
                     help="seeds (pool, data order, dropout), a table each and one of all (default 1)")
     ap.add_argument("--base", metavar="DIR", help="a pretrained base (a merged export) instead of training one")
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(args.keep or tmp)
         (root / "runs").mkdir(parents=True, exist_ok=True)
         base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])
-        summary: dict[str, list[str]] = {}
+        summary: dict[str, dict[int, str]] = {}
         for seed in args.seeds:
             arms, notes = one_seed(root / f"seed-{seed}", base, seed, args.steps, args.per_condition)
             table = Table(title=f"seed {seed}: LoRA adaptation of a tiny tone base to 4 rates and noise levels, "
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                 cells = delta_cells(d)
                 table.add_row(arm.measurement, arm.label, *(train_cells(arm.run) if arm.label[0] != " " else ("", "")),
                               f"{d.rate * 100:.2f}", *cells)
-                summary.setdefault(arm.label, []).append(f"{cells[0]} {cells[1]}")
+                summary.setdefault(arm.key or arm.label, {})[seed] = f"{cells[0]} {cells[1]}"
             table.caption = "Δ: against plain LoRA, or the arm above where indented\n" + "\n".join(notes)
             console.print(table)
         if len(args.seeds) > 1:
@@ -209,5 +213,5 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 table.add_column(f"seed {seed}", justify="right")
             for label, cells in summary.items():
-                table.add_row(label, *cells)
+                table.add_row(label, *(cells.get(seed, "") for seed in args.seeds))
             console.print(table)

@@ -28,11 +28,20 @@ def run_python(*argv) -> str:
     return done.stdout
 
 
+def finished(run: Path) -> bool:
+    from kidconsole.rundir.files import read_status
+
+    return (run / "status.json").exists() and read_status(run).get("state") == "finished"
+
+
 def train(root: Path, name: str, cfg: dict) -> Path:
-    """A run of ``cfg`` as ``root/runs/NAME`` (its config beside, ``root/NAME.yaml``)."""
-    config = root / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    """A run of ``cfg`` as ``root/runs/NAME`` (its config beside, ``root/NAME.yaml``). A finished run of the
+    same config already there (a ``--keep`` folder used again) is kept as it is."""
+    config, text = root / f"{name}.yaml", yaml.safe_dump(cfg)
     run = root / "runs" / name
+    if finished(run) and config.exists() and config.read_text(encoding="utf-8") == text:
+        return run
+    config.write_text(text, encoding="utf-8")
     run_python("-m", "trainers.train", "--config", config, "--run-dir", run)
     return run
 
