@@ -31,12 +31,14 @@ from rich.table import Table
 
 from bench.tone_runs import (LORA, data_section, delta_cells, finished, per_vs, pretrained_base, run_python, scored_per,
                              train)
+from trainers.select import sibling
 
 # (seconds a phone, noise standard deviation): the base's own condition, then faster and noisier
 CONDITIONS = ((0.10, 0.01), (0.07, 0.03), (0.055, 0.05), (0.045, 0.08))
 LR = 3.0e-3
 # the reference's shape (lower layers slower, upper faster) and its reverse, as multiples of the phase's LR
-LR_GROUPS = {"lower ⅓, middle 1, upper 2 × LR": (1 / 3, 1.0, 2.0), "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3)}
+LR_GROUPS = {"lower ⅓, middle 1, upper 2 × LR": (1 / 3, 1.0, 2.0),
+             "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3)}
 HIDDEN = ("spk3", "spk4", "spk5")  # the speakers (ages 8-10) whose labels are hidden, in every condition
 MIN_CONFIDENCE = (0.8, 0.9)  # a looser and a stricter threshold: more pseudo-labels, or cleaner ones
 
@@ -129,7 +131,8 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
     if not finished(runs / "unadapted"):
         run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
     plain = adapt(root, "plain", base, pool, seed, steps)
-    arms = [Arm("", "base, not adapted", runs / "unadapted", plain), Arm("", "plain LoRA: all labels, one LR", plain, plain),
+    arms = [Arm("", "base, not adapted", runs / "unadapted", plain),
+            Arm("", "plain LoRA: all labels, one LR", plain, plain),
             *(Arm("(2) discriminative LRs", f"lr_groups: {label}",
                   adapt(root, f"lr-groups-{k}", base, pool, seed, steps, lr_groups=[
                       {"name": name, "params": f"layers {i}", "scale": scale}
@@ -160,7 +163,7 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
         picked = root / f"hardest-{by}.jsonl"
         run_python("-m", "kidconsole", "select", base, "--manifest", pool["train"], "--hours", f"{quarter:.6f}",
                    "-o", picked, "--by", by, "--no-progress")
-        report = json.loads(picked.with_name(picked.stem + ".report.json").read_text(encoding="utf-8"))
+        report = json.loads(sibling(picked, ".report.json").read_text(encoding="utf-8"))
         notes.append(f"select --by {by}: picks' PER {report['picked']['mean_per'] * 100:.1f}% under the base "
                      f"(pool {report['pool']['mean_per'] * 100:.1f}%)")
         hardest = adapt(root, f"hardest-{by}", base, pool, seed, steps, phase={"manifest": str(picked)})
@@ -174,7 +177,8 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench techniques")
-    ap.add_argument("--keep", metavar="DIR", help="write the runs here and keep them (finished runs of the same config there are used again)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write the runs here and keep them (finished runs of the same config there are used again)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
                     help="seeds (pool, data order, dropout), a table each and one of all (default 1)")
     ap.add_argument("--base", metavar="DIR", help="a pretrained base (a merged export) instead of training one")
