@@ -73,10 +73,10 @@ TONE_PHONES = ("G", "N", "D", "M", "S", "A", "O", "I", "U", "EO")
 
 
 def tone_corpus(root: str | Path, *, n_train: int = 48, n_valid: int = 12, n_test: int = 12, seed: int = 0,
-                sample_rate: int = 16000, phone_seconds: float = 0.1) -> dict[str, Path]:
-    """A learnable toy corpus: each phone is a tone of its own pitch, words are
-    separated by short silences. Writes WAVs and train/valid/test manifests under
-    ``root``; returns the manifest paths by split."""
+                sample_rate: int = 16000, phone_seconds: float = 0.1, noise: float = 0.01) -> dict[str, Path]:
+    """A learnable toy corpus: each phone is a tone of its own pitch (amplitude 0.5), words are
+    separated by short silences, under white noise of standard deviation ``noise``. Writes WAVs and
+    train/valid/test manifests under ``root``; returns the manifest paths by split."""
     import numpy as np
     import soundfile as sf
 
@@ -100,7 +100,7 @@ def tone_corpus(root: str | Path, *, n_train: int = 48, n_valid: int = 12, n_tes
                 parts += [0.5 * np.sin(2 * np.pi * freq[p] * t) * ramp for p in w]
                 parts.append(np.zeros(step // 2))
             wave = np.concatenate([np.zeros(step // 2)] + parts).astype(np.float32)
-            wave += rng.normal(0, 0.01, len(wave)).astype(np.float32)
+            wave += rng.normal(0, noise, len(wave)).astype(np.float32)
             uid = f"{split}-{k:04d}"
             path = root / "wav" / f"{uid}.wav"
             sf.write(path, wave, sample_rate)

@@ -1,0 +1,221 @@
+"""Discriminative learning rates, pseudo-labelling and active selection against plain LoRA, on the tiny model
+and tone corpus (CPU). The base (trained on tones of 100 ms a phone, bench.tone_runs) is adapted with LoRA to
+a pool of four speaking rates and noise levels, from its own condition to 45 ms a phone in loud noise; every
+arm trains the same number of steps from the base with the same seed, and is compared with the plain run
+(every pool label, one LR) on the same test manifest: PER and the speaker-bootstrap 95% interval of the
+difference (``kidconsole report RUN --vs PLAIN``).
+
+- discriminative LRs: ``train.lr_groups``, the adapters of the lowest layer at a third of the LR, the top
+  layer's at twice it, the middle one's at it; and the reverse;
+- pseudo-labels: the labels of half of each condition's speakers hidden; a run on the labelled half, its
+  ``kidconsole pseudo`` of the hidden half's audio at two confidence thresholds, a run on the labelled half
+  and each (``phases[].manifests``), also compared with the labelled half alone;
+- active selection: ``kidconsole select`` with the base of the hardest 25% of the pool's hours (``--by
+  confidence``, what an unlabelled pool allows, and ``--by loss``), against a stratified random 25%
+  (``phases[].fraction``), each trained from the base, also compared with the random 25%.
+
+``python -m bench techniques [--seeds 1 2 3]`` (``--keep DIR``: keep the runs there, and use the finished ones
+again when run once more; ``--base DIR``: a trained base)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.tone_runs import (LORA, data_section, delta_cells, finished, per_vs, pretrained_base, run_python, scored_per,
+                             train)
+from trainers.select import sibling
+
+# (seconds a phone, noise standard deviation): the base's own condition, then faster and noisier
+CONDITIONS = ((0.10, 0.01), (0.07, 0.03), (0.055, 0.05), (0.045, 0.08))
+LR = 3.0e-3
+# the reference's shape (lower layers slower, upper faster) and its reverse, as multiples of the phase's LR
+LR_GROUPS = {"lower ⅓, middle 1, upper 2 × LR": (1 / 3, 1.0, 2.0),
+             "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3)}
+HIDDEN = ("spk3", "spk4", "spk5")  # the speakers (ages 8-10) whose labels are hidden, in every condition
+MIN_CONFIDENCE = (0.8, 0.9)  # a looser and a stricter threshold: more pseudo-labels, or cleaner ones
+
+
+def tone_pool(root: Path, seed: int, n_train: int, n_valid: int, n_test: int) -> dict[str, Path]:
+    """Tone corpora of each of CONDITIONS merged: ids and speakers prefixed by the condition (``c2-spk4``: a
+    speaker has one rate and room), SNR the tones' (power 0.125) against the noise."""
+    from kidconsole.manifest import read_manifest, write_manifest
+    from trainers.tiny import tone_corpus
+
+    rows: dict[str, list] = {"train": [], "valid": [], "test": []}
+    for c, (phone_seconds, noise) in enumerate(CONDITIONS):
+        parts = tone_corpus(root / f"c{c}", n_train=n_train, n_valid=n_valid, n_test=n_test,
+                            seed=seed * 100 + c, phone_seconds=phone_seconds, noise=noise)
+        snr = round(10 * math.log10(0.125 / noise ** 2), 1)
+        for split, out in rows.items():
+            out += [dataclasses.replace(r, id=f"c{c}-{r.id}", speaker=f"c{c}-{r.speaker}", snr=snr)
+                    for r in read_manifest(parts[split])]
+    paths = {split: root / f"{split}.jsonl" for split in rows}
+    for split, out in rows.items():
+        write_manifest(paths[split], out)
+    return paths
+
+
+def split_labels(pool: Path, root: Path) -> tuple[Path, Path]:
+    """The pool's rows of speakers not in HIDDEN (labelled), and those of HIDDEN with their phones removed."""
+    from kidconsole.manifest import read_manifest, write_manifest
+
+    rows = list(read_manifest(pool))
+    labelled, hidden = root / "labelled.jsonl", root / "hidden-audio.jsonl"
+    write_manifest(labelled, [r for r in rows if r.speaker.split("-")[-1] not in HIDDEN])
+    write_manifest(hidden, [dataclasses.replace(r, phones="") for r in rows if r.speaker.split("-")[-1] in HIDDEN])
+    return labelled, hidden
+
+
+def pseudo_quality(pseudo: Path, pool: Path) -> tuple[int, float]:
+    """Rows kept by ``kidconsole pseudo`` and their PER against the labels that were hidden."""
+    from kidconsole.manifest import read_manifest
+    from kidconsole.metrics import error_rates
+
+    truth = {r.id: r.phones for r in read_manifest(pool)}
+    kept = list(read_manifest(pseudo))
+    if not kept:
+        return 0, float("nan")
+    return len(kept), error_rates([truth[r.id] for r in kept], [r.phones for r in kept])["per"]
+
+
+def hours(manifest: Path) -> float:
+    from kidconsole.manifest import read_manifest
+
+    return sum(r.duration for r in read_manifest(manifest)) / 3600
+
+
+def train_cells(run: Path) -> tuple[str, str]:
+    """Utterances and minutes the run's (only) phase trained on, from its ``phase`` event (none: a scoring)."""
+    for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        if e.get("kind") == "phase":
+            return str(e["train_utterances"]), f"{e['train_hours'] * 60:.1f}"
+    return "0", "0"
+
+
+def adapt(root: Path, name: str, base: Path, pool: dict, seed: int, steps: int, phase: dict | None = None,
+          lr_groups: list | None = None) -> Path:
+    """A LoRA run from the base on the pool (or the train manifests ``phase`` names): ``steps`` steps (LR 3e-3,
+    linear decay), its best validation checkpoint tested."""
+    return train(root, name, {
+        "name": name, "seed": seed,
+        "model": {"base": str(base), "start": "ctc", "freeze_feature_encoder": True}, "lora": LORA,
+        "data": data_section(pool),
+        "train": {"log_every": 25, "eval_every": max(1, steps // 12), "keep_last": 1, "heartbeat_seconds": 5.0,
+                  "lr_groups": lr_groups or []},
+        "phases": [{"name": "adapt", "epochs": 1000, "max_steps": steps, "lr": LR, "warmup": 10, **(phase or {})}]})
+
+
+@dataclasses.dataclass
+class Arm:
+    measurement: str
+    label: str
+    run: Path
+    vs: Path          # what its Δ is against (the plain run, or the arm it is a variant of)
+    key: str = ""     # its row in the table of all seeds (default: the label)
+
+
+def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tuple[list[Arm], list[str]]:
+    """Every arm's run for one seed (the pool drawn with it), and notes on the pseudo-labels and picks."""
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    pool = tone_pool(root / "pool", seed, *per_condition)
+    if not finished(runs / "unadapted"):
+        run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
+    plain = adapt(root, "plain", base, pool, seed, steps)
+    arms = [Arm("", "base, not adapted", runs / "unadapted", plain),
+            Arm("", "plain LoRA: all labels, one LR", plain, plain),
+            *(Arm("(2) discriminative LRs", f"lr_groups: {label}",
+                  adapt(root, f"lr-groups-{k}", base, pool, seed, steps, lr_groups=[
+                      {"name": name, "params": f"layers {i}", "scale": scale}
+                      for i, (name, scale) in enumerate(zip(("lower", "middle", "upper"), scales))]), plain)
+              for k, (label, scales) in enumerate(LR_GROUPS.items()))]
+    notes = []
+
+    labelled, hidden = split_labels(pool["train"], root)
+    half = adapt(root, "labelled-half", base, pool, seed, steps, phase={"manifest": str(labelled)})
+    arms.append(Arm("(3) pseudo-labels", "labelled half only", half, plain))
+    n_hidden = sum(1 for _ in hidden.open(encoding="utf-8"))
+    for c in MIN_CONFIDENCE:
+        pseudo = root / f"pseudo-{c}.jsonl"
+        run_python("-m", "kidconsole", "pseudo", half, hidden, "-o", pseudo, "--min-confidence", c, "--no-progress")
+        kept, per = pseudo_quality(pseudo, pool["train"])
+        notes.append(f"pseudo ≥ {c}: {kept} of the hidden half's {n_hidden} kept, PER {per * 100:.1f}% against the "
+                     f"hidden labels")
+        mixed = adapt(root, f"labelled-pseudo-{c}", base, pool, seed, steps,
+                      phase={"manifests": [{"path": str(labelled)}, {"path": str(pseudo)}]})
+        arms.append(Arm("(3) pseudo-labels", f"labelled half + {kept} pseudo (confidence ≥ {c})", mixed, plain,
+                        key=f"labelled half + pseudo (confidence ≥ {c})"))
+        arms.append(Arm("(3) pseudo-labels", f"  ≥ {c}: vs labelled half only", mixed, half))
+
+    quarter = hours(pool["train"]) / 4
+    rand = adapt(root, "random-25", base, pool, seed, steps, phase={"fraction": 0.25})
+    arms.append(Arm("(4) selection", "random 25% of the hours", rand, plain))
+    for by in ("confidence", "loss"):
+        picked = root / f"hardest-{by}.jsonl"
+        run_python("-m", "kidconsole", "select", base, "--manifest", pool["train"], "--hours", f"{quarter:.6f}",
+                   "-o", picked, "--by", by, "--no-progress")
+        report = json.loads(sibling(picked, ".report.json").read_text(encoding="utf-8"))
+        notes.append(f"select --by {by}: picks' PER {report['picked']['mean_per'] * 100:.1f}% under the base "
+                     f"(pool {report['pool']['mean_per'] * 100:.1f}%)")
+        hardest = adapt(root, f"hardest-{by}", base, pool, seed, steps, phase={"manifest": str(picked)})
+        arms.append(Arm("(4) selection", f"hardest 25% by {by} (kidconsole select)", hardest, plain))
+        arms.append(Arm("(4) selection", f"  by {by}: vs random 25%", hardest, rand))
+    corr = report["correlation"]
+    notes.append(f"under the base, Spearman of confidence with PER {corr['spearman_confidence_per']:+.2f}, "
+                 f"of loss with PER {corr['spearman_loss_per']:+.2f} (pool)")
+    return arms, notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench techniques")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write the runs here and keep them (finished runs of the same config there are used again)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
+                    help="seeds (pool, data order, dropout), a table each and one of all (default 1)")
+    ap.add_argument("--base", metavar="DIR", help="a pretrained base (a merged export) instead of training one")
+    ap.add_argument("--steps", type=int, default=300, help="training steps of every arm (default 300)")
+    ap.add_argument("--per-condition", type=int, nargs=3, default=(96, 24, 96), metavar=("TRAIN", "VALID", "TEST"),
+                    help="utterances per condition and split (default 96 24 96)")
+    args = ap.parse_args(argv)
+    console = Console(width=150)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        (root / "runs").mkdir(parents=True, exist_ok=True)
+        base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])
+        summary: dict[str, dict[int, str]] = {}
+        for seed in args.seeds:
+            arms, notes = one_seed(root / f"seed-{seed}", base, seed, args.steps, args.per_condition)
+            table = Table(title=f"seed {seed}: LoRA adaptation of a tiny tone base to 4 rates and noise levels, "
+                                f"{args.steps} steps an arm (test: {len(CONDITIONS) * args.per_condition[2]} "
+                                f"utterances, {len(CONDITIONS) * 6} speakers)")
+            for col in ("measurement", "arm", "train utts", "train min", "test PER", "Δ PER", "95% CI"):
+                table.add_column(col, justify="left" if col in ("measurement", "arm") else "right")
+            for arm in arms:
+                if arm.run == arm.vs:
+                    table.add_row(arm.measurement, arm.label, *train_cells(arm.run),
+                                  f"{scored_per(arm.run) * 100:.2f}", "", "")
+                    continue
+                d = per_vs(arm.run, arm.vs)
+                cells = delta_cells(d)
+                table.add_row(arm.measurement, arm.label, *(train_cells(arm.run) if arm.label[0] != " " else ("", "")),
+                              f"{d.rate * 100:.2f}", *cells)
+                summary.setdefault(arm.key or arm.label, {})[seed] = f"{cells[0]} {cells[1]}"
+            table.caption = "Δ: against plain LoRA, or the arm above where indented\n" + "\n".join(notes)
+            console.print(table)
+        if len(args.seeds) > 1:
+            table = Table(title="Δ PER [95% CI] of each arm, by seed")
+            table.add_column("arm")
+            for seed in args.seeds:
+                table.add_column(f"seed {seed}", justify="right")
+            for label, cells in summary.items():
+                table.add_row(label, *(cells.get(seed, "") for seed in args.seeds))
+            console.print(table)
