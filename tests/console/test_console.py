@@ -220,18 +220,19 @@ def test_every_screen_has_its_help_and_its_row_in_the_docs():
     import kidconsole.tui.screens as screens
     from kidconsole.tui.app import KidConsole
     from kidconsole.tui.screens.help import help_sections, keys_markdown
+    from kidconsole.tui.screens.pushed import PushedScreen, screen_bindings
 
     defined = set()
     for mod in pkgutil.iter_modules(screens.__path__):
         module = importlib.import_module(f"{screens.__name__}.{mod.name}")
         defined |= {cls for _, cls in inspect.getmembers(module, inspect.isclass)
-                    if issubclass(cls, Screen) and cls.__module__ == module.__name__ and cls is not HelpScreen}
+                    if issubclass(cls, Screen) and cls.__module__ == module.__name__ and cls not in (HelpScreen, PushedScreen)}
     listed = screens.screen_classes()
     assert defined == set(listed), "screens missing from kidconsole.tui.screens.SCREENS"
     for cls in listed:
         titles = [title for title, _ in help_sections(cls, KidConsole.BINDINGS)]
         assert titles[0] == f"This screen ({cls.TITLE})" and len(set(titles)) == len(titles) == len(listed) + 1
-        assert any(b.description for b in cls.BINDINGS), f"{cls.__name__} has no described key"
+        assert any(b.description for b in screen_bindings(cls)), f"{cls.__name__} has no described key"
     docs = (Path(__file__).parents[2] / "docs" / "console.md").read_text(encoding="utf-8")
     assert keys_markdown(KidConsole.BINDINGS) in docs, "docs/console.md: run python -m kidconsole.tui.screens.help"
 

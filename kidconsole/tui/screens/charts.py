@@ -18,7 +18,6 @@ import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from kidconsole.palette import RUN_COLORS
@@ -27,6 +26,7 @@ from kidconsole.runs.series import Series
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
+from kidconsole.tui.screens.pushed import PushedScreen
 
 X_AXES = ("step", "samples", "time")
 EMA_WEIGHTS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -81,10 +81,9 @@ class _Smoothed:
         return self.series
 
 
-class ChartsScreen(Screen):
+class ChartsScreen(PushedScreen):
     TITLE = "Charts"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cycle_x", "X axis"),
         Binding("y", "log_y", "Log y"),
         Binding("plus,equals_sign", "ema(1)", "EMA+", key_display="+"),

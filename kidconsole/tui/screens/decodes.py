@@ -6,10 +6,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from kidconsole.tui.widgets.aligned_decode import AlignedDecode
+from kidconsole.tui.screens.pushed import PushedScreen
 
 
 def group_by_step(decodes: list[dict]) -> list[tuple[int, list[dict]]]:
@@ -22,10 +22,9 @@ def group_by_step(decodes: list[dict]) -> list[tuple[int, list[dict]]]:
     return sorted(by_step.items())
 
 
-class DecodesScreen(Screen):
+class DecodesScreen(PushedScreen):
     TITLE = "Decodes"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("left,left_square_bracket", "browse(-1)", "Older eval", key_display="←/["),
         Binding("right,right_square_bracket", "browse(1)", "Newer eval", key_display="→/]"),
         Binding("home", "jump(0)", "Oldest"),

@@ -23,7 +23,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from kidconsole import palette
@@ -31,6 +30,7 @@ from kidconsole.errors import KidconsoleError
 from kidconsole.report.compute import MIN_SPEAKERS
 from kidconsole.report.phonemes import EPS
 from kidconsole.report.render import interval_text, pct, speakers_text
+from kidconsole.tui.screens.pushed import PushedScreen
 
 DIMENSION_ORDER = ("age_group", "age", "snr", "duration", "gender", "speaker")
 MAX_ROWS = 5000  # utterances listed per bucket (worst first); a longer list only slows the table
@@ -92,7 +92,7 @@ def head_text(rep) -> Text:
     return head
 
 
-class ErrorsScreen(Screen):
+class ErrorsScreen(PushedScreen):
     """Per-bucket error rates of a run (its ``predictions.jsonl``) or of a predictions file; with
     ``references`` (run directories), the first scored on the same test manifest is the reference: each
     bucket's PER delta against it (run minus reference) and its confidence interval."""
@@ -105,7 +105,6 @@ class ErrorsScreen(Screen):
     ErrorsScreen #errors-phones { height: auto; padding: 0 1; border-top: solid $panel; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("right,d", "dimension(1)", "Next dimension", key_display="→/d"),
         Binding("left", "dimension(-1)", "Prev dimension", key_display="←"),
         Binding("enter", "open", "Utterances", show=True),
@@ -234,13 +233,12 @@ class ErrorsScreen(Screen):
             self.app.push_screen(ConfusionScreen(self.report, "all utterances", None))
 
 
-class UtterancesScreen(Screen):
+class UtterancesScreen(PushedScreen):
     """Some utterances (``select()`` gives them, on a worker), worst PER first."""
 
     TITLE = "Utterances"
     DEFAULT_CSS = "UtterancesScreen #utts { height: 1fr; }"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Aligned decode", show=True),
         Binding("c", "confusion", "Confusions"),
     ]
@@ -307,12 +305,11 @@ class UtterancesScreen(Screen):
             self.app.push_screen(ConfusionScreen(self.report, self.title_text, self.members))
 
 
-class DecodeScreen(Screen):
+class DecodeScreen(PushedScreen):
     """One utterance's aligned decode; ``n``/``p`` step through its list."""
 
     TITLE = "Aligned decode"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("n,down", "step(1)", "Next"),
         Binding("p,up", "step(-1)", "Previous"),
     ]
@@ -355,13 +352,12 @@ class DecodeScreen(Screen):
             await self.show()
 
 
-class ConfusionScreen(Screen):
+class ConfusionScreen(PushedScreen):
     """The confusion matrix of some utterances (computed on a worker); ``enter`` lists those with the
     highlighted error."""
 
     TITLE = "Confusions"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Utterances with this error", show=True),
     ]
     DEFAULT_CSS = "ConfusionScreen #confusion-box { height: 1fr; }"

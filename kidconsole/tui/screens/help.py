@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from kidconsole.tui.screens.pushed import screen_bindings
+
 
 def key_label(binding: Binding) -> str:
     if binding.key_display:
@@ -51,8 +53,8 @@ def help_sections(current: type, everywhere) -> list[tuple[str, list]]:
     """The current screen's keys first, then the keys that work everywhere, then every other screen's."""
     from kidconsole.tui.screens import screen_classes
 
-    sections = [(f"This screen ({screen_title(current)})", current.BINDINGS), ("Everywhere", everywhere)]
-    return sections + [(screen_title(cls), cls.BINDINGS) for cls in screen_classes() if cls is not current]
+    sections = [(f"This screen ({screen_title(current)})", screen_bindings(current)), ("Everywhere", everywhere)]
+    return sections + [(screen_title(cls), screen_bindings(cls)) for cls in screen_classes() if cls is not current]
 
 
 def keys_markdown(everywhere) -> str:
@@ -62,7 +64,7 @@ def keys_markdown(everywhere) -> str:
     def cell(bindings) -> str:
         return " · ".join(f"`{keys}` {description}" for description, keys in _keys_by_description(bindings))
 
-    rows = [("everywhere", everywhere)] + [(screen_title(cls), cls.BINDINGS) for cls in screen_classes()]
+    rows = [("everywhere", everywhere)] + [(screen_title(cls), screen_bindings(cls)) for cls in screen_classes()]
     return "\n".join(["| screen | keys |", "|---|---|"] + [f"| {title} | {cell(b)} |" for title, b in rows])
 
 

@@ -12,7 +12,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from kidconsole import palette, rundir
@@ -21,6 +20,7 @@ from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
 from kidconsole.tui.widgets.exports_panel import export_running, exports_panel, read_exports_state
 from kidconsole.tui.widgets.run_card import eval_cost_lines
 from kidconsole.tui.widgets.system_panel import system_panel
+from kidconsole.tui.screens.pushed import PushedScreen
 
 TABS = ("config", "diff", "log", "checkpoints", "warnings", "cost", "system", "exports")
 LOG_LINES = 300
@@ -65,10 +65,9 @@ def _show(v: Any) -> str:
     return "(absent)" if v is MISSING else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-class RunDetailScreen(Screen):
+class RunDetailScreen(PushedScreen):
     TITLE = "Run detail"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         *[Binding(str(i + 1), f"tab('{t}')", t.capitalize(), show=False) for i, t in enumerate(TABS)],
         Binding("d", "diff_next", "Diff with"),
         Binding("v", "on_run('open_decodes')", "Decodes"),

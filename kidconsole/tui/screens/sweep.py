@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from kidconsole import palette
 from kidconsole.tui.watcher import RunView
+from kidconsole.tui.screens.pushed import PushedScreen
 
 PER = "eval/per"
 
@@ -41,10 +41,9 @@ def _number(text: str) -> tuple[int, float | str]:
         return (1, text)
 
 
-class SweepScreen(Screen):
+class SweepScreen(PushedScreen):
     TITLE = "Sweep"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("p", "sort('per')", "Sort by best PER"),
         Binding("k", "sort('next')", "Sort by next key"),
         Binding("enter", "detail", "Detail"),
