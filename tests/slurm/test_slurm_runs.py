@@ -122,7 +122,8 @@ def test_run_stop_ends_the_job_with_a_checkpoint_and_resume_resubmits(runs_root,
 @pytest.mark.slow
 def test_a_requeued_job_and_a_signalled_job_resume_from_their_checkpoint(runs_root, tiny_run, capsys):
     root = runs_root
-    run, job = _launch(capsys, tiny_run(epochs=8), root, "requeued")
+    # long enough that the signal below still finds it training (a run of 8 epochs ended before it)
+    run, job = _launch(capsys, tiny_run(epochs=30), root, "requeued")
     _until(lambda: any(e["step"] >= 3 for e in _events(run, "train")), WAIT, "step 3", run)
     # as an administrator (or a preemption) requeues it: the trainer checkpoints on SIGTERM, the job runs again
     subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
