@@ -275,12 +275,10 @@ def configure(model, model_cfg: dict, lora_cfg: dict, head: str = HEAD_OWN):
         for i in frozen:
             for p in backbone(model).encoder.layers[i].parameters():
                 p.requires_grad_(False)
-    if model_cfg.freeze_feature_encoder:
-        for p in backbone(unwrap_base(model)).feature_extractor.parameters():
-            p.requires_grad_(False)
-    if not any(p.requires_grad for p in backbone(unwrap_base(model)).feature_extractor.parameters()):
-        # the model's own flag too: while it is set, the encoder makes its input require a gradient, and
-        # every backward runs through the convolutions (their activations kept) for a gradient nobody uses
+    encoder = backbone(unwrap_base(model)).feature_extractor
+    if model_cfg.freeze_feature_encoder or not any(p.requires_grad for p in encoder.parameters()):
+        # the model's own call, not requires_grad alone: it also clears the encoder's flag; while that is
+        # set, the encoder makes its input require a gradient and every backward runs through the convolutions
         unwrap_base(model).freeze_feature_encoder()
     return model
 
