@@ -1,7 +1,9 @@
 """The ``kidconsole`` command: the console with no arguments, subcommands otherwise.
 
-Each module of this package that defines ``register(subparsers)`` adds one
-subcommand (``kidconsole.cli.g2p`` adds ``g2p`` ...). Subcommand modules import
+Each module of this package that defines ``register(parser)`` is the subcommand
+of its name (``kidconsole.cli.g2p`` is ``g2p`` ...): ``HELP`` is its line in
+``kidconsole --help``, ``DESCRIPTION`` heads its own ``--help``, and ``register``
+adds its arguments to the parser made from them here. Subcommand modules import
 their heavy parts inside the handler, so ``kidconsole --help`` stays fast.
 
 Flags shared by several commands are defined here once: ``--runs`` (global: it
@@ -111,10 +113,9 @@ def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Name
     return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
 
 
-def add_module_command(subparsers, name: str, module: str, add_arguments, **parser_kw) -> None:
-    """Subcommand ``name`` whose work runs as ``python -m module`` (see ``run_module``); ``add_arguments``
+def as_module_command(p: argparse.ArgumentParser, module: str, add_arguments) -> None:
+    """The subcommand ``p`` does its work as ``python -m module`` (see ``run_module``); ``add_arguments``
     defines the arguments for both, so they cannot drift apart."""
-    p = subparsers.add_parser(name, **parser_kw)
     add_arguments(p)
     p.set_defaults(func=lambda args: run_module(module, p, args))
 
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{mod.name}")
         if hasattr(module, "register"):
-            module.register(sub)
+            p = sub.add_parser(mod.name, help=module.HELP, description=getattr(module, "DESCRIPTION", None))
+            module.register(p)
     return parser
 
 

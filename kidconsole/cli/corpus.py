@@ -8,8 +8,10 @@ from kidconsole.cli import add_progress_flag, show_progress
 from kidconsole.palette import WARNING
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("corpus", help="index AI Hub label files into a manifest; synthesize a corpus")
+HELP = "index AI Hub label files into a manifest; synthesize a corpus"
+
+
+def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
 
     ix = sub.add_parser("index", help="label JSON (folders or zip archives) -> manifest JSONL",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kidconsole.cli import add_progress_flag
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo", help="the whole mission on a CPU: synthetic corpus, base model, two LoRA runs, the console",
-        description="Generate a synthetic corpus of adult and child voices, train a tiny base phoneme model on "
-        "the adults (cached), score it on the children, adapt it with two LoRA runs side by side and open the "
-        "console on them; with --headless, print the figures and the per-age / per-SNR reports instead and "
-        "exit 1 if a fine-tuned run does not beat the base model. It ends by exporting the better run to ONNX fp32 "
-        "and INT8, each scored on the children's test split, and printing the export table.")
+HELP = "the whole mission on a CPU: synthetic corpus, base model, two LoRA runs, the console"
+DESCRIPTION = ("Generate a synthetic corpus of adult and child voices, train a tiny base phoneme model on the adults "
+               "(cached), score it on the children, adapt it with two LoRA runs side by side and open the console on "
+               "them; with --headless, print the figures and the per-age / per-SNR reports instead and exit 1 if a "
+               "fine-tuned run does not beat the base model. It ends by exporting the better run to ONNX fp32 and "
+               "INT8, each scored on the children's test split, and printing the export table.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", default="work/demo", metavar="DIR",
                    help="work folder: corpus, manifests, cached base model, runs (default work/demo)")
     p.add_argument("--headless", action="store_true", help="no console: a live table, then figures and reports")

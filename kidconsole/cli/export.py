@@ -16,14 +16,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for scoring and timing (default: all)")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "export", help="ONNX / INT8 exports of a finished run, scored on its test manifest like runs",
-        description="Exports RUN's merged model to ONNX (dynamic batch and length, checked against PyTorch) and, "
-        "with --int8, ONNX Runtime's dynamic INT8. Each export is scored on the run's test manifest and becomes "
-        "a run directory under RUN/exports/<kind>/ (kidconsole report reads it); the table of sizes, CPU "
-        "real-time factors and PER against the PyTorch fp32 model is printed and written to "
-        "RUN/exports/exports.md.")
+HELP = "ONNX / INT8 exports of a finished run, scored on its test manifest like runs"
+DESCRIPTION = ("Exports RUN's merged model to ONNX (dynamic batch and length, checked against PyTorch) and, with "
+               "--int8, ONNX Runtime's dynamic INT8. Each export is scored on the run's test manifest and becomes a "
+               "run directory under RUN/exports/<kind>/ (kidconsole report reads it); the table of sizes, CPU "
+               "real-time factors and PER against the PyTorch fp32 model is printed and written to "
+               "RUN/exports/exports.md.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", action="store_true", help="export to ONNX (fp32; --int8 implies it)")
     add_arguments(p)
     p.set_defaults(func=run)

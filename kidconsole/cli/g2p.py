@@ -18,11 +18,11 @@ from kidconsole.cli import add_progress_flag, show_progress
 from kidconsole.errors import KidconsoleError
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "g2p", help="convert Korean transcripts to phones",
-        description="Convert Korean transcripts (AI Hub markup allowed) to phones: "
-        "space-separated, ' | ' between words.")
+HELP = "convert Korean transcripts to phones"
+DESCRIPTION = ("Convert Korean transcripts (AI Hub markup allowed) to phones: space-separated, ' | ' between words.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="*", help="transcript(s); each prints one line of phones")
     p.add_argument("--file", "-f", metavar="F", type=Path,
                    help="read one transcript per line ('-' for stdin)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_model_arguments, add_module_command, add_scoring_flags
+from kidconsole.cli import add_model_arguments, as_module_command, add_scoring_flags
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,11 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_scoring_flags(p)
 
 
-def register(subparsers) -> None:
-    add_module_command(
-        subparsers, "pseudo", "trainers.pseudo", add_arguments,
-        help="pseudo-label unlabelled audio with a trained model",
-        description="Decode unlabelled audio (a folder of audio files, or a manifest without phones) and keep "
-        "the utterances the model is confident of (mean per-frame CTC posterior at least --min-confidence, or "
-        "the threshold of the utterance's age bucket): manifest rows with the decoded phones, pseudo: true and "
-        "the confidence, ready to mix into a phase (phases[].manifests).")
+HELP = "pseudo-label unlabelled audio with a trained model"
+DESCRIPTION = ("Decode unlabelled audio (a folder of audio files, or a manifest without phones) and keep the "
+               "utterances the model is confident of (mean per-frame CTC posterior at least --min-confidence, or the "
+               "threshold of the utterance's age bucket): manifest rows with the decoded phones, pseudo: true and the"
+               " confidence, ready to mix into a phase (phases[].manifests).")
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    as_module_command(p, "trainers.pseudo", add_arguments)

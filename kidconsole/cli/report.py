@@ -14,12 +14,13 @@ from kidconsole.errors import KidconsoleError
 FORMATS = ("md", "csv", "json")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report", help="error report of a run's test predictions (per age, SNR, duration, phoneme)",
-        description="Error report of a run directory's predictions.jsonl (or any predictions JSONL): "
-        "PER/CER/WER overall and per bucket, phone confusions, worst utterances; with --vs, "
-        "per-bucket deltas with speaker-bootstrap confidence intervals (RUN minus REFERENCE: negative is better).")
+HELP = "error report of a run's test predictions (per age, SNR, duration, phoneme)"
+DESCRIPTION = ("Error report of a run directory's predictions.jsonl (or any predictions JSONL): PER/CER/WER overall "
+               "and per bucket, phone confusions, worst utterances; with --vs, per-bucket deltas with "
+               "speaker-bootstrap confidence intervals (RUN minus REFERENCE: negative is better).")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run directory or predictions JSONL")
     p.add_argument("--vs", metavar="REFERENCE",
                    help="what RUN is compared against: a baseline or another run (deltas are RUN minus REFERENCE)")

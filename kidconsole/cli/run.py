@@ -470,9 +470,11 @@ def _derived_flags(sp, default_name: str, beside: str) -> None:
     add_runs_flag(sp)
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="launch, list, follow, stop and resume training runs",
-                              description="Training runs: detached from the terminal, one run directory each.")
+HELP = "launch, list, follow, stop and resume training runs"
+DESCRIPTION = "Training runs: detached from the terminal, one run directory each."
+
+
+def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="run_command", metavar="ACTION", required=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_model_arguments, add_module_command, add_scoring_flags
+from kidconsole.cli import add_model_arguments, as_module_command, add_scoring_flags
 
 BY = ("confidence", "loss")
 
@@ -27,12 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_scoring_flags(p)
 
 
-def register(subparsers) -> None:
-    add_module_command(
-        subparsers, "select", "trainers.select", add_arguments,
-        help="pick the hours of a pool the model finds hardest (active learning)",
-        description="Score every utterance of a pool with a trained model (mean per-frame CTC confidence; the "
-        "CTC loss per phone where the row has phones), then pick the H hours it finds hardest, stratified by age "
-        "and SNR so that no bucket is starved, with a cap per speaker. Scores are written as they are made: "
-        "started again, it resumes. Writes the picked manifest, its scores and a report (picks vs pool; "
-        "confidence vs PER on labelled rows).")
+HELP = "pick the hours of a pool the model finds hardest (active learning)"
+DESCRIPTION = ("Score every utterance of a pool with a trained model (mean per-frame CTC confidence; the CTC loss per"
+               " phone where the row has phones), then pick the H hours it finds hardest, stratified by age and SNR "
+               "so that no bucket is starved, with a cap per speaker. Scores are written as they are made: started "
+               "again, it resumes. Writes the picked manifest, its scores and a report (picks vs pool; confidence vs "
+               "PER on labelled rows).")
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    as_module_command(p, "trainers.select", add_arguments)

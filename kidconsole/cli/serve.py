@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kidconsole.cli import add_model_arguments
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "serve", help="serve a model over HTTP: POST /v1/transcribe, GET /healthz, GET /v1/model, docs at /docs",
-        description="Serves MODEL (a run directory, a merged, adapter or ONNX export) over HTTP. POST /v1/transcribe "
-        "takes the audio as the raw body (Content-Type audio/wav, audio/flac, audio/ogg or application/octet-stream) "
-        "or several files as multipart/form-data, and returns what `kidconsole transcribe` writes per file. "
-        "Requests arriving together share a forward pass. Binds to loopback unless --host says otherwise; "
-        "SIGTERM lets the requests in flight finish.")
+HELP = "serve a model over HTTP: POST /v1/transcribe, GET /healthz, GET /v1/model, docs at /docs"
+DESCRIPTION = ("Serves MODEL (a run directory, a merged, adapter or ONNX export) over HTTP. POST /v1/transcribe takes"
+               " the audio as the raw body (Content-Type audio/wav, audio/flac, audio/ogg or "
+               "application/octet-stream) or several files as multipart/form-data, and returns what `kidconsole "
+               "transcribe` writes per file. Requests arriving together share a forward pass. Binds to loopback "
+               "unless --host says otherwise; SIGTERM lets the requests in flight finish.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")

@@ -16,12 +16,13 @@ from kidconsole.palette import WARNING
 from kidconsole.subset.options import CLI_NAMES, parse_max_val_samples, parse_numbers
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "subset", help="build speaker-disjoint, stratified train/validation/test subsets",
-        description="Build speaker-disjoint train/validation/test subsets of a manifest that hit the requested "
-        "hours and keep the corpus's shares by age, SNR and duration; nested curriculum fractions of train "
-        "and a fixed validation sample. See docs/subsets.md.")
+HELP = "build speaker-disjoint, stratified train/validation/test subsets"
+DESCRIPTION = ("Build speaker-disjoint train/validation/test subsets of a manifest that hit the requested hours and "
+               "keep the corpus's shares by age, SNR and duration; nested curriculum fractions of train and a fixed "
+               "validation sample. See docs/subsets.md.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subset_command", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="build a subset into OUTDIR",

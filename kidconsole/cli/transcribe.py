@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
 
 FORMATS = ("jsonl", "tsv", "text")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "transcribe", help="transcribe audio files, folders or a manifest with a trained model",
-        description="Phones, the pronounced Hangul composed from them, each phone's confidence (its CTC "
-        "posterior), the duration and the processing time of every utterance. MODEL: a run directory (its "
-        "export), a merged or adapter export, or an ONNX export. INPUT: audio files (any sample rate and channel "
-        "count), folders (searched recursively) or a manifest (.jsonl; with reference phones it also prints "
-        "PER / CER / WER). Files that cannot be used are skipped and listed with the reason (exit code 1).")
+HELP = "transcribe audio files, folders or a manifest with a trained model"
+DESCRIPTION = ("Phones, the pronounced Hangul composed from them, each phone's confidence (its CTC posterior), the "
+               "duration and the processing time of every utterance. MODEL: a run directory (its export), a merged or"
+               " adapter export, or an ONNX export. INPUT: audio files (any sample rate and channel count), folders "
+               "(searched recursively) or a manifest (.jsonl; with reference phones it also prints PER / CER / WER). "
+               "Files that cannot be used are skipped and listed with the reason (exit code 1).")
+
+
+def register(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, folder or manifest")
     add_output_flags(p, FORMATS, otherwise="jsonl")
