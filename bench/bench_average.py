@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.tone_runs import LORA, data_section, delta_cells, per_vs, pretrained_base, run_python, scored_per, train
+from bench.tone_runs import LORA, data_section, delta_cells, derive, per_vs, pretrained_base, scored_per, train
 
 
 def source_run(root: Path, base: Path, seed: int) -> Path:
@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         base = Path(args.base) if args.base else pretrained_base(root, args.seed)
         src = source_run(root, base, args.seed)
         runs = root / "runs"
-        made = [("average of 3 best, LoRA updates (deltas)", "avg-deltas", ["run", "average", src, "--best", "3"]),
+        made = [("average of 3 best, LoRA updates (deltas)", "avg-deltas", ["average", src, "--best", "3"]),
                 ("average of 3 best, LoRA factors A, B", "avg-factors",
-                 ["run", "average", src, "--best", "3", "--lora", "factors"]),
-                ("ensemble of the 3 best", "ens", ["run", "ensemble", src, "--best", "3"])]
+                 ["average", src, "--best", "3", "--lora", "factors"]),
+                ("ensemble of the 3 best", "ens", ["ensemble", src, "--best", "3"])]
         for _, name, cmd in made:
-            run_python("-m", "kidconsole", *cmd, "--name", name)
+            derive(runs, name, *cmd)
         gap = next((ln for ln in (runs / "avg-deltas" / "stdout.log").read_text().splitlines()
                     if "mean(B)" in ln), "")
         table = Table(title="LoRA adaptation of a tiny base to faster tone speech: the 3 best checkpoints combined vs "

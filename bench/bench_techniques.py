@@ -1,4 +1,5 @@
-"""Discriminative learning rates, pseudo-labelling and active selection against plain LoRA, on the tiny model
+"""Discriminative learning rates, pseudo-labelling, active selection, checkpoint averaging and ensembles against
+plain LoRA, on the tiny model
 and tone corpus (CPU). The base (trained on tones of 100 ms a phone, bench.tone_runs) is adapted with LoRA to
 a pool of four speaking rates and noise levels, from its own condition to 45 ms a phone in loud noise; every
 arm trains the same number of steps from the base with the same seed, and is compared with the plain run
@@ -6,13 +7,20 @@ arm trains the same number of steps from the base with the same seed, and is com
 difference (``kidconsole report RUN --vs PLAIN``).
 
 - discriminative LRs: ``train.lr_groups``, the adapters of the lowest layer at a third of the LR, the top
-  layer's at twice it, the middle one's at it; and the reverse;
+  layer's at twice it, the middle one's at it; the reverse; the lowest at three times, the middle at 1.5 and
+  the top at the LR; and, to tell a split from more LR, one LR twice the plain one;
 - pseudo-labels: the labels of half of each condition's speakers hidden; a run on the labelled half, its
   ``kidconsole pseudo`` of the hidden half's audio at two confidence thresholds, a run on the labelled half
   and each (``phases[].manifests``), also compared with the labelled half alone;
 - active selection: ``kidconsole select`` with the base of the hardest 25% of the pool's hours (``--by
   confidence``, what an unlabelled pool allows, and ``--by loss``), against a stratified random 25%
-  (``phases[].fraction``), each trained from the base, also compared with the random 25%.
+  (``phases[].fraction``), each trained from the base, also compared with the random 25%; ``--by
+  phone-confidence`` (the decoded phones' mean confidence) as well;
+- averaging and ensembles: ``kidconsole run average`` of the plain run's 3 best and 4 last checkpoints,
+  ``kidconsole run ensemble`` of its 3 best, and of the four runs on every label (plain and the lr_groups).
+
+After the seeds, each arm's Δ over the test utterances of every seed together (ids and speakers kept apart
+by seed): one interval from all the seeds' speakers.
 
 ``python -m bench techniques [--seeds 1 2 3]`` (``--keep DIR``: keep the runs there, and use the finished ones
 again when run once more; ``--base DIR``: a trained base)."""
@@ -29,8 +37,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.tone_runs import (LORA, data_section, delta_cells, finished, per_vs, pretrained_base, run_python, scored_per,
-                             train)
+from bench.tone_runs import (LORA, data_section, delta_cells, derive, finished, per_vs, pretrained_base, run_python,
+                             scored_per, train)
 from trainers.select import sibling
 
 # (seconds a phone, noise standard deviation): the base's own condition, then faster and noisier
@@ -38,7 +46,10 @@ CONDITIONS = ((0.10, 0.01), (0.07, 0.03), (0.055, 0.05), (0.045, 0.08))
 LR = 3.0e-3
 # the reference's shape (lower layers slower, upper faster) and its reverse, as multiples of the phase's LR
 LR_GROUPS = {"lower ⅓, middle 1, upper 2 × LR": (1 / 3, 1.0, 2.0),
-             "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3)}
+             "lower 2, middle 1, upper ⅓ × LR": (2.0, 1.0, 1 / 3),
+             "lower 3, middle 1.5, upper 1 × LR": (3.0, 1.5, 1.0)}
+KEEP = 12  # the plain run keeps every evaluated checkpoint, for averaging and ensembles
+BY = ("confidence", "phone-confidence", "loss")
 HIDDEN = ("spk3", "spk4", "spk5")  # the speakers (ages 8-10) whose labels are hidden, in every condition
 MIN_CONFIDENCE = (0.8, 0.9)  # a looser and a stricter threshold: more pseudo-labels, or cleaner ones
 
@@ -102,14 +113,14 @@ def train_cells(run: Path) -> tuple[str, str]:
 
 
 def adapt(root: Path, name: str, base: Path, pool: dict, seed: int, steps: int, phase: dict | None = None,
-          lr_groups: list | None = None) -> Path:
+          lr_groups: list | None = None, keep: int = 1) -> Path:
     """A LoRA run from the base on the pool (or the train manifests ``phase`` names): ``steps`` steps (LR 3e-3,
     linear decay), its best validation checkpoint tested."""
     return train(root, name, {
         "name": name, "seed": seed,
         "model": {"base": str(base), "start": "ctc", "freeze_feature_encoder": True}, "lora": LORA,
         "data": data_section(pool),
-        "train": {"log_every": 25, "eval_every": max(1, steps // 12), "keep_last": 1, "heartbeat_seconds": 5.0,
+        "train": {"log_every": 25, "eval_every": max(1, steps // 12), "keep_last": keep, "heartbeat_seconds": 5.0,
                   "lr_groups": lr_groups or []},
         "phases": [{"name": "adapt", "epochs": 1000, "max_steps": steps, "lr": LR, "warmup": 10, **(phase or {})}]})
 
@@ -130,14 +141,17 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
     pool = tone_pool(root / "pool", seed, *per_condition)
     if not finished(runs / "unadapted"):
         run_python("-m", "trainers.score", "--model", base, "--manifest", pool["test"], "--run-dir", runs / "unadapted")
-    plain = adapt(root, "plain", base, pool, seed, steps)
+    plain = adapt(root, "plain", base, pool, seed, steps, keep=KEEP)
+    grouped = [adapt(root, f"lr-groups-{k}", base, pool, seed, steps, lr_groups=[
+                   {"name": name, "params": f"layers {i}", "scale": scale}
+                   for i, (name, scale) in enumerate(zip(("lower", "middle", "upper"), scales))])
+               for k, scales in enumerate(LR_GROUPS.values())]
     arms = [Arm("", "base, not adapted", runs / "unadapted", plain),
             Arm("", "plain LoRA: all labels, one LR", plain, plain),
-            *(Arm("(2) discriminative LRs", f"lr_groups: {label}",
-                  adapt(root, f"lr-groups-{k}", base, pool, seed, steps, lr_groups=[
-                      {"name": name, "params": f"layers {i}", "scale": scale}
-                      for i, (name, scale) in enumerate(zip(("lower", "middle", "upper"), scales))]), plain)
-              for k, (label, scales) in enumerate(LR_GROUPS.items()))]
+            *(Arm("(2) discriminative LRs", f"lr_groups: {label}", run, plain)
+              for label, run in zip(LR_GROUPS, grouped)),
+            Arm("(2) discriminative LRs", "one LR, 2 × plain's",
+                adapt(root, "lr-2x", base, pool, seed, steps, phase={"lr": 2 * LR}), plain)]
     notes = []
 
     labelled, hidden = split_labels(pool["train"], root)
@@ -159,7 +173,7 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
     quarter = hours(pool["train"]) / 4
     rand = adapt(root, "random-25", base, pool, seed, steps, phase={"fraction": 0.25})
     arms.append(Arm("(4) selection", "random 25% of the hours", rand, plain))
-    for by in ("confidence", "loss"):
+    for by in BY:
         picked = root / f"hardest-{by}.jsonl"
         run_python("-m", "kidconsole", "select", base, "--manifest", pool["train"], "--hours", f"{quarter:.6f}",
                    "-o", picked, "--by", by, "--no-progress")
@@ -171,8 +185,32 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
         arms.append(Arm("(4) selection", f"  by {by}: vs random 25%", hardest, rand))
     corr = report["correlation"]
     notes.append(f"under the base, Spearman of confidence with PER {corr['spearman_confidence_per']:+.2f}, "
-                 f"of loss with PER {corr['spearman_loss_per']:+.2f} (pool)")
+                 f"of phone confidence {corr['spearman_phone_confidence_per']:+.2f}, "
+                 f"of loss {corr['spearman_loss_per']:+.2f} (pool)")
+
+    arms += [Arm("(5) averaging, ensembles", label, derive(runs, name, *command), plain) for label, name, command in (
+        ("average of plain's 3 best checkpoints", "avg-best3", ("average", plain, "--best", "3")),
+        ("average of plain's 4 last checkpoints", "avg-last4", ("average", plain, "--last", "4")),
+        ("ensemble of plain's 3 best checkpoints", "ens-best3", ("ensemble", plain, "--best", "3")),
+        ("ensemble of plain and the 3 lr_groups runs", "ens-runs", ("ensemble", plain, *grouped)))]
     return arms, notes
+
+
+def pooled_delta(root: Path, slug: str, pairs: list[tuple[int, Arm]]):
+    """An arm's Δ over the test utterances of every seed together: each seed's predictions (its pool has its
+    own speakers) with ids and speakers prefixed by the seed, so the bootstrap resamples all their speakers."""
+    sides = []
+    for side in ("run", "vs"):
+        path = root / "pooled" / f"{slug}-{side}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for seed, arm in pairs:
+                for line in (getattr(arm, side) / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
+                    row = json.loads(line)
+                    row.update(id=f"s{seed}-{row['id']}", speaker=f"s{seed}-{row['speaker']}")
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sides.append(path)
+    return per_vs(*sides)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         (root / "runs").mkdir(parents=True, exist_ok=True)
         base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])
         summary: dict[str, dict[int, str]] = {}
+        by_arm: dict[str, list[tuple[int, Arm]]] = {}
         for seed in args.seeds:
             arms, notes = one_seed(root / f"seed-{seed}", base, seed, args.steps, args.per_condition)
             table = Table(title=f"seed {seed}: LoRA adaptation of a tiny tone base to 4 rates and noise levels, "
@@ -209,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                 table.add_row(arm.measurement, arm.label, *(train_cells(arm.run) if arm.label[0] != " " else ("", "")),
                               f"{d.rate * 100:.2f}", *cells)
                 summary.setdefault(arm.key or arm.label, {})[seed] = f"{cells[0]} {cells[1]}"
+                by_arm.setdefault(arm.key or arm.label, []).append((seed, arm))
             table.caption = "Δ: against plain LoRA, or the arm above where indented\n" + "\n".join(notes)
             console.print(table)
         if len(args.seeds) > 1:
@@ -216,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             table.add_column("arm")
             for seed in args.seeds:
                 table.add_column(f"seed {seed}", justify="right")
-            for label, cells in summary.items():
-                table.add_row(label, *(cells.get(seed, "") for seed in args.seeds))
+            table.add_column("all seeds pooled", justify="right")
+            for k, (label, cells) in enumerate(summary.items()):
+                pooled = " ".join(delta_cells(pooled_delta(root, f"arm{k}", by_arm[label])))
+                table.add_row(label, *(cells.get(seed, "") for seed in args.seeds), pooled)
             console.print(table)

@@ -46,6 +46,14 @@ def train(root: Path, name: str, cfg: dict) -> Path:
     return run
 
 
+def derive(runs: Path, name: str, *command) -> Path:
+    """``kidconsole run average|ensemble ...`` as ``runs/NAME``, unless a finished one is there already."""
+    run = runs / name
+    if not finished(run):
+        run_python("-m", "kidconsole", "run", *command, "--name", name, "--runs-root", runs)
+    return run
+
+
 def data_section(manifests: dict) -> dict:
     """``data`` of a config over manifests by split (``train``, ``valid``, ``test``), batches for tone speech."""
     return {"train_manifest": str(manifests["train"]), "valid_manifest": str(manifests["valid"]),

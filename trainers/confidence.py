@@ -3,7 +3,11 @@
 ``Scorer`` is what confidence-based selection (trainers/select.py) and pseudo-labelling
 (trainers/pseudo.py) share. An utterance's **confidence** is the mean over its frames of the
 largest CTC posterior (blank frames included: a model unsure where a phone ends is unsure);
-its **loss**, when it has reference phones, is the CTC loss over the number of phones (the
+its **phone confidence** is the mean of its decoded phones' confidences (each the posterior of its
+phone over the frames of its run; 0 when it decodes to nothing), which blank frames do not dilute: a
+model that deletes phones it does not know labels their frames blank with high posterior, so the
+frame mean stays high where the phone mean drops or the decode is empty; its **loss**, when it has
+reference phones, is the CTC loss over the number of phones (the
 length-normalised loss, as ``reduction="mean"`` computes it), None when the phones cannot be
 aligned to its frames. Audio is read a batch ahead on threads (soundfile releases the GIL).
 """
@@ -36,8 +40,13 @@ class Score:
     phone_confidence: list[float]   # each decoded phone's posterior (trainers.decode)
     duration: float                 # seconds, as decoded
 
+    @property
+    def mean_phone_confidence(self) -> float:
+        return sum(self.phone_confidence) / len(self.phone_confidence) if self.phone_confidence else 0.0
+
     def record(self) -> dict:
         return {"id": self.id, "confidence": round(self.confidence, 5),
+                "phone_confidence": round(self.mean_phone_confidence, 5),
                 "loss": None if self.loss is None else round(self.loss, 5),
                 "per": None if self.per is None else round(self.per, 5)}
 

@@ -7,7 +7,8 @@ it). Three steps, each its own function:
    per utterance to ``picked.scores.jsonl`` as it goes: killed and started again, it skips what that file
    already holds (a torn last line is dropped), so a pool of millions resumes where it stopped. An
    utterance whose audio cannot be used gets a line with its ``error`` and counts as skipped.
-2. ``pick`` takes the hardest utterances (lowest confidence, or highest loss with ``--by loss``) per
+2. ``pick`` takes the hardest utterances (lowest confidence; with ``--by phone-confidence`` lowest
+   confidence of the decoded phones; with ``--by loss`` highest loss) per
    age x SNR stratum, each stratum's quota its share of the pool's hours (a non-empty stratum gets at
    least one utterance: none is starved), no speaker over ``--speaker-hours``; hours the caps left
    unspent go to the hardest remaining utterances anywhere, under the same speaker cap.
@@ -47,10 +48,13 @@ class Scored:
     confidence: float
     loss: float | None = None
     per: float | None = None
+    phone_confidence: float | None = None  # None in a scores file written before it was scored
 
     def hardness(self, by: str) -> float:
         if by == "loss":
             return -math.inf if self.loss is None else self.loss
+        if by == "phone-confidence":
+            return -math.inf if self.phone_confidence is None else -self.phone_confidence
         return -self.confidence
 
 
@@ -220,12 +224,15 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def correlations(items: Iterable[Scored]) -> dict:
-    """How confidence and loss follow PER, on the utterances with reference phones."""
+    """How confidence, phone confidence and loss follow PER, on the utterances with reference phones."""
     lab = [s for s in items if s.per is not None]
     out: dict = {"labelled_utterances": len(lab)}
     conf, per = np.array([s.confidence for s in lab]), np.array([s.per for s in lab])
     out["pearson_confidence_per"] = _pearson(conf, per)
     out["spearman_confidence_per"] = _pearson(_ranks(conf), _ranks(per)) if len(lab) else None
+    with_phone = [s for s in lab if s.phone_confidence is not None]
+    pconf, pper = np.array([s.phone_confidence for s in with_phone]), np.array([s.per for s in with_phone])
+    out["spearman_phone_confidence_per"] = _pearson(_ranks(pconf), _ranks(pper)) if with_phone else None
     with_loss = [s for s in lab if s.loss is not None]
     loss, lper = np.array([s.loss for s in with_loss]), np.array([s.per for s in with_loss])
     out["spearman_loss_per"] = _pearson(_ranks(loss), _ranks(lper)) if with_loss else None
@@ -282,7 +289,8 @@ def print_report(report: dict, console) -> None:
     console.print(f"speakers {report['picked']['speakers']} of {report['pool']['speakers']}, the most from one "
                   f"{report['max_speaker_hours']:.3f} h (cap {report['speaker_cap_hours']:.3f} h); "
                   f"confidence vs PER on {c['labelled_utterances']} labelled: Spearman "
-                  f"{fmt(c['spearman_confidence_per'])}; {report['skipped']} skipped", highlight=False)
+                  f"{fmt(c['spearman_confidence_per'])}, phone confidence {fmt(c['spearman_phone_confidence_per'])}, "
+                  f"loss {fmt(c['spearman_loss_per'])}; {report['skipped']} skipped", highlight=False)
 
 
 # ---------- the command ----------
@@ -298,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
 def to_scored(d: dict) -> Scored:
     return Scored(d["id"], float(d["duration"]), d["speaker"], d.get("age"), d.get("snr"), d["confidence"],
-                  d.get("loss"), d.get("per"))
+                  d.get("loss"), d.get("per"), d.get("phone_confidence"))
 
 
 def main(argv: list[str] | None = None) -> int:

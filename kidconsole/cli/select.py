@@ -10,7 +10,7 @@ import argparse
 
 from kidconsole.cli import add_model_arguments, as_module_command, add_scoring_flags
 
-BY = ("confidence", "loss")
+BY = ("confidence", "phone-confidence", "loss")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the picked manifest (default picked.jsonl); FILE.scores.jsonl and FILE.report.json "
                    "beside it")
     p.add_argument("--by", choices=BY, default="confidence",
-                   help="hardest = lowest mean confidence (default) or highest CTC loss per phone (labelled rows)")
+                   help="hardest = lowest mean confidence over the frames (default), lowest mean confidence of "
+                   "the decoded phones (an empty decode lowest), or highest CTC loss per phone (labelled rows)")
     p.add_argument("--speaker-hours", type=float, metavar="S",
                    help="the most hours one speaker may give (default: twice an equal share of H)")
     add_scoring_flags(p)

@@ -72,6 +72,22 @@ def test_pick_by_loss_ranks_by_loss_and_puts_unlabelled_last():
     assert [s.id for s in picked] == ["u7", "u6", "u5", "u4"]
 
 
+def test_pick_by_phone_confidence_ranks_by_it_and_puts_unscored_last():
+    # the frame mean says the opposite: a decode of few, unsure phones among sure blank frames
+    pool = [Scored(f"u{k}", 2.0, f"s{k}", 6.0, 25.0, 0.9 + k / 100, phone_confidence=k / 10 if k < 8 else None)
+            for k in range(10)]
+    picked = pick(pool, 4 * 2.0 / 3600, speaker_hours=1.0, by="phone-confidence")
+    assert [s.id for s in picked] == ["u0", "u1", "u2", "u3"]
+
+
+def test_an_empty_decode_has_phone_confidence_zero_and_a_decode_the_mean_of_its_phones():
+    from trainers.confidence import Score
+
+    empty = Score("a", 0.99, None, None, "", [], 1.0)
+    two = Score("b", 0.99, None, None, "a b", [0.5, 0.75], 1.0)
+    assert empty.record()["phone_confidence"] == 0.0 and two.record()["phone_confidence"] == 0.625
+
+
 def test_correlation_uses_tied_ranks():
     assert list(_ranks(np.array([3.0, 1.0, 1.0, 2.0]))) == [3.0, 0.5, 0.5, 2.0]
     pool = [Scored(f"u{k}", 1.0, "s", 6.0, 20.0, 1.0 - k / 10, per=k / 10) for k in range(10)]

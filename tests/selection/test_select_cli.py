@@ -36,6 +36,7 @@ def test_select_writes_the_picks_scores_and_report(kidconsole, tiny_model, tones
     assert errors == {"missing", "broken"}
     good = [s for s in scores if "error" not in s]
     assert all(0 < s["confidence"] <= 1 and s["loss"] is not None and s["per"] is not None for s in good)
+    assert all(0 <= s["phone_confidence"] <= 1 for s in good)
     report = json.loads((tmp_path / "picked.report.json").read_text())
     assert report["skipped"] == 2 and report["pool"]["utterances"] == 30
     assert report["picked"]["utterances"] == len(picked)
