@@ -6,6 +6,7 @@ one thread per process."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,11 +37,12 @@ def finished(run: Path) -> bool:
 
 def train(root: Path, name: str, cfg: dict) -> Path:
     """A run of ``cfg`` as ``root/runs/NAME`` (its config beside, ``root/NAME.yaml``). A finished run of the
-    same config already there (a ``--keep`` folder used again) is kept as it is."""
+    same config already there (a ``--keep`` folder used again) is kept as it is; any other is replaced."""
     config, text = root / f"{name}.yaml", yaml.safe_dump(cfg)
     run = root / "runs" / name
     if finished(run) and config.exists() and config.read_text(encoding="utf-8") == text:
         return run
+    shutil.rmtree(run, ignore_errors=True)  # a run of another config (or unfinished) there: never resumed from
     config.write_text(text, encoding="utf-8")
     run_python("-m", "trainers.train", "--config", config, "--run-dir", run)
     return run
