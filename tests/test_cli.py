@@ -42,3 +42,15 @@ def test_every_long_command_takes_no_progress(command):
     argv = LONG_COMMANDS[command]
     assert parse_args([*argv, "--no-progress"]).no_progress is True
     assert parse_args(argv).no_progress is False
+
+
+@pytest.mark.parametrize("flags", [["--int8", "--per-channel", "--manifest", "m.jsonl", "--threads", "2"],
+                                   ["--onnx", "--threads", "0"], ["--onnx"]])
+def test_export_hands_every_flag_to_the_export_job_as_given(flags):
+    from kidconsole.cli import as_argv
+    from trainers.export_job import parser
+
+    given = parse_args(["export", "RUN", *flags])
+    job = parser().parse_args(as_argv(parser(), given))
+    for key in ("run", "int8", "per_channel", "manifest", "threads"):
+        assert getattr(job, key) == getattr(given, key), key
