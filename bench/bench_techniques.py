@@ -132,6 +132,7 @@ class Arm:
     run: Path
     vs: Path          # what its Δ is against (the plain run, or the arm it is a variant of)
     key: str = ""     # its row in the table of all seeds (default: the label)
+    trained: bool = True  # False: made from the plain run's weights or models (its training data is plain's)
 
 
 def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tuple[list[Arm], list[str]]:
@@ -188,11 +189,12 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
                  f"of phone confidence {corr['spearman_phone_confidence_per']:+.2f}, "
                  f"of loss {corr['spearman_loss_per']:+.2f} (pool)")
 
-    arms += [Arm("(5) averaging, ensembles", label, derive(runs, name, *command), plain) for label, name, command in (
-        ("average of plain's 3 best checkpoints", "avg-best3", ("average", plain, "--best", "3")),
-        ("average of plain's 4 last checkpoints", "avg-last4", ("average", plain, "--last", "4")),
-        ("ensemble of plain's 3 best checkpoints", "ens-best3", ("ensemble", plain, "--best", "3")),
-        ("ensemble of plain and the 3 lr_groups runs", "ens-runs", ("ensemble", plain, *grouped)))]
+    derived = (("average of plain's 3 best checkpoints", "avg-best3", ("average", plain, "--best", "3")),
+               ("average of plain's 4 last checkpoints", "avg-last4", ("average", plain, "--last", "4")),
+               ("ensemble of plain's 3 best checkpoints", "ens-best3", ("ensemble", plain, "--best", "3")),
+               ("ensemble of plain and the 3 lr_groups runs", "ens-runs", ("ensemble", plain, *grouped)))
+    arms += [Arm("(5) averaging, ensembles", label, derive(runs, name, *command), plain, trained=False)
+             for label, name, command in derived]
     return arms, notes
 
 
@@ -245,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 d = per_vs(arm.run, arm.vs)
                 cells = delta_cells(d)
-                table.add_row(arm.measurement, arm.label, *(train_cells(arm.run) if arm.label[0] != " " else ("", "")),
-                              f"{d.rate * 100:.2f}", *cells)
+                trained = train_cells(arm.run) if arm.label[0] != " " and arm.trained else ("", "")
+                table.add_row(arm.measurement, arm.label, *trained, f"{d.rate * 100:.2f}", *cells)
                 summary.setdefault(arm.key or arm.label, {})[seed] = f"{cells[0]} {cells[1]}"
                 by_arm.setdefault(arm.key or arm.label, []).append((seed, arm))
             table.caption = "Δ: against plain LoRA, or the arm above where indented\n" + "\n".join(notes)
