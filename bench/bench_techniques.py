@@ -153,6 +153,8 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
               for label, run in zip(LR_GROUPS, grouped)),
             Arm("(2) discriminative LRs", "one LR, 2 × plain's",
                 adapt(root, "lr-2x", base, pool, seed, steps, phase={"lr": 2 * LR}), plain)]
+    # the last split gives every layer at least the LR: is its gain the split's, or only more LR?
+    arms.append(Arm("(2) discriminative LRs", f"  {list(LR_GROUPS)[-1]}: vs one LR, 2 ×", grouped[-1], arms[-1].run))
     notes = []
 
     labelled, hidden = split_labels(pool["train"], root)
