@@ -37,12 +37,12 @@ class Score:
     loss: float | None              # CTC loss per reference phone; None without (alignable) phones
     per: float | None               # this utterance's PER against its reference phones
     phones: str                     # the greedy decode
-    phone_confidence: list[float]   # each decoded phone's posterior (trainers.decode)
+    phone_confidences: list[float]  # each decoded phone's posterior (trainers.decode)
     duration: float                 # seconds, as decoded
 
     @property
     def mean_phone_confidence(self) -> float:
-        return sum(self.phone_confidence) / len(self.phone_confidence) if self.phone_confidence else 0.0
+        return sum(self.phone_confidences) / len(self.phone_confidences) if self.phone_confidences else 0.0
 
     def record(self) -> dict:
         return {"id": self.id, "confidence": round(self.confidence, 5),

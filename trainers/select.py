@@ -229,13 +229,10 @@ def correlations(items: Iterable[Scored]) -> dict:
     out: dict = {"labelled_utterances": len(lab)}
     conf, per = np.array([s.confidence for s in lab]), np.array([s.per for s in lab])
     out["pearson_confidence_per"] = _pearson(conf, per)
-    out["spearman_confidence_per"] = _pearson(_ranks(conf), _ranks(per)) if len(lab) else None
-    with_phone = [s for s in lab if s.phone_confidence is not None]
-    pconf, pper = np.array([s.phone_confidence for s in with_phone]), np.array([s.per for s in with_phone])
-    out["spearman_phone_confidence_per"] = _pearson(_ranks(pconf), _ranks(pper)) if with_phone else None
-    with_loss = [s for s in lab if s.loss is not None]
-    loss, lper = np.array([s.loss for s in with_loss]), np.array([s.per for s in with_loss])
-    out["spearman_loss_per"] = _pearson(_ranks(loss), _ranks(lper)) if with_loss else None
+    for name in ("confidence", "phone_confidence", "loss"):
+        scored = [s for s in lab if getattr(s, name) is not None]
+        x, y = np.array([getattr(s, name) for s in scored]), np.array([s.per for s in scored])
+        out[f"spearman_{name}_per"] = _pearson(_ranks(x), _ranks(y)) if scored else None
     return out
 
 
@@ -342,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             records = score_pool(scorer, manifest, scores_path, meta)
     finally:
         scorer.close()
+    if args.by == "phone-confidence" and any("error" not in d and "phone_confidence" not in d for d in records):
+        raise KidconsoleError(f"{scores_path}: scored before phone confidence was written, so --by "
+                              f"phone-confidence cannot rank it; delete it to score the pool again, or choose "
+                              f"another -o")
     skipped = [d for d in records if "error" in d]
     pool = [to_scored(d) for d in records if "error" not in d]
     cap = args.speaker_hours if args.speaker_hours is not None else default_speaker_hours(pool, args.hours)

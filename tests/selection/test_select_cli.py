@@ -78,3 +78,22 @@ def test_select_refuses_scores_of_another_manifest(tiny_model, tones, tmp_path):
         assert "picked.scores.jsonl" in str(e) and "another -o" in str(e)
     else:
         raise AssertionError("scores of another manifest were reused")
+
+
+def test_select_by_phone_confidence_refuses_scores_written_without_it(tiny_model, tones, tmp_path):
+    import pytest
+
+    from kidconsole.errors import KidconsoleError
+    from trainers.select import main
+
+    out = tmp_path / "picked.jsonl"
+    argv = [str(tiny_model), "--manifest", str(tones["train"]), "--hours", "0.002", "-o", str(out), "--no-progress"]
+    assert main(argv) == 0
+    scores = tmp_path / "picked.scores.jsonl"
+    lines = scores.read_text().splitlines()
+    old = [lines[0]] + [json.dumps({k: v for k, v in json.loads(x).items() if k != "phone_confidence"})
+                        for x in lines[1:]]
+    scores.write_text("\n".join(old) + "\n")  # as a scoring before phone confidence wrote it
+    assert main(argv) == 0  # --by confidence does not need it
+    with pytest.raises(KidconsoleError, match="picked.scores.jsonl.*delete it"):
+        main([*argv, "--by", "phone-confidence"])
