@@ -19,14 +19,16 @@ def _ls(capsys, root) -> str:
     return capsys.readouterr().out
 
 
-def _until(pred, timeout, what, run=None):
-    """Wait for ``pred``; on a timeout, say what for, with the run's log as it is then."""
+def _until(pred, timeout, what, run=None, job=None):
+    """Wait for ``pred``; on a timeout, say what for, with the run's log and Slurm's view of the job then."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if (got := pred()):
             return got
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {_log(run)}" if run is not None else ""))
+    seen = subprocess.run(["scontrol", "show", "job", str(job)], capture_output=True, text=True).stdout \
+        if job is not None else ""
+    raise AssertionError(f"timed out waiting for {what}" + (f": {_log(run)}" if run is not None else "") + seen)
 
 
 def _events(run, kind):
@@ -81,17 +83,19 @@ def test_each_node_expands_its_own_rank_in_the_batch_script(tmp_path):
 def test_a_submitted_run_goes_pending_running_completed(runs_root, tiny_run, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     root = runs_root
-    run, job = _launch(capsys, tiny_run(epochs=2), root, "queued", "--sbatch-arg=--begin=now+8")
+    # 30 epochs: long enough to be seen running between two polls (2 epochs ended within 9 s, unseen)
+    run, job = _launch(capsys, tiny_run(epochs=30), root, "queued", "--sbatch-arg=--begin=now+8")
     assert (run / rundir.JOB_SCRIPT).is_file()
     out = _ls(capsys, root)
     assert "pending" in out and f"job {job} PENDING (BeginTime)" in out
     view = _card(root)  # the console's card of the run: the same state, the job at its bottom
     assert view.state == "pending" and view.where == f"job {job} PENDING (BeginTime)"
-    _until(lambda: "running" in (o := _ls(capsys, root)) and f"job {job} RUNNING on" in o, WAIT, "RUNNING")
+    _until(lambda: "running" in (o := _ls(capsys, root)) and f"job {job} RUNNING on" in o, WAIT, "RUNNING",
+           run, job)
     assert _until(lambda: (v := _card(root)).state == "running" and v.where.startswith(f"job {job} RUNNING on ")
                   and v, 30, "the card's RUNNING")
     _until(lambda: "finished" in (o := _ls(capsys, root)) and f"job {job} COMPLETED" in o, WAIT,
-           "COMPLETED", run)
+           "COMPLETED", run, job)
     st = rundir.read_status(run)
     assert st["state"] == "finished" and st["slurm_hosts"] and st["slurm_restarts"] == 0
 
