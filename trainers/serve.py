@@ -21,18 +21,23 @@ thread ends.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import hmac
+import io
+import ipaddress
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile as sf
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +47,7 @@ from kidconsole.errors import KidconsoleError
 RAW_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/flac", "audio/x-flac", "audio/ogg",
              "application/ogg", "audio/opus", "application/octet-stream"}
 MULTIPART = "multipart/form-data"
+HEAD_BYTES = 1 << 16  # where a WAV header (with its chunks before the data) must end
 log = logging.getLogger("kidconsole.serve")
 
 
@@ -54,12 +60,100 @@ class ServeSettings:
     batch_wait_ms: float = 5.0           # how long the first request waits for company
     max_files: int = 16                  # files per multipart request
     api_key: bytes | None = None
+    max_concurrent: int = 32             # requests read, decoded or transcribed at once
+    max_inflight_bytes: int = 256 * 2 ** 20  # their bodies and decoded audio together
+    client_timeout: float = 10.0         # headers not complete, or a body paused, this long: closed / 408
+    body_seconds: float = 60.0           # the longest a body may take to arrive
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+def busy(detail: str) -> HTTPError:
+    return HTTPError(503, f"busy: {detail}; retry later", {"Retry-After": "1"})
+
+
+# ---------- bounds on work in flight ----------
+
+class InFlight:
+    """The requests in flight and the bytes they hold (body, then decoded audio), each under its limit: a request
+    over either is turned away with 503 at once instead of queueing in memory. Used on the event loop only."""
+
+    def __init__(self, max_requests: int, max_bytes: int):
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self.requests = self.bytes = 0
+
+    @contextlib.contextmanager
+    def admit(self):
+        if self.requests >= self.max_requests:
+            raise busy(f"{self.requests} requests in flight, the limit (--max-concurrent)")
+        lease = Lease(self)
+        self.requests += 1
+        try:
+            yield lease
+        finally:
+            self.requests -= 1
+            self.bytes -= lease.held
+
+
+class Lease:
+    def __init__(self, pool: InFlight):
+        self.pool, self.held = pool, 0
+
+    def grow(self, n: int) -> None:
+        if self.pool.bytes + n > self.pool.max_bytes:
+            raise busy(f"{self.pool.bytes / 2 ** 20:.1f} MB of bodies and audio in flight, {n / 2 ** 20:.1f} MB "
+                       f"more would pass the limit of {self.pool.max_bytes / 2 ** 20:g} MB (--max-inflight-mb)")
+        self.pool.bytes += n
+        self.held += n
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, api_key: bytes | None) -> str | None:
+    """The warning for a server reachable from other machines with no key, None when it is not."""
+    if api_key is not None or _loopback(host):
+        return None
+    return (f"WARNING: serving on {host} without an API key: anyone who can reach this port can use the model and "
+            f"its CPU or GPU, and read /docs. Give --api-key-file F, or bind 127.0.0.1 (the default).")
+
+
+def _protocol_class(header_timeout: float):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not completed a request's headers within
+    ``header_timeout`` seconds of opening or of its last response. uvicorn times out an idle connection only
+    after a response, so a client that connects and sends nothing (or half a request line) held it for good."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._arm()
+
+        def _arm(self):
+            self.loop.call_later(header_timeout, self._expire, self.cycle)
+
+        def _expire(self, cycle):
+            t = self.transport
+            # still no new request since armed (and not handed over to a WebSocket)
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not t.is_closing() \
+                    and t.get_protocol() is self:
+                t.close()
+
+    return GuardedH11
 
 
 # ---------- micro-batching ----------
@@ -135,7 +229,7 @@ class MicroBatcher:
 
 def build_app(recogniser, settings: ServeSettings):
     from trainers.transcribe import Transcriber
-    from trainers.waves import TooLong, load_wave
+    from trainers.waves import TooLong, load_wave, wav_declared
 
     tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch)
     state: dict = {}
@@ -148,37 +242,102 @@ def build_app(recogniser, settings: ServeSettings):
         # uvicorn lets the requests in flight finish before this runs
         await run_in_threadpool(state["batcher"].close)
 
-    app = FastAPI(title="kidconsole", summary="Korean phone recognition for children's speech", lifespan=lifespan)
+    inflight = InFlight(settings.max_concurrent, settings.max_inflight_bytes)
+    # the docs are routes of ours, behind the key (FastAPI's own are open to anyone)
+    app = FastAPI(title="kidconsole", summary="Korean phone recognition for children's speech", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(HTTPError)
     async def _http_error(request, exc: HTTPError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
-    def authorise(request) -> None:
+    def given_key(request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        if scheme.lower() == "basic":  # a browser's prompt on /docs: any user name, the key as the password
+            try:
+                return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return None
+        return request.headers.get("x-api-key")
+
+    def authorise(request, challenge: str = "Bearer") -> None:
         if settings.api_key is None:
             return
-        auth = request.headers.get("authorization", "")
-        given = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        given = given_key(request)
         if not given:
-            raise HTTPError(401, "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+            raise HTTPError(401, "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                            {"WWW-Authenticate": challenge})
         if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), settings.api_key):
-            raise HTTPError(401, "wrong API key")
+            raise HTTPError(401, "wrong API key", {"WWW-Authenticate": challenge})
 
-    async def read_body(request) -> bytes:
+    def authorise_docs(request) -> None:
+        authorise(request, 'Basic realm="kidconsole", charset="UTF-8"')
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request):
+        authorise_docs(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        authorise_docs(request)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request):
+        from fastapi.openapi.docs import get_redoc_html
+
+        authorise_docs(request)
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    def check_declared_length(head: bytes) -> None:
+        """A WAV body is refused by its header, before the rest of it is read or any of it decoded."""
+        declared = wav_declared(head)
+        if declared and declared[1] and declared[0] > settings.max_seconds * declared[1]:
+            raise HTTPError(413, f"audio of {declared[0] / declared[1]:.1f} s by its WAV header, longer than the "
+                                 f"limit of {settings.max_seconds:g} s")
+
+    async def read_body(request, lease: Lease, raw: bool) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise HTTPError(400, f"Content-Length {declared!r} is not a number")
             if int(declared) > settings.max_body_bytes:
                 raise HTTPError(413, f"body of {int(declared)} bytes, over the limit of {settings.max_body_bytes}")
-        chunks, size = [], 0
-        async for chunk in request.stream():  # chunked bodies declare no length: count what arrives
-            size += len(chunk)
+            lease.grow(int(declared))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.body_seconds
+        stream = request.stream().__aiter__()
+        chunks, size, head_checked = [], 0, not raw
+        while True:
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(anext(stream), min(settings.client_timeout, left))
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise HTTPError(408, f"the body stalled for {settings.client_timeout:g} s" if left > settings.client_timeout
+                                else f"the body took over {settings.body_seconds:g} s to arrive") from None
+            size += len(chunk)  # chunked bodies declare no length: count what arrives
             if size > settings.max_body_bytes:
                 raise HTTPError(413, f"body over the limit of {settings.max_body_bytes} bytes")
+            if declared is None:
+                lease.grow(len(chunk))
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not head_checked and (size >= HEAD_BYTES or wav_declared(b"".join(chunks)) is not None):
+                check_declared_length(b"".join(chunks)[:HEAD_BYTES])
+                head_checked = True
+        body = b"".join(chunks)
+        if not head_checked:
+            check_declared_length(body[:HEAD_BYTES])
+        return body
 
     async def files_of(request, body: bytes, ctype: str) -> list[tuple[str, bytes]]:
         if ctype in RAW_TYPES:
@@ -215,6 +374,14 @@ def build_app(recogniser, settings: ServeSettings):
         except KidconsoleError as e:
             raise HTTPError(400, str(e)) from None
 
+    def decoded_bytes(name: str, data: bytes) -> int:
+        """What decoding ``data`` will hold, from its header: the source's float samples and the model's."""
+        try:
+            info = sf.info(io.BytesIO(data))
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return 0  # not audio: load_wave says so, having decoded nothing
+        return 4 * info.frames * (info.channels + max(1.0, recogniser.sample_rate / max(info.samplerate, 1)))
+
     @app.post("/v1/transcribe", summary="Transcribe audio: the raw body (WAV, FLAC, OGG) or multipart files")
     async def transcribe(request: Request):
         authorise(request)
@@ -222,14 +389,19 @@ def build_app(recogniser, settings: ServeSettings):
         if ctype not in RAW_TYPES and ctype != MULTIPART:
             raise HTTPError(415, f"content type {ctype or 'none'!r} is not audio: send {', '.join(sorted(RAW_TYPES))} "
                                  f"or {MULTIPART}")
-        body = await read_body(request)
-        if not body:
-            raise HTTPError(400, "empty body: no audio")
-        files = await files_of(request, body, ctype)
-        waves = [await run_in_threadpool(decode_file, name, data) for name, data in files]
-        t0 = time.perf_counter()
-        futures = [asyncio.wrap_future(state["batcher"].submit(name, w.samples)) for (name, _), w in zip(files, waves)]
-        results = await asyncio.gather(*futures)
+        with inflight.admit() as lease:
+            body = await read_body(request, lease, raw=ctype in RAW_TYPES)
+            if not body:
+                raise HTTPError(400, "empty body: no audio")
+            files = await files_of(request, body, ctype)
+            waves = []
+            for name, data in files:
+                lease.grow(int(decoded_bytes(name, data)))
+                waves.append(await run_in_threadpool(decode_file, name, data))
+            t0 = time.perf_counter()
+            futures = [asyncio.wrap_future(state["batcher"].submit(name, w.samples))
+                       for (name, _), w in zip(files, waves)]
+            results = await asyncio.gather(*futures)
         return {"model": recogniser.kind, "seconds": round(time.perf_counter() - t0, 4),
                 "results": [{**r, "source_sample_rate": w.source_rate, "source_channels": w.channels}
                             for r, w in zip(results, waves)]}
@@ -245,7 +417,8 @@ def build_app(recogniser, settings: ServeSettings):
         authorise(request)
         return {**recogniser.describe(), "max_seconds": settings.max_seconds,
                 "max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch,
-                "batch_seconds": settings.batch_seconds}
+                "batch_seconds": settings.batch_seconds, "max_concurrent": settings.max_concurrent,
+                "max_inflight_bytes": settings.max_inflight_bytes}
 
     return app
 
@@ -272,14 +445,22 @@ def main(args) -> int:
     quiet_libraries()
     settings = ServeSettings(max_seconds=args.max_seconds, max_body_bytes=int(args.max_body_mb * 2 ** 20),
                              batch_seconds=args.batch_seconds, max_batch=args.max_batch,
-                             batch_wait_ms=args.batch_wait_ms, api_key=read_api_key(args.api_key_file))
+                             batch_wait_ms=args.batch_wait_ms, api_key=read_api_key(args.api_key_file),
+                             max_concurrent=args.max_concurrent,
+                             max_inflight_bytes=int(args.max_inflight_mb * 2 ** 20),
+                             client_timeout=args.client_timeout, body_seconds=args.body_seconds)
     if settings.batch_seconds < settings.max_seconds:
         raise KidconsoleError(f"--batch-seconds {settings.batch_seconds:g} must be at least --max-seconds "
                               f"{settings.max_seconds:g}, so that the longest file fits a pass")
     rec = load_recogniser(args.model, device=args.device)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    warning = exposure_warning(args.host, settings.api_key)
+    if warning:
+        bar = "!" * 78
+        print(f"{bar}\n{warning}\n{bar}", file=sys.stderr, flush=True)
     config = uvicorn.Config(build_app(rec, settings), host=args.host, port=args.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug")
+                            timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug",
+                            http=_protocol_class(settings.client_timeout), timeout_keep_alive=5)
     _server_class()(config).run()
     return 0
 

@@ -22,6 +22,15 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key-file", metavar="F", help="require the key in F (Authorization: Bearer KEY or X-API-Key)")
     p.add_argument("--max-seconds", type=float, default=30.0, metavar="S", help="longest audio per file (default 30)")
     p.add_argument("--max-body-mb", type=float, default=20.0, metavar="N", help="largest request body (default 20)")
+    p.add_argument("--max-concurrent", type=int, default=32, metavar="N",
+                   help="requests read, decoded or transcribed at once; more get 503 (default 32)")
+    p.add_argument("--max-inflight-mb", type=float, default=256.0, metavar="N",
+                   help="bodies and decoded audio of the requests in flight; past it 503 (default 256)")
+    p.add_argument("--client-timeout", type=float, default=10.0, metavar="S",
+                   help="a connection without a request's headers, or a body that pauses, for S seconds is closed "
+                        "(default 10)")
+    p.add_argument("--body-seconds", type=float, default=60.0, metavar="S",
+                   help="the longest a request body may take to arrive (default 60)")
     p.add_argument("--max-batch", type=int, default=16, metavar="N",
                    help="requests per forward pass (default 16; 1: one at a time)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
