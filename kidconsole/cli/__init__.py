@@ -58,6 +58,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "model", me
                         help="padded audio seconds per forward pass (default 60)")
 
 
+def add_long_audio_flags(parser: argparse.ArgumentParser) -> None:
+    """How audio longer than a chunk is cut (transcribe, serve)."""
+    parser.add_argument("--chunk-seconds", type=float, default=20.0, metavar="S",
+                        help="longer audio is cut into speech segments, and a segment longer than S into chunks "
+                             "overlapping by S/6 on each side (default 20)")
+    parser.add_argument("--no-vad", action="store_true",
+                        help="no voice-activity detection: long audio is only chunked")
+
+
 def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     """How a command that decodes a whole pool reads it (select, pseudo)."""
     parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")

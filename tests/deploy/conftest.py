@@ -116,3 +116,21 @@ class ServeProcess:
 def serve_process():
     """``ServeProcess(model, tmp, *flags)``: the server as a subprocess on a free loopback port."""
     return ServeProcess
+
+
+@pytest.fixture(scope="session")
+def speech_manifest(tmp_path_factory) -> Path:
+    """Six synthetic utterances of one voice, 2-11 s each, as a manifest: speech to a voice-activity detector (the
+    tones are not). Their phones are a placeholder: what the tests compare is decodes with decodes."""
+    from kidconsole.corpus.synth import synthesize
+    from kidconsole.manifest import Utterance, write_manifest
+
+    root = tmp_path_factory.mktemp("speech")
+    synthesize(root / "corpus", seed=1, adults=1, children_per_age=0, utterances_per_speaker=6)
+    rows = []
+    for wav in sorted((root / "corpus").rglob("*.wav")):
+        info = sf.info(str(wav))
+        rows.append(Utterance(id=wav.stem, audio=str(wav), duration=info.duration, sample_rate=info.samplerate,
+                              speaker="s1", split="test", text="", phones="A"))
+    write_manifest(root / "speech.jsonl", rows)
+    return root / "speech.jsonl"
