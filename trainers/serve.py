@@ -24,6 +24,8 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import dataclasses
+import json
 import hmac
 import io
 import ipaddress
@@ -38,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kidconsole.errors import KidconsoleError
+from trainers.stream import StreamError, StreamSettings, pcm16
 
 RAW_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/flac", "audio/x-flac", "audio/ogg",
              "application/ogg", "audio/opus", "application/octet-stream"}
@@ -64,6 +67,10 @@ class ServeSettings:
     max_inflight_bytes: int = 256 * 2 ** 20  # their bodies and decoded audio together
     client_timeout: float = 10.0         # headers not complete, or a body paused, this long: closed / 408
     body_seconds: float = 60.0           # the longest a body may take to arrive
+    chunk_seconds: float = 20.0          # longer audio: voice-activity segments, chunks with stride
+    vad: bool = True
+    max_streams: int = 16                # WebSocket streams open at once
+    stream: StreamSettings = StreamSettings()
 
 
 class HTTPError(Exception):
@@ -163,6 +170,7 @@ class _Job:
     uid: str
     samples: object                      # mono float32 at the model's rate
     future: concurrent.futures.Future
+    logits: bool = False                 # the job wants its logits (a chunk of long audio), not its phones
 
 
 class MicroBatcher:
@@ -177,10 +185,16 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
         self._thread.start()
 
-    def submit(self, uid: str, samples) -> concurrent.futures.Future:
+    def submit(self, uid: str, samples, logits: bool = False) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.q.put(_Job(uid, samples, fut))
+        self.q.put(_Job(uid, samples, fut, logits))
         return fut
+
+    def forward(self, uid: str):
+        """Waves to their logits through the shared passes, for the long path (called on a worker thread)."""
+        def run(waves):
+            return [f.result() for f in [self.submit(uid, w, logits=True) for w in waves]]
+        return run
 
     def close(self) -> None:
         self.q.put(None)
@@ -211,8 +225,13 @@ class MicroBatcher:
             if first is None:
                 return
             jobs, carry, closed = self._gather(first)
+            # a job whose caller went away (a closed stream, a dropped request) is cancelled: skipped; the others
+            # can no longer be cancelled, so resolving them below cannot fail
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            if not jobs:
+                continue
             try:
-                results = self.tr.decode([j.uid for j in jobs], [j.samples for j in jobs])
+                results, logits = self.tr.decode([j.uid for j in jobs], [j.samples for j in jobs], with_logits=True)
             except Exception as e:  # a failed pass fails its requests, never the server
                 log.exception("inference failed")
                 for j in jobs:
@@ -220,9 +239,111 @@ class MicroBatcher:
                 continue
             self.passes += 1
             self.utterances += len(jobs)
-            for j, r in zip(jobs, results):
+            for j, r, x in zip(jobs, results, logits):
                 r["batch_size"] = len(jobs)
-                j.future.set_result(r)
+                j.future.set_result(x if j.logits else r)
+
+
+# ---------- a live stream ----------
+
+class StreamHandler:
+    """One WebSocket stream: frames read and fed to its session; the decodes it asks for go through the
+    micro-batcher and their events are sent in order by a second task. At most one partial decode in flight
+    (a busy server sends fewer partials); at most ``MAX_QUEUED`` decodes queued, then reading waits (the
+    client's sends back up: back-pressure). A stalled stream, a garbage frame or a vanished client ends
+    this stream alone; ``stop`` (SIGTERM) sends the open utterance's final and closes."""
+
+    MAX_QUEUED = 8
+
+    def __init__(self, ws, session, batcher: MicroBatcher, settings: StreamSettings):
+        self.ws, self.session, self.batcher, self.s = ws, session, batcher, settings
+        self.queue: asyncio.Queue = asyncio.Queue(self.MAX_QUEUED)
+        self.partial_busy = False
+        self.stop, self.done = asyncio.Event(), asyncio.Event()
+        self.uid = f"stream-{id(self):x}"
+
+    async def _enqueue(self, decodes) -> None:
+        for d in decodes:
+            short = len(d.wave) < self.session.min_samples
+            fut = None if short else asyncio.wrap_future(self.batcher.submit(self.uid, d.wave))
+            if d.kind == "partial":
+                if fut is None:
+                    continue
+                self.partial_busy = True
+            await self.queue.put((d, fut))
+
+    async def _send_loop(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            d, fut = item
+            if isinstance(d, dict):  # a message of its own (the end message's answer)
+                await self.ws.send_text(json.dumps(d))
+                continue
+            result = await fut if fut is not None else None
+            if d.kind == "partial":
+                self.partial_busy = False
+                event = self.session.partial_event(d, result["phones"])
+            else:
+                event = self.session.final_event(d, result)
+            if event is not None:
+                await self.ws.send_text(json.dumps(event, ensure_ascii=False))
+
+    async def run(self) -> None:
+        from starlette.websockets import WebSocketDisconnect
+
+        await self.ws.send_text(json.dumps({"type": "ready", "sample_rate": 16000, "format": "pcm_s16le",
+                                            "vad": self.session.vad is not None}))
+        sender = asyncio.create_task(self._send_loop())
+        stop = asyncio.create_task(self.stop.wait())
+        close, reason, vanished = 1000, "end of stream", False
+        try:
+            while True:
+                recv = asyncio.create_task(self.ws.receive())
+                done, _ = await asyncio.wait({recv, stop, sender}, timeout=self.s.idle_seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if recv not in done:
+                    recv.cancel()
+                    if sender in done:  # sending failed: the client is gone
+                        vanished = True
+                        break
+                    close, reason, why = ((1001, "the server is stopping", "shutdown") if stop in done else
+                                          (1008, f"stalled: no frame for {self.s.idle_seconds:g} s", "stalled"))
+                    await self._enqueue(self.session.end(why))
+                    break
+                msg = recv.result()
+                if msg["type"] == "websocket.disconnect":
+                    vanished = True  # closed or gone: nobody to send finals to
+                    break
+                if msg.get("bytes") is not None:
+                    samples = pcm16(msg["bytes"])
+                    await self._enqueue(self.session.feed(samples, partial_ok=not self.partial_busy))
+                elif _end_message(msg.get("text")):
+                    await self._enqueue(self.session.end())
+                    await self.queue.put(({"type": "end", "utterances": self.session.utterances}, None))
+        except StreamError as e:
+            close, reason = 1003, str(e)
+        except WebSocketDisconnect:
+            vanished = True
+        finally:
+            stop.cancel()
+        if vanished:
+            sender.cancel()
+            return
+        try:
+            await self.queue.put(None)
+            await sender  # the finals asked for so far
+            await self.ws.close(code=close, reason=reason[:120])
+        except Exception:  # the client went away meanwhile: nothing more to tell it
+            sender.cancel()
+
+
+def _end_message(text: str | None) -> bool:
+    try:
+        message = json.loads(text or "")
+    except ValueError:
+        raise StreamError("a text frame that is not JSON: send {\"type\": \"end\"} or binary PCM") from None
+    if not isinstance(message, dict) or message.get("type") != "end":
+        raise StreamError("an unknown message: send {\"type\": \"end\"} or binary PCM")
+    return True
 
 
 # ---------- the app ----------
@@ -231,12 +352,18 @@ def build_app(recogniser, settings: ServeSettings):
     from trainers.transcribe import Transcriber
     from trainers.waves import TooLong, load_wave, wav_declared
 
-    tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch)
-    state: dict = {}
+    tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch,
+                     chunk_seconds=settings.chunk_seconds, vad=settings.vad)
+    state: dict = {"streams": set(), "stopping": False}
 
     @asynccontextmanager
     async def lifespan(app):
         state["batcher"] = MicroBatcher(tr, settings)
+        if settings.stream.vad:
+            from trainers.segment import load_vad
+
+            state["vad"] = load_vad  # one model per stream: its state is the stream's
+        app.state.drain = drain
         log.info("serving %s (%s) on %s", recogniser.path, recogniser.kind, recogniser.device)
         yield
         # uvicorn lets the requests in flight finish before this runs
@@ -382,6 +509,36 @@ def build_app(recogniser, settings: ServeSettings):
             return 0  # not audio: load_wave says so, having decoded nothing
         return 4 * info.frames * (info.channels + max(1.0, recogniser.sample_rate / max(info.samplerate, 1)))
 
+    def long_file(name: str, data: bytes) -> dict:
+        try:
+            return tr.transcribe_long(data, name, forward=state["batcher"].forward(name))
+        except KidconsoleError as e:
+            raise HTTPError(400, str(e)) from None
+
+    def admit_file(lease: Lease, name: str, data: bytes):
+        """Checks a file by its header and takes what decoding it will hold; the coroutine that decodes it."""
+        try:
+            info = sf.info(io.BytesIO(data))
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            info = None  # not audio: load_wave says why
+        if info is not None and info.duration > tr.chunk_seconds and info.frames > 0:
+            if info.duration > settings.max_seconds:
+                raise HTTPError(413, f"{name}: {info.duration:.1f} s of audio, longer than the limit of "
+                                     f"{settings.max_seconds:g} s")
+            lease.grow(int(8 * settings.batch_seconds * recogniser.sample_rate))  # a pass of chunks, not the whole
+
+            async def long():
+                r = await run_in_threadpool(long_file, name, data)
+                return {"id": name, **r, "source_sample_rate": info.samplerate, "source_channels": info.channels}
+            return long()
+        lease.grow(int(decoded_bytes(name, data)))
+
+        async def short():
+            w = await run_in_threadpool(decode_file, name, data)
+            r = await asyncio.wrap_future(state["batcher"].submit(name, w.samples))
+            return {**r, "source_sample_rate": w.source_rate, "source_channels": w.channels}
+        return short()
+
     @app.post("/v1/transcribe", summary="Transcribe audio: the raw body (WAV, FLAC, OGG) or multipart files")
     async def transcribe(request: Request):
         authorise(request)
@@ -394,23 +551,62 @@ def build_app(recogniser, settings: ServeSettings):
             if not body:
                 raise HTTPError(400, "empty body: no audio")
             files = await files_of(request, body, ctype)
-            waves = []
-            for name, data in files:
-                lease.grow(int(decoded_bytes(name, data)))
-                waves.append(await run_in_threadpool(decode_file, name, data))
+            decodes = []
+            try:
+                for name, data in files:
+                    decodes.append(admit_file(lease, name, data))
+            except HTTPError:
+                for d in decodes:
+                    d.close()  # never to be awaited
+                raise
             t0 = time.perf_counter()
-            futures = [asyncio.wrap_future(state["batcher"].submit(name, w.samples))
-                       for (name, _), w in zip(files, waves)]
-            results = await asyncio.gather(*futures)
-        return {"model": recogniser.kind, "seconds": round(time.perf_counter() - t0, 4),
-                "results": [{**r, "source_sample_rate": w.source_rate, "source_channels": w.channels}
-                            for r, w in zip(results, waves)]}
+            results = await asyncio.gather(*decodes)
+        return {"model": recogniser.kind, "seconds": round(time.perf_counter() - t0, 4), "results": results}
+
+    async def drain(timeout: float) -> None:
+        """On SIGTERM, before uvicorn closes the connections: every open stream sends its finals and closes."""
+        state["stopping"] = True
+        handlers = list(state["streams"])
+        for h in handlers:
+            h.stop.set()
+        if handlers:
+            await asyncio.wait([asyncio.ensure_future(h.done.wait()) for h in handlers], timeout=timeout)
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket):
+        """Live speech: 16 kHz 16-bit mono PCM in binary frames (10-1000 ms each), {"type": "end"} to end an
+        utterance; partials and finals back as JSON (docs/deploy.md)."""
+        from trainers.stream import StreamSession
+
+        try:
+            authorise(ws)
+        except HTTPError as e:
+            await ws.close(code=1008, reason=e.detail[:120])
+            return
+        if state["stopping"] or len(state["streams"]) >= settings.max_streams:
+            await ws.accept()  # then closed with the reason (before the handshake a client sees a bare 403)
+            await ws.close(code=1013, reason=f"busy: {len(state['streams'])} streams open, the limit (--max-streams)"
+                           if not state["stopping"] else "the server is stopping")
+            return
+        vad = ws.query_params.get("vad", "1") != "0"
+        params = settings.stream if vad or not settings.stream.vad else \
+            dataclasses.replace(settings.stream, vad=False)
+        session = StreamSession(params, state["vad"]() if params.vad else None, tr.min_samples)
+        handler = StreamHandler(ws, session, state["batcher"], params)
+        state["streams"].add(handler)
+        try:
+            await ws.accept()
+            await handler.run()
+        finally:
+            state["streams"].discard(handler)
+            handler.done.set()
 
     @app.get("/healthz", summary="Liveness: the model is loaded and the worker runs")
     async def healthz():
         b = state.get("batcher")
         return {"status": "ok" if b is not None and b._thread.is_alive() else "starting",
-                "passes": b.passes if b else 0, "utterances": b.utterances if b else 0}
+                "passes": b.passes if b else 0, "utterances": b.utterances if b else 0,
+                "streams": len(state["streams"])}
 
     @app.get("/v1/model", summary="Which model is served: path, export kind, phone set, limits")
     async def model(request: Request):
@@ -443,32 +639,47 @@ def main(args) -> int:
     from trainers.recogniser import load_recogniser
 
     quiet_libraries()
+    stream = StreamSettings(partial_ms=args.partial_ms, max_utterance_seconds=args.chunk_seconds,
+                            idle_seconds=args.stream_idle_seconds, vad=not args.no_vad)
     settings = ServeSettings(max_seconds=args.max_seconds, max_body_bytes=int(args.max_body_mb * 2 ** 20),
                              batch_seconds=args.batch_seconds, max_batch=args.max_batch,
                              batch_wait_ms=args.batch_wait_ms, api_key=read_api_key(args.api_key_file),
                              max_concurrent=args.max_concurrent,
                              max_inflight_bytes=int(args.max_inflight_mb * 2 ** 20),
-                             client_timeout=args.client_timeout, body_seconds=args.body_seconds)
-    if settings.batch_seconds < settings.max_seconds:
-        raise KidconsoleError(f"--batch-seconds {settings.batch_seconds:g} must be at least --max-seconds "
-                              f"{settings.max_seconds:g}, so that the longest file fits a pass")
+                             client_timeout=args.client_timeout, body_seconds=args.body_seconds,
+                             chunk_seconds=args.chunk_seconds, vad=not args.no_vad, max_streams=args.max_streams,
+                             stream=stream)
+    if settings.batch_seconds < settings.chunk_seconds:
+        raise KidconsoleError(f"--batch-seconds {settings.batch_seconds:g} must be at least --chunk-seconds "
+                              f"{settings.chunk_seconds:g}, so that the longest chunk fits a pass")
     rec = load_recogniser(args.model, device=args.device)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     warning = exposure_warning(args.host, settings.api_key)
     if warning:
         bar = "!" * 78
         print(f"{bar}\n{warning}\n{bar}", file=sys.stderr, flush=True)
-    config = uvicorn.Config(build_app(rec, settings), host=args.host, port=args.port, log_level=args.log_level,
+    app = build_app(rec, settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug",
-                            http=_protocol_class(settings.client_timeout), timeout_keep_alive=5)
-    _server_class()(config).run()
+                            http=_protocol_class(settings.client_timeout), timeout_keep_alive=5,
+                            ws_max_size=2 * 16000 * 2, ws_per_message_deflate=False)  # a frame: at most 1 s of PCM
+    _server_class(app)(config).run()
     return 0
 
 
-def _server_class():
+def _server_class(app):
     import uvicorn
 
     class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            # the open streams send their finals before uvicorn closes every connection (WebSockets with 1012)
+            for server in self.servers:
+                server.close()
+            drain = getattr(app.state, "drain", None)
+            if drain is not None:
+                await drain(self.config.timeout_graceful_shutdown or 30)
+            await super().shutdown(sockets)
+
         @contextlib.contextmanager
         def capture_signals(self):
             # uvicorn re-raises SIGTERM after its graceful shutdown (the process then dies of it, status 143):

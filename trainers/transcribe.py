@@ -145,9 +145,9 @@ class Transcriber:
                 "processing_seconds": round(time.perf_counter() - t0, 4),
                 "segments": [s.record() for s in segments]}
 
-    def decode(self, ids: list[str], waves: list[np.ndarray]) -> list[dict]:
+    def decode(self, ids: list[str], waves: list[np.ndarray], with_logits: bool = False):
         """One forward pass over ``waves`` (already checked): each one's phones, Hangul and confidences,
-        with its share of the pass's time."""
+        with its share of the pass's time (``with_logits``: and each one's logits over its frames)."""
         from kidconsole.g2p.hangul import phones_to_hangul
 
         t0 = time.perf_counter()
@@ -161,6 +161,8 @@ class Transcriber:
             results.append({"id": uid, "phones": phones, "hangul": phones_to_hangul(phones),
                             "confidence": [c for _, c in seq], "duration": round(len(w) / self.rec.sample_rate, 3),
                             "processing_seconds": round(seconds * len(w) / total, 4)})
+        if with_logits:
+            return results, [row[:n] for row, n in zip(out.logits, out.frames.tolist())]
         return results
 
     def headers(self, items: list[Item]) -> tuple[list[Item], list[float], list[Skipped]]:
