@@ -620,19 +620,13 @@ def build_app(recogniser, settings: ServeSettings):
 
 
 def read_api_key(path: str | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        key = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as e:
-        raise KidconsoleError(f"--api-key-file {path}: {e.strerror}") from e
-    if not key:
-        raise KidconsoleError(f"--api-key-file {path}: the file is empty")
-    return key.encode("utf-8")
+    from kidconsole.stream_client import read_key_file
+
+    return None if path is None else read_key_file(path).encode("utf-8")
 
 
-def main(args) -> int:
-    """The ``kidconsole serve`` command (arguments parsed by kidconsole/cli/serve.py)."""
+def server(args, log_level: str | None = None):
+    """The uvicorn server for ``kidconsole serve``'s arguments, the model loaded, not started."""
     import uvicorn
 
     from trainers.quiet import quiet_libraries
@@ -653,18 +647,41 @@ def main(args) -> int:
         raise KidconsoleError(f"--batch-seconds {settings.batch_seconds:g} must be at least --chunk-seconds "
                               f"{settings.chunk_seconds:g}, so that the longest chunk fits a pass")
     rec = load_recogniser(args.model, device=args.device)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     warning = exposure_warning(args.host, settings.api_key)
     if warning:
         bar = "!" * 78
         print(f"{bar}\n{warning}\n{bar}", file=sys.stderr, flush=True)
     app = build_app(rec, settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=log_level or args.log_level,
                             timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug",
                             http=_protocol_class(settings.client_timeout), timeout_keep_alive=5,
                             ws_max_size=2 * 16000 * 2, ws_per_message_deflate=False)  # a frame: at most 1 s of PCM
-    _server_class(app)(config).run()
+    return _server_class(app)(config)
+
+
+def main(args) -> int:
+    """The ``kidconsole serve`` command (arguments parsed by kidconsole/cli/serve.py)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    server(args).run()
     return 0
+
+
+def serve_in_background(args):
+    """A server for ``kidconsole serve``'s arguments in a thread of this process (``kidconsole listen MODEL``,
+    on a loopback port): a function that stops it, once it accepts connections."""
+    srv = server(args, log_level="warning")
+    srv.in_thread = True
+    thread = threading.Thread(target=srv.run, name="serve", daemon=True)
+    thread.start()
+    while not srv.started:
+        if not thread.is_alive():
+            raise KidconsoleError(f"{args.model}: the server did not start")
+        time.sleep(0.05)
+
+    def stop():
+        srv.should_exit = True
+        thread.join(timeout=30)
+    return stop
 
 
 def _server_class(app):
@@ -680,8 +697,13 @@ def _server_class(app):
                 await drain(self.config.timeout_graceful_shutdown or 30)
             await super().shutdown(sockets)
 
+        in_thread = False  # signals belong to the main thread: a server in another leaves them alone
+
         @contextlib.contextmanager
         def capture_signals(self):
+            if self.in_thread:
+                yield
+                return
             # uvicorn re-raises SIGTERM after its graceful shutdown (the process then dies of it, status 143):
             # a stop that let every request finish is a clean exit, 0
             previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -204,3 +204,21 @@ def test_sigterm_sends_the_open_streams_finals_before_the_server_exits(trained_r
         assert s.proc.wait(timeout=60) == 0
     finally:
         s.stop()
+
+
+def test_listen_streams_a_wav_to_a_model_or_a_server_and_prints_the_final(streaming, trained_run, offline, tones,
+                                                                          tmp_path, capsys):
+    from kidconsole.cli import main
+    from kidconsole.manifest import read_manifest
+
+    wav = list(read_manifest(tones["test"]))[1].audio
+    whole = offline.decode(["x"], [_pcm(wav).astype(np.float32) / 32768])[0]
+    key = tmp_path / "key"
+    key.write_text(streaming.KEY)
+    for target in (str(trained_run), streaming.url):
+        extra = ["--api-key-file", str(key)] if target == streaming.url else []
+        assert main(["listen", target, "--wav", wav, "--fast", "--no-vad", *extra]) == 0
+        (line,) = [x for x in capsys.readouterr().out.splitlines() if x.endswith("(client)")]
+        assert f"[{whole['phones']}]" in line and line.lstrip().startswith("0.00-")
+    assert main(["listen", streaming.url, "--wav", wav, "--fast"]) == 2  # no key: refused, said why
+    assert "403" in capsys.readouterr().err
