@@ -4,7 +4,7 @@ marked, a file checked with each error at its line, two configs compared key by 
 The shipped configs are package data (``kidconsole.configs``, the repository's configs/ folder), so a plain
 install carries them. Their relative paths are written for a project's ``configs/`` folder (``../build/x`` is
 ``build/x`` of the project), so a copy made in a project points where the comments say; every other config's
-relative paths resolve against its own folder (kidconsole/config.py). Comments survive a copy and ``--set``
+relative paths resolve against its own folder (kidconsole/config/). Comments survive a copy and ``--set``
 (ruamel.yaml's round trip, the library made for editing YAML that people wrote); validation is the schema's.
 """
 
@@ -114,7 +114,8 @@ def problems(raw: Any, base: Path, check_paths: bool = True) -> list[Problem]:
     """The schema's errors in ``raw`` (resolved against ``base``), one per key, in the user's words."""
     from pydantic import ValidationError
 
-    from kidconsole.config import RunConfig, _reason
+    from kidconsole.config import RunConfig
+    from kidconsole.config.explain import _reason
 
     if not isinstance(raw, dict):
         return [Problem("(file)", "a run config must be a YAML mapping")]
@@ -183,7 +184,8 @@ def check(path: str | Path, overrides: Sequence[str] = ()) -> list[Problem]:
     keys written twice in a mapping (YAML keeps the last one silently)."""
     from ruamel.yaml.constructor import DuplicateKeyError
 
-    from kidconsole.config import _set_dotted, read_yaml
+    from kidconsole.config import read_yaml
+    from kidconsole.config.overrides import _set_dotted
 
     path = Path(path)
     raw = read_yaml(path)  # bounded, and 5e-4 a number as the launcher reads it
@@ -259,7 +261,7 @@ def _set(doc: Any, key: str, value: Any) -> None:
 
 def _plain(doc: Any) -> Any:
     """A round-trip document as plain dicts and lists, numbers read as the launcher reads them."""
-    from kidconsole.config import _yaml
+    from kidconsole.config.yamlfile import _yaml
 
     buf = io.StringIO()
     _round_trip().dump(doc, buf)
@@ -276,7 +278,8 @@ def new_config(source: str | Path, out: str | Path, overrides: Sequence[str] = (
     rewritten to mean the same places from ``out``'s folder, ``overrides`` applied (relative paths in them
     as typed from ``project``, the working folder), and each key that fails the schema marked ``# EDIT``
     with the reason, the marks also listed at the top."""
-    from kidconsole.config import _set_dotted, _yaml
+    from kidconsole.config.overrides import _set_dotted
+    from kidconsole.config.yamlfile import _yaml
 
     src = find(source)
     shown, out = out, Path(out).resolve()
@@ -345,7 +348,7 @@ def copy_packaged(path: str | Path, folder: str | Path) -> Path:
 
 def _meaning(key: str) -> str:
     """The schema's help for a dotted key."""
-    from kidconsole.config import _walk
+    from kidconsole.config.walk import _walk
 
     try:
         field = _walk([int(p) if p.isdigit() else p for p in key.split(".")])[1]
