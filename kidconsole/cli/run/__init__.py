@@ -14,6 +14,7 @@ from kidconsole.cli.run.control import cmd_resume, cmd_stop
 from kidconsole.cli.run.derived import cmd_average, cmd_ensemble, steps_list
 from kidconsole.cli.run.launch import cmd_launch, cmd_sweep
 from kidconsole.cli.run.logs import cmd_logs
+from kidconsole.cli.run.mirror import cmd_mirror
 from kidconsole.cli.run.ls import cmd_ls
 from kidconsole.cli.run.queue import cmd_cancel, cmd_queue
 
@@ -116,6 +117,17 @@ def register(p: argparse.ArgumentParser) -> None:
     sp.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C ends)")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_logs)
+
+    sp = sub.add_parser("mirror", help="write a run's events into TensorBoard or MLflow (as report_to does live)",
+                        description="Replays RUN's events.jsonl into TensorBoard event files (RUN/tensorboard) or an "
+                        "MLflow run (the config's mlflow.tracking_uri, else mlflow.db in the runs root), with the "
+                        "resolved config as hyperparameters and, in MLflow, the exports as artifacts.")
+    sp.add_argument("run", help="run directory or name")
+    sp.add_argument("--to", action="append", required=True, choices=rundir.MIRRORS,
+                    help="where (repeatable)")
+    sp.add_argument("--replace", action="store_true", help="make a mirror that exists again")
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_mirror)
 
     sp = sub.add_parser("stop", help="stop a run: SIGTERM, wait for its checkpoint, then SIGKILL what is left")
     sp.add_argument("run", help="run directory or name")
