@@ -28,7 +28,7 @@ class Reporter:
         self.events = rundir.EventWriter(self.run_dir / rundir.EVENTS) if active else None
         self._decodes: rundir.JsonlWriter | None = None
         self._trace: rundir.JsonlWriter | None = None
-        self.mirror = None  # kidconsole.runs.mirror.Mirror when the config's report_to names targets
+        self.mirror = None  # kidconsole.mirror.Mirror when the config's report_to names targets
 
     def emit(self, kind: str, **fields) -> None:
         """One event of ``kind`` (``rundir.EV_*``) with its record's fields; mirrored (``report_to``) at the

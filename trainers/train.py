@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     session.open(acc.is_main_process, cfg.train.stop_timeout, acc.print)
     run_dir, rep = session.run_dir, session.rep
     if cfg.report_to and rep.active:
-        from kidconsole.runs.mirror import Mirror
+        from kidconsole.mirror import Mirror
 
         rep.mirror = Mirror.open(run_dir, cfg.report_to, cfg, name=cfg.name, warn=acc.print)
 

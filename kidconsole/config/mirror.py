@@ -1,4 +1,4 @@
-"""The config keys of mirroring a run where a team already looks: TensorBoard and MLflow (kidconsole/runs/mirror.py
+"""The config keys of mirroring a run where a team already looks: TensorBoard and MLflow (kidconsole/mirror.py
 writes them, live from the trainer or afterwards with `kidconsole run mirror`)."""
 
 from typing import Literal, Optional

@@ -14,7 +14,7 @@ import pytest
 from kidconsole import rundir
 from kidconsole.cli import main
 from kidconsole.errors import KidconsoleError
-from kidconsole.runs.mirror import Mirror, metrics, mirror_run, mirror_key
+from kidconsole.mirror import Mirror, metrics, mirror_run, mirror_key
 
 TESTS = Path(__file__).resolve().parents[1]
 RECORDING = TESTS / "console" / "recordings" / "r16-lr3e-4"

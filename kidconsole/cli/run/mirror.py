@@ -8,7 +8,7 @@ from kidconsole.cli.run.common import resolve_run
 
 
 def cmd_mirror(args) -> int:
-    from kidconsole.runs.mirror import mirror_run
+    from kidconsole.mirror import mirror_run
 
     run_dir = resolve_run(args)
     report = mirror_run(run_dir, args.to, replace=args.replace, warn=lambda msg: print(msg, file=sys.stderr))

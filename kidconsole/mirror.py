@@ -25,10 +25,10 @@ from typing import Any, Callable, Iterable
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
-from kidconsole.runs.reader import BUCKET_FIELDS, EVAL_FIELDS, TRAIN_FIELDS, lr_group_metric
+from kidconsole.rundir.series_names import (
+    BUCKET_FIELDS, EVAL_FIELDS, TEST_BUCKET_FIELDS, TEST_FIELDS, TRAIN_FIELDS, lr_group_metric,
+)
 
-TEST_FIELDS = ("per", "cer", "wer")
-TEST_BUCKETS = ("per_age", "per_snr")
 WARN_EVERY = 100
 RUN_TAG = "kidconsole.run_dir"    # the MLflow run of a run directory is found again by this tag (resume, replay)
 DEFAULT_EXPERIMENT = "kidconsole"
@@ -53,7 +53,7 @@ def metrics(kind: str, ev: dict) -> list[tuple[str, float]]:
             put(lr_group_metric(name), lr)
     elif kind in (rundir.EV_EVAL, rundir.EV_TEST):
         prefix, fields, buckets = ("eval", EVAL_FIELDS, BUCKET_FIELDS) if kind == rundir.EV_EVAL else \
-            ("test", TEST_FIELDS, TEST_BUCKETS)
+            ("test", TEST_FIELDS, TEST_BUCKET_FIELDS)
         for f in fields:
             put(f"{prefix}/{f}", ev.get(f))
         for f in buckets:
@@ -264,7 +264,7 @@ def mirror_run(run_dir: str | Path, to: Iterable[str], *, replace: bool = False,
     """Replay a run's events.jsonl into ``to``, as the trainer would have mirrored them live. A run already
     mirrored there is refused unless ``replace`` (its TensorBoard folder, its MLflow run, made again)."""
     from kidconsole.config import read_run_config
-    from kidconsole.runs.tail import JsonlTail
+    from kidconsole.runs.tail import JsonlTail  # the command's side: a trainer never replays
 
     run_dir = Path(run_dir).resolve()
     events = run_dir / rundir.EVENTS
