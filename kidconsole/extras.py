@@ -9,6 +9,7 @@ a process or imports anything heavy, so a missing extra is one line, not a trace
 from __future__ import annotations
 
 import importlib.util
+from typing import Any, Callable
 
 from kidconsole.errors import KidconsoleError
 
@@ -32,3 +33,12 @@ def need(extra: str, what: str) -> None:
     if module is not None:
         raise KidconsoleError(f"{what} needs the {extra} extra ({module} is not installed): "
                               f"pip install 'kidconsole[{extra}]'")
+
+
+def needing(extra: str, what: str, handler: Callable[[Any], int]) -> Callable[[Any], int]:
+    """``handler`` (a command's function) preceded by ``need(extra, what)``: how a heavy command registers."""
+    def run(args: Any) -> int:
+        need(extra, what)
+        return handler(args)
+
+    return run

@@ -131,8 +131,10 @@ class KidConsole(App):
     def launcher(self, config: str, **kwargs) -> Path:
         """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""
         if self._launcher is None:
+            from kidconsole.extras import need
             from kidconsole.runs.launch import launch_run
 
+            need("train", "launching a run")
             self._launcher = launch_run
         return self._launcher(config, **kwargs)
 
