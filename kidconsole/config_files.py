@@ -278,10 +278,12 @@ def new_config(source: str | Path, out: str | Path, overrides: Sequence[str] = (
     rewritten to mean the same places from ``out``'s folder, ``overrides`` applied (relative paths in them
     as typed from ``project``, the working folder), and each key that fails the schema marked ``# EDIT``
     with the reason, the marks also listed at the top."""
+    from kidconsole.config import read_yaml
     from kidconsole.config.overrides import _set_dotted
     from kidconsole.config.yamlfile import _yaml
 
     src = find(source)
+    read_yaml(src)  # the project's bounded reader refuses what is too large, not YAML or not UTF-8 first
     shown, out = out, Path(out).resolve()
     here = out.parent
     project = Path(project).resolve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,12 @@ HELP = "run configs: list the shipped ones, copy one into your project, check a 
 DESCRIPTION = ("Run configs. The shipped configs come with kidconsole; `config new NAME -o FILE` copies one into "
                "your project with the keys you must change marked `# EDIT`; `config check FILE` says what the "
                "launcher would refuse, each at its line.")
+
+
+def visible(text: str) -> str:
+    """Text from a file with its control characters written out (``\\x1b``): shown, never played by the
+    terminal; line ends and tabs kept."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: repr(m.group())[1:-1], text)
 
 
 def cmd_list(args) -> int:
@@ -25,7 +32,7 @@ def cmd_list(args) -> int:
         print(f"  {name:<{width}}  {summary(path)}")
     print("yours (./configs and ./):" if mine else "yours: none in ./configs or ./")
     for path in mine:
-        print(f"  {str(path):<{width}}  {summary(path)}")
+        print(visible(f"  {str(path):<{width}}  {summary(path)}"))
     return 0
 
 
@@ -38,6 +45,7 @@ def cmd_show(args) -> int:
         text = f.read(MAX_CONFIG_BYTES + 1)
     if len(text) > MAX_CONFIG_BYTES:
         raise KidconsoleError(f"{path}: over the {MAX_CONFIG_BYTES:,}-byte limit of a config file")
+    text = visible(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -61,7 +69,7 @@ def cmd_check(args) -> int:
 
     found = check(args.file, args.set or [])
     for p in found:
-        print(p.shown(args.file))
+        print(visible(p.shown(args.file)))
     if not found:
         print(f"{args.file}: ok")
     return 1 if found else 0

@@ -145,3 +145,14 @@ def test_the_config_command_lists_shows_writes_checks_and_diffs(tmp_path, monkey
     assert "lora.r" in out and "8" in out and "16" in out
     assert main(["config", "list"]) == 0
     assert "configs/pilot.yaml" in capsys.readouterr().out
+
+
+def test_config_show_writes_a_files_control_characters_out_and_check_refuses_them(tmp_path, capsys):
+    path = tmp_path / "esc.yaml"
+    path.write_text("name: x\x1b]0;title\x07\nphases: [{name: a}]\n")
+    assert main(["config", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]0;title\\x07" in out
+    assert main(["config", "check", str(path)]) == 2  # YAML itself refuses them
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "unacceptable character #x001b" in err

@@ -127,7 +127,7 @@ class LaunchScreen(Screen):
         from kidconsole.errors import KidconsoleError
 
         mine = own([self.app.configs_dir, Path(".")])
-        options: list[tuple[str, str]] = []
+        options: list[tuple[Text, str]] = []
         configs: dict[str, dict] = {}
         for path in mine + list(packaged().values()):
             try:
@@ -135,10 +135,11 @@ class LaunchScreen(Screen):
             except KidconsoleError:
                 raw = None
             configs[str(path)] = raw if isinstance(raw, dict) else {}
-            options.append((f"{path.stem}  (shipped)" if path not in mine else str(path), str(path)))
+            label = f"{path.stem}  (shipped)" if path not in mine else str(path)
+            options.append((Text(label), str(path)))  # a file name is text, never markup
         self.app.call_from_thread(self._configs_loaded, configs, options, len(mine))
 
-    def _configs_loaded(self, configs: dict[str, dict], options: list[tuple[str, str]], own: int) -> None:
+    def _configs_loaded(self, configs: dict[str, dict], options: list[tuple[Text, str]], own: int) -> None:
         self.configs = configs
         select = self.query_one("#config", Select)
         current = self.prefer or select.value
