@@ -112,3 +112,20 @@ async def test_from_an_empty_folder_to_a_launched_run_with_config_new_and_the_fo
         sid = rundir.read_status(run).get("sid")
         if sid:
             os.killpg(sid, signal.SIGKILL)  # the test's own run: its session, started by the launcher
+
+
+async def test_without_the_train_extra_the_form_says_which_extra_to_install(tmp_path, monkeypatch, opened):
+    from kidconsole import extras
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(extras.EXTRAS, "train", ("kidconsole_no_such_module",))  # as on a light install
+    (tmp_path / "mine.yaml").write_text("name: mine\nphases: [{name: a}]\n")
+    async with opened(configs_dir="configs") as pilot:
+        screen = await open_form(pilot)
+        await pilot.press("ctrl+s")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "pip install" not in str(screen.query_one("#launch-error").render()):
+            await pilot.pause(0.05)
+        error = str(screen.query_one("#launch-error").render())
+        assert "launching a run needs the train extra" in error and "pip install 'kidconsole[train]'" in error
+    assert not (tmp_path / "runs").exists()
