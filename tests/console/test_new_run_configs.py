@@ -128,4 +128,4 @@ async def test_without_the_train_extra_the_form_says_which_extra_to_install(tmp_
             await pilot.pause(0.05)
         error = str(screen.query_one("#launch-error").render())
         assert "launching a run needs the train extra" in error and "pip install 'kidconsole[train]'" in error
-    assert not (tmp_path / "runs").exists()
+        assert isinstance(pilot.app.screen, LaunchScreen) and len(pilot.app.views) == 2  # nothing launched
