@@ -6,10 +6,13 @@ of its name (``kidconsole.cli.g2p`` is ``g2p`` ...): ``HELP`` is its line in
 adds its arguments to the parser made from them here. Subcommand modules import
 their heavy parts inside the handler, so ``kidconsole --help`` stays fast.
 
-Flags shared by several commands are defined here once: ``--runs`` (global: it
-may come before the subcommand's name or after it), ``--no-progress`` (every
-long command), the model a command decodes with and where it runs (transcribe,
-serve, select, pseudo), and where and in which format a command writes its output.
+Flags shared by several commands are defined once: ``--runs`` (global: it may
+come before the subcommand's name or after it) and where and in which format a
+command writes its output, here; ``--no-progress`` (every long command) and the
+model a command decodes with and where it runs (transcribe, serve, select,
+pseudo) in ``kidconsole.job_arguments``, with the arguments of the jobs that run
+as ``python -m trainers.X``: the trainers parse them too, and import that light
+module, never this package.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import sys
 
 from kidconsole import __version__
 from kidconsole.errors import KidconsoleError
+from kidconsole.job_arguments import (  # noqa: F401 (the flags every command shares)
+    add_model_arguments, add_progress_flag, add_scoring_flags, show_progress,
+)
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
 
 
@@ -45,44 +51,11 @@ def add_runs_flag(parser: argparse.ArgumentParser) -> None:
                         help=RUNS_HELP)
 
 
-def add_progress_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "model", metavar: str = "MODEL") -> None:
-    """The model a command decodes audio with, where it runs and how much audio goes through it at once
-    (transcribe, serve, select, pseudo)."""
-    parser.add_argument(dest, metavar=metavar, help="run directory (its export), export folder or .onnx file")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                        help="padded audio seconds per forward pass (default 60)")
-
-
-def add_long_audio_flags(parser: argparse.ArgumentParser) -> None:
-    """How audio longer than a chunk is cut (transcribe, serve)."""
-    parser.add_argument("--chunk-seconds", type=float, default=20.0, metavar="S",
-                        help="longer audio is cut into speech segments, and a segment longer than S into chunks "
-                             "overlapping by S/6 on each side (default 20)")
-    parser.add_argument("--no-vad", action="store_true",
-                        help="no voice-activity detection: long audio is only chunked")
-
-
-def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
-    """How a command that decodes a whole pool reads it (select, pseudo)."""
-    parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
-    add_progress_flag(parser)
-
-
 def add_output_flags(parser: argparse.ArgumentParser, formats: tuple[str, ...], otherwise: str) -> None:
     """``-o FILE`` and ``--format``, by default the format FILE's suffix names (transcribe, report)."""
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.add_argument("--format", choices=formats,
                         help=f"output format (default: from -o's suffix, else {otherwise})")
-
-
-def show_progress(args: argparse.Namespace) -> bool:
-    """Progress bars unless ``--no-progress`` or stderr is not a terminal (a log file, a pipe)."""
-    return not args.no_progress and sys.stderr.isatty()
 
 
 def _fraction(text: str) -> float:
@@ -122,11 +95,13 @@ def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Name
     return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
 
 
-def as_module_command(p: argparse.ArgumentParser, module: str, add_arguments) -> None:
-    """The subcommand ``p`` does its work as ``python -m module`` (see ``run_module``); ``add_arguments``
-    defines the arguments for both, so they cannot drift apart."""
+def as_module_command(p: argparse.ArgumentParser, module: str, add_arguments, extra: str = "train") -> None:
+    """The subcommand ``p`` does its work as ``python -m module`` (see ``run_module``), which needs ``extra``;
+    ``add_arguments`` defines the arguments for both, so they cannot drift apart."""
+    from kidconsole.extras import needing
+
     add_arguments(p)
-    p.set_defaults(func=lambda args: run_module(module, p, args))
+    p.set_defaults(func=needing(extra, f"kidconsole {p.prog.split()[-1]}", lambda args: run_module(module, p, args)))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

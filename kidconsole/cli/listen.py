@@ -39,9 +39,11 @@ def run(args) -> int:
         url = args.target
     elif Path(args.target).exists():
         from kidconsole.cli.serve import register as serve_arguments
+        from kidconsole.extras import need
         from kidconsole.runs.launch import free_port
         from trainers.serve import serve_in_background
 
+        need("serve", "kidconsole listen MODEL")
         parser = argparse.ArgumentParser()
         serve_arguments(parser)
         port = free_port()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_long_audio_flags, add_model_arguments
+from kidconsole.extras import needing
+from kidconsole.job_arguments import add_long_audio_flags, add_model_arguments
 
 
 HELP = "serve a model over HTTP: POST /v1/transcribe, WebSocket /v1/stream, GET /healthz, GET /v1/model, /docs"
@@ -48,7 +49,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graceful-seconds", type=int, default=30, metavar="S",
                    help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("serve", "kidconsole serve", run))
 
 
 def run(args) -> int:

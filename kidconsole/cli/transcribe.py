@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_long_audio_flags, add_model_arguments, add_output_flags, add_progress_flag
+from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
+from kidconsole.job_arguments import add_long_audio_flags
+from kidconsole.extras import needing
 
 FORMATS = ("jsonl", "tsv", "text")
 
@@ -25,7 +27,7 @@ def register(p: argparse.ArgumentParser) -> None:
     add_long_audio_flags(p)
     add_output_flags(p, FORMATS, otherwise="jsonl")
     add_progress_flag(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("train", "kidconsole transcribe", run))
 
 
 def run(args) -> int:
