@@ -84,3 +84,18 @@ def add_pseudo_arguments(p: argparse.ArgumentParser) -> None:
                    help="another threshold for one age bucket (5-6=0.9; buckets <5, 5-6, 7-8, 9-10, 11-17, "
                    "18+, unknown); repeatable")
     add_scoring_flags(p)
+
+
+def read_key_file(path: str) -> str:
+    """An API key from its file (``--api-key-file``, the server's and a client's)."""
+    from pathlib import Path
+
+    from kidconsole.errors import KidconsoleError
+
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise KidconsoleError(f"--api-key-file {path}: {e.strerror}") from e
+    if not key:
+        raise KidconsoleError(f"--api-key-file {path}: the file is empty")
+    return key

@@ -26,21 +26,6 @@ def visible(text: str) -> str:
     return "".join(c if unicodedata.category(c)[0] != "C" else f"\\x{ord(c):02x}" for c in str(text))
 
 
-def read_key_file(path: str) -> str:
-    """An API key from its file (``--api-key-file``, the server's and a client's)."""
-    from pathlib import Path
-
-    from kidconsole.errors import KidconsoleError
-
-    try:
-        key = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as e:
-        raise KidconsoleError(f"--api-key-file {path}: {e.strerror}") from e
-    if not key:
-        raise KidconsoleError(f"--api-key-file {path}: the file is empty")
-    return key
-
-
 def ws_url(url: str) -> str:
     """``http://host:port`` (a server's address) or a ``ws://`` URL as the stream endpoint's URL."""
     url = url.rstrip("/")

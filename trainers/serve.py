@@ -620,7 +620,7 @@ def build_app(recogniser, settings: ServeSettings):
 
 
 def read_api_key(path: str | None) -> bytes | None:
-    from kidconsole.stream_client import read_key_file
+    from kidconsole.job_arguments import read_key_file
 
     return None if path is None else read_key_file(path).encode("utf-8")
 

@@ -28,7 +28,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from kidconsole.errors import KidconsoleError
-    from kidconsole.stream_client import Printer, microphone_chunks, read_key_file, stream, wav_chunks
+    from kidconsole.job_arguments import read_key_file
+    from kidconsole.stream_client import Printer, microphone_chunks, stream, wav_chunks
 
     if not 20 <= args.chunk_ms <= 1000:
         raise KidconsoleError(f"--chunk-ms {args.chunk_ms:g}: between 20 and 1000")
