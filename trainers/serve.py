@@ -24,6 +24,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import json
 import hmac
@@ -362,7 +363,13 @@ def build_app(recogniser, settings: ServeSettings):
         if settings.stream.vad:
             from trainers.segment import load_vad
 
-            state["vad"] = load_vad  # one model per stream: its state is the stream's
+            vad = load_vad()
+
+            def stream_vad():  # one ONNX session for all; each stream's copy holds its own recurrent state
+                mine = copy.copy(vad)
+                mine.reset_states()
+                return mine
+            state["vad"] = stream_vad
         app.state.drain = drain
         log.info("serving %s (%s) on %s", recogniser.path, recogniser.kind, recogniser.device)
         yield

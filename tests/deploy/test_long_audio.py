@@ -117,3 +117,28 @@ def test_no_vad_chunks_the_whole_recording_into_timed_pieces(trained_run, speech
     assert lines[0].startswith(f"{wav}: ") and len(lines) > 2  # the recording, then its pieces
     times = [tuple(float(x) for x in line.split(" s:")[0].split("-")) for line in lines[1:]]
     assert times[0][0] == 0.0 and all(a[1] <= b[0] + 1e-6 for a, b in zip(times, times[1:])) and times[-1][1] <= 30
+
+
+def test_the_server_takes_a_long_recording_as_transcribe_does(trained_run, speech_manifest, tmp_path, serve_process,
+                                                               capsys):
+    import httpx
+
+    from kidconsole.cli import main
+
+    wav = tmp_path / "rec.wav"
+    long_recording(speech_manifest, wav, minutes=0.4, seed=5)
+    assert main(["transcribe", str(trained_run), str(wav), "--chunk-seconds", "8", "--no-progress"]) == 0
+    (offline,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    s = serve_process(trained_run, tmp_path, "--chunk-seconds", "8")
+    try:
+        r = httpx.post(f"{s.url}/v1/transcribe", content=wav.read_bytes(), timeout=120,
+                       headers={"Content-Type": "audio/wav", "Authorization": f"Bearer {s.KEY}"})
+        assert r.status_code == 200, r.text
+        (served,) = r.json()["results"]
+    finally:
+        assert s.stop() == 0
+    assert len(served["segments"]) == len(offline["segments"]) > 2
+    assert served["phones"] == offline["phones"]  # batched with other chunks or not: the same decode
+    for a, b in zip(served["segments"], offline["segments"]):
+        assert (a["start"], a["end"], a["phones"]) == (b["start"], b["end"], b["phones"])
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-3)
