@@ -130,6 +130,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends per step (default 20)")
     ap.add_argument("--keep", help="work folder for the base model (default work/bench-speech)")
+    ap.add_argument("--model", help="decode with this model instead of the demo's base (with --manifest)")
+    ap.add_argument("--manifest", help="the test utterances for --model")
     args = ap.parse_args(argv)
 
     from bench.bench_long import records, transcribe
@@ -138,7 +140,8 @@ def main(argv: list[str]) -> None:
     from kidconsole.metrics import count_errors, phone_tokens
     from trainers.segment import join_phones
 
-    model, test = demo_base(Path(args.keep) if args.keep else WORK)
+    model, test = (Path(args.model), Path(args.manifest)) if args.model else \
+        demo_base(Path(args.keep) if args.keep else WORK)
     rows = []
     refs, streamed, offline_hyps = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
