@@ -74,7 +74,11 @@ def score(long_record: dict, placed, per_utt: dict[str, str]) -> dict:
     offline = [phone_tokens(per_utt[p.source]) for p in placed]
     starts = [abs(mine[k][0]["start"] - p.start) for k, p in enumerate(placed) if mine[k]]
     ends = [abs(mine[k][-1]["end"] - p.end) for k, p in enumerate(placed) if mine[k]]
-    return {"per_long": count_errors(refs, hyps).rate, "per_utt": count_errors(refs[:len(placed)], offline).rate,
+    # the recording's phones against all its references in order: fair to --no-vad too, whose pieces span
+    # several utterances (by segment, the utterances beside the one a piece is given to would count as deleted)
+    whole = count_errors([[t for p in placed for t in phone_tokens(p.phones)]], [phone_tokens(long_record["phones"])])
+    return {"per_long": whole.rate, "per_by_segment": count_errors(refs, hyps).rate,
+            "per_utt": count_errors(refs[:len(placed)], offline).rate,
             "utterances": len(placed), "segments": len(segments), "split": sum(len(v) > 1 for v in mine.values()),
             "merged": merged, "missed": sum(not v for v in mine.values()), "false": len(false),
             "start_ms": 1000 * float(np.median(starts)) if starts else float("nan"),

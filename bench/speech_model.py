@@ -1,6 +1,5 @@
 """What the speech benchmarks (bench_long, bench_stream) decode with: the demo's base model, a tiny Wav2Vec2ForCTC
-trained on the synthetic corpus's adult voices (kidconsole.demo, for a third of its epochs: built once, then
-cached in the work folder),
+trained on the synthetic corpus's adult voices (kidconsole.demo: built once, then cached in the work folder),
 and its adult test split. Speech, not tones: a voice-activity detector hears the synthetic voices, not tones."""
 
 from __future__ import annotations
@@ -9,22 +8,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "work" / "bench-speech"
-EPOCHS = 10
 
 
 def demo_base(work: Path = WORK, console=None) -> tuple[Path, Path]:
     """(the trained base model's export, the adult test manifest)."""
     from rich.console import Console
 
-    from dataclasses import replace
-
     from kidconsole.demo import SCALES, Paths, ensure_base, ensure_corpus, prepare_manifests
 
     console = console or Console(stderr=True)
     paths = Paths(work.resolve())
     paths.work.mkdir(parents=True, exist_ok=True)
-    # a third of the demo's training (its own cache key): on a shared 2-core machine the full 30 epochs take 40 min
-    scale = replace(SCALES["quick"], name="bench", base_set=(*SCALES["quick"].base_set, f"phases.0.epochs={EPOCHS}"))
+    scale = SCALES["quick"]
     stamp = ensure_corpus(paths, scale, 0, console)
     manifests = prepare_manifests(paths, 0, console, progress=False)
     base = ensure_base(paths, scale, stamp, manifests, console, [], progress=False)
