@@ -236,7 +236,7 @@ class Trainer:
                              self.d.num_workers, self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
-        for batch in loader:
+        for batch in self.rep.counting(loader):
             pos = batch.index + 1  # micro-batches of this epoch done after this one
             boundary = pos % accum == 0 or pos == len(mine)
             self._micro_step(batch, st["step"], accum, boundary)
@@ -434,8 +434,8 @@ class Trainer:
         if self._window["steps"]:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
-        res = evaluate(self.forward, self._eval_loader(self.valid_rows, self.d.valid_manifest), self.inverse_vocab,
-                       self.valid_refs, accelerator=self.acc, should_stop=self._stop_requested_local)
+        res = evaluate(self.forward, self.rep.counting(self._eval_loader(self.valid_rows, self.d.valid_manifest)),
+                       self.inverse_vocab, self.valid_refs, accelerator=self.acc, should_stop=self._stop_requested_local)
         st["eval_seconds"] += res.seconds
         self.rep.status(state=rundir.RUNNING)
         if res.aborted:

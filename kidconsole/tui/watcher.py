@@ -138,9 +138,9 @@ def _default_find(roots: list[str]) -> list[Path]:
 
 
 def _default_reader(path: Path):
-    from kidconsole.runs.reader import RunReader
+    from kidconsole.runs.life import open_run
 
-    return RunReader(path)
+    return open_run(path)
 
 
 class Watcher:
@@ -152,7 +152,7 @@ class Watcher:
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
-                 gpu_every: float = 2.0, idle_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
+                 gpu_every: float = 2.0, idle_every: float = 5.0, scheduler_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
                  find: Callable[[list[str]], list[Path]] | None = None,
                  make_reader: Callable[[Path], Any] | None = None):
         self.roots = list(roots)
@@ -161,6 +161,8 @@ class Watcher:
         self.discover_every = discover_every
         self.gpu_every = gpu_every
         self.idle_every = idle_every
+        self.scheduler_every = scheduler_every
+        self._last_scheduler = -1e18
         self.clock = clock
         self.system = system
         self.find = find or _default_find
@@ -232,11 +234,23 @@ class Watcher:
                 self._dirty = True
             host = self._call("host_memory") or (None, None)
             self._table = self._call("process_table")  # one pass over the processes for every run
-        views = {}
+        polled = {}
         for key, reader in list(self._readers.items()):
             try:
                 with self._lock(key):
-                    new = reader.poll()
+                    polled[key] = reader.poll()
+            except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
+                continue
+        if mono - self._last_scheduler >= self.scheduler_every:
+            self._last_scheduler = mono
+            self._sample_schedulers()
+        views = {}
+        for key, reader in list(self._readers.items()):
+            if key not in polled:
+                continue
+            try:
+                with self._lock(key):
+                    new = polled[key]
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
                     view = self._reused(key, reader, new, mono)
@@ -253,6 +267,16 @@ class Watcher:
             self._dirty = True
         self.views = views
         return views
+
+    def _sample_schedulers(self) -> None:
+        """What the runs' kinds rest their state on from outside (a Slurm job's state), sampled here, on
+        this thread's schedule: a card's state reads the sample and never waits on a command."""
+        from kidconsole.runs.life import sample
+
+        try:
+            sample([(Path(r.path), r.status) for r in self._readers.values()])
+        except Exception:  # no scheduler answers: the states stay the runs' own
+            pass
 
     def _discover(self) -> None:
         try:
@@ -319,11 +343,11 @@ class Watcher:
         return () if self._table is None else (self._table,)
 
     def _sample_system(self, reader: Any, view: RunView, host: tuple) -> SystemView:
-        status = reader.status or {}
-        pid = status.get("pid")
+        status = reader.status
+        pid = status.pid
         cpu = rss = None
         if isinstance(pid, int) and pid > 0 and view.state in rundir.STOPPABLE_STATES:
-            usage = self._call("run_process_usage", pid, status.get("sid"), *self._round_table())
+            usage = self._call("run_process_usage", pid, status.sid, *self._round_table())
             if usage is not None:
                 cpu, rss = float(usage[0]), float(usage[1])
         disk = self._call("disk_usage", view.path) or (None, None)
@@ -340,14 +364,14 @@ class Watcher:
 
     def _view(self, key: str, reader: Any, now: float) -> RunView:
         summary = reader.summary
-        status = reader.status or {}
-        gpu_ids = status.get("gpus") or []
+        status = reader.status
+        gpu_ids = status.gpus or []
         gpus = tuple(g for g in self.gpus if g.index in gpu_ids)
         proc_mem = None
-        pid = status.get("pid")
+        pid = status.pid
         if self.system and pid:
             try:
-                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"), *self._round_table())
+                per_gpu = self.system.run_gpu_memory(pid, status.sid, *self._round_table())
                 proc_mem = float(sum(per_gpu.values())) if per_gpu else None
             except Exception:
                 proc_mem = None
@@ -361,9 +385,9 @@ class Watcher:
             eta=summary.get("eta_s"), samples_per_s=summary.get("samples_per_s"),
             gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
             warnings=reader.warning_counts,
-            started_at=summary.get("started_at"), source_config=status.get("source_config"),
-            queue_position=_int(status.get("queue_position")), waiting_for=status.get("waiting_for"),
-            sweep=status.get("sweep"), sweep_point=tuple(status.get("sweep_point") or ()),
+            started_at=summary.get("started_at"), source_config=status.source_config,
+            queue_position=_int(status.queue_position), waiting_for=status.waiting_for,
+            sweep=status.sweep, sweep_point=tuple(status.sweep_point or ()),
             has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
             test=summary.get("test") or {},
             where=_where(status),
@@ -439,7 +463,7 @@ def warning_counts(warnings) -> dict[str, int]:
     return out
 
 
-def _where(status: dict) -> str | None:
+def _where(status) -> str | None:
     from kidconsole.runs.slurm import where
 
     return where(status)
