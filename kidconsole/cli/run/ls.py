@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from kidconsole import rundir
-from kidconsole.cli.run.common import age, fmt, int_or_none, runs_roots
+from kidconsole.cli.run.common import age, fmt, runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
 
@@ -31,19 +31,11 @@ LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA
 
 
 def ls_record(r, stall_after: float, now: float) -> dict:
-    """One run (its polled reader) as `run ls --json` gives it: plain numbers (fractions, seconds, unix times)."""
-    from kidconsole.runs.slurm import where
+    """One run (its polled reader) as `run ls --json` gives it: its snapshot's JSON (``RunSnapshot.to_json``),
+    which the table renders too."""
+    from kidconsole.runs.snapshot import snapshot_of
 
-    s = r.summary
-    per, cost = s["eval/per"], s["eval_cost"]
-    return {"run": r.path.name, "path": str(r.path), "state": r.state(stall_after=stall_after), "phase": s["phase"],
-            "step": s["step"], "total_steps": s["total_steps"], "loss": s["train/loss"]["last"],
-            "eval_per": per["last"], "best_per": per["best"], "best_per_step": int_or_none(per["best_step"]),
-            "best_of_newest_only": r.loading and per["best"] is not None,
-            "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
-            "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
-            "gpus": r.status.gpus or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
-            "queue_position": r.status.queue_position, "where": where(r.status)}
+    return snapshot_of(r, now=now, stall_after=stall_after).to_json()
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
