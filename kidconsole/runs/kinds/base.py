@@ -31,7 +31,8 @@ from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
 from kidconsole.rundir.records import Status
 from kidconsole.runs import liveness
-from kidconsole.runs.state import STALL_AFTER, Signs, decide, written_final
+from kidconsole.runs import state as rule
+from kidconsole.runs.state import STALL_AFTER, Signs, written_final
 
 
 @dataclass
@@ -85,7 +86,7 @@ class RunKind:
             signs = Signs()
         else:
             signs = self.signs(run_dir, status, last_sign=last_sign, now=now)
-        return decide(status, signs=signs, end_event=end_event, last_sign=last_sign, last_progress=last_progress,
+        return rule.decide(status, signs=signs, end_event=end_event, last_sign=last_sign, last_progress=last_progress,
                       now=now, stall_after=stall_after)
 
     def start(self, run_dir: Path, **how: Any) -> Any:
