@@ -13,7 +13,10 @@ MAX_DEPTH = 3
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / rundir.STATUS).is_file() or (path / rundir.EVENTS).is_file()
+    """A run of ours (status.json or events.jsonl), or one a read-only kind recognises by its own files."""
+    from kidconsole.runs.kinds import marked
+
+    return (path / rundir.STATUS).is_file() or (path / rundir.EVENTS).is_file() or marked(path)
 
 
 def _start_time(run: Path) -> float:

@@ -297,6 +297,11 @@ class RunReader:
         sign = self.last_sign_of_life()
         return None if sign is None else sign - max(0.0, self._last_t - self._progress_t)
 
+    def fold(self, events: list[dict]) -> None:
+        """Fold events of our kinds (dicts, in time order, newer than those in) read from elsewhere: a read-only
+        kind's reader (kinds/base.py) turns its tool's files into these and its ``poll`` folds them."""
+        self._apply(events, older=False)
+
     def _poll_decodes(self) -> int:
         resets = self._decodes_tail.resets
         new, _ = rundir.usable_rows(rundir.DecodeRow, self._decodes_tail.read_new())

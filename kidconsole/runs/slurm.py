@@ -29,7 +29,6 @@ from typing import Sequence
 
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
-from kidconsole.rundir.records import Status
 from kidconsole.runs.state import Scheduler, with_scheduler
 
 # Slurm's job states, as squeue and scontrol print them
@@ -254,20 +253,6 @@ def merge_state(state: str, job: Job | None) -> str:
     """The run's own state with its job's, by the one rule (``state.with_scheduler``): a job in the queue is
     ``pending`` whatever the last attempt wrote; a job that ended while the run had not is ``interrupted``."""
     return with_scheduler(state, scheduler_of(job))
-
-
-def where(status: Status) -> str | None:
-    """Where a run runs, for people: its job (state, why it waits) and nodes, as last sampled; or its host
-    when not this one."""
-    if status.slurm_job_id:
-        _, job = sampled(status.slurm_job_id)
-        if job is not None:
-            why = f" ({job.reason})" if job.waiting and job.reason not in ("", "None") else ""
-            hosts = ",".join(status.slurm_hosts or []) or job.nodes
-            return f"job {job.id} {job.state}{why}" + (f" on {hosts}" if hosts and not job.waiting else "")
-        return f"job {status.slurm_job_id}" + (f" on {','.join(status.slurm_hosts)}" if status.slurm_hosts else "")
-    host = status.host
-    return host if host and host != socket.gethostname() else None
 
 
 # ---- stop and resume ---------------------------------------------------------------------------------

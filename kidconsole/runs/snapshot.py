@@ -93,7 +93,6 @@ def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float
     """The fields of a run's snapshot from its polled reader (for ``RunSnapshot`` or a view built on it)."""
     from kidconsole.runs.kinds import kind_of
     from kidconsole.runs.life import state_of
-    from kidconsole.runs.slurm import where
 
     summary, status, path = reader.summary, reader.status, Path(reader.path)
     kind = kind_of(path, status)
@@ -109,7 +108,7 @@ def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float
         started_at=summary.get("started_at"), updated_at=summary.get("updated_at"),
         loading=bool(summary.get("loading")), gpu_ids=tuple(status.gpus or ()),
         queue_position=_int(status.queue_position), waiting_for=status.waiting_for, sweep=status.sweep,
-        sweep_point=tuple(status.sweep_point or ()), source_config=status.source_config, where=where(status),
+        sweep_point=tuple(status.sweep_point or ()), source_config=status.source_config, where=kind.where(status),
         eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
         scoring_only=bool(summary.get("scoring_only")))
 

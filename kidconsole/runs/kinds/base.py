@@ -11,7 +11,9 @@ run's files (``signs``: its processes, its scheduler). The state itself is decid
 - ``reader(run_dir)``: what reads its files live (``RunReader`` for ours; a read-only kind brings its own
   with the same methods, so the console, ``run ls`` and reports take it like any run).
 - ``signs(run_dir, status, last_sign, now)``: ``state.Signs`` (whether its processes live, its scheduler's
-  view as last sampled); never a subprocess, never a wait.
+  view as last sampled); never a subprocess, never a wait. ``where(status)``: where it runs, for people.
+  A kind whose signs rest on something outside (a scheduler) has ``sample(statuses)``, which the watcher
+  calls on its schedule (``life.sample``).
 - ``start(run_dir, **how)``: start a created run (each kind takes its own ``how``: GPUs, Slurm options,
   machines, a job's command); ``stop(run_dir, status, timeout)`` -> ``StopReport``;
   ``resume(run_dir, status, machine_rank, trainer_modules)`` -> what was done, for people;
@@ -23,6 +25,7 @@ resume: each refuses with a message that says so; their reader gives the state f
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,6 +92,10 @@ class RunKind:
         return rule.decide(status, signs=signs, end_event=end_event, last_sign=last_sign, last_progress=last_progress,
                       now=now, stall_after=stall_after)
 
+    def where(self, status: Status) -> str | None:
+        """Where the run runs, for people: its host when not this one (None: here)."""
+        return status.host if status.host and status.host != socket.gethostname() else None
+
     def start(self, run_dir: Path, **how: Any) -> Any:
         raise NotImplementedError
 
@@ -113,7 +120,8 @@ class ReadOnlyKind(RunKind):
     tool: ClassVar[str] = "another tool"
 
     def claims(self, run_dir: Path, status: Status) -> bool:
-        return not status and self.marks(run_dir)
+        """Its own files, and no status.json of ours (a run of ours written into such a folder is ours)."""
+        return status.kind in (None, self.name) and not (run_dir / rundir.STATUS).is_file() and self.marks(run_dir)
 
     def signs(self, run_dir: Path, status: Status, *, last_sign: float | None, now: float | None) -> Signs:
         return Signs()

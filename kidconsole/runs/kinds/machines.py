@@ -6,6 +6,7 @@ stops at the same step); resumed on each machine with its rank.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,8 +43,6 @@ class MachinesKind(LocalKind):
         command = build_command(run_dir, gpus=gpus, trainer_module=module,
                                 mixed_precision=status.mixed_precision or "no", resume=True, machines=machines)
         if machine_rank:
-            import socket
-
             rundir.update_status(run_dir, file=status_file(machine_rank), state=rundir.STARTING, command=command,
                                  exit_code=None, ended_at=None, host=socket.gethostname())
         else:

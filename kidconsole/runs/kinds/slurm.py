@@ -31,6 +31,15 @@ class SlurmKind(RunKind):
         return Signs(alive=liveness.run_alive(run_dir, status, last_sign=last_sign, now=now),
                      scheduler=slurm.scheduler_of(job))
 
+    def where(self, status: Status) -> str | None:
+        """Its job (state, why it waits) and nodes, as last sampled."""
+        _, job = slurm.sampled(status.slurm_job_id)
+        if job is not None:
+            why = f" ({job.reason})" if job.waiting and job.reason not in ("", "None") else ""
+            hosts = ",".join(status.slurm_hosts or []) or job.nodes
+            return f"job {job.id} {job.state}{why}" + (f" on {hosts}" if hosts and not job.waiting else "")
+        return f"job {status.slurm_job_id}" + (f" on {','.join(status.slurm_hosts)}" if status.slurm_hosts else "")
+
     @staticmethod
     def sample(statuses: list[Status]) -> None:
         """Sample the jobs of these runs now (the watcher's schedule, ``run ls``)."""
