@@ -20,9 +20,9 @@ def is_run_dir(path: Path) -> bool:
 
 
 def _start_time(run: Path) -> float:
-    status = rundir.read_status(run)
-    if isinstance(status.get("started_at"), (int, float)):
-        return float(status["started_at"])
+    started = rundir.read_status_record(run).started_at
+    if isinstance(started, (int, float)):
+        return float(started)
     try:
         with open(run / rundir.EVENTS, "rb") as fh:
             first = json.loads(fh.readline())

@@ -91,7 +91,7 @@ def _stop_leftovers(run_dir: Path, rc: int) -> bool:
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     if not left:
         return False
-    if rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES:
+    if rundir.read_status_record(run_dir).state not in rundir.FINAL_STATES:
         print(f"supervisor: the launcher exited ({_exit_text(rc)}) while {len(left)} process(es) of the run "
               "still ran: SIGTERM to stop the trainer with a checkpoint", flush=True)
     for proc in left:
@@ -99,7 +99,7 @@ def _stop_leftovers(run_dir: Path, rc: int) -> bool:
             proc.terminate()
         except psutil.Error:
             pass
-    return rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES
+    return rundir.read_status_record(run_dir).state not in rundir.FINAL_STATES
 
 
 def supervise(run_dir: Path, command: list[str], machine_rank: int = 0, log: str = rundir.STDOUT) -> int:
