@@ -56,6 +56,13 @@ STATES = (QUEUED, PENDING) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUP
 # what can still be stopped: a live run, or one whose heartbeat went quiet
 STOPPABLE_STATES = (PENDING,) + LIVE_STATES + (STALLED,)
 
+# The kinds of run (status.json's `kind`): how a run is started, stopped and resumed (kidconsole/runs/kinds/).
+# local: one supervised process tree on this machine; queued: a local run that waits in its runs root's queue
+# for GPUs or a CPU slot; slurm: a Slurm job; machines: one run over several machines; job: a run made
+# without training (an average, an ensemble, an export job), never resumed.
+LOCAL, QUEUED_KIND, SLURM, MACHINES, JOB = "local", "queued", "slurm", "machines", "job"
+RUN_KINDS = (LOCAL, QUEUED_KIND, SLURM, MACHINES, JOB)
+
 # Event kinds in events.jsonl (fields per kind: records.py, docs/run-directory.md).
 EV_START, EV_TRAIN, EV_EVAL, EV_PHASE = "start", "train", "eval", "phase"
 EV_CHECKPOINT, EV_WARNING, EV_HEARTBEAT, EV_TEST, EV_END = "checkpoint", "warning", "heartbeat", "test", "end"
