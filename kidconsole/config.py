@@ -407,6 +407,25 @@ class LineageSection(Section):
                          "posteriors were combined")
 
 
+def _lm_path(value: str | None, info: ValidationInfo) -> str | None:
+    return value if value == "train" else _path(value, info)
+
+
+class DecodeSection(Section):
+    decoder: _choice("greedy", "beam") = Field("greedy", description="how the test evaluation decodes: `greedy` "
+                                               "(the best phone per frame) or `beam` (CTC beam search, "
+                                               "docs/decoding.md)")
+    beam: PosInt = Field(16, description="beam width")
+    lm: _kind(Optional[str], "an .arpa path, train, or null", AfterValidator(_lm_path)) = Field(
+        None, description="a phone n-gram LM for the beam: an ARPA file, or `train`: built from the run's train "
+        "manifests into exports/lm/phones.arpa before the test (null: no LM)")
+    lm_order: _kind(int, "an integer from 1 to 8", Ge(1), Le(8)) = Field(3, description="`lm: train`: the n-gram order")
+    lm_weight: NonNegative = Field(0.5, description="the LM's weight against the acoustic log posterior")
+    tune_lm_weights: _kind(list[Annotated[float, Ge(0)]], "a list of numbers >= 0") = Field(
+        [], description="weights tried on the validation sample before the test (never on test); the lowest "
+        "validation PER picks the weight (empty: `lm_weight`)")
+
+
 class RunConfig(Section):
     name: Name = Field(None, description="run name (the launcher's `--name` wins; made unique with the time)")
     seed: _kind(int, "an integer from 0 to 4294967295", Ge(0), Lt(2 ** 32)) = Field(
@@ -420,6 +439,7 @@ class RunConfig(Section):
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
         description="the curriculum: phases run in order, each from the previous phase's best weights")
     lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
+    decode: DecodeSection = _section("how the test evaluation decodes (greedy, or beam search with a phone LM)")
 
     @model_validator(mode="after")
     def _across_sections(self) -> "RunConfig":
