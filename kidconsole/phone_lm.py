@@ -113,7 +113,7 @@ def estimate(counts: list[Counter], phones: Sequence[str]) -> tuple[list[dict], 
     order = len(counts)
     adj = _adjusted(counts)
     discounts = [_discount(a) for a in adj]
-    vocab = list(dict.fromkeys([*phones, EOS, UNK]))
+    vocab = list(dict.fromkeys([*phones, EOS, UNK, *(g[0] for g in counts[0])]))  # a phone counted is in it
     probs: list[dict[tuple, float]] = [dict() for _ in range(order)]
     gammas: list[dict[tuple, float]] = [dict() for _ in range(order)]  # by context, of order n's estimate
 

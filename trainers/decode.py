@@ -118,10 +118,16 @@ class BeamDecoder:
             raise KidconsoleError(f"the model's vocabulary lacks {PAD} (the blank) or {WORD_SEP}: cannot beam-decode it")
         self.blank = vocab[PAD]
         lm = None
-        if options.with_lm:
-            check_phone_lm(options.lm, [t for t in tokens if t in SYMBOLS])
-            lm = str(options.lm)
         try:
+            if options.with_lm:
+                from flashlight.lib.text.decoder.kenlm import KenLM
+                from flashlight.lib.text.dictionary import Dictionary
+
+                check_phone_lm(options.lm, [t for t in tokens if t in SYMBOLS])
+                # the LM's words indexed as the tokens: lexicon-free, the decoder scores a token id as a word id
+                # (torchaudio's own word dictionary, made from a path, is ordered otherwise)
+                with _quiet_stderr():
+                    lm = KenLM(str(options.lm), Dictionary(tokens))
             with _quiet_stderr():
                 self._decoder = ctc_decoder(lexicon=None, tokens=tokens, lm=lm, nbest=options.beam,
                                             beam_size=options.beam, lm_weight=options.lm_weight if lm else 0.0,
