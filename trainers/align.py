@@ -58,12 +58,18 @@ class Alignment:
                 "phones": self.phones}
 
 
-def frame_seconds(config, sample_rate: int) -> float:
-    """Seconds per output frame: the feature encoder's total stride over the sample rate."""
-    return math.prod(config.conv_stride) / sample_rate
+def frame_times(config, sample_rate: int) -> tuple[float, float]:
+    """(seconds per output frame, the time of frame 0): the feature encoder's total stride, and the centre of
+    frame 0's receptive field (a frame hears (kernel - 1) x stride samples around it: 400 samples, 25 ms,
+    for XLS-R; a phone's span is timed from the centre of its first frame)."""
+    stride, field = 1, 1
+    for k, s in zip(config.conv_kernel, config.conv_stride):
+        field += (k - 1) * stride
+        stride *= s
+    return stride / sample_rate, (field - 1) / 2 / sample_rate
 
 
-def align_one(log_probs: torch.Tensor, targets: list[int], blank: int, seconds: float,
+def align_one(log_probs: torch.Tensor, targets: list[int], blank: int, seconds: float, offset: float,
               inverse: dict[int, str]) -> tuple[list[dict], float]:
     """The reference ``targets`` aligned to ``log_probs`` (frames x vocab, this utterance's valid frames): each
     phone's span with its posterior and GOP, and the forced path's log probability per frame."""
@@ -81,8 +87,8 @@ def align_one(log_probs: torch.Tensor, targets: list[int], blank: int, seconds: 
         own = frames[:, s.token]
         others = competing[s.start:s.end].clone()
         others[:, s.token] = -math.inf
-        phones.append({"phone": inverse.get(s.token, "<unk>"), "start": round(s.start * seconds, 3),
-                       "end": round(s.end * seconds, 3), "posterior": round(float(own.exp().mean()), 4),
+        phones.append({"phone": inverse.get(s.token, "<unk>"), "start": round(offset + s.start * seconds, 3),
+                       "end": round(offset + s.end * seconds, 3), "posterior": round(float(own.exp().mean()), 4),
                        "gop": round(float((own - others.max(dim=-1).values).mean()), 3)})
     return phones, float(scores[0].sum()) / max(1, log_probs.shape[0])
 
@@ -93,7 +99,7 @@ class Aligner(Scorer):
 
     def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64, threads: int = 4):
         super().__init__(recogniser, batch_seconds, max_utterances, threads)
-        self.seconds = frame_seconds(recogniser.config, recogniser.sample_rate)
+        self.seconds, self.offset = frame_times(recogniser.config, recogniser.sample_rate)
         self.blank = recogniser.vocab.get(PAD, 0)  # the CTC blank
 
     def targets(self, it: Item) -> list[int] | str:
@@ -136,7 +142,7 @@ class Aligner(Scorer):
                                                         f"({len(w) / rec.sample_rate:.2f} s)"))
                 continue
             lp = log_probs[j, :n].contiguous()
-            phones, score = align_one(lp, targets, self.blank, self.seconds, tr.inverse)
+            phones, score = align_one(lp, targets, self.blank, self.seconds, self.offset, tr.inverse)
             hyp = ids_to_phones(hyps[j], tr.inverse)
             ref_tokens, hyp_tokens = phone_tokens(it.ref), phone_tokens(hyp)
             done.append(Alignment(
