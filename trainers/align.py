@@ -180,11 +180,11 @@ def align_manifest(rec, manifest: Path, output: Path, *, batch_seconds: float = 
 
 
 def parser() -> argparse.ArgumentParser:
-    from kidconsole.cli.align import add_arguments
+    from kidconsole.job_arguments import add_align_arguments
 
     ap = argparse.ArgumentParser(prog="python -m trainers.align", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(ap)
+    add_align_arguments(ap)
     return ap
 
 
@@ -202,7 +202,7 @@ def default_output(model: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from kidconsole.cli import show_progress
+    from kidconsole.job_arguments import show_progress
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser
 

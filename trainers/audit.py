@@ -130,11 +130,11 @@ def write_suspects(manifest: Path, ids: set[str], out: Path) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from kidconsole.cli.audit import add_arguments
+    from kidconsole.job_arguments import add_audit_arguments
 
     ap = argparse.ArgumentParser(prog="python -m trainers.audit", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(ap)
+    add_audit_arguments(ap)
     return ap
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from kidconsole.cli import show_progress
+    from kidconsole.job_arguments import show_progress
     from trainers.align import align_manifest
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_model_arguments, add_scoring_flags, as_module_command
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
-    p.add_argument("manifest", metavar="MANIFEST", help="utterances with reference phones (JSONL manifest)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="the alignments (JSONL; default RUN/alignments.jsonl for a run directory, where the console "
-                   "shows them, else ./alignments.jsonl); started again, it resumes")
-    add_scoring_flags(p)
+from kidconsole.cli import as_module_command
+from kidconsole.job_arguments import add_align_arguments
 
 
 HELP = "force-align reference phones to the audio: phone times, posteriors, GOP scores"
@@ -28,4 +20,4 @@ DESCRIPTION = ("CTC forced alignment of each utterance's reference phones with M
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    as_module_command(p, "trainers.align", add_arguments)
+    as_module_command(p, "trainers.align", add_align_arguments)
