@@ -29,7 +29,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.synth_runs import base_model, corpus, lora, planted_ids, subset
+from bench.synth_runs import corpus, demo_models, lora, planted_ids, subset
 from bench.tone_runs import delta_cells, per_vs, run_python, scored_per
 from kidconsole.phonemes import WORD_SEP
 
@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        demo = corpus(root, seed=0, planted=0.0)
-        base = base_model(root, demo)
-        model = lora(root, "lora-demo", base, subset(root, "demo", demo["child_train"]), demo)
+        base, model = demo_models(root)
         m = corpus(root, seed=1)
         planted = planted_ids(m)
 
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
                         "word separators aside)", title_justify="left")
         for col in ("model", "utterances", "phones", "within 20 ms", "within 40 ms", "median |error|", "median error"):
             t.add_column(col, justify="left" if col == "model" else "right")
-        for name, mdl, split in (("base (adults)", base.parent.parent.parent, "adult_test"),
+        for name, mdl, split in (("base (adults)", base, "adult_test"),
                                  ("demo LoRA (children)", model, "child_test")):
             out = align(mdl, m[split], root / "align" / f"{split}.jsonl")
             err = alignment_errors(m["phone_times"], out)

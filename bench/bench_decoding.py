@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.synth_runs import base_model, corpus, lora, subset
+from bench.synth_runs import corpus, demo_models
 from bench.tone_runs import delta_cells, finished, run_python
 from kidconsole.decoding import DecoderOptions
 from kidconsole.phonemes import WORD_SEP
@@ -116,11 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        demo = corpus(root, seed=0, planted=0.0)
-        base = base_model(root, demo)
-        run = lora(root, "lora-demo", base, subset(root, "demo", demo["child_train"]), demo)
+        _, run = demo_models(root)
         model = run / "exports" / "merged"
-        m = corpus(root, seed=1, planted=0.0)
+        m = corpus(root, seed=1)  # its test and validation splits are clean: the label errors are in train
         lm = run / "exports" / "lm" / "phones.arpa"
         if not lm.exists():
             run_python("-m", "kidconsole", "lm", "build", run, "--order", "3")

@@ -106,3 +106,11 @@ def lora(root: Path, name: str, base: Path, parts: dict[str, Path], m: dict[str,
         "phases.0.manifest": str(parts["train_phase1"]), "phases.1.manifest": str(parts["train_phase2"]),
         **overrides})
     return train(root, name, cfg)
+
+
+def demo_models(root: Path) -> tuple[Path, Path]:
+    """The demo's base (its merged export) and LoRA run on the demo's clean corpus (seed 0)."""
+    demo = corpus(root, seed=0, planted=0.0)
+    base = base_model(root, demo)
+    return base, lora(root, "lora-demo", base, subset(root, "demo", demo["child_train"]), demo)
+
