@@ -99,8 +99,11 @@ def subset(root: Path, name: str, train_manifest: Path, exclude: Path | None = N
 
 
 def lora(root: Path, name: str, base: Path, parts: dict[str, Path], m: dict[str, Path], **overrides) -> Path:
-    """The demo's LoRA run (configs/demo_lora.yaml, r=8) on the children from ``base``."""
-    cfg = _config("demo_lora.yaml", {
+    """The demo's LoRA run (configs/demo_lora.yaml, r=8) on the children from ``base``, at the length of
+    `kidconsole demo --quick` (3 + 8 epochs: the 2 shared cores take about as long as the demo's full run
+    on its smaller training split)."""
+    quick = dict(s.split("=") for s in SCALES["quick"].lora_set)
+    cfg = _config("demo_lora.yaml", {**{k: int(v) for k, v in quick.items()},
         "name": name, "model.base": str(base), "data.train_manifest": str(parts["train"]),
         "data.valid_manifest": str(m["child_validation"]), "data.test_manifest": str(m["child_test"]),
         "phases.0.manifest": str(parts["train_phase1"]), "phases.1.manifest": str(parts["train_phase2"]),

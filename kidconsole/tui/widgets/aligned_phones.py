@@ -64,6 +64,6 @@ class AlignedPhones(Static):
                       and p["gop"] < 0)
         head = Text.assemble(("forced alignment of the reference", "bold"),
                              f"  score {float(a.get('score', 0)):.3f}/frame  misfit {float(a.get('gap', 0)):.3f}  ",
-                             (f"{DOUBT} {doubted} phones doubted", palette.WARNING if doubted else "dim"))
+                             (f"{doubted} doubted (GOP < 0, marked {DOUBT})", palette.WARNING if doubted else "dim"))
         body = alignment_lines([p for p in phones if isinstance(p, dict)], self.size.width or 80)
         return Text("\n").join([head, *body])
