@@ -13,8 +13,9 @@ phone's mean posterior over the frames the path gives it; ``gop``: goodness of p
 those frames of its log posterior minus the best competing phone's, negative where another phone was
 likelier), and for the utterance: ``score``, the forced path's log probability per frame; ``free_score``,
 the best unconstrained path's (each frame's best symbol); ``gap`` = free_score - score >= 0, how much the
-label costs against what the model hears, which the audit ranks by (trainers.audit); the greedy decode
-``hyp``, its ``per`` against the label and ``length_ratio`` (decoded phones / reference phones).
+label costs against what the model hears per frame, and ``misfit``, the same summed over the frames and
+divided by the labelled phones, which the audit ranks by (trainers.audit); the greedy decode ``hyp``, its
+``per`` against the label and ``length_ratio`` (decoded phones / reference phones).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from trainers.confidence import Scorer
 from trainers.transcribe import Item, Skipped
 
 HEADER = "alignments_of"
-SUMMARY = ("id", "duration", "speaker", "age", "snr", "error", "score", "free_score", "gap", "per", "length_ratio",
-           "n_phones")
+SUMMARY = ("id", "duration", "speaker", "age", "snr", "error", "score", "free_score", "gap", "misfit", "per",
+           "length_ratio", "n_phones")
 
 
 @dataclass
@@ -49,11 +50,19 @@ class Alignment:
     free_score: float
     per: float
     length_ratio: float
+    frames: int
     phones: list[dict] = field(default_factory=list)
+
+    @property
+    def misfit(self) -> float:
+        """What the label costs against the free decode per labelled phone (the gap summed over the frames
+        over the phones aligned): the audit's ranking."""
+        return (self.free_score - self.score) * self.frames / max(1, len(self.phones))
 
     def record(self) -> dict:
         return {"id": self.id, "ref": self.ref, "hyp": self.hyp, "score": round(self.score, 5),
                 "free_score": round(self.free_score, 5), "gap": round(self.free_score - self.score, 5),
+                "misfit": round(self.misfit, 5),
                 "per": round(self.per, 5), "length_ratio": round(self.length_ratio, 4), "n_phones": len(self.phones),
                 "phones": self.phones}
 
@@ -147,7 +156,7 @@ class Aligner(Scorer):
             ref_tokens, hyp_tokens = phone_tokens(it.ref), phone_tokens(hyp)
             done.append(Alignment(
                 it.id, round(len(w) / rec.sample_rate, 3), it.ref, hyp, score, float(lp.max(dim=-1).values.mean()),
-                count_errors([ref_tokens], [hyp_tokens]).rate, len(hyp_tokens) / max(1, len(ref_tokens)), phones))
+                count_errors([ref_tokens], [hyp_tokens]).rate, len(hyp_tokens) / max(1, len(ref_tokens)), n, phones))
         return done, skipped
 
 

@@ -4,11 +4,13 @@
 
 1. Every utterance is force-aligned to its label (trainers.align), streamed and resumable, into
    ``suspects.alignments.jsonl``.
-2. Each gets its **misfit**: the alignment's ``gap``, the best unconstrained path's log probability per
-   frame minus the label's forced path's. A label the audio bears out costs little against what the model
-   hears anyway, whatever the noise or the speaker; another sentence, a transcript missing half its words,
-   or audio missing its first words costs much more. The ``score`` alone (the forced path per frame) would
-   also flag every hard but correct utterance (a noisy one, a young child).
+2. Each gets its **misfit**: the best unconstrained path's log probability minus the label's forced
+   path's, summed over the frames, per labelled phone. A label the audio bears out costs little against
+   what the model hears anyway, whatever the noise or the speaker; another sentence, a transcript missing
+   half its words, or audio missing its first words costs much more. The ``score`` alone (the forced path
+   per frame) would also flag every hard but correct utterance (a noisy one, a young child); the gap per
+   frame spreads a truncated transcript's cost over all the frames of the words it lacks and missed every
+   truncation in the benchmark (docs/benchmarks/audit.md), per labelled phone it does not.
 3. Suspects: with ``--top N`` the N worst; otherwise the outliers, a misfit over the median by more than
    ``--threshold`` (default 3.5) robust standard deviations (1.4826 x the median absolute deviation; the
    modified z-score's usual cut), so the audit needs no guess of how many labels are wrong.
@@ -44,30 +46,30 @@ def reason(d: dict) -> str:
         return f"the label holds more than the audio: the decode is {r:.2f}x as long (audio cut, or a wrong label?)"
     if per >= 0.7:
         return f"the decode and the label disagree (PER {100 * per:.0f}%): another sentence?"
-    return f"the label costs {d['gap']:.2f} per frame against the free decode (PER {100 * per:.0f}%)"
+    return f"each labelled phone costs {d['misfit']:.2f} against the free decode (PER {100 * per:.0f}%)"
 
 
-def misfit_z(gaps: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Each gap's robust z-score, with the median and robust sd it is measured against."""
-    med = float(np.median(gaps)) if len(gaps) else 0.0
-    sd = MAD_SCALE * float(np.median(np.abs(gaps - med))) if len(gaps) else 0.0
-    sd = sd or float(np.std(gaps)) or 1.0
-    return (gaps - med) / sd, med, sd
+def misfit_z(misfits: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Each misfit's robust z-score, with the median and robust sd it is measured against."""
+    med = float(np.median(misfits)) if len(misfits) else 0.0
+    sd = MAD_SCALE * float(np.median(np.abs(misfits - med))) if len(misfits) else 0.0
+    sd = sd or float(np.std(misfits)) or 1.0
+    return (misfits - med) / sd, med, sd
 
 
 def rank(records: list[dict], *, top: int | None = None, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[dict], dict]:
     """The aligned utterances worst first, each with its ``z`` and ``reason``; the suspects are the first
     ``top``, or those with z over ``threshold``. Returns (suspects, the rule as applied)."""
     aligned = [dict(d) for d in records if "error" not in d]
-    z, med, sd = misfit_z(np.array([d["gap"] for d in aligned], dtype=float))
+    z, med, sd = misfit_z(np.array([d["misfit"] for d in aligned], dtype=float))
     for d, zi in zip(aligned, z.tolist()):
         d["z"] = round(zi, 3)
         d["reason"] = reason(d)
-    aligned.sort(key=lambda d: (-d["gap"], d["id"]))
+    aligned.sort(key=lambda d: (-d["misfit"], d["id"]))
     suspects = aligned[:top] if top is not None else [d for d in aligned if d["z"] > threshold]
     rule = {"top": top} if top is not None else {"threshold_z": threshold}
-    return suspects, {**rule, "median_gap": round(med, 5), "robust_sd_gap": round(sd, 5),
-                      "cut_gap": round(med + threshold * sd, 5) if top is None else None}
+    return suspects, {**rule, "median_misfit": round(med, 5), "robust_sd_misfit": round(sd, 5),
+                      "cut_misfit": round(med + threshold * sd, 5) if top is None else None}
 
 
 def spread(records: list[dict], suspects: list[dict]) -> dict[str, list[dict]]:
@@ -98,8 +100,8 @@ def markdown(report: dict) -> str:
              f"Model: `{report['model']}`. {report['aligned']} utterances aligned, {report['skipped']} skipped; "
              f"{len(report['suspects'])} suspects"
              + (f" (the {report['rule']['top']} worst)" if report["rule"].get("top") is not None else
-                f" (misfit over {report['rule']['threshold_z']:g} robust sd above the median: gap > "
-                f"{report['rule']['cut_gap']:.3f})") + ".", ""]
+                f" (misfit over {report['rule']['threshold_z']:g} robust sd above the median: misfit > "
+                f"{report['rule']['cut_misfit']:.3f})") + ".", ""]
     for dim, title in (("age_group", "age group"), ("snr", "SNR")):
         lines += [f"## Suspects by {title}", "", "| bucket | utterances | suspects | share |", "|---|---:|---:|---:|"]
         lines += [f"| {r['bucket']} | {r['utterances']} | {r['suspects']} | {100 * r['share']:.1f}% |"
@@ -107,7 +109,7 @@ def markdown(report: dict) -> str:
         lines.append("")
     lines += ["## Worst suspects", "", "| id | misfit | z | PER | length ratio | reason |", "|---|---:|---:|---:|---:|---|"]
     for d in report["suspects"][:TOP_SHOWN]:
-        lines.append(f"| `{d['id']}` | {d['gap']:.3f} | {d['z']:.1f} | {100 * d['per']:.0f}% | "
+        lines.append(f"| `{d['id']}` | {d['misfit']:.3f} | {d['z']:.1f} | {100 * d['per']:.0f}% | "
                      f"{d['length_ratio']:.2f} | {d['reason']} |")
     return "\n".join(lines) + "\n"
 
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("id", "misfit", "z", "PER", "len ratio", "reason"):
         t.add_column(col, justify="left" if col in ("id", "reason") else "right", overflow="fold")
     for d in suspects[:args.show]:
-        t.add_row(d["id"], f"{d['gap']:.3f}", f"{d['z']:.1f}", f"{100 * d['per']:.0f}%", f"{d['length_ratio']:.2f}",
+        t.add_row(d["id"], f"{d['misfit']:.3f}", f"{d['z']:.1f}", f"{100 * d['per']:.0f}%", f"{d['length_ratio']:.2f}",
                   d["reason"])
     err.print(t)
     for dim in ("age_group", "snr"):
