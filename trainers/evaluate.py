@@ -213,12 +213,12 @@ def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inv
         rows = load_rows(manifest, bad=unusable, unique=True)
     refs = {r.id: " ".join(r.phones.split()) for r in rows}
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    res = evaluate(forward, eval_loader(rows, settings, forward, rank, world, manifest), inverse_vocab, refs,
-                   accelerator=accelerator, should_stop=should_stop, decoder=decoder)
+    res = evaluate(forward, reporter.counting(eval_loader(rows, settings, forward, rank, world, manifest)),
+                   inverse_vocab, refs, accelerator=accelerator, should_stop=should_stop, decoder=decoder)
     if res.aborted:
         return res
     for k, (uid, why) in enumerate(unusable + res.bad, 1):
-        reporter.emit(rundir.EV_WARNING, step=step, what="bad_sample", message=f"test: {why}", count=k, id=uid)
+        reporter.emit(rundir.EV_WARNING, step=step, what=rundir.BAD_SAMPLE, message=f"test: {why}", count=k, id=uid)
     reporter.emit(rundir.EV_TEST, step=step, per=res.per, cer=res.cer, wer=res.wer, n=res.n,
                   split=rows[0].split if rows else "test", **bucket_pers(rows, res), **(decoding or {}))
     reporter.predictions(prediction_rows(rows, res, pseudo_speakers))

@@ -6,6 +6,7 @@ import argparse
 
 from kidconsole.cli import add_model_arguments
 from kidconsole.decoding import add_decoder_arguments
+from kidconsole.extras import needing
 
 
 HELP = "serve a model over HTTP: POST /v1/transcribe, GET /healthz, GET /v1/model, docs at /docs"
@@ -31,7 +32,7 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     add_decoder_arguments(p)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("serve", "kidconsole serve", run))
 
 
 def run(args) -> int:

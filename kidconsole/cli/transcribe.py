@@ -6,6 +6,7 @@ import argparse
 
 from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
 from kidconsole.decoding import add_decoder_arguments
+from kidconsole.extras import needing
 
 FORMATS = ("jsonl", "tsv", "text")
 
@@ -24,7 +25,7 @@ def register(p: argparse.ArgumentParser) -> None:
     add_output_flags(p, FORMATS, otherwise="jsonl")
     add_decoder_arguments(p)
     add_progress_flag(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("train", "kidconsole transcribe", run))
 
 
 def run(args) -> int:

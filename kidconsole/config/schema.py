@@ -7,26 +7,15 @@ Unknown keys are errors, types are exact, every number is finite. Validation err
 from typing import Annotated, Any, Literal, Optional, Union
 
 from annotated_types import Ge, Gt, Le, Lt, MinLen
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationInfo, model_validator)
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, ValidationInfo, model_validator
 
 from kidconsole.config.kinds import (
     BelowOne, Count, Flag, Layers, Manifest, ModelBase, Modules, Name, NonNegative, OptPosInt, PosInt, Positive,
     Prob, RequiredManifest, Seconds, Share, _choice, _kind, _path, _rule,
 )
+from kidconsole.config.mirror import REPORT_TO_HELP, MlflowSection, ReportTo
+from kidconsole.config.section import Section, _section
 from kidconsole.param_groups import parse_pattern, static_overlap
-
-
-class Section(BaseModel):
-    """Unknown keys are errors, types are exact (YAML gives real ints, floats and booleans),
-    every number is finite: no key of a run config has a use for inf or nan. A value set in code
-    (the launcher's run name) is checked as one read from a file."""
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True,
-                              validate_assignment=True)
-
-
-def _section(help: str) -> Any:
-    return Field(default_factory=dict, description=help)  # validated: {} gets the defaults
 
 
 class ModelSection(Section):
@@ -283,6 +272,8 @@ class RunConfig(Section):
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
         description="the curriculum: phases run in order, each from the previous phase's best weights")
     lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
+    report_to: ReportTo = Field([], description=REPORT_TO_HELP)
+    mlflow: MlflowSection = _section("the MLflow mirror (`report_to: [mlflow]`)")
     decode: DecodeSection = _section("how the test evaluation decodes (greedy, or beam search with a phone LM)")
 
     @model_validator(mode="after")
