@@ -9,7 +9,10 @@ test). Reported: PER overall and per age group with the speaker-bootstrap 95% in
 difference to greedy; the share of the phones where greedy differs from the reference that the LM decode
 "corrects" to the reference (on real children some of those are what the child said: what the LM hides),
 and the phones it turns from right to wrong; decoding speed as a real-time factor, batch 1 and batched, and
-its ratio to greedy on the same utterances (forward pass included: what a user waits for).
+its ratio to greedy on the same utterances (forward pass included: what a user waits for). And, on a third
+corpus (seed 2) whose children say one phone of 30% of their utterances as a child's typical substitute
+under the canonical label (``synthesize(mispronounce=0.3)``), how often greedy and the LM decode show what
+was said, and how often the LM hides a substitution greedy showed.
 
 ``python -m bench decoding [--keep DIR]`` (the same ``--keep`` folder as ``bench audit`` reuses its runs).
 """
@@ -32,6 +35,7 @@ from kidconsole.phonemes import WORD_SEP
 
 WEIGHTS = "0.1,0.25,0.5,1,2"
 BEAM = 16
+MISPRONOUNCE = 0.3
 
 
 def score(root: Path, name: str, model: Path, m: dict, *flags) -> Path:
@@ -78,6 +82,35 @@ def corrections(greedy: Path, lm: Path) -> dict[str, tuple[int, int, int]]:
                 c[1] += a != r and b == r
                 c[2] += a == r and b != r
     return {k: tuple(v) for k, v in out.items()}
+
+
+def substitutions(truth: Path, greedy: Path, lm: Path) -> dict[str, list[int]]:
+    """Per age group (and "all") over the test utterances said with a substitution (synth's ``mispronounce``):
+    [substitutions, greedy decodes the phone said, the LM decode does, greedy shows it but the LM decode
+    gives the canonical phone (hidden)]."""
+    from kidconsole.report.buckets import DEFAULT_EDGES, bin_values, edge_labels
+
+    said = {d["id"]: d for d in map(json.loads, truth.read_text(encoding="utf-8").splitlines())}
+    hyps: dict[str, dict] = {}
+    for side, run in (("g", greedy), ("l", lm)):
+        for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            if d["id"] in said:
+                hyps.setdefault(d["id"], {"age": d["age"], "ref": d["ref"]})[side] = d["hyp"]
+    labels = edge_labels("age_group", DEFAULT_EDGES["age_group"]) + ["unknown"]
+    out: dict[str, list[int]] = {}
+    for uid, d in hyps.items():
+        k, canonical, spoken = said[uid]["index"], said[uid]["canonical"], said[uid]["said"]
+        ref = d["ref"].split()
+        g, l_ = by_reference(ref, d["g"].split())[k], by_reference(ref, d["l"].split())[k]
+        age = labels[int(bin_values([float("nan") if d["age"] is None else d["age"]], DEFAULT_EDGES["age_group"])[0])]
+        for key in ("all", age):
+            c = out.setdefault(key, [0, 0, 0, 0])
+            c[0] += 1
+            c[1] += g == spoken
+            c[2] += l_ == spoken
+            c[3] += g == spoken and l_ == canonical
+    return out
 
 
 def speed(model: Path, manifest: Path, options: dict[str, DecoderOptions], repeats: int = 2) -> dict:
@@ -166,6 +199,24 @@ def main(argv: list[str] | None = None) -> None:
         console.print(t)
 
         weight = float(test["decoder"].split("+lm")[1]) if "+lm" in test["decoder"] else 0.0
+        mis = corpus(root, seed=2, planted=0.0, mispronounce=MISPRONOUNCE)
+        g2 = score(root, "mis-greedy", model, mis)
+        l2 = score(root, "mis-beam-lm", model, mis, "--decoder", "beam", "--beam", str(BEAM), "--lm", lm,
+                   "--lm-weight", str(weight))
+        sub = substitutions(mis["mispronounced"], g2, l2)
+        t = Table(title=f"What a child said that the LM hides: a third corpus (seed 2) whose children say one phone "
+                        f"of {100 * MISPRONOUNCE:.0f}% of their utterances as a typical substitute (S as D, G as D, "
+                        f"...) under the canonical label; its test split", title_justify="left")
+        for col in ("age group", "substitutions", "greedy shows what was said", "LM decode shows it",
+                    "hidden by the LM (greedy showed it)"):
+            t.add_column(col, justify="left" if col == "age group" else "right")
+        for key in ["all", *sorted(k for k in sub if k != "all")]:
+            n, g, lm_shows, hidden = sub[key]
+            t.add_row(key, str(n), f"{g} ({100 * g / max(1, n):.0f}%)", f"{lm_shows} ({100 * lm_shows / max(1, n):.0f}%)",
+                      f"{hidden} ({100 * hidden / max(1, g):.0f}% of greedy's)")
+        t.caption = (f"the LM at the weight chosen above ({weight:g}); greedy PER {100 * report_for(g2).overall.rate('per'):.2f}%,"
+                     f" with the LM {100 * report_for(l2).overall.rate('per'):.2f}% against the canonical labels")
+        console.print(t)
         options = {"greedy": DecoderOptions(), f"beam {BEAM}": DecoderOptions("beam", beam=BEAM),
                    f"beam {BEAM} + phone LM": DecoderOptions("beam", beam=BEAM, lm=str(lm), lm_weight=weight)}
         rtf = speed(model, m["child_test"], options)

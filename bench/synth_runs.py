@@ -18,31 +18,35 @@ PLANTED_SHARE = 0.05
 ADULT_AGE = 18
 
 
-def corpus(root: Path, seed: int = 0, planted: float = PLANTED_SHARE) -> dict[str, Path]:
+def corpus(root: Path, seed: int = 0, planted: float = PLANTED_SHARE, mispronounce: float = 0.0) -> dict[str, Path]:
     """The demo's full-scale corpus with ``planted`` of its training split mislabelled, indexed, and split into
     ``adult_train/validation/test`` and ``child_train/validation/test`` manifests (source splits: the planted
-    errors are all in the train manifests); ``planted`` and ``phone_times`` name the generator's lists."""
+    errors are all in the train manifests); ``planted``, ``phone_times`` and ``mispronounced`` name the
+    generator's lists (``mispronounce``: the share of children's utterances said with a substitution)."""
     from kidconsole.corpus.index import build_index
-    from kidconsole.corpus.synth import PHONE_TIMES_FILE, PLANTED_FILE, synthesize
+    from kidconsole.corpus.synth import MISPRONOUNCED_FILE, PHONE_TIMES_FILE, PLANTED_FILE, synthesize
     from kidconsole.manifest import read_manifest, write_manifest
 
     scale = SCALES["full"]
-    folder = root / f"corpus-{seed}-{planted:g}"
-    manifest = root / f"corpus-{seed}-{planted:g}.jsonl"
+    tag = f"{seed}-{planted:g}" + (f"-mis{mispronounce:g}" if mispronounce else "")
+    folder = root / f"corpus-{tag}"
+    manifest = root / f"corpus-{tag}.jsonl"
     if not (folder / PHONE_TIMES_FILE).exists():
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
         synthesize(folder, seed=seed, adults=scale.adults, children_per_age=scale.children_per_age,
-                   utterances_per_speaker=scale.utterances, label_errors=planted, phone_times=True)
+                   utterances_per_speaker=scale.utterances, label_errors=planted, phone_times=True,
+                   mispronounce=mispronounce)
         manifest.unlink(missing_ok=True)
     if not manifest.exists():
         build_index(folder, manifest, progress=False)
-    out = {"manifest": manifest, "planted": folder / PLANTED_FILE, "phone_times": folder / PHONE_TIMES_FILE}
+    out = {"manifest": manifest, "planted": folder / PLANTED_FILE, "phone_times": folder / PHONE_TIMES_FILE,
+           "mispronounced": folder / MISPRONOUNCED_FILE}
     rows = list(read_manifest(manifest))
     for who in ("adult", "child"):
         for split in ("train", "validation", "test"):
-            path = root / "manifests" / f"{who}_{split}-{seed}-{planted:g}.jsonl"
+            path = root / "manifests" / f"{who}_{split}-{tag}.jsonl"
             if not path.exists():
                 write_manifest(path, [r for r in rows if r.split == split and r.age_years is not None
                                       and (r.age_years >= ADULT_AGE) == (who == "adult")])

@@ -52,6 +52,9 @@ def register(p: argparse.ArgumentParser) -> None:
     sy.add_argument("--label-errors", type=float, default=0.0, metavar="SHARE",
                     help="give this share of the training split a wrong label (another sentence, half the words, "
                     "or audio that lost its start), listed in planted_errors.jsonl (default 0)")
+    sy.add_argument("--mispronounce", type=float, default=0.0, metavar="SHARE",
+                    help="in this share of children's utterances say one phone as a child's typical substitute "
+                    "(S as D, G as D ...) under the canonical label, listed in mispronounced.jsonl (default 0)")
     sy.add_argument("--phone-times", action="store_true",
                     help="write each utterance's phone boundaries as rendered to phone_times.jsonl")
     sy.set_defaults(func=_synth)
@@ -97,7 +100,7 @@ def _synth(args: argparse.Namespace) -> int:
     s = synthesize(args.out, seed=args.seed, adults=args.adults, children_per_age=args.children_per_age,
                    utterances_per_speaker=args.utterances, bad_files=args.bad_files, zipped=args.zip,
                    sentences=load_sentences(args.sentences) if args.sentences else None,
-                   label_errors=args.label_errors, phone_times=args.phone_times)
+                   label_errors=args.label_errors, phone_times=args.phone_times, mispronounce=args.mispronounce)
     con = Console()
     con.print(f"[bold]{s.utterances}[/] utterances ({s.hours:.2f} h) from {s.adults} adults and "
               f"{s.children} children in {s.out_dir} ({s.seconds:.1f} s); "

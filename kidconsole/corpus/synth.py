@@ -398,6 +398,10 @@ ERROR_KINDS = (WRONG_SENTENCE, TRUNCATED, SHIFTED)
 SHIFT_SHARE = 0.4
 PLANTED_FILE = "planted_errors.jsonl"   # at the corpus root: {id, kind, label, said} per planted error
 PHONE_TIMES_FILE = "phone_times.jsonl"  # at the corpus root: {id, phones: [[phone, start s, end s], ...]}
+# children's typical substitutions (stopping of fricatives, fronting of velars): synthesize(mispronounce=...)
+# says one such phone of a child's utterance as its substitute while the label keeps the canonical phone
+SUBSTITUTIONS = {"S": "D", "SS": "DD", "G": "D", "GG": "DD", "Kh": "Th"}
+MISPRONOUNCED_FILE = "mispronounced.jsonl"  # at the corpus root: {id, index, canonical, said} per utterance
 
 
 def manifest_id(split: str, stem: str) -> str:
@@ -435,11 +439,13 @@ def _wav_bytes(x: np.ndarray, sr: int = SR) -> bytes:
 def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_per_age: int = 2,
                utterances_per_speaker: int = 30, bad_files: bool = False, zipped: bool = False,
                sentences: list[str] | None = None, g2p_cache=None, label_errors: float = 0.0,
-               phone_times: bool = False) -> SynthSummary:
+               phone_times: bool = False, mispronounce: float = 0.0) -> SynthSummary:
     """Write a synthetic corpus under ``out_dir``; the same seed gives the same files.
 
     ``label_errors``: the share of the training split's utterances given a wrong label (ERROR_KINDS), listed
-    in ``PLANTED_FILE`` at the root; ``phone_times``: each utterance's phone boundaries as rendered, in
+    in ``PLANTED_FILE`` at the root; ``mispronounce``: the share of children's utterances with one phone said
+    as a child's typical substitute (SUBSTITUTIONS) under the canonical label, listed in
+    ``MISPRONOUNCED_FILE``; ``phone_times``: each utterance's phone boundaries as rendered, in
     ``PHONE_TIMES_FILE``. Neither changes the other utterances' files."""
     if not 0.0 <= label_errors <= 1.0:
         raise KidconsoleError(f"label_errors {label_errors}: expected a share between 0 and 1")
@@ -473,15 +479,24 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
     writer = _Writer(out, zipped)
     seconds = 0.0
     by_split: dict[str, int] = {}
-    planted, times = [], []
+    planted, times, substituted = [], [], []
     try:
         for spk, n, said, text, error in plans:
             phones = results[said].phones
             if phones is None or results[text].phones is None:
                 continue
+            phones = phones.split()
+            swap = None
+            if mispronounce and spk.child and not error:
+                mis = np.random.default_rng([seed, spk.serial, n, 13])
+                where = [k for k, ph in enumerate(phones) if ph in SUBSTITUTIONS]
+                if where and mis.random() < mispronounce:
+                    k = where[int(mis.integers(len(where)))]
+                    swap = {"index": k, "canonical": phones[k], "said": SUBSTITUTIONS[phones[k]]}
+                    phones = phones[:k] + [SUBSTITUTIONS[phones[k]]] + phones[k + 1:]
             rng = np.random.default_rng([seed, spk.serial, n, 7])
             seq = []
-            for ph in phones.split():
+            for ph in phones:
                 if ph == WORD_SEP and rng.random() < spk.voice.hesitation:
                     seq.append("_")
                 seq.append(ph)
@@ -502,6 +517,8 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             writer.write(spk.split, group, "label", f"S{spk.serial:05d}/{stem}.json",
                          json.dumps(label, ensure_ascii=False, indent=1).encode())
             uid = manifest_id(spk.split, stem)
+            if swap:
+                substituted.append({"id": uid, **swap})
             if error:
                 summary.planted[uid] = error
                 planted.append({"id": uid, "kind": error, "label": text, "said": said})
@@ -516,7 +533,8 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             summary.bad_files = _write_bad_files(writer, speakers, seed, sentences[:5])
     finally:
         writer.close()
-    for name, lines in ((PLANTED_FILE, planted if label_errors else None), (PHONE_TIMES_FILE, times if phone_times else None)):
+    for name, lines in ((PLANTED_FILE, planted if label_errors else None), (PHONE_TIMES_FILE, times if phone_times else None),
+                        (MISPRONOUNCED_FILE, substituted if mispronounce else None)):
         if lines is not None:
             (out / name).write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines), encoding="utf-8")
     summary.hours = round(seconds / 3600, 4)

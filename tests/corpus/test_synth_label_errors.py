@@ -59,3 +59,22 @@ def test_phone_times_follow_the_phones_of_each_utterance_in_order(tmp_path):
         assert starts == sorted(starts) and all(b > a for _, a, b in d["phones"])
         assert all(d["phones"][k][2] == d["phones"][k + 1][1] or d["phones"][k + 1][1] > d["phones"][k][2]
                    for k in range(len(d["phones"]) - 1))
+
+
+def test_a_mispronounced_phone_is_said_as_its_substitute_under_the_canonical_label(tmp_path):
+    from kidconsole.corpus.synth import MISPRONOUNCED_FILE, SUBSTITUTIONS
+
+    clean = synthesize(tmp_path / "clean", seed=6, phone_times=True, **SMALL)
+    said = synthesize(tmp_path / "said", seed=6, phone_times=True, mispronounce=0.5, **SMALL)
+    listed = [json.loads(line) for line in (said.out_dir / MISPRONOUNCED_FILE).read_text().splitlines()]
+    assert listed and all(SUBSTITUTIONS[d["canonical"]] == d["said"] for d in listed)
+    times = {d["id"]: [p for p, _, _ in d["phones"]] for d in
+             map(json.loads, (said.out_dir / PHONE_TIMES_FILE).read_text().splitlines())}
+    clean_times = {d["id"]: [p for p, _, _ in d["phones"]] for d in
+                   map(json.loads, (clean.out_dir / PHONE_TIMES_FILE).read_text().splitlines())}
+    for d in listed:
+        assert times[d["id"]][d["index"]] == d["said"] and clean_times[d["id"]][d["index"]] == d["canonical"]
+        # the label is the canonical one
+        assert _label(said.out_dir, d["id"])["Transcription"] == _label(clean.out_dir, d["id"])["Transcription"]
+    adults = {f"S{1000 + k:05d}" for k in range(1, SMALL["adults"] + 1)}  # speakers are numbered adults first
+    assert not {d["id"].split("/")[1].split("_")[0] for d in listed} & adults  # children only
