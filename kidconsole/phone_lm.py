@@ -295,7 +295,8 @@ def check_phone_lm(path: str | Path, phones: Iterable[str]) -> list[str]:
     if extra or missing:
         parts = []
         if extra:
-            parts.append(f"{len(extra)} phones the model lacks ({' '.join(extra[:8])}{' ...' if len(extra) > 8 else ''})")
+            parts.append(f"{len(extra)} phones the model lacks ({' '.join(extra[:8])}"
+                         f"{' ...' if len(extra) > 8 else ''})")
         if missing:
             parts.append(f"{len(missing)} of the model's phones missing ({' '.join(missing[:8])}"
                          f"{' ...' if len(missing) > 8 else ''})")

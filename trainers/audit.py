@@ -57,7 +57,8 @@ def misfit_z(misfits: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (misfits - med) / sd, med, sd
 
 
-def rank(records: list[dict], *, top: int | None = None, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[dict], dict]:
+def rank(records: list[dict], *, top: int | None = None,
+         threshold: float = DEFAULT_THRESHOLD) -> tuple[list[dict], dict]:
     """The aligned utterances worst first, each with its ``z`` and ``reason``; the suspects are the first
     ``top``, or those with z over ``threshold``. Returns (suspects, the rule as applied)."""
     aligned = [dict(d) for d in records if "error" not in d]
@@ -107,7 +108,8 @@ def markdown(report: dict) -> str:
         lines += [f"| {r['bucket']} | {r['utterances']} | {r['suspects']} | {100 * r['share']:.1f}% |"
                   for r in report["spread"][dim]]
         lines.append("")
-    lines += ["## Worst suspects", "", "| id | misfit | z | PER | length ratio | reason |", "|---|---:|---:|---:|---:|---|"]
+    lines += ["## Worst suspects", "", "| id | misfit | z | PER | length ratio | reason |",
+              "|---|---:|---:|---:|---:|---|"]
     for d in report["suspects"][:TOP_SHOWN]:
         lines.append(f"| `{d['id']}` | {d['misfit']:.3f} | {d['z']:.1f} | {100 * d['per']:.0f}% | "
                      f"{d['length_ratio']:.2f} | {d['reason']} |")

@@ -68,7 +68,8 @@ class GreedyDecoder:
     options = DecoderOptions()
 
     def __call__(self, logits: torch.Tensor, frame_lengths: torch.Tensor) -> list[Decoded]:
-        return [Decoded([i for i, _ in seq], [c for _, c in seq]) for seq in greedy_with_confidence(logits, frame_lengths)]
+        return [Decoded([i for i, _ in seq], [c for _, c in seq])
+                for seq in greedy_with_confidence(logits, frame_lengths)]
 
 
 def _collapse(path: list[int], probs: torch.Tensor, blank: int) -> tuple[list[int], list[float]]:
@@ -115,7 +116,8 @@ class BeamDecoder:
         if [vocab[t] for t in tokens] != list(range(len(tokens))):
             raise KidconsoleError("the model's vocabulary ids are not 0..N-1: cannot beam-decode it")
         if PAD not in vocab or WORD_SEP not in vocab:
-            raise KidconsoleError(f"the model's vocabulary lacks {PAD} (the blank) or {WORD_SEP}: cannot beam-decode it")
+            raise KidconsoleError(f"the model's vocabulary lacks {PAD} (the blank) or {WORD_SEP}: cannot beam-decode "
+                                  f"it")
         self.blank = vocab[PAD]
         lm = None
         try:

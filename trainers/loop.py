@@ -539,7 +539,8 @@ class Trainer:
         from trainers.test_decoding import test_decoder
 
         self._report_unusable(only=self.d.test_manifest)
-        decoder, decoding = test_decoder(self.cfg, self.run_dir, self.forward, {t: i for i, t in self.inverse_vocab.items()},
+        vocab = {t: i for i, t in self.inverse_vocab.items()}
+        decoder, decoding = test_decoder(self.cfg, self.run_dir, self.forward, vocab,
                                          valid_rows=self.valid_rows, settings=self.eval_settings, accelerator=self.acc,
                                          log=self.acc.print)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,

@@ -523,9 +523,9 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
                 summary.planted[uid] = error
                 planted.append({"id": uid, "kind": error, "label": text, "said": said})
             if phone_times:
-                times.append({"id": uid, "phones": [[ph, round((a - cut + lead) / SR, 4), round((b - cut + lead) / SR, 4)]
-                                                    for ph, a, b in spans if ph != "_" and a >= cut
-                                                    and b - cut + lead <= len(x)]})
+                at = lambda sample: round((sample - cut + lead) / SR, 4)  # noqa: E731 (the audio's time)
+                times.append({"id": uid, "phones": [[ph, at(a), at(b)] for ph, a, b in spans
+                                                    if ph != "_" and a >= cut and b - cut + lead <= len(x)]})
             seconds += duration
             by_split[spk.split] = by_split.get(spk.split, 0) + 1
             summary.utterances += 1
@@ -533,7 +533,8 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             summary.bad_files = _write_bad_files(writer, speakers, seed, sentences[:5])
     finally:
         writer.close()
-    for name, lines in ((PLANTED_FILE, planted if label_errors else None), (PHONE_TIMES_FILE, times if phone_times else None),
+    for name, lines in ((PLANTED_FILE, planted if label_errors else None),
+                        (PHONE_TIMES_FILE, times if phone_times else None),
                         (MISPRONOUNCED_FILE, substituted if mispronounce else None)):
         if lines is not None:
             (out / name).write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines), encoding="utf-8")

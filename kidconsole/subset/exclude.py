@@ -60,7 +60,8 @@ def read_ids(path: str | Path) -> set[str]:
     return ids
 
 
-def excluded_rows(manifest: Path, offsets: np.ndarray, durations: np.ndarray, path: str | Path) -> tuple[np.ndarray, Excluded]:
+def excluded_rows(manifest: Path, offsets: np.ndarray, durations: np.ndarray,
+                  path: str | Path) -> tuple[np.ndarray, Excluded]:
     """A mask over the table's rows (their line ``offsets`` in ``manifest``): the rows whose id ``path`` lists."""
     ids = read_ids(path)
     info = Excluded(str(path), ids=len(ids))
