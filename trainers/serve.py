@@ -349,12 +349,12 @@ def _end_message(text: str | None) -> bool:
 
 # ---------- the app ----------
 
-def build_app(recogniser, settings: ServeSettings):
+def build_app(recogniser, settings: ServeSettings, decoder=None):
     from trainers.transcribe import Transcriber
     from trainers.waves import TooLong, load_wave, wav_declared
 
     tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch,
-                     chunk_seconds=settings.chunk_seconds, vad=settings.vad)
+                     chunk_seconds=settings.chunk_seconds, vad=settings.vad, decoder=decoder)
     state: dict = {"streams": set(), "stopping": False}
 
     @asynccontextmanager
@@ -636,6 +636,8 @@ def server(args, log_level: str | None = None):
     """The uvicorn server for ``kidconsole serve``'s arguments, the model loaded, not started."""
     import uvicorn
 
+    from kidconsole.decoding import options_from_args
+    from trainers.decode import build_decoder
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser
 
@@ -658,7 +660,7 @@ def server(args, log_level: str | None = None):
     if warning:
         bar = "!" * 78
         print(f"{bar}\n{warning}\n{bar}", file=sys.stderr, flush=True)
-    app = build_app(rec, settings)
+    app = build_app(rec, settings, build_decoder(options_from_args(args), rec.vocab))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=log_level or args.log_level,
                             timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug",
                             http=_protocol_class(settings.client_timeout), timeout_keep_alive=5,

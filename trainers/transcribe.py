@@ -22,7 +22,7 @@ import numpy as np
 from kidconsole.audio import audio_info
 from kidconsole.errors import KidconsoleError
 from trainers.batching import plan_sorted
-from trainers.decode import greedy_with_confidence
+from trainers.decode import GreedyDecoder
 from trainers.segment import LongAudio, LongDecoder, join_phones
 from trainers.waves import load_wave, make_batch
 
@@ -86,9 +86,10 @@ class Transcriber:
     ``chunk_seconds`` takes the long path (trainers.segment): voice-activity segments (or, ``vad=False``, the
     whole recording), each decoded in chunks with stride."""
 
-    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64,
+    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64, decoder=None,
                  chunk_seconds: float = 20.0, vad: bool = True):
         self.rec = recogniser
+        self.decoder = decoder or GreedyDecoder()  # trainers.decode.build_decoder
         self.batch_seconds, self.max_utterances = batch_seconds, max_utterances
         self.chunk_seconds, self.vad = chunk_seconds, vad
         self.inverse = recogniser.inverse_vocab
@@ -115,11 +116,12 @@ class Transcriber:
         return [row[:n] for row, n in zip(out.logits, out.frames.tolist())]
 
     def phones(self, logits) -> tuple[str, list[float]]:
-        """One utterance's logits (frames x vocab) decoded: its phones and their confidences."""
+        """One utterance's logits (frames x vocab) decoded with the transcriber's decoder: its phones and their
+        confidences."""
         import torch
 
-        (seq,) = greedy_with_confidence(logits[None], torch.tensor([len(logits)]))
-        return " ".join(self.inverse.get(i, "<unk>") for i, _ in seq), [c for _, c in seq]
+        (d,) = self.decoder(logits[None], torch.tensor([len(logits)]))
+        return d.phones(self.inverse), d.confidences
 
     def samples_per_frame(self) -> int:
         return math.prod(self.rec.config.conv_stride)
@@ -152,15 +154,17 @@ class Transcriber:
 
         t0 = time.perf_counter()
         out = self._forward(ids, waves)
-        decoded = greedy_with_confidence(out.logits, out.frames)
+        decoded = self.decoder(out.logits, out.frames)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in waves)
         results = []
-        for uid, w, seq in zip(ids, waves, decoded):
-            phones = " ".join(self.inverse.get(i, "<unk>") for i, _ in seq)
+        for uid, w, d in zip(ids, waves, decoded):
+            phones = d.phones(self.inverse)
             results.append({"id": uid, "phones": phones, "hangul": phones_to_hangul(phones),
-                            "confidence": [c for _, c in seq], "duration": round(len(w) / self.rec.sample_rate, 3),
+                            "confidence": d.confidences, "duration": round(len(w) / self.rec.sample_rate, 3),
                             "processing_seconds": round(seconds * len(w) / total, 4)})
+            if d.nbest:
+                results[-1]["nbest"] = d.nbest_record(self.inverse)
         if with_logits:
             return results, [row[:n] for row, n in zip(out.logits, out.frames.tolist())]
         return results
@@ -253,6 +257,8 @@ def main(args) -> int:
     """The ``kidconsole transcribe`` command (arguments parsed by kidconsole/cli/transcribe.py)."""
     from rich.console import Console
 
+    from kidconsole.decoding import options_from_args
+    from trainers.decode import build_decoder
     from trainers.evaluate import rates
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser
@@ -264,7 +270,8 @@ def main(args) -> int:
     items = [e for e in entries if isinstance(e, Item)]
     skipped = [e for e in entries if isinstance(e, Skipped)]
     rec = load_recogniser(args.model, device=args.device)
-    tr = Transcriber(rec, batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds, vad=not args.no_vad)
+    tr = Transcriber(rec, batch_seconds=args.batch_seconds, decoder=build_decoder(options_from_args(args), rec.vocab),
+                     chunk_seconds=args.chunk_seconds, vad=not args.no_vad)
     t0 = time.perf_counter()
     usable, durations, bad = tr.headers(items)
     skipped += bad

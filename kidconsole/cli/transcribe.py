@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
+from kidconsole.decoding import add_decoder_arguments
 from kidconsole.job_arguments import add_long_audio_flags
 from kidconsole.extras import needing
 
@@ -26,6 +27,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, folder or manifest")
     add_long_audio_flags(p)
     add_output_flags(p, FORMATS, otherwise="jsonl")
+    add_decoder_arguments(p)
     add_progress_flag(p)
     p.set_defaults(func=needing("train", "kidconsole transcribe", run))
 
