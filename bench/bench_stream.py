@@ -13,7 +13,9 @@ its arrival (p50 / p95); the server's CPU seconds over the audio seconds
 streamed (its real-time factor, partial re-decodes included); and the PER of
 the finals (each given to the utterance it overlaps most) against the offline
 per-utterance decodes of the same utterances (target: within 1 point). A step
-holds N streams when the end-of-speech-to-final p95 is under 500 ms.
+holds N streams when the end-of-speech-to-final p95 is under 500 ms. Then the
+same streams push-to-talk (``?vad=0``, the end message sent as each
+utterance's audio has been): the latency from the end message to its final.
 ``python -m bench stream [--streams 1 2 4 8 --seconds 20]``.
 """
 
@@ -43,21 +45,28 @@ def _pct(values, q) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-async def _client(url: str, pcm: np.ndarray, seconds: float) -> dict:
+async def _client(url: str, pcm: np.ndarray, seconds: float, ends: list[float] | None = None) -> dict:
+    """One real-time stream; ``ends``: push-to-talk, the end message sent as each utterance's audio is sent."""
     import websockets
 
     n = min(len(pcm), int(seconds * 16000)) // CHUNK
     sent = np.zeros(n)
     messages: list[dict] = []
+    end_sent: list[float] = []
     async with websockets.connect(url, max_size=2 ** 20) as ws:
         await ws.recv()  # ready
         loop = asyncio.get_running_loop()
+        pending = sorted(e for e in (ends or []) if e <= n * CHUNK / 16000)
 
         async def send():
             t0 = loop.time()
             for k in range(n):
                 await ws.send(pcm[k * CHUNK:(k + 1) * CHUNK].tobytes())
                 sent[k] = time.perf_counter()
+                while pending and pending[0] <= (k + 1) * CHUNK / 16000:
+                    pending.pop(0)
+                    await ws.send(json.dumps({"type": "end"}))
+                    end_sent.append(time.perf_counter())
                 await asyncio.sleep(max(0.0, t0 + (k + 1) * CHUNK / 16000 - loop.time()))
             await ws.send(json.dumps({"type": "end"}))
 
@@ -69,7 +78,7 @@ async def _client(url: str, pcm: np.ndarray, seconds: float) -> dict:
             if m["type"] == "end":
                 break
         await sender
-    return {"sent": sent, "messages": messages, "seconds": n * CHUNK / 16000}
+    return {"sent": sent, "messages": messages, "seconds": n * CHUNK / 16000, "end_sent": end_sent}
 
 
 def _sent_at(sent: np.ndarray, seconds: float) -> float | None:
@@ -95,8 +104,11 @@ def _measure(result: dict, placed) -> dict:
         last = [f for f in assigned[k] if f["reason"] == "vad"]
         if last and (t := _sent_at(sent, p.end)) is not None:
             from_speech.append(last[-1]["t"] - t)
-    return {"partial": partial, "from_speech": from_speech, "from_vad": from_vad, "heard": heard,
-            "assigned": assigned}
+    # push-to-talk: the k-th end message's final is the k-th final of reason "client" with phones or not
+    client = [f for f in finals if f["reason"] == "client"]
+    from_end = [f["t"] - t for f, t in zip(client, result["end_sent"])]
+    return {"partial": partial, "from_speech": from_speech, "from_vad": from_vad, "from_end": from_end,
+            "heard": heard, "assigned": assigned}
 
 
 def _start_server(model: Path, log: Path, streams: int) -> tuple[subprocess.Popen, str]:
@@ -165,9 +177,15 @@ def main(argv: list[str]) -> None:
                 measured = [_measure(r, placed) for r, (_, placed) in zip(results, recordings)]
                 audio = sum(r["seconds"] for r in results)
                 row = {"n": n, "rtf": cpu / audio, "load": os.getloadavg()[0]}
+                # push-to-talk: the VAD off, an end message as each utterance's audio has been sent
+                ptt = asyncio.run(_gather(url.replace("/v1/stream", "/v1/stream?vad=0"), recordings[:n],
+                                          args.seconds, push_to_talk=True))
+                measured_ptt = [_measure(r, placed) for r, (_, placed) in zip(ptt, recordings)]
                 for key in ("partial", "from_speech", "from_vad"):
                     values = [1000 * v for m in measured for v in m[key]]
                     row[key] = (_pct(values, 50), _pct(values, 95), len(values))
+                values = [1000 * v for m in measured_ptt for v in m["from_end"]]
+                row["from_end"] = (_pct(values, 50), _pct(values, 95), len(values))
                 for m in measured:
                     for k, p in enumerate(m["heard"]):
                         refs.append(phone_tokens(p.phones))
@@ -180,17 +198,18 @@ def main(argv: list[str]) -> None:
 
     per_stream, per_offline = count_errors(refs, streamed).rate, count_errors(refs, offline_hyps).rate
     held = max((r["n"] for r in rows if r["from_speech"][1] < 500), default=0)
-    con = Console(width=max(Console().width, 140))
+    con = Console(width=max(Console().width, 170))
     table = Table(title=f"/v1/stream: N concurrent real-time streams (demo base model, 100 ms chunks, VAD ends "
                         f"utterances, {args.seconds:g} s a stream; {os.cpu_count()} cores shared by server, clients "
                         f"and other jobs)")
-    for col in ("streams", "partial p50 ms", "partial p95", "speech end->final p50 ms", "p95", "VAD end->final p50 ms",
-                "p95", "finals", "server RTF", "load avg"):
+    for col in ("streams", "partial p50 ms", "p95", "speech end->final p50", "p95", "VAD end->final p50", "p95",
+                "finals", "end msg->final p50", "p95", "server RTF", "load avg"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(str(r["n"]), f"{r['partial'][0]:.0f}", f"{r['partial'][1]:.0f}", f"{r['from_speech'][0]:.0f}",
                       f"{r['from_speech'][1]:.0f}", f"{r['from_vad'][0]:.0f}", f"{r['from_vad'][1]:.0f}",
-                      str(r["from_vad"][2]), f"{r['rtf']:.3f}", f"{r['load']:.1f}")
+                      str(r["from_vad"][2]), f"{r['from_end'][0]:.0f}", f"{r['from_end'][1]:.0f}",
+                      f"{r['rtf']:.3f}", f"{r['load']:.1f}")
     table.caption = (f"holds {held} concurrent streams with the final under 500 ms p95 after the end of speech; "
                      f"PER of the streamed finals {100 * per_stream:.2f}% vs the offline per-utterance decodes "
                      f"{100 * per_offline:.2f}% ({100 * (per_stream - per_offline):+.2f} points, target within 1) "
@@ -198,5 +217,6 @@ def main(argv: list[str]) -> None:
     con.print(table)
 
 
-async def _gather(url: str, recordings, seconds: float) -> list[dict]:
-    return await asyncio.gather(*(_client(url, pcm, seconds) for pcm, _ in recordings))
+async def _gather(url: str, recordings, seconds: float, push_to_talk: bool = False) -> list[dict]:
+    return await asyncio.gather(*(_client(url, pcm, seconds, [p.end for p in placed] if push_to_talk else None)
+                                  for pcm, placed in recordings))
