@@ -598,7 +598,8 @@ def build_app(recogniser, settings: ServeSettings, decoder=None):
         vad = ws.query_params.get("vad", "1") != "0"
         params = settings.stream if vad or not settings.stream.vad else \
             dataclasses.replace(settings.stream, vad=False)
-        session = StreamSession(params, state["vad"]() if params.vad else None, tr.min_samples)
+        session = StreamSession(params, state["vad"]() if params.vad else None, tr.min_samples,
+                                tr.samples_per_frame())
         handler = StreamHandler(ws, session, state["batcher"], params)
         state["streams"].add(handler)
         try:

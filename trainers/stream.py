@@ -69,8 +69,9 @@ class _Utterance:
 
 
 class StreamSession:
-    def __init__(self, settings: StreamSettings = StreamSettings(), vad_model=None, min_samples: int = 1):
-        self.s, self.min_samples = settings, min_samples
+    def __init__(self, settings: StreamSettings = StreamSettings(), vad_model=None, min_samples: int = 1,
+                 align: int = 1):
+        self.s, self.min_samples, self.align = settings, min_samples, align
         self.vad = None
         if settings.vad:
             from silero_vad import VADIterator
@@ -96,7 +97,9 @@ class StreamSession:
         return self.buf[max(0, start - self.buf_start): max(0, end - self.buf_start)].copy()
 
     def _begin(self, start: int) -> None:
-        self.open = _Utterance(self.utterances, max(start, self.buf_start))
+        # on the stream's frame grid, as the long path's segments (trainers.segment)
+        start = max(start - start % self.align, self.buf_start)
+        self.open = _Utterance(self.utterances, start)
         self.utterances += 1
 
     def _final(self, end: int, reason: str) -> Decode:

@@ -42,10 +42,12 @@ def read_truth(wav: str | Path) -> list[Placed]:
 
 
 def long_recording(manifest: str | Path, out: str | Path, *, minutes: float, seed: int = 0,
-                   gap: tuple[float, float] = (1.0, 3.0), noise: float = 0.003, limit: int | None = None
-                   ) -> list[Placed]:
+                   gap: tuple[float, float] = (1.0, 3.0), noise: float = 0.003, limit: int | None = None,
+                   grid: int = 320) -> list[Placed]:
     """Writes ``out`` (16-bit WAV at the manifest's sample rate) and its truth file; returns the placements.
-    ``limit``: use only the manifest's first N utterances (cycled)."""
+    ``limit``: use only the manifest's first N utterances (cycled). Each utterance starts on a multiple of
+    ``grid`` samples (20 ms at 16 kHz: the frame hop of the wav2vec2 encoders), as it started on one in its file:
+    the synthetic voices decode worse half a frame off."""
     from kidconsole.manifest import read_manifest
 
     rows = list(read_manifest(manifest))[:limit]
@@ -66,6 +68,7 @@ def long_recording(manifest: str | Path, out: str | Path, *, minutes: float, see
         while True:
             row = rows[k % len(rows)]
             silence = int(rng.uniform(*gap) * rate)
+            silence += -(pos + silence) % grid
             wave, _ = read_audio(row.audio)
             if pos + silence + len(wave) > total:
                 break
