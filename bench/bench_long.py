@@ -3,8 +3,8 @@
 The demo's base model (bench/speech_model.py: trained on the synthetic adult
 voices) transcribes the adult test split one utterance at a time (the
 reference path), then recordings that ``kidconsole corpus long`` makes of the
-same utterances, cycled, with 1-3 s of silence before each under white noise
-(std 0.003): the long path (Silero VAD segments, chunks of 20 s with 3.3 s of
+same utterances, cycled, with 1-3 s of silence before each (each utterance on
+the 20 ms frame grid) under white noise (std 0.003): the long path (Silero VAD segments, chunks of 20 s with 3.3 s of
 stride). Each segment is given to the utterance it overlaps most; an
 utterance's decode is its segments' phones; a segment over no utterance counts
 as insertions. Reported: PER of the long path against the per-utterance decodes

@@ -1,6 +1,7 @@
 """What the speech benchmarks (bench_long, bench_stream) decode with: the demo's base model, a tiny Wav2Vec2ForCTC
 trained on the synthetic corpus's adult voices (kidconsole.demo: built once, then cached in the work folder),
-and its adult test split. Speech, not tones: a voice-activity detector hears the synthetic voices, not tones."""
+and its adult test split. A change to the synthesiser makes a new corpus and so a new base (the demo's cache
+keys); ``--model`` and ``--manifest`` on the benchmarks name another. Speech, not tones: a voice-activity detector hears the synthetic voices, not tones."""
 
 from __future__ import annotations
 
