@@ -96,7 +96,8 @@ def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float
 
     summary, status, path = reader.summary, reader.status, Path(reader.path)
     kind = kind_of(path, status)
-    metrics = {m: Metric(**(summary.get(m) or {})) for m in METRICS}
+    # the card's metrics, and any other evaluation metric a run written by another tool logged (eval/accuracy)
+    metrics = {m: Metric(**(summary.get(m) or {})) for m in (*METRICS, *summary.get("extra_metrics", ()))}
     return dict(
         path=path, name=summary.get("name") or path.name, kind=kind.name,
         state=state_of(path, status, end_event=reader.end_event, last_sign=reader.last_sign_of_life(),

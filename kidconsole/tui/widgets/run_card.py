@@ -12,6 +12,7 @@ from kidconsole.runs import evalcost
 from kidconsole.tui.watcher import RunView
 
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
+RATES = ("per", "cer", "wer")  # error rates, shown as percentages
 WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
                  rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
 
@@ -142,6 +143,25 @@ def _short_bytes(n: float | None) -> str:
     return f"{n / 2**30:.0f}G" if n is not None and n >= 100 * 2**30 else fmt_bytes(n)
 
 
+def metric_rows(view: RunView) -> list[tuple[str, str, bool]]:
+    """(label, series, percent) of the card's metric rows: ours; where a run has no PER or CER (one written by
+    another tool), the other evaluation metrics it logged (WER, accuracy ...) take their rows."""
+    def has(key: str) -> bool:
+        m = view.metrics.get(key)
+        return m is not None and (m.last is not None or m.best is not None)
+
+    taken = {key for _, key, _ in ROWS}
+    others = [k for k in view.metrics if k.startswith("eval/") and k not in taken and has(k)]
+    rows = []
+    for label, key, pct in ROWS:
+        if not has(key) and key in ("eval/per", "eval/cer") and others:
+            key = others.pop(0)
+            name = key.removeprefix("eval/")
+            label, pct = (name.upper() if name in RATES else name)[:5], name in RATES
+        rows.append((label, key, pct))
+    return rows
+
+
 def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_SHARE_WARN) -> Text:
     """The card's body (its border carries the name and the state)."""
     if view.scoring_only:
@@ -151,8 +171,8 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
         return Text("\n").join(queued_text(view))
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
-    if view.phase_name:
-        phase += f" {view.phase_name}"
+    if view.phase_name:  # a run without phases (another tool's) shows its epoch there
+        phase = f"{phase} {view.phase_name}" if view.phase is not None else view.phase_name
     step = f"{view.step:,}" if view.step is not None else "-"
     total = f"/{view.total_steps:,}" if view.total_steps else ""
     right = f"step {step}{total}"
@@ -171,7 +191,7 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     lines.append(Text(speed.ljust(max(0, w - len(gpu))) + gpu))
     if (machine := system_line(view)) is not None:
         lines.append(machine)
-    for label, key, pct_fmt in ROWS:
+    for label, key, pct_fmt in metric_rows(view):
         last = fmt_metric(view.last.get(key), pct_fmt)
         best = view.best.get(key)
         best_txt = ""
