@@ -45,6 +45,7 @@ DAMAGED_EVENTS, UNREADABLE_STATE = "damaged event files", "unreadable trainer st
 class ScalarRunReader(RunReader):
     """A run read from TensorBoard event files (and, in a subclass, more of the tool's files). Subclasses
     give ``tb_folder`` and may add sources in ``_poll_more``, metrics in ``_joined`` and facts in ``_facts``."""
+    eval_advice = "evaluate less often or on fewer utterances"
 
     def __init__(self, run_dir: str | Path, *, newest_bytes: int = NEWEST_BYTES, older_bytes: int = OLDER_BYTES):
         super().__init__(run_dir)
@@ -137,23 +138,27 @@ class ScalarRunReader(RunReader):
             out[key] = {"last": last[1] if last else None, "last_step": last[0] if last else None,
                         "best": best[1] if best else None, "best_step": best[0] if best else None}
         out["extra_metrics"] = sorted(extra)
+        if len(self._rate) > 1:
+            (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
+            out["steps_per_s"] = (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
         return out
 
     def _eval_summary(self, step, total) -> dict:
         """The evaluations' cost from their logged runtimes: seconds of the newest, the share of the run's
-        wall time (its logged runtime once ended, else from its start to its newest sign of life), the
-        evaluation time still ahead."""
+        wall time (its logged runtime once ended, else from its writer's start to its newest event, both on
+        the writer's clock), the evaluation time still ahead."""
         runtimes = self.series.get(RUNTIME)
         if runtimes is None or not len(runtimes):
             return {"eval_cost": evalcost.EvalCost(None, None, None), "per_age": {}}
         seconds = float(runtimes.y[-1])
         facts = self.facts
         wall = facts.get("train_runtime")
-        if wall is None and facts.get("started_at") is not None and self.last_sign_of_life() is not None:
-            wall = self.last_sign_of_life() - facts["started_at"]
+        newest = max((float(s.x[-1]) for s in self.tb.scalars.by["time"].values() if len(s)), default=None)
+        if wall is None and facts.get("started_at") is not None and newest is not None:
+            wall = newest - facts["started_at"]
         share = min(1.0, float(runtimes.y.sum()) / wall) if wall and wall > 0 else None
         left = evalcost.eval_time_left(runtimes.x[-2:].tolist(), seconds, step, total)
-        return {"eval_cost": evalcost.EvalCost(share, seconds, left), "per_age": {}}
+        return {"eval_cost": evalcost.EvalCost(share, seconds, left, self.eval_advice), "per_age": {}}
 
     @property
     def warning_counts(self) -> dict[str, int]:
@@ -182,6 +187,7 @@ class HfReader(ScalarRunReader):
     ``report_to`` included TensorBoard) and its newest ``trainer_state.json`` (checkpoints, and the folder's
     own after ``save_state``). The events are the live history; the state adds the facts they lack (max
     steps, best checkpoint) and the history of a folder without events, or before its events began."""
+    eval_advice = evalcost.HF_ADVICE
 
     def __init__(self, run_dir: str | Path, **how):
         super().__init__(run_dir, **how)

@@ -63,10 +63,10 @@ def eval_cost_lines(view: RunView, w: int, threshold: float = evalcost.EVAL_SHAR
     if not cost.too_costly(threshold):
         return [Text(line)]
     style = palette.WARNING
-    if w >= len(evalcost.ADVICE) + 2:
-        advice = [f"⚠ {evalcost.ADVICE}"]
+    if w >= len(cost.advice) + 2:
+        advice = [f"⚠ {cost.advice}"]
     else:
-        first, _, second = evalcost.ADVICE.partition(" or ")
+        first, _, second = cost.advice.partition(" or ")
         advice = [f"⚠ {first}", f"  or {second}"]
     return [Text(line, style=style)] + [Text(a, style=style) for a in advice]
 
@@ -181,13 +181,15 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     eta = f"  ETA {fmt_duration(view.eta)}"
     lines.append(Text.assemble(bar(view.progress, max(4, w - len(pct) - len(eta))), pct, eta))
     speed = f"{view.samples_per_s:.1f} samples/s" if view.samples_per_s else "- samples/s"
+    if not view.samples_per_s and view.steps_per_s:  # a run of another tool: its logged steps' pace
+        speed = f"{view.steps_per_s:.2f} steps/s"
     if view.gpus:
         gpu = " ".join(f"GPU{g.index} {g.util:.0f}%" if g.util is not None else f"GPU{g.index} -" for g in view.gpus)
         used = view.proc_gpu_mem if view.proc_gpu_mem is not None else sum(g.mem_used or 0 for g in view.gpus)
         total_mem = sum(g.mem_total or 0 for g in view.gpus)
         gpu += f" {fmt_bytes(used)}/{fmt_bytes(total_mem)}" if total_mem else ""
     else:
-        gpu = "no GPU"
+        gpu = "GPUs unknown" if view.read_only else "no GPU"  # a run of another tool records none
     lines.append(Text(speed.ljust(max(0, w - len(gpu))) + gpu))
     if (machine := system_line(view)) is not None:
         lines.append(machine)
