@@ -33,8 +33,9 @@ from kidconsole.runs.series import Series
 from kidconsole.runs.state import STALL_AFTER
 from kidconsole.runs.tfevents import TensorBoardTail
 
-NEWEST_BYTES = 256 << 10   # event-file bytes read at the first poll (the newest history)
-OLDER_BYTES = 4 << 20      # event-file bytes of older history loaded per later poll
+NEWEST_BYTES = 64 << 10    # event-file bytes read at the first poll (the newest history: a card, a `run ls` row)
+OLDER_BYTES = 2 << 20      # event-file bytes of older history loaded per later poll
+NEWEST_ENTRIES = 2000      # trainer_state.json entries taken as series at the first reading (all at the next)
 END_TAGS = ("train/train_runtime",)  # the Trainer logs its run's runtime once training ended
 RUNTIME = "eval/runtime"
 # eval series that are speeds and times, not metrics of the model (charted, not on the card)
@@ -50,6 +51,7 @@ class ScalarRunReader(RunReader):
     def __init__(self, run_dir: str | Path, *, newest_bytes: int = NEWEST_BYTES, older_bytes: int = OLDER_BYTES):
         super().__init__(run_dir)
         self.facts: dict = {}
+        self.polls = 0
         self.tb = TensorBoardTail(self.tb_folder(), newest_bytes=newest_bytes, older_bytes=older_bytes)
         self._status_fields: tuple | None = None
 
@@ -59,6 +61,7 @@ class ScalarRunReader(RunReader):
     # ---- reading
     def poll(self) -> int:
         n = self.tb.poll() + self._poll_more()
+        self.polls += 1
         self._by = {"step": self._joined(), "samples": {}, "time": dict(self.tb.scalars.by["time"])}
         self._update_rate()
         self._make_status()
@@ -191,7 +194,7 @@ class HfReader(ScalarRunReader):
 
     def __init__(self, run_dir: str | Path, **how):
         super().__init__(run_dir, **how)
-        self.state = HfStateTail(self.path)
+        self.state = HfStateTail(self.path, newest=NEWEST_ENTRIES)
         self._joins: dict[str, _Joined] = {}
         self._args_text: str | None = None
         self._args: dict = {}
@@ -201,7 +204,13 @@ class HfReader(ScalarRunReader):
         return runs if runs.is_dir() else self.path
 
     def _poll_more(self) -> int:
+        if not self.polls and self.tb.files:  # the events' newest part is a card and a row: the state next
+            return 0
         return self.state.scalars.points if self.state.poll() else 0
+
+    @property
+    def loading(self) -> bool:
+        return self.tb.loading or self.state.partial or (self.polls < 2 and bool(self.tb.files))
 
     def _joined(self) -> dict[str, Series]:
         older, newer = self.state.scalars.by["step"], self.tb.scalars.by["step"]
@@ -227,9 +236,11 @@ class HfReader(ScalarRunReader):
     def _facts(self, updated: float | None) -> dict:
         facts = super()._facts(updated)
         st, args = self.state.state, self._trainer_args()
-        if st is not None:  # its end logged, or its last checkpoint at max_steps (a script without save_state)
-            facts["ended"] = (facts["ended"] or st.train_runtime is not None
-                              or bool(st.max_steps and st.global_step and st.global_step >= st.max_steps))
+        if st is not None:
+            # the Trainer logs its runtime as training ends (to its event files, and to a state saved after);
+            # a folder without event files whose script saves no state after: its last checkpoint at max_steps
+            facts["ended"] = (facts["ended"] or st.train_runtime is not None or not self.tb.files
+                              and bool(st.max_steps and st.global_step and st.global_step >= st.max_steps))
             facts["step"] = max(facts["step"] or 0, st.global_step or 0) or facts["step"]
             facts["train_runtime"] = facts["train_runtime"] or st.train_runtime
         epochs = _positive(st.num_train_epochs if st else None) or _positive(args.get("num_train_epochs"))

@@ -11,7 +11,12 @@ Why the framing is read here and not by TensorBoard's ``EventFileLoader``: Tenso
 and its data server, about 100 MB) would be the light install's largest part; without TensorFlow its loader
 computes CRC32C in pure Python (about 8 MB/s measured, against GB/s for google-crc32c's C code), cannot start
 at an offset, and reports a damaged record and a half-written one with the same exception. The records are
-decoded with TensorBoard's own protobuf messages as tensorboardX ships them (protobuf, no TensorFlow).
+decoded by protobuf's C parser with TensorBoard's Event message as tb_proto.py declares it (no TensorFlow, and
+not tensorboardX's copy, whose import brings torch where it is installed).
+
+A long history is read newest first (``start_near_end``: the first record boundary at or after a byte is found
+by the checksums of the length and the data), and older history afterwards (``read_older``), as ``RunReader``
+reads events.jsonl.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def masked_crc(data: bytes) -> int:
 Columns = dict[str, tuple[list[int], list[float], list[float]]]  # tag -> (steps, values, wall times)
 MAX_TEXT = 64 << 10       # characters kept of a text summary (a writer's arguments)
 MAX_TEXTS = 16            # text summaries kept per file
-HEAD_BYTES = 64 << 10     # bytes of a file's head read for its text summaries when it is opened near its end
+HEAD_BYTES = 16 << 10     # bytes of a file's head read for its text summaries when it is opened near its end
 
 
 def _add_values(record: bytes, out: Columns, texts: dict[str, str], parse) -> float | None:
@@ -283,7 +288,7 @@ class EventFileTail:
 
 
 def _parser():
-    from tensorboardX.proto.event_pb2 import Event  # protobuf: imported when an event file is read
+    from kidconsole.runs.tb_proto import Event  # protobuf: built when an event file is first read
 
     return Event.FromString
 

@@ -51,7 +51,7 @@ def ls_json(root: Path, capsys, *extra: str) -> list[dict]:
 
 
 def write_hf_events(folder: Path, steps: range, *, stamp: int = 1_700_000_000, max_steps: int | None = None,
-                    eval_every: int = 50, end: bool = False) -> Path:
+                    eval_every: int = 50, end: bool = False, per: float | None = None) -> Path:
     """Events as the Trainer's TensorBoard callback writes them: its arguments as text, one scalar per tag."""
     from tensorboardX import SummaryWriter
 
@@ -68,6 +68,8 @@ def write_hf_events(folder: Path, steps: range, *, stamp: int = 1_700_000_000, m
             w.add_scalar("eval/loss", 1.0 / s, s, walltime=t)
             w.add_scalar("eval/wer", 0.5 - s / 10_000, s, walltime=t)
             w.add_scalar("eval/accuracy", s / 10_000, s, walltime=t)
+            if per is not None:
+                w.add_scalar("eval/per", per, s, walltime=t)
             w.add_scalar("eval/runtime", 3.0, s, walltime=t)
     if end:
         w.add_scalar("train/train_runtime", float(steps[-1]), steps[-1], walltime=stamp + steps[-1])
@@ -282,7 +284,10 @@ def test_a_trainer_folder_runs_while_it_changes_or_is_held_then_reads_interrupte
     finally:
         holder.kill()
         holder.wait()
-    write_state(run / "checkpoint-100", 100, max_steps=100)  # its last checkpoint at max_steps: ended
+    write_state(run / "checkpoint-100", 100, max_steps=100)  # a checkpoint at max_steps, but no end logged
+    age(run, 3600)
+    assert state() == rundir.INTERRUPTED
+    write_hf_events(run / "runs" / "w2", range(51, 101), stamp=1_700_000_100, end=True)  # resumed, then ended
     age(run, 3600)
     assert state() == rundir.FINISHED
 
@@ -299,6 +304,9 @@ def test_a_folder_written_only_at_checkpoints_is_given_the_gap_between_them(tmp_
         age(run / f"checkpoint-{step}", ago)
     os.utime(run, (time.time() - 5000,) * 2)
     assert ls_json(root, capsys)[0]["state"] == rundir.INTERRUPTED
+    write_state(run / "checkpoint-1000", 1000, max_steps=1000)  # a script that saves no state after training:
+    age(run, 9000)  # its last checkpoint at max_steps is its end
+    assert ls_json(root, capsys)[0]["state"] == rundir.FINISHED
 
 
 def test_a_plain_tensorboard_folder_nobody_writes_any_more_reads_finished(tmp_path, capsys):
@@ -344,10 +352,12 @@ def test_a_trainer_run_beside_ours_sorts_and_overlays_by_the_same_series(tmp_pat
     run = root / "hf"
     write_state(run / "checkpoint-500", 500, eval_every=100, best=500)
     write_hf_events(run / "runs" / "w", range(1, 801), max_steps=1000, eval_every=100)
+    write_hf_events(root / "hf-per" / "runs" / "w", range(1, 201), eval_every=100, per=0.05)
     recs = ls_json(root, capsys, "--sort", "best")
-    assert [r["run"] for r in recs] == ["ours", "hf"] or [r["run"] for r in recs] == ["hf", "ours"]
-    pers = [r["best_per"] for r in recs]
-    assert pers == sorted(pers)
+    # by best PER: the Trainer's run that logged a better one first, then ours; the run whose newest events
+    # hold no PER (its state does, which the console reads next) last
+    assert [r["run"] for r in recs] == ["hf-per", "ours", "hf"]
+    assert recs[0]["best_per"] < recs[1]["best_per"] and recs[2]["best_per"] is None
     ours, theirs = life.open_run(root / "ours"), life.open_run(run)
     ours.load_all()
     theirs.load_all()
@@ -361,3 +371,32 @@ def test_a_trainer_run_beside_ours_sorts_and_overlays_by_the_same_series(tmp_pat
     assert snapshot_of(theirs).metrics["eval/accuracy"].last == pytest.approx(0.08)
     assert [c["name"] for c in theirs.checkpoints() if c["best"]] == ["checkpoint-500"]
     np.testing.assert_allclose(theirs.series["train/loss"].y[:3], [2.0, 1.0, 2.0 / 3], rtol=1e-6)
+
+
+def test_reading_runs_of_other_tools_imports_neither_torch_nor_tensorboardx(tmp_path):
+    root = tmp_path / "runs"
+    write_hf_events(root / "hf" / "runs" / "w", range(1, 101), max_steps=200)
+    write_state(root / "hf" / "checkpoint-100", 100)
+    write_hf_events(root / "tb", range(1, 11))
+    probe = (f"import sys\nfrom kidconsole.cli import main\nmain(['run', 'ls', '--runs', {str(root)!r}])\n"
+             "from kidconsole.runs.life import open_run\n"
+             f"open_run({str(root / 'hf')!r}).load_all()\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorboardX', 'tensorboard'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "hf" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_long_trainer_state_gives_its_newest_entries_first_and_all_at_the_next_poll(tmp_path):
+    from kidconsole.runs.hf_state import HfStateTail
+
+    write_state(tmp_path / "checkpoint-500", 500, eval_every=100, end=True)
+    tail = HfStateTail(tmp_path, newest=50)
+    assert tail.poll() and tail.partial
+    loss = tail.scalars.by["step"]["train/loss"]
+    assert loss.x[0] > 400 and loss.x[-1] == 500
+    st = tail.state  # the facts are of the whole history at once
+    assert (st.evaluations, st.eval_seconds, st.train_runtime, st.global_step) == (5, 15.0, 100.0, 500)
+    assert tail.poll() and not tail.partial
+    assert list(tail.scalars.by["step"]["train/loss"].x) == list(range(1, 501))
+    assert tail.poll() is False
