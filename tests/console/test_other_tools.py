@@ -65,3 +65,28 @@ async def test_the_console_refuses_to_stop_or_export_a_trainer_run_and_shows_its
         await pilot.press("o")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmScreen) and "cannot export it" in said[-1]
+
+
+async def test_the_errors_screen_works_on_a_trainer_run_where_predictions_exist(tmp_path, opened):
+    import json
+
+    from kidconsole.tui.screens.errors import ErrorsScreen
+
+    root = hf_beside_ours(tmp_path / "runs")
+    refs = ["G A | N A", "D A M | S O", "I U | EO G"]
+    with open(root / HF_RUN / "predictions.jsonl", "w") as fh:  # its checkpoint scored into its folder
+        for i in range(30):
+            ref = refs[i % 3]
+            fh.write(json.dumps({"id": f"u{i}", "speaker": f"s{i % 6}", "age": 5 + i % 6, "snr": 20.0,
+                                 "duration": 2.0, "split": "test", "ref": ref,
+                                 "hyp": ref if i % 4 else ref.replace("A", "O")}) + "\n")
+    async with opened(roots=[root]) as pilot:
+        app = pilot.app
+        assert app.screen.focused.view.name == HF_RUN and app.screen.focused.view.has_predictions
+        await pilot.press("e")
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if isinstance(app.screen, ErrorsScreen) and "30" in screen_text(app):
+                break
+        assert isinstance(app.screen, ErrorsScreen)
+        assert "phase1_full_r32" in screen_text(app)
