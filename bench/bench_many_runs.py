@@ -48,6 +48,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 LOG_EVERY, EVAL_EVERY, SAVE_EVERY = 10, 2000, 2000
 T0 = 1_700_000_000.0
 STEP_S = 0.7  # seconds a step: 300,000 steps in about two and a half days of logged time
+PLANNED = 332_211  # the steps a live run is still going for (the reference's full runs)
 
 CONSOLE = textwrap.dedent("""
     import sys, time
@@ -80,17 +81,18 @@ CONSOLE = textwrap.dedent("""
 
 def ours_events(path: Path, steps: int, ended: bool) -> None:
     rng = random.Random(0)
+    total = steps if ended else max(steps, PLANNED)
     with open(path, "w") as fh:
         fh.write(json.dumps({"t": T0, "kind": "start", "step": 0, "resumed_from": None, "world_size": 1,
                              "trainable_params": 1_572_864, "total_params": 317_000_000,
-                             "total_steps": steps}) + "\n")
+                             "total_steps": total}) + "\n")
         for s in range(LOG_EVERY, steps + 1, LOG_EVERY):
             t = round(T0 + s * STEP_S, 3)
             fh.write(json.dumps({"t": t, "kind": "train", "step": s, "phase": 1, "epoch": s * 3 // steps,
                                  "loss": round(0.5 + 2 / (1 + s / 3000) + rng.random() * 0.05, 5), "lr": 5e-5,
                                  "grad_norm": round(0.5 + rng.random() * 0.5, 4), "samples_per_s": 45.0,
                                  "samples": s * 32, "audio_seconds": s * 131.2, "padding": 0.12,
-                                 "total_steps": steps}, separators=(",", ":")) + "\n")
+                                 "total_steps": total}, separators=(",", ":")) + "\n")
             if s % EVAL_EVERY == 0:
                 per = round(0.12 + 0.25 / (1 + s / 20000), 4)
                 fh.write(json.dumps({"t": t, "kind": "eval", "step": s, "phase": 1, "loss": per * 1.5, "per": per,
@@ -104,11 +106,26 @@ def ours_events(path: Path, steps: int, ended: bool) -> None:
 def ours_run(folder: Path, events: Path, steps: int, ended: bool) -> None:
     folder.mkdir(parents=True)
     shutil.copy(events, folder / "events.jsonl")
-    me = os.getpid()
     status = {"name": folder.name, "kind": "local", "state": "finished" if ended else "running",
-              "host": platform.node(), "pid": None if ended else me, "gpus": [0], "started_at": T0,
-              "updated_at": T0 + steps * STEP_S, "phase": 1, "step": steps, "total_steps": steps}
+              "host": platform.node(), "pid": None, "gpus": [0], "started_at": T0,
+              "updated_at": T0 + steps * STEP_S, "phase": 1, "step": steps,
+              "total_steps": steps if ended else max(steps, PLANNED)}
     (folder / "status.json").write_text(json.dumps(status, indent=1))
+
+
+def bring_to_life(root: Path, live: list[str]) -> None:
+    """The live half as if training now: its files new (a Trainer folder runs while it changes), each run of
+    ours's process this one (alive while the measures run)."""
+    now = time.time()
+    for name in live:
+        run = root / name
+        status = run / "status.json"
+        if status.exists():
+            st = json.loads(status.read_text())
+            st.update(pid=os.getpid(), updated_at=now)
+            status.write_text(json.dumps(st, indent=1))
+        for p in [run, *run.rglob("*")]:
+            os.utime(p, (now, now))
 
 
 def hf_history(steps: int) -> list[dict]:
@@ -125,15 +142,15 @@ def hf_history(steps: int) -> list[dict]:
     return out
 
 
-def hf_state(history: list[dict], step: int, steps: int) -> str:
-    part = [e for e in history if e["step"] <= step]
+def hf_state(history: list[dict], step: int, max_steps: int, end: dict | None = None) -> str:
+    part = [e for e in history if e["step"] <= step] + ([end] if end else [])
     return json.dumps({"best_global_step": step, "best_metric": part[-1].get("eval_per"), "epoch": part[-1]["epoch"],
                        "eval_steps": EVAL_EVERY, "global_step": step, "log_history": part,
-                       "logging_steps": LOG_EVERY, "max_steps": steps, "num_train_epochs": 3,
+                       "logging_steps": LOG_EVERY, "max_steps": max_steps, "num_train_epochs": 3,
                        "save_steps": SAVE_EVERY, "train_batch_size": 16}, indent=2, sort_keys=True) + "\n"
 
 
-def hf_events(path: Path, history: list[dict], steps: int) -> None:
+def hf_events(path: Path, history: list[dict], max_steps: int) -> None:
     """One record per scalar, as the Trainer's TensorBoard callback writes (tensorboardX's protobufs)."""
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.proto.summary_pb2 import Summary
@@ -141,7 +158,7 @@ def hf_events(path: Path, history: list[dict], steps: int) -> None:
 
     w = RecordWriter(str(path))
     w.write(Event(wall_time=T0, file_version="brain.Event:2").SerializeToString())
-    args = json.dumps({"max_steps": steps, "num_train_epochs": 3, "logging_steps": LOG_EVERY})
+    args = json.dumps({"max_steps": max_steps, "num_train_epochs": 3, "logging_steps": LOG_EVERY})
     w.write(Event(wall_time=T0, step=0, summary=Summary(value=[Summary.Value(
         tag="args/text_summary", metadata={"plugin_data": {"plugin_name": "text"}},
         tensor={"dtype": 7, "string_val": [args.encode()]})])).SerializeToString())
@@ -175,27 +192,30 @@ def make_runs(root: Path, n: int, steps: int) -> dict:
     ours_events(ended_events, steps, True)
     ours_events(live_events, steps, False)
     history = hf_history(steps)
-    hf_events(src / "hf.tfevents", history, steps)
+    end = {"epoch": 3.0, "step": steps, "train_loss": 0.6, "train_runtime": steps * STEP_S * 1.1}
     last = steps - steps % SAVE_EVERY
-    states = {s: hf_state(history, s, steps) for s in (last - SAVE_EVERY, last)}
-    made = {"ours": 0, "hf_events": 0, "hf_state_only": 0}
+    for ended in (True, False):  # an ended run logged its end; a live one trains on towards PLANNED steps
+        max_steps = steps if ended else max(steps, PLANNED)
+        hf_events(src / f"hf-{ended}.tfevents", history + ([end] if ended else []), max_steps)
+        for s in (last - SAVE_EVERY, last):
+            (src / f"state-{ended}-{s}.json").write_text(hf_state(history, s, max_steps,
+                                                                 end if ended and s == last else None))
+    made = {"ours": 0, "hf_events": 0, "hf_state_only": 0, "live": []}
     for i in range(n // 2):
         ended = i % 2 == 0
         ours_run(root / f"ours-{i:02d}", ended_events if ended else live_events, steps, ended)
         made["ours"] += 1
+        made["live"] += [] if ended else [f"ours-{i:02d}"]
     for i in range(n - n // 2):
-        with_events = i % 3 != 2
-        hf_run(root / f"hf-{i:02d}", src / "hf.tfevents" if with_events else None, states)
+        ended, with_events = i % 2 == 0, i % 3 != 2
+        states = {s: (src / f"state-{ended}-{s}.json").read_text() for s in (last - SAVE_EVERY, last)}
+        hf_run(root / f"hf-{i:02d}", src / f"hf-{ended}.tfevents" if with_events else None, states)
         made["hf_events" if with_events else "hf_state_only"] += 1
-    # the ended half of the Trainer's runs logged their end (a later run that had logged train_runtime)
-    for i in range(0, n - n // 2, 2):
-        state = json.loads(states[last])
-        state["log_history"].append({"train_runtime": steps * STEP_S, "train_loss": 0.6, "step": steps,
-                                     "epoch": 3.0})
-        (root / f"hf-{i:02d}" / f"checkpoint-{last}" / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        made["live"] += [] if ended else [f"hf-{i:02d}"]
     made["bytes"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    made["sizes"] = {"ours events.jsonl": live_events.stat().st_size, "TensorBoard file": (src / "hf.tfevents").stat().st_size,
-                     "trainer_state.json": len(states[last])}
+    made["sizes"] = {"ours events.jsonl": live_events.stat().st_size,
+                     "TensorBoard file": (src / "hf-False.tfevents").stat().st_size,
+                     "trainer_state.json": (src / f"state-False-{last}.json").stat().st_size}
     return made
 
 
@@ -262,12 +282,7 @@ def main(argv: list[str]) -> None:
             made = make_runs(root, args.runs, args.steps)
             (base / "made.json").write_text(json.dumps(made))
         made_s = time.perf_counter() - t
-        # the live half: files as new as now (the ended ones are judged by their own ends)
-        now = time.time()
-        for run in root.iterdir():
-            if run.name.endswith(tuple(f"{i:02d}" for i in range(1, args.runs, 2))):
-                for p in [run, *run.rglob("*")]:
-                    os.utime(p, (now, now))
+        bring_to_life(root, made["live"])
         load0 = os.getloadavg()
         empty = base / "empty"
         empty.mkdir(exist_ok=True)

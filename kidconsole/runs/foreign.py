@@ -147,21 +147,30 @@ class ScalarRunReader(RunReader):
         return out
 
     def _eval_summary(self, step, total) -> dict:
-        """The evaluations' cost from their logged runtimes: seconds of the newest, the share of the run's
-        wall time (its logged runtime once ended, else from its writer's start to its newest event, both on
-        the writer's clock), the evaluation time still ahead."""
+        """The evaluations' cost from their logged runtimes: seconds of the newest, their share of the wall
+        time (``_eval_share``), the evaluation time still ahead."""
         runtimes = self.series.get(RUNTIME)
         if runtimes is None or not len(runtimes):
             return {"eval_cost": evalcost.EvalCost(None, None, None), "per_age": {}}
         seconds = float(runtimes.y[-1])
-        facts = self.facts
-        wall = facts.get("train_runtime")
-        newest = max((float(s.x[-1]) for s in self.tb.scalars.by["time"].values() if len(s)), default=None)
-        if wall is None and facts.get("started_at") is not None and newest is not None:
-            wall = newest - facts["started_at"]
-        share = min(1.0, float(runtimes.y.sum()) / wall) if wall and wall > 0 else None
         left = evalcost.eval_time_left(runtimes.x[-2:].tolist(), seconds, step, total)
-        return {"eval_cost": evalcost.EvalCost(share, seconds, left, self.eval_advice), "per_age": {}}
+        return {"eval_cost": evalcost.EvalCost(self._eval_share(), seconds, left, self.eval_advice), "per_age": {}}
+
+    def _eval_share(self) -> float | None:
+        """The event files' logged evaluation runtimes over the wall time they span, on the writer's clock:
+        from its start to its newest event (the logged runtime once ended), or, while older history is still
+        to load, over the span loaded (the newest evaluations' share)."""
+        runtimes = self.tb.scalars.by["step"].get(RUNTIME)
+        times = [s for s in self.tb.scalars.by["time"].values() if len(s)]
+        if runtimes is None or not len(runtimes) or not times:
+            return None
+        newest = max(float(s.x[-1]) for s in times)
+        if self.tb.loading:
+            wall = newest - min(float(s.x[0]) for s in times)
+        else:
+            start = self.facts.get("started_at")
+            wall = self.facts.get("train_runtime") or (newest - start if start is not None else None)
+        return _share(float(runtimes.y.sum()), wall)
 
     @property
     def warning_counts(self) -> dict[str, int]:
@@ -262,6 +271,21 @@ class HfReader(ScalarRunReader):
         return [{"name": p.name, "step": step, "complete": (p / STATE).is_file(), "best": p.name == best,
                  "path": str(p)} for step, p in checkpoints(self.path)]
 
+    def _eval_share(self) -> float | None:
+        """With a Trainer state: its evaluations' runtimes (the whole history's) and the events' after its
+        step, over the wall time from the writer's start (the logged runtime once ended); without one, the
+        events' (``ScalarRunReader._eval_share``)."""
+        st = self.state.state
+        if st is None or not st.evaluations:
+            return super()._eval_share()
+        after = self.tb.scalars.by["step"].get(RUNTIME)
+        seconds = st.eval_seconds + (float(after.y[after.x > (st.global_step or 0)].sum()) if after else 0.0)
+        wall = self.facts.get("train_runtime")
+        times = [s for s in self.tb.scalars.by["time"].values() if len(s)]
+        if wall is None and times and self.facts.get("started_at") is not None:
+            wall = max(float(s.x[-1]) for s in times) - self.facts["started_at"]
+        return _share(seconds, wall)
+
     @property
     def warning_counts(self) -> dict[str, int]:
         out = super().warning_counts
@@ -293,6 +317,10 @@ class _Joined:
             self.series.extend(newer.x[self.taken:], newer.y[self.taken:])
             self.taken = len(newer)
         return self.series
+
+
+def _share(seconds: float, wall: float | None) -> float | None:
+    return min(1.0, seconds / wall) if wall and wall > 0 else None
 
 
 def _last(s: Series | None) -> float | None:

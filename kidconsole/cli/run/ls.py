@@ -78,7 +78,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "samples/s": fmt(rec["samples_per_s"], ".1f"), "ETA": age(rec["eta_s"]),
         "updated": age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
-        else ",".join(map(str, rec["gpus"])) or "cpu",
+        else ",".join(map(str, rec["gpus"])) or ("-" if rec["read_only"] else "cpu"),  # another tool's: unknown
         "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
