@@ -88,7 +88,7 @@ def corrections(greedy: Path, lm: Path) -> dict[str, tuple[int, int, int]]:
 def substitutions(truth: Path, greedy: Path, lm: Path) -> dict[str, list[int]]:
     """Per age group (and "all") over the test utterances said with a substitution (synth's ``mispronounce``):
     [substitutions, greedy decodes the phone said, the LM decode does, greedy shows it but the LM decode
-    gives the canonical phone (hidden)]."""
+    gives the canonical phone (hidden), greedy gives the canonical phone, the LM decode does]."""
     from kidconsole.report.buckets import DEFAULT_EDGES, bin_values, edge_labels
 
     said = {d["id"]: d for d in map(json.loads, truth.read_text(encoding="utf-8").splitlines())}
@@ -106,11 +106,13 @@ def substitutions(truth: Path, greedy: Path, lm: Path) -> dict[str, list[int]]:
         g, l_ = by_reference(ref, d["g"].split())[k], by_reference(ref, d["l"].split())[k]
         age = labels[int(bin_values([float("nan") if d["age"] is None else d["age"]], DEFAULT_EDGES["age_group"])[0])]
         for key in ("all", age):
-            c = out.setdefault(key, [0, 0, 0, 0])
+            c = out.setdefault(key, [0, 0, 0, 0, 0, 0])
             c[0] += 1
             c[1] += g == spoken
             c[2] += l_ == spoken
             c[3] += g == spoken and l_ == canonical
+            c[4] += g == canonical
+            c[5] += l_ == canonical
     return out
 
 
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"of {100 * MISPRONOUNCE:.0f}% of their utterances that have one (S, SS, G, GG, Kh) as a "
                         f"typical substitute (D, DD, D, DD, Th) under the canonical label; its test split",
                         title_justify="left")
-        for col in ("LM weight", "age group", "substitutions", "greedy shows what was said", "LM decode shows it",
+        for col in ("LM weight", "age group", "substitutions", "greedy: said / canonical", "LM: said / canonical",
                     "hidden by the LM (greedy showed it)"):
             t.add_column(col, justify="left" if col in ("LM weight", "age group") else "right")
         pers = []
@@ -216,10 +218,9 @@ def main(argv: list[str] | None = None) -> None:
             sub = substitutions(mis["mispronounced"], g2, l2)
             pers.append(f"{w:g}: {100 * report_for(l2).overall.rate('per'):.2f}%")
             for key in ["all", *sorted(k for k in sub if k != "all")] if w == weight else ["all"]:
-                n, g, lm_shows, hidden = sub[key]
+                n, g, lm_shows, hidden, g_canon, lm_canon = sub[key]
                 t.add_row(f"{w:g}" + (" (chosen)" if w == weight else "") if key == "all" else "", key, str(n),
-                          f"{g} ({100 * g / max(1, n):.0f}%)", f"{lm_shows} ({100 * lm_shows / max(1, n):.0f}%)",
-                          f"{hidden} ({100 * hidden / max(1, g):.0f}% of greedy's)")
+                          f"{g} / {g_canon}", f"{lm_shows} / {lm_canon}", f"{hidden} of {g}")
         t.caption = (f"PER against the canonical labels: greedy {100 * report_for(g2).overall.rate('per'):.2f}%; with "
                      f"the LM at " + ", ".join(pers))
         console.print(t)
