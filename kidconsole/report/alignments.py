@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from kidconsole import rundir
+from kidconsole.jsonl import bounded_lines
 
 MAX_LINE = 1 << 20   # an alignment of a 20 s utterance is a few kilobytes
 
@@ -27,17 +28,15 @@ class AlignmentIndex:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.offsets: dict[str, tuple[int, int]] = {}
-        pos = 0
         with self.path.open("rb") as fh:
-            for raw in fh:
-                if len(raw) <= MAX_LINE and raw.startswith(b'{"id":'):  # not the header, not a giant
+            for pos, raw in bounded_lines(fh, MAX_LINE):
+                if raw is not None and raw.startswith(b'{"id":'):  # not the header, not a giant
                     try:
                         uid = json.loads(raw).get("id")
                     except ValueError:
                         uid = None
                     if isinstance(uid, str):
                         self.offsets[uid] = (pos, len(raw))
-                pos += len(raw)
 
     def get(self, uid: str) -> dict | None:
         where = self.offsets.get(uid)
