@@ -1,8 +1,9 @@
 """RunReader: one run directory read live - events tailed into chart series, status, summary.
 
-A run's history can be a million events. Opening reads the newest part first
-(``initial_bytes``) so the first chart is ready at once; each later ``poll``
-reads what was appended and loads up to ``backfill_bytes`` of older history,
+A run's history can be a million events. The first ``poll`` reads only the
+newest part (``initial_bytes``), so the first chart, a card and a `run ls` row
+are ready at once however many long runs there are; each later ``poll`` reads
+what was appended and loads up to ``backfill_bytes`` of older history,
 prepending it, until the whole file is in (``loading`` turns False). Every byte
 is parsed once; after the history is in, a poll costs only the new bytes.
 """
@@ -36,7 +37,7 @@ MAX_WARNINGS = 5000
 
 
 class RunReader:
-    def __init__(self, run_dir: str | Path, *, initial_bytes: int = 2 << 20, backfill_bytes: int = 8 << 20):
+    def __init__(self, run_dir: str | Path, *, initial_bytes: int = 256 << 10, backfill_bytes: int = 8 << 20):
         self.path = Path(run_dir)
         self.name = self.path.name
         self.initial_bytes = initial_bytes
@@ -115,7 +116,8 @@ class RunReader:
         """Read what is new (and a slice of older history while loading); returns the events read."""
         self._read_status()
         n = self._poll_decodes()
-        if self._events is None:
+        opened = self._events is None
+        if opened:
             self._open_events()
             if self._events is None:
                 return n
@@ -127,7 +129,7 @@ class RunReader:
             self._events = tail
         self._apply(events, older=False)
         n += len(events)
-        if self._backfill_end > 0:
+        if self._backfill_end > 0 and not opened:  # the first poll: the newest part only
             n += self._backfill()
         return n
 

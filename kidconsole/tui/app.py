@@ -207,7 +207,7 @@ class KidConsole(App):
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
-        if view is None:
+        if view is None or self._refused_read_only(view, "export"):
             return
         if running:
             self.notify(f"{view.name}: an export is already running (exports/{rundir.EXPORT_LOG}).", severity="warning")
@@ -262,7 +262,7 @@ class KidConsole(App):
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
-        if view is None:
+        if view is None or self._refused_read_only(view, what):
             return
         if refused(view):
             self.notify(f"{view.name} is {view.state}: {why}.", severity="warning")
@@ -274,6 +274,15 @@ class KidConsole(App):
                 self.run_worker(lambda: self._control(what, view), thread=True, group="control")
 
         self.push_screen(ConfirmScreen(question(view)), answered)
+
+    def _refused_read_only(self, view: RunView, what: str) -> bool:
+        """A run written by another tool is read, never run here: say so instead of asking."""
+        if not view.read_only:
+            return False
+        from kidconsole.runs.kinds import kind_named
+
+        self.notify(kind_named(view.kind).refusal(view.path, what), severity="warning")
+        return True
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError

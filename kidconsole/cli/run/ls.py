@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from kidconsole import rundir
@@ -28,6 +29,24 @@ def _pump(roots: list[str]) -> None:
 # (run and state are never dropped nor cut); --wide shows them all
 LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
               "updated", "samples/s", "GPUs")
+
+
+LS_SORTS = ("start", "name", "best")
+
+
+def best_per(rec: dict) -> float:
+    """A run's best PER for `--sort best`: its evaluations' best, a baseline's test PER; inf without one."""
+    v = rec["best_per"] if rec["best_per"] is not None else (rec["test"] or {}).get("per")
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+
+def sort_records(records: list[dict], how: str) -> list[dict]:
+    """The runs in `run ls --sort` order (they come oldest start first)."""
+    if how == "name":
+        return sorted(records, key=lambda r: (r["run"], r["path"]))
+    if how == "best":
+        return sorted(records, key=best_per)  # stable: equal ones keep their start order
+    return records
 
 
 def ls_record(r, stall_after: float, now: float) -> dict:
@@ -59,7 +78,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "samples/s": fmt(rec["samples_per_s"], ".1f"), "ETA": age(rec["eta_s"]),
         "updated": age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
-        else ",".join(map(str, rec["gpus"])) or "cpu",
+        else ",".join(map(str, rec["gpus"])) or ("-" if rec["read_only"] else "cpu"),  # another tool's: unknown
         "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
@@ -125,7 +144,7 @@ def cmd_ls(args) -> int:
         r.poll()
     sample([(r.path, r.status) for r in readers])  # a Slurm job's state: one query for all, now
     now = time.time()
-    records = [ls_record(r, args.stall_after, now) for r in readers]
+    records = sort_records([ls_record(r, args.stall_after, now) for r in readers], getattr(args, "sort", "start"))
     if args.json:
         print(json.dumps(records, indent=1))
         return 0
