@@ -13,8 +13,8 @@ names the file, the dotted key and the reason.
 import copy
 import difflib
 import hashlib
-import os
 import re
+import reprlib
 import sys
 import types
 import typing
@@ -31,24 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from kidconsole.errors import KidconsoleError
 from kidconsole.hub import looks_like_hub_id
-
-MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kB; a 50 MB list would parse for minutes
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``5e-4`` as a string; a learning rate written so must be a number."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
-
+from kidconsole.yamlfile import parse_yaml, read_yaml
 
 def _err(where: str, key: str, reason: str) -> KidconsoleError:
     return KidconsoleError(f"{where}: {key}: {reason}")
@@ -507,8 +490,14 @@ def _expect(field: FieldInfo | None) -> str:
     return "a mapping" if field is not None and _shape(field.annotation)[0] == "model" else "a valid value"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 50, 50
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value in an error, bounded: reprlib stops at a few items and levels (a plain repr of a
+    huge or deeply shared structure takes minutes)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -582,7 +571,7 @@ def _set_dotted(raw: dict, assignment: str, where: str) -> None:
     if not sep or not key:
         raise KidconsoleError(f"{where}: override {assignment!r} is not key=value")
     try:
-        parsed = _yaml(value) if value.strip() else None
+        parsed = parse_yaml(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise _err(where, key, f"cannot parse value {value!r}: {e}") from e
     parts = key.split(".")
@@ -623,27 +612,6 @@ def _set_dotted(raw: dict, assignment: str, where: str) -> None:
 
 
 # ---------- reading, resolving, writing ----------
-
-def read_yaml(path: str | Path) -> Any:
-    """A config file parsed (``5e-4`` a float), refused unreadable, over MAX_CONFIG_BYTES or not YAML."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size  # checked before reading: parsing 50 MB takes minutes
-            data = f.read(MAX_CONFIG_BYTES + 1) if size <= MAX_CONFIG_BYTES else b""
-        size = max(size, len(data))
-    except OSError as e:
-        raise KidconsoleError(f"cannot read config {path}: {e.strerror}") from e
-    if size > MAX_CONFIG_BYTES:
-        raise KidconsoleError(f"{path}: {size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte (1 MiB) limit of a "
-                              f"config file")
-    try:
-        return _yaml(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise KidconsoleError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except yaml.YAMLError as e:
-        raise KidconsoleError(f"{path}: not valid YAML: {e}") from e
-
 
 def resolve_config(raw: Any, where: str = "<config>", base_dir: str | Path = ".",
                    overrides: Sequence[str] = (), check_paths: bool = True) -> RunConfig:
