@@ -293,29 +293,9 @@ def cmd_ls(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from kidconsole.runs.reader import log_tail
+    from kidconsole.runs.logs import print_log
 
-    run_dir = _resolve_run(args)
-    for line in log_tail(run_dir / rundir.STDOUT, args.lines):
-        print(line)
-    if args.follow:
-        path = run_dir / rundir.STDOUT
-        offset = path.stat().st_size if path.exists() else 0
-        while True:
-            time.sleep(0.5)
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            if size < offset:
-                offset = 0
-            if size > offset:
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read(size - offset)
-                offset = size
-                print(data.decode("utf-8", errors="replace"), end="", flush=True)
-    return 0
+    return print_log(_resolve_run(args) / rundir.STDOUT, args.lines, args.follow)
 
 
 def cmd_stop(args) -> int:

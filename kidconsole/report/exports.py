@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.table import Table
 
 from kidconsole import rundir
+from kidconsole.bounded import read_capped
 
 ORDER = ("torch-fp32", "onnx-fp32", "onnx-int8")  # the reference first
 COLUMNS = ("kind", "size", "size vs fp32", "RTF batch 1", "RTF batched", "speed-up batch 1", "PER",
@@ -30,7 +31,7 @@ def read_exports(run: str | Path) -> list[dict]:
     root = Path(run) / rundir.EXPORTS
     for path in sorted(root.glob(f"*/{rundir.EXPORT_RECORD}")):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
+            rec = json.loads(read_capped(path, 1 << 20))
         except (OSError, ValueError):
             continue
         if isinstance(rec, dict) and "kind" in rec:
