@@ -10,6 +10,7 @@ from kidconsole import rundir
 from kidconsole.cli import add_runs_flag, default_runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
+from kidconsole.shown import markup, visible
 
 
 def _auto(values: list[str] | None) -> bool:
@@ -111,14 +112,14 @@ def cmd_launch(args) -> int:
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
                          runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer, machines=machines)
     if machines is not None and args.machine_rank:
-        console.print(f"machine {args.machine_rank} of {run_dir.name} started; it joins machine 0 at "
+        console.print(f"machine {args.machine_rank} of {markup(run_dir.name)} started; it joins machine 0 at "
                       f"{args.main_addr}:{args.main_port}")
         return 0
 
     status = rundir.read_status(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
-    console.print(f"launched [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}, run directory {run_dir}")
-    console.print(f"follow it: kidconsole run logs -f {run_dir}   stop it: kidconsole run stop {run_dir}")
+    console.print(f"launched [bold]{markup(run_dir.name)}[/] on {where}: pid {status.get('pid')}, run directory {markup(run_dir)}")
+    console.print(f"follow it: kidconsole run logs -f {markup(run_dir)}   stop it: kidconsole run stop {markup(run_dir)}")
     return 0
 
 
@@ -126,13 +127,13 @@ def _print_queued(console, run_dirs: list[Path]) -> None:
     for run_dir in run_dirs:
         status = rundir.read_status(run_dir)
         if status.get("state") == rundir.QUEUED:
-            console.print(f"queued [bold]{run_dir.name}[/] at #{status.get('queue_position')}: waits for "
-                          f"{status.get('waiting_for')}")
+            console.print(f"queued [bold]{markup(run_dir.name)}[/] at #{status.get('queue_position')}: waits for "
+                          f"{markup(status.get('waiting_for'))}")
         else:
             where = f"GPU {','.join(map(str, status.get('gpus') or []))}" if status.get("gpus") else "CPU"
-            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}")
+            console.print(f"started [bold]{markup(run_dir.name)}[/] on {where}: pid {status.get('pid')}")
     if run_dirs:
-        console.print(f"the queue: kidconsole run queue ls --runs {run_dirs[0].parent}")
+        console.print(f"the queue: kidconsole run queue ls --runs {markup(run_dirs[0].parent)}")
 
 
 def _pump(roots: list[str]) -> None:
@@ -146,7 +147,7 @@ def _pump(roots: list[str]) -> None:
         try:
             pump(root)
         except KidconsoleError as e:  # a broken queue file must not hide the runs
-            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {markup(e, lines=True)}")
 
 
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
@@ -168,9 +169,9 @@ def cmd_launch_slurm(args, console) -> int:
     run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
                            runs_root=args.runs_root or _roots(args)[0], trainer_module=args.trainer)
     status = rundir.read_status(run_dir)
-    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
-                  f"{args.gpus_per_node or 'CPU'}), batch script {run_dir / rundir.JOB_SCRIPT}")
-    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {run_dir}")
+    console.print(f"submitted [bold]{markup(run_dir.name)}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
+                  f"{args.gpus_per_node or 'CPU'}), batch script {markup(run_dir / rundir.JOB_SCRIPT)}")
+    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {markup(run_dir)}")
     return 0
 
 
@@ -194,8 +195,6 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
-    from rich.markup import escape
-
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else _fmt(rec["step"], "d"))
     per, best = rec["eval_per"], rec["best_per"]
@@ -206,7 +205,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
     if share is not None and share > threshold:
         share_txt = f"[{WARNING}]{share_txt}![/]"
     return {
-        "run": rec["run"], "state": f"[{state_style(state)}]{state}[/]", "phase": _fmt(rec["phase"], ""),
+        "run": markup(rec["run"]), "state": f"[{state_style(state)}]{state}[/]", "phase": _fmt(rec["phase"], ""),
         "step": step, "loss": _fmt(rec["loss"], ".4f"), "eval PER": _fmt(per * 100 if per is not None else None, ".2f"),
         "best PER": "-" if best is None else ("~" if rec["best_of_newest_only"] else "")
         + f"{best * 100:.2f} @{int(rec['best_per_step'])}",
@@ -215,7 +214,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "updated": _age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
         else ",".join(map(str, rec["gpus"])) or "cpu",
-        "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
+        "where": markup(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
 
@@ -231,7 +230,7 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
 
     def build(columns) -> Table:
         # no side borders, one space between columns: more columns fit
-        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        table = Table(title=markup(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
@@ -280,7 +279,7 @@ def cmd_ls(args) -> int:
         print(json.dumps(records, indent=1))
         return 0
     if not records:
-        print(f"no runs under {', '.join(roots)}")
+        print(visible(f"no runs under {', '.join(roots)}"))
         return 0
     console = Console()
     threshold = getattr(args, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
@@ -305,10 +304,10 @@ def cmd_stop(args) -> int:
 
     run_dir = _resolve_run(args)
     console = Console()
-    with console.status(f"stopping {run_dir.name}: waiting for its checkpoint (up to {args.timeout:g} s)"):
+    with console.status(f"stopping {markup(run_dir.name)}: waiting for its checkpoint (up to {args.timeout:g} s)"):
         report = stop_run(run_dir, timeout=args.timeout)
     did = str(report).removeprefix(report.state)
-    console.print(f"{run_dir.name}: [{state_style(report.state)}]{report.state}[/]{did}", highlight=False)
+    console.print(f"{markup(run_dir.name)}: [{state_style(report.state)}]{report.state}[/]{markup(did)}", highlight=False)
     return 0
 
 
@@ -320,14 +319,15 @@ def cmd_resume(args) -> int:
     run_dir = resume_run(_resolve_run(args), machine_rank=args.machine_rank)
     if rundir.read_status(run_dir).get("slurm_job_id"):
         status = rundir.read_status(run_dir)
-        Console().print(f"resubmitted [bold]{run_dir.name}[/] from {status.get('resumed_from')}: "
+        Console().print(f"resubmitted [bold]{markup(run_dir.name)}[/] from {markup(status.get('resumed_from'))}: "
                         f"Slurm job {status['slurm_job_id']}")
         return 0
     if args.machine_rank:
-        Console().print(f"resumed machine {args.machine_rank} of [bold]{run_dir.name}[/]")
+        Console().print(f"resumed machine {args.machine_rank} of [bold]{markup(run_dir.name)}[/]")
         return 0
     status = rundir.read_status(run_dir)
-    Console().print(f"resumed [bold]{run_dir.name}[/] from {status.get('resumed_from')}: pid {status.get('pid')}")
+    Console().print(f"resumed [bold]{markup(run_dir.name)}[/] from {markup(status.get('resumed_from'))}: "
+                    f"pid {status.get('pid')}")
     return 0
 
 
@@ -344,7 +344,7 @@ def cmd_sweep(args) -> int:
                              gpus_per_run=args.gpus_per_run, runs_root=args.runs_root or _roots(args)[0],
                              trainer_module=args.trainer)
     console = Console()
-    console.print(f"sweep [bold]{sid}[/]: {len(runs)} runs")
+    console.print(f"sweep [bold]{markup(sid)}[/]: {len(runs)} runs")
     _print_queued(console, runs)
     return 0
 
@@ -356,7 +356,7 @@ def cmd_cancel(args) -> int:
 
     run_dir = _resolve_run(args)
     state = cancel(run_dir)
-    Console().print(f"{run_dir.name}: taken out of the queue: [{state_style(state)}]{state}[/]")
+    Console().print(f"{markup(run_dir.name)}: taken out of the queue: [{state_style(state)}]{state}[/]")
     return 0
 
 
@@ -370,26 +370,26 @@ def cmd_queue(args) -> int:
     root = Path(args.runs_root or _roots(args)[0])
     if args.queue_command == "move":
         pos = queue.move(_resolve_run(args), args.position)
-        console.print(f"{Path(args.run).name}: " + (f"now #{pos}" if pos else "started"))
+        console.print(f"{markup(Path(args.run).name)}: " + (f"now #{pos}" if pos else "started"))
         return 0
     if args.queue_command == "slots":
         q = queue.set_limits(root, cpu_slots=args.cpu, idle_memory_mib=args.idle_memory_mib)
-        console.print(f"{root}: {q['cpu_slots']} CPU slot(s); a GPU is idle below {q['idle_memory_mib']} MiB used")
+        console.print(f"{markup(root)}: {q['cpu_slots']} CPU slot(s); a GPU is idle below {q['idle_memory_mib']} MiB used")
         return 0
     started = queue.pump(root)
     for run_dir in started:
-        console.print(f"started [bold]{run_dir.name}[/]")
+        console.print(f"started [bold]{markup(run_dir.name)}[/]")
     runs = queue.queued_runs(root) if queue.queue_path(root).exists() else []
-    table = Table(title=f"queue of {root}")
+    table = Table(title=markup(f"queue of {root}"))
     for col in ("#", "run", "GPUs", "waits for", "sweep", "queued"):
         table.add_column(col)
     now = time.time()
     for run_dir in runs:
         s = rundir.read_status(run_dir)
-        table.add_row(str(s.get("queue_position") or "-"), run_dir.name, str(s.get("gpus_per_run") or 1),
-                      s.get("waiting_for") or "-", s.get("sweep") or "-",
+        table.add_row(str(s.get("queue_position") or "-"), markup(run_dir.name), str(s.get("gpus_per_run") or 1),
+                      markup(s.get("waiting_for") or "-"), markup(s.get("sweep") or "-"),
                       _age(now - s["queued_at"]) + " ago" if s.get("queued_at") else "-")
-    console.print(table if runs else f"nothing queued under {root}")
+    console.print(table if runs else f"nothing queued under {markup(root)}")
     return 0
 
 
@@ -415,8 +415,8 @@ def _finish_job(out: Path, code: int) -> int:
     state = status.get("state") or "-"
     test = [ev for _, ev, why in _events(out) if why is None and isinstance(ev, dict) and ev.get("kind") == rundir.EV_TEST]
     per = f", test PER {test[-1]['per'] * 100:.2f}%" if test and test[-1].get("per") is not None else ""
-    Console().print(f"[bold]{out.name}[/]: [{state_style(state)}]{state}[/]{per}; run directory {out}"
-                    + (f"\n{status.get('error')}" if status.get("error") else ""))
+    Console().print(f"[bold]{markup(out.name)}[/]: [{state_style(state)}]{state}[/]{per}; run directory {markup(out)}"
+                    + (f"\n{markup(status.get('error'), lines=True)}" if status.get("error") else ""))
     return 0 if code == 0 and state == rundir.FINISHED else 1
 
 

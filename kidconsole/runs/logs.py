@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from kidconsole.bounded import NotRegularFile, read_from, read_tail
+from kidconsole.shown import visible
 
 TAIL_BYTES = 256 << 10
 FOLLOW_BYTES = 1 << 20  # a poll's most; a log written faster is read over the next polls
@@ -57,9 +58,10 @@ def follow(path: str | Path, write: Callable[[str], None], every: float = 0.5,
 
 
 def print_log(path: str | Path, lines: int, follow_it: bool) -> int:
-    """``run logs``: the last ``lines`` lines, then (``follow_it``) what comes, until Ctrl-C."""
+    """``run logs``: the last ``lines`` lines, then (``follow_it``) what comes, until Ctrl-C; control
+    characters other than line ends shown as escapes (a log line must not drive the terminal)."""
     for line in log_tail(path, lines):
-        print(line)
+        print(visible(line))
     if follow_it:
-        follow(path, lambda text: print(text, end="", flush=True))
+        follow(path, lambda text: print(visible(text, lines=True), end="", flush=True))
     return 0

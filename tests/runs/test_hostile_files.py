@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kidconsole import rundir
+from runs_helpers import hold_slot
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_CAP = 2 << 30
@@ -77,3 +78,52 @@ def test_run_ls_does_not_block_on_a_fifo_in_a_run(tmp_path, file):
         assert done.returncode == 0 and "trap" in done.stdout, done.stdout + done.stderr[-2000:]
     else:  # the queue's order is unreadable: said so, naming the file
         assert "queue.json" in done.stdout + done.stderr
+
+
+# an OSC that sets the terminal's title, a CSI that clears the screen, a bell, Rich markup, a bidi override
+EVIL = "\x1b]0;PWNED\x07\x1b[2J[bold red]red[/]\u202e"
+SHOWN = "\\x1b]0;PWNED\\x07\\x1b[2J[bold red]red[/]\\u202e"
+DIR = "r[blink]x\x1b]0;PWNED\x07"  # a directory name cannot hold "/"
+DIR_SHOWN = "r[blink]x\\x1b]0;PWNED\\x07"
+CONTROLS = ("\x1b", "\x07", "\u202e", "\x9b")
+
+
+def assert_text(out: str, *expected: str) -> None:
+    leaked = [c for c in CONTROLS if c in out]
+    assert not leaked, f"control characters in the output: {leaked}\n{out!r}"
+    for part in expected:
+        assert part in out, f"{part!r} not in:\n{out}"
+
+
+def test_run_ls_queue_ls_and_logs_print_names_and_lines_as_text(tmp_path):
+    root = tmp_path / "runs"
+    run = make_run(root, DIR, shown="n" + EVIL)
+    with open(run / rundir.STDOUT, "a") as fh:
+        fh.write("log " + EVIL + "\n")
+    hold_slot(root)  # the queued run stays queued
+    queued = root / ("q" + DIR)
+    rundir.update_status(queued, name="q", state=rundir.QUEUED, queue_position=1, waiting_for="w" + EVIL,
+                         sweep="s" + EVIL, gpus_per_run=1, queued_at=1.0)
+    (root / rundir.QUEUE).write_text(json.dumps({"order": [queued.name]}))
+    done = cli("run", "ls", "--runs", root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_text(done.stdout + done.stderr, DIR_SHOWN)
+    done = cli("run", "queue", "ls", "--runs", root)
+    assert_text(done.stdout + done.stderr, "q" + DIR_SHOWN, "s" + SHOWN)
+    done = cli("run", "logs", DIR, "--runs", root)
+    assert_text(done.stdout + done.stderr, "log " + SHOWN)
+
+
+def test_errors_and_reports_print_what_they_quote_as_text(tmp_path):
+    root = tmp_path / "runs"
+    run = make_run(root, DIR, shown="n" + EVIL, error="boom " + EVIL)
+    done = cli("run", "average", DIR, "--best", "2", "--runs", root)  # no config.yaml: an error naming the run
+    assert done.returncode == 2
+    assert_text(done.stderr, DIR_SHOWN)
+    rundir.write_rows(run / rundir.PREDICTIONS, rundir.PredictionRow, [
+        {"id": f"u{i}" + EVIL, "ref": "A B C", "hyp": "A" + EVIL, "speaker": "s" + EVIL, "age": 5.0 + i,
+         "gender": "F", "split": "test"} for i in range(4)])
+    for fmt in ([], ["--format", "md"], ["--format", "csv"]):
+        done = cli("report", run, *fmt)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert_text(done.stdout + done.stderr, "s" + SHOWN if fmt else "speaker s\\x1b]0;PWNED")

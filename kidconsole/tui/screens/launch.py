@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, SelectionList, Static
 
+from kidconsole.shown import text
 from kidconsole.tui.widgets.run_card import fmt_bytes
 
 ALL_PHASES = -1
@@ -134,11 +135,11 @@ class LaunchScreen(Screen):
     def _configs_loaded(self, configs: dict[str, dict]) -> None:
         self.configs = configs
         select = self.query_one("#config", Select)
-        select.set_options([(Path(p).name, p) for p in configs])
+        select.set_options([(text(Path(p).name), p) for p in configs])
         if len(configs) == 1:
             select.value = next(iter(configs))
         elif not configs:
-            self.query_one("#launch-error", Static).update(f"No configs in {self.app.configs_dir}/")
+            self.query_one("#launch-error", Static).update(text(f"No configs in {self.app.configs_dir}/"))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "config":
@@ -146,7 +147,7 @@ class LaunchScreen(Screen):
         cfg = self.configs.get(event.value, {}) if isinstance(event.value, str) else {}
         phases = cfg.get("phases") or []
         options = [("all phases", ALL_PHASES)] + [
-            (f"only phase {i + 1}: {p.get('name') or ''}".rstrip(": "), i) for i, p in enumerate(phases)]
+            (text(f"only phase {i + 1}: {p.get('name') or ''}".rstrip(": ")), i) for i, p in enumerate(phases)]
         self.query_one("#phase", Select).set_options(options)
         self.query_one("#phase", Select).value = ALL_PHASES
 
@@ -188,7 +189,7 @@ class LaunchScreen(Screen):
         self.app.call_from_thread(self._launched, Path(run_dir))
 
     def _failed(self, message: str) -> None:
-        self.query_one("#launch-error", Static).update(message)
+        self.query_one("#launch-error", Static).update(text(message, lines=True))
         self.query_one("#go", Button).disabled = False
         self.notify(message, severity="error")
 

@@ -16,6 +16,7 @@ from kidconsole.runs.reader import log_tail
 from kidconsole.runs.liveness import last_sign, run_alive
 from kidconsole.runs.state import derive_state
 from kidconsole.runs.system import folder_bytes
+from kidconsole.shown import text
 from kidconsole.tui.widgets.run_card import fmt_bytes
 
 LOG_LINES = 6
@@ -50,11 +51,11 @@ def exports_panel(data: dict, name: str) -> Group:
         what.add_column("state")
         for f in data["folders"]:
             state = f["state"] or ""
-            what.add_row(f["name"], fmt_bytes(f["bytes"]), Text(state, style=palette.state_style(state)) if state else "")
+            what.add_row(text(f["name"]), fmt_bytes(f["bytes"]), Text(state, style=palette.state_style(state)) if state else "")
         parts.append(what)
     if data["records"]:
         parts += [Text(""), exports_table(data["records"], name)]
     if data["log"]:
         parts += [Text(""), Text(f"{rundir.EXPORTS}/{rundir.EXPORT_LOG} (last lines)", style="bold"),
-                  Text("\n".join(data["log"]), style="dim")]
+                  text("\n".join(data["log"]), "dim", lines=True)]
     return Group(*parts)
