@@ -1,4 +1,5 @@
-"""YAML read with bounds: every config and YAML file of the project is parsed here.
+"""Reading YAML, bounded: every config and YAML file of the project is parsed here, ``5e-4`` a number,
+every failure an error naming the file.
 
 Two bounds. A file over ``MAX_CONFIG_BYTES`` is refused before parsing (a 50 MB list parses for
 minutes), and only a regular file is read (``kidconsole.bounded``). Aliases may not expand the document
@@ -80,7 +81,7 @@ Loader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str) -> Any:
+def _yaml(text: str) -> Any:
     """A YAML document (``AliasBomb``, a ``yaml.YAMLError``, when its aliases expand too far)."""
     return yaml.load(text, Loader=Loader)
 
@@ -97,7 +98,7 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as e:
         raise KidconsoleError(f"cannot read config {path}: {e.strerror}") from e
     try:
-        return parse_yaml(data.decode("utf-8"))
+        return _yaml(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise KidconsoleError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except AliasBomb as e:
