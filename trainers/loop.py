@@ -172,9 +172,18 @@ class Trainer:
         return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest)
 
     # ---------- the run ----------
-    def resume(self, path: Path) -> None:
-        self.state = {**fresh_state(), **ckpt.load_checkpoint(self.acc, path)}  # keys newer than the checkpoint
+    def resume(self, root: Path) -> Path:
+        """Continue from the newest complete checkpoint under ``root`` that loads (a damaged one is named in a
+        warning, on stdout and in the events, and the previous one resumes); returns its folder."""
+        def warn(message: str) -> None:
+            self.acc.print(f"warning: {message}")
+            self.rep.emit(rundir.EV_WARNING, what=rundir.CHECKPOINT_DAMAGED, message=message)
+
+        path, state = ckpt.load_resumable(self.acc, root, warn)
+        self.state = {**fresh_state(), **state}  # keys newer than the checkpoint
         self.wall_before = self.state.get("wall_seconds", 0.0)
+        self.rep.status(resumed_from=path.name)
+        return path
 
     def run(self, resumed_from: str | None) -> str:
         """Train through every phase; returns the final state (finished or stopped)."""

@@ -73,13 +73,31 @@ def tmp_checkpoint(root: str | Path, name: str) -> Path:
     return Path(root) / f"{TMP_PREFIX}{name}"
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def seal_checkpoint(tmp: str | Path, final: str | Path) -> Path:
-    """Complete a written checkpoint: the marker, then the rename (replacing an older one of that name)."""
+    """Complete a written checkpoint: every file and folder of it on disk, then the marker (on disk too),
+    then the rename (replacing an older one of that name), made durable by syncing the checkpoints folder.
+    Without the syncs, a crash soon after could leave a sealed checkpoint whose data never reached the disk:
+    files cut short, and a resume that fails on them."""
     tmp, final = Path(tmp), Path(final)
+    for folder, dirs, files in os.walk(tmp, topdown=False):
+        for name in files + dirs:
+            _fsync(Path(folder) / name)
+    _fsync(tmp)  # its entries
     (tmp / COMPLETE).write_text("", encoding="utf-8")
+    _fsync(tmp / COMPLETE)
+    _fsync(tmp)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    _fsync(final.parent)
     return final
 
 

@@ -14,7 +14,8 @@ from kidconsole.tui.watcher import RunView
 
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
 WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
-                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
+                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified",
+                 rundir.CHECKPOINT_DAMAGED: "damaged checkpoints"}
 
 
 def fmt_duration(seconds: float | None) -> str:
