@@ -159,8 +159,13 @@ def load_resumable(accelerator, root: str | Path, warn) -> tuple[Path, dict]:
 
 
 def read_weights(path: str | Path) -> dict:
-    """The trainable tensors a checkpoint holds, named as in the unwrapped model."""
-    state = load_file(str(Path(path) / WEIGHTS))
+    """The trainable tensors a checkpoint holds, named as in the unwrapped model; a file that cannot be read
+    (missing, cut short) is an error naming it."""
+    f = Path(path) / WEIGHTS
+    try:
+        state = load_file(str(f))
+    except Exception as e:  # safetensors' errors name no file
+        raise KidconsoleError(f"{f}: cannot be read ({type(e).__name__}: {e}): the checkpoint is damaged") from e
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 

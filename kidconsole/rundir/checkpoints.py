@@ -122,18 +122,24 @@ def last_phase_checkpoints(run_dir: str | Path) -> list[dict]:
 def choose_checkpoints(run_dir: str | Path, *, best: int | None = None, last: int | None = None,
                        steps: list[int] | None = None) -> list[dict]:
     """The checkpoints of the last phase to average or ensemble: the ``best`` N by their metric, the ``last``
-    N by step, or those of ``steps``. ValueError says what is missing and what there is."""
+    N by step, or those of ``steps`` (each once: a step given twice is refused, it is most likely a typo for
+    another, and averaging fewer checkpoints than asked would pass unseen). ValueError says what is missing
+    and what there is."""
     found = last_phase_checkpoints(run_dir)
     have = ", ".join(f"{c['step']} ({c['metric']:.4f})" for c in found) or "none"
     if sum(x is not None for x in (best, last, steps)) != 1:
         raise ValueError("choose the checkpoints one way: --best N, --last N or --steps S1,S2,...")
     if steps is not None:
+        twice = sorted({s for s in steps if steps.count(s) > 1})
+        if twice:
+            raise ValueError(f"--steps {','.join(map(str, steps))}: step {', '.join(map(str, twice))} given twice: "
+                             f"give each checkpoint once")
         by_step = {c["step"]: c for c in found}
         missing = [s for s in steps if s not in by_step]
         if missing:
             raise ValueError(f"{run_dir}: no scored checkpoint of the last phase at step "
                              f"{', '.join(map(str, missing))} (there are: {have})")
-        chosen = [by_step[s] for s in dict.fromkeys(steps)]
+        chosen = [by_step[s] for s in steps]
     else:
         n = best if best is not None else last
         if n < 1:
