@@ -17,8 +17,9 @@ from rich.text import Text
 
 # C0 and C1 controls and DEL; line and paragraph separators; the bidirectional overrides and isolates,
 # which reorder what the eye reads ("Trojan source")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_OTHERS = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_OTHERS}]")
+_CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_OTHERS}]")  # keeps \t \n \r
 
 
 def _escape(m: re.Match) -> str:

@@ -24,7 +24,8 @@ from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import SpecAugment, draw_masks
 from trainers.batching import plan_epoch, shard, stable_key
-from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, weighted
+from trainers.data import (BatchStream, StopWhileWaiting, fixed_sample, load_rows, make_loader, output_frames, subset,
+                           weighted)
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
 from trainers.model import backbone, count_parameters, unwrap_base
 from trainers.optim import group_lr, make_optimizer
@@ -169,7 +170,13 @@ class Trainer:
                            seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
-        return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest)
+        return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest,
+                           should_stop=self._stop_while_waiting())
+
+    def _stop_while_waiting(self):
+        """What a loader waiting for a batch asks to give up for a stop: one process alone (with several, the
+        stop is decided together at a step's sync, which a waiting process cannot join)."""
+        return self._stop_requested_local if self.world == 1 else None
 
     # ---------- the run ----------
     def resume(self, root: Path) -> Path:
@@ -242,12 +249,21 @@ class Trainer:
         mine = self._plan(pi, st["epoch"], durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
                                           speed_prob=self.aug.speed_prob, pi=pi, epoch=st["epoch"]),
-                             self.d.num_workers, self.acc.device.type == "cuda")
+                             self.d.num_workers, self.acc.device.type == "cuda", wait_bound=self.d.read_timeout,
+                             should_stop=self._stop_while_waiting())
         self.model.train()
         t_last = time.perf_counter()
+        try:
+            return self._train_batches(pi, loader, len(mine), t_last)
+        except StopWhileWaiting:  # a read blocked the next batch: no step in flight, checkpoint the last one
+            st["batch"] -= st["batch"] % accum  # micro-batches past the last optimizer step are read again
+            return self._stop()
+
+    def _train_batches(self, pi: int, loader, n: int, t_last: float) -> str | None:
+        st, p, accum = self.state, self.phases[pi], self.t.grad_accum
         for batch in loader:
             pos = batch.index + 1  # micro-batches of this epoch done after this one
-            boundary = pos % accum == 0 or pos == len(mine)
+            boundary = pos % accum == 0 or pos == n
             self._micro_step(batch, st["step"], accum, boundary)
             st["batch"] = pos
             if not boundary:

@@ -18,7 +18,8 @@ def cmd_stop(args) -> int:
     with console.status(f"stopping {markup(run_dir.name)}: waiting for its checkpoint (up to {args.timeout:g} s)"):
         report = stop_run(run_dir, timeout=args.timeout)
     did = str(report).removeprefix(report.state)
-    console.print(f"{markup(run_dir.name)}: [{state_style(report.state)}]{report.state}[/]{markup(did)}", highlight=False)
+    console.print(f"{markup(run_dir.name)}: [{state_style(report.state)}]{report.state}[/]{markup(did)}",
+                  highlight=False)
     return 0
 
 

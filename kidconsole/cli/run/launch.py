@@ -52,7 +52,8 @@ def cmd_launch(args) -> int:
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
     console.print(f"launched [bold]{markup(run_dir.name)}[/] on {where}: pid {status.get('pid')}, "
                   f"run directory {markup(run_dir)}")
-    console.print(f"follow it: kidconsole run logs -f {markup(run_dir)}   stop it: kidconsole run stop {markup(run_dir)}")
+    console.print(f"follow it: kidconsole run logs -f {markup(run_dir)}   "
+                  f"stop it: kidconsole run stop {markup(run_dir)}")
     return 0
 
 
@@ -82,7 +83,8 @@ def cmd_launch_slurm(args, console) -> int:
     run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
                            runs_root=args.runs_root or runs_roots(args)[0], trainer_module=args.trainer)
     status = rundir.read_status(run_dir)
-    console.print(f"submitted [bold]{markup(run_dir.name)}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
+    console.print(f"submitted [bold]{markup(run_dir.name)}[/]: Slurm job {status['slurm_job_id']} "
+                  f"({args.nodes} node(s) x "
                   f"{args.gpus_per_node or 'CPU'}), batch script {markup(run_dir / rundir.JOB_SCRIPT)}")
     console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {markup(run_dir)}")
     return 0

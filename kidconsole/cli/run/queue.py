@@ -36,7 +36,8 @@ def cmd_queue(args) -> int:
         return 0
     if args.queue_command == "slots":
         q = queue.set_limits(root, cpu_slots=args.cpu, idle_memory_mib=args.idle_memory_mib)
-        console.print(f"{markup(root)}: {q['cpu_slots']} CPU slot(s); a GPU is idle below {q['idle_memory_mib']} MiB used")
+        console.print(f"{markup(root)}: {q['cpu_slots']} CPU slot(s); a GPU is idle below "
+                      f"{q['idle_memory_mib']} MiB used")
         return 0
     started = queue.pump(root)
     for run_dir in started:

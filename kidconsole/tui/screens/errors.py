@@ -84,7 +84,8 @@ def head_text(rep) -> Text:
     notes = []
     if rep.comparison:
         c = rep.comparison
-        notes.append(Text.assemble("vs ", text(c.reference, "bold"), text(f": Δ = run − {c.reference}, negative is better")))
+        notes.append(Text.assemble("vs ", text(c.reference, "bold"),
+                                   text(f": Δ = run − {c.reference}, negative is better")))
     if any(b.low_confidence for bs in rep.dimensions.values() for b in bs):
         notes.append(Text(f"low: under {MIN_SPEAKERS} speakers", style=palette.WARNING))
     if notes:

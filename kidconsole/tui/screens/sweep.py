@@ -92,8 +92,8 @@ class SweepScreen(PushedScreen):
         selected = self._selected_key()
         table.clear(columns=True)
         for col in ["run", *keys, "state", "step", "PER", "best PER", "at step"]:
-            table.add_column(markup(("▲ " if col in (self.sort_by, {"per": "best PER"}.get(self.sort_by)) else "") + col),
-                             key=col)
+            sorted_by = col in (self.sort_by, {"per": "best PER"}.get(self.sort_by))
+            table.add_column(markup(("▲ " if sorted_by else "") + col), key=col)
         for v in rows:
             per = v.best.get(PER)
             last = v.last.get(PER)
