@@ -25,7 +25,7 @@ from kidconsole import rundir
 from kidconsole.metrics import count_errors, error_rates, phone_tokens, word_tokens
 from kidconsole.report.buckets import assign
 from trainers.batching import plan_sorted, shard
-from trainers.data import BatchStream, StopWhileWaiting, load_rows, make_loader
+from trainers.data import BatchStream, load_rows, make_loader, until_stopped
 from trainers.decode import greedy_ids, ids_to_phones
 from trainers.model import unwrap_base
 
@@ -110,7 +110,7 @@ def eval_loader(rows, settings: EvalSettings, forward, rank: int = 0, world: int
                          kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=settings.sample_rate,
                          max_seconds=settings.max_seconds, manifest=manifest)
     return make_loader(stream, settings.num_workers, getattr(forward.device, "type", "cpu") == "cuda",
-                       wait_bound=settings.read_timeout, should_stop=should_stop)
+                       wait_bound=settings.read_timeout, should_stop=should_stop if world == 1 else None)
 
 
 def rates(refs: list[str], hyps: list[str]) -> dict[str, float | None]:
@@ -124,8 +124,9 @@ def rates(refs: list[str], hyps: list[str]) -> dict[str, float | None]:
 
 @torch.no_grad()
 def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[str, str], *, accelerator=None,
-             should_stop: Callable[[], bool] = lambda: False) -> EvalResult:
-    """Loss (when the forward gives one) and error rates over ``loader`` (this process's share)."""
+             should_stop: Callable[[], bool] = lambda: False, decoder=None) -> EvalResult:
+    """Loss (when the forward gives one) and error rates over ``loader`` (this process's share), decoded
+    greedily or by ``decoder`` (trainers.decode.build_decoder)."""
     t0 = time.perf_counter()
     world = accelerator.num_processes if accelerator is not None else 1
     # loss sums stay on the device: the decode's copy of the best ids is a batch's only host sync
@@ -134,23 +135,24 @@ def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[st
     ids, hyps, bad = [], [], []
     aborted = False
     with forward.evaluating():
-        try:
-            for batch in loader:
-                if should_stop():
-                    aborted = True
-                    break
-                bad += batch.bad
-                if not len(batch):
-                    continue
-                out = forward(batch)
-                if out.loss is not None:
-                    finite = torch.isfinite(out.loss)
-                    loss_sum += torch.where(finite, out.loss.double() * len(batch), 0.0)
-                    n_loss += finite.long() * len(batch)
+        for batch in until_stopped(loader):
+            if should_stop():
+                aborted = True
+                break
+            bad += batch.bad
+            if not len(batch):
+                continue
+            out = forward(batch)
+            if out.loss is not None:
+                finite = torch.isfinite(out.loss)
+                loss_sum += torch.where(finite, out.loss.double() * len(batch), 0.0)
+                n_loss += finite.long() * len(batch)
+            if decoder is None:  # the evaluations during training: the cheapest greedy decode
                 hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits, out.frames)]
-                ids += batch.ids
-        except StopWhileWaiting:  # a stop while the loader waited for a batch
-            aborted = True
+            else:
+                hyps += [d.phones(inverse_vocab) for d in decoder(out.logits, out.frames)]
+            ids += batch.ids
+    aborted = aborted or should_stop()  # also a stop that came while the loader waited for a batch
     loss_sum, n_loss = loss_sum.item(), int(n_loss.item())
     if world > 1:
         aborted = bool(accelerator.reduce(torch.tensor(int(aborted), device=accelerator.device), "sum").item())
@@ -204,24 +206,28 @@ def prediction_rows(rows, res: EvalResult, pseudo_speakers: set[str] = frozenset
 
 def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inverse_vocab: dict[int, str], *,
                    rows=None, step: int = 0, accelerator=None, should_stop: Callable[[], bool] = lambda: False,
-                   log: Callable[[str], None] = print, pseudo_speakers: set[str] = frozenset()) -> EvalResult:
+                   log: Callable[[str], None] = print, pseudo_speakers: set[str] = frozenset(), decoder=None,
+                   decoding: dict | None = None) -> EvalResult:
     """The test evaluation of ``forward`` on ``manifest`` (its ``rows``, when the caller has loaded them):
     per-utterance predictions with their metadata (predictions.jsonl) and a ``test`` event; a row that cannot
     be used, or an utterance that fails to load, becomes a ``bad_sample`` warning. Nothing is written when a
-    stop request aborted it (``result.aborted``)."""
+    stop request aborted it (``result.aborted``). ``decoder``: greedy when None; ``decoding``: how it decodes,
+    for the test event (trainers.test_decoding)."""
     unusable: list[tuple[str, str]] = []
     if rows is None:
         rows = load_rows(manifest, bad=unusable, unique=True)
     refs = {r.id: " ".join(r.phones.split()) for r in rows}
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    loader = eval_loader(rows, settings, forward, rank, world, manifest, should_stop if world == 1 else None)
-    res = evaluate(forward, loader, inverse_vocab, refs, accelerator=accelerator, should_stop=should_stop)
+    loader = eval_loader(rows, settings, forward, rank, world, manifest, should_stop)
+    res = evaluate(forward, reporter.counting(loader),
+                   inverse_vocab, refs, accelerator=accelerator, should_stop=should_stop, decoder=decoder)
     if res.aborted:
         return res
     for k, (uid, why) in enumerate(unusable + res.bad, 1):
-        reporter.emit(rundir.EV_WARNING, step=step, what="bad_sample", message=f"test: {why}", count=k, id=uid)
+        reporter.emit(rundir.EV_WARNING, step=step, what=rundir.BAD_SAMPLE, message=f"test: {why}", count=k, id=uid)
     reporter.emit(rundir.EV_TEST, step=step, per=res.per, cer=res.cer, wer=res.wer, n=res.n,
-                  split=rows[0].split if rows else "test", **bucket_pers(rows, res))
+                  split=rows[0].split if rows else "test", **bucket_pers(rows, res), **(decoding or {}))
     reporter.predictions(prediction_rows(rows, res, pseudo_speakers))
-    log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
+    log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances"
+        + (f" ({decoding['decoder']})" if decoding else ""))
     return res

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_model_arguments
+from kidconsole.decoding import add_decoder_arguments
+from kidconsole.extras import needing
 
 
 HELP = "serve a model over HTTP: POST /v1/transcribe, GET /healthz, GET /v1/model, docs at /docs"
@@ -28,8 +30,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="how long a request waits for others to share its pass (default 5)")
     p.add_argument("--graceful-seconds", type=int, default=30, metavar="S",
                    help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    add_decoder_arguments(p)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("serve", "kidconsole serve", run))
 
 
 def run(args) -> int:

@@ -139,8 +139,10 @@ class KidConsole(App):
     def launcher(self, config: str, **kwargs) -> Path:
         """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""
         if self._launcher is None:
+            from kidconsole.extras import need
             from kidconsole.runs.launch import launch_run
 
+            need("train", "launching a run")
             self._launcher = launch_run
         return self._launcher(config, **kwargs)
 
@@ -230,11 +232,13 @@ class KidConsole(App):
     def _export(self, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError
 
-        if self._exporter is None:
-            from kidconsole.runs.exports import start_export
-
-            self._exporter = start_export
         try:
+            if self._exporter is None:
+                from kidconsole.extras import need
+                from kidconsole.runs.exports import start_export
+
+                need("train", "exporting a run")
+                self._exporter = start_export
             pid = self._exporter(view.path)
             self.call_from_thread(self.notify, f"{view.name}: export started (pid {pid}); the exports tab follows it")
         except (KidconsoleError, OSError) as e:
@@ -281,21 +285,24 @@ class KidConsole(App):
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError
-        from kidconsole.runs import control
+        from kidconsole.runs import life
 
         try:
+            if what != "stop":
+                from kidconsole.extras import need
+
+                need("train", f"{'averaging' if what == 'average' else 'resuming'} a run")
             if what == "stop":
-                result = control.stop_run(view.path)
+                result = life.stop(view.path)
                 message = f"{view.name}: {result}"
             elif what == "average":
-                from kidconsole.runs.derive import average_job, start_job
+                from kidconsole.runs.derive import average_job
 
                 out, argv = average_job(view.path, best=_average_n(view.path))
-                start_job(out, argv)
+                life.start_job(out, argv)
                 message = f"{view.name}: averaging into {out.name}"
             else:
-                control.resume_run(view.path)
-                message = f"{view.name}: resumed"
+                message = f"{view.name}: {life.resume(view.path)}"
             self.call_from_thread(self.notify, message)
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kidconsole import rundir
 from kidconsole.cli.run.common import resolve_run
 from kidconsole.palette import state_style
 from kidconsole.shown import markup
@@ -11,12 +10,12 @@ from kidconsole.shown import markup
 def cmd_stop(args) -> int:
     from rich.console import Console
 
-    from kidconsole.runs.control import stop_run
+    from kidconsole.runs.life import stop
 
     run_dir = resolve_run(args)
     console = Console()
     with console.status(f"stopping {markup(run_dir.name)}: waiting for its checkpoint (up to {args.timeout:g} s)"):
-        report = stop_run(run_dir, timeout=args.timeout)
+        report = stop(run_dir, timeout=args.timeout)
     did = str(report).removeprefix(report.state)
     console.print(f"{markup(run_dir.name)}: [{state_style(report.state)}]{report.state}[/]{markup(did)}",
                   highlight=False)
@@ -25,19 +24,9 @@ def cmd_stop(args) -> int:
 
 def cmd_resume(args) -> int:
     from rich.console import Console
+    from kidconsole.runs.life import resume
 
-    from kidconsole.runs.control import resume_run
-
-    run_dir = resume_run(resolve_run(args), machine_rank=args.machine_rank)
-    if rundir.read_status(run_dir).get("slurm_job_id"):
-        status = rundir.read_status(run_dir)
-        Console().print(f"resubmitted [bold]{markup(run_dir.name)}[/] from {markup(status.get('resumed_from'))}: "
-                        f"Slurm job {status['slurm_job_id']}")
-        return 0
-    if args.machine_rank:
-        Console().print(f"resumed machine {args.machine_rank} of [bold]{markup(run_dir.name)}[/]")
-        return 0
-    status = rundir.read_status(run_dir)
-    Console().print(f"resumed [bold]{markup(run_dir.name)}[/] from {markup(status.get('resumed_from'))}: "
-                    f"pid {status.get('pid')}")
+    run_dir = resolve_run(args)
+    done = resume(run_dir, machine_rank=args.machine_rank)
+    Console().print(f"[bold]{markup(run_dir.name)}[/]: {markup(done)}", highlight=False)
     return 0
