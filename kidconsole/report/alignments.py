@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
 
 MAX_LINE = 1 << 20   # an alignment of a 20 s utterance is a few kilobytes
 
@@ -28,8 +29,8 @@ class AlignmentIndex:
         self.path = Path(path)
         self.offsets: dict[str, tuple[int, int]] = {}
         pos = 0
-        with self.path.open("rb") as fh:
-            for raw in fh:
+        with open_regular(self.path) as fh:  # a line read MAX_LINE at a time: a giant one never whole
+            for raw in iter(lambda: fh.readline(MAX_LINE + 1), b""):
                 if len(raw) <= MAX_LINE and raw.startswith(b'{"id":'):  # not the header, not a giant
                     try:
                         uid = json.loads(raw).get("id")
@@ -43,7 +44,7 @@ class AlignmentIndex:
         where = self.offsets.get(uid)
         if where is None:
             return None
-        with self.path.open("rb") as fh:
+        with open_regular(self.path) as fh:
             fh.seek(where[0])
             raw = fh.read(where[1])
         try:
