@@ -31,7 +31,7 @@ import multiprocessing
 import signal
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -414,6 +414,15 @@ class Loader(DataLoader):
         return (f"no batch from the DataLoader workers for {waited:.0f} s (data.read_timeout): reading one of the "
                 f"files of batch {k} of {stream.manifest or 'the manifest'} blocked ({shown}); a hung network "
                 f"mount? The run resumes from its last checkpoint once the files read again")
+
+
+def until_stopped(batches: Iterable) -> Iterator:
+    """The batches of a loader, ending where a stop interrupted its wait for one (``StopWhileWaiting``); the
+    caller's own stop check then tells it stopped."""
+    try:
+        yield from batches
+    except StopWhileWaiting:
+        return
 
 
 def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False, *, wait_bound: float | None = None,
