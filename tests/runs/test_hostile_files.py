@@ -127,3 +127,21 @@ def test_errors_and_reports_print_what_they_quote_as_text(tmp_path):
         done = cli("report", run, *fmt)
         assert done.returncode == 0, done.stderr[-2000:]
         assert_text(done.stdout + done.stderr, "s" + SHOWN if fmt else "speaker s\\x1b]0;PWNED")
+
+
+def test_other_tools_files_that_are_fifos_are_not_waited_on(tmp_path):
+    """A TensorBoard event file and a Trainer's trainer_state.json are read by the console's watcher as well:
+    a FIFO in their place reads as nothing (it blocked the reader for good)."""
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    os.mkfifo(tb / "events.out.tfevents.1.host")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    os.mkfifo(hf / "trainer_state.json")
+    code = (f"from kidconsole.runs.tfevents import EventFileTail\nfrom kidconsole.runs.hf_state import HfStateTail\n"
+            f"print(EventFileTail({str(tb / 'events.out.tfevents.1.host')!r}).read())\n"
+            f"h = HfStateTail({str(hf)!r})\nprint(h.poll(), h.error)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = done.stdout.splitlines()
+    assert first == "{}" and second.startswith("False"), done.stdout
