@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from kidconsole.bounded import open_regular
 from kidconsole.errors import KidconsoleError
 
 
@@ -17,7 +18,7 @@ def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any, str | No
     the path."""
     path = Path(path)
     try:
-        fh = path.open("rb")
+        fh = open_regular(path)  # a FIFO would block for good, a device never end
     except OSError as e:
         raise KidconsoleError(f"cannot open {what} {path}: {e.strerror}") from e
     with fh:

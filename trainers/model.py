@@ -102,9 +102,10 @@ def resolve_base(base: str) -> Path:
     return path
 
 
-def check_weights(folder: Path, base: str) -> None:
-    """Each safetensors weights file must open (a damaged one fails inside transformers with a message
-    that names no file)."""
+def check_weights(folder: Path, what: str, advice: str = "copy or download it again") -> None:
+    """Each safetensors weights file of ``folder`` must open, its header whole and the file as long as the
+    header says (a damaged or cut-short one fails inside transformers or PEFT with a ``SafetensorError``
+    that names no file); ``what`` names the model in the error, ``advice`` says what to do."""
     from safetensors import safe_open
 
     for path in sorted(folder.glob("*.safetensors")):
@@ -112,8 +113,8 @@ def check_weights(folder: Path, base: str) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except Exception as e:
-            raise KidconsoleError(f"model.base {base}: {path} is not a readable safetensors file ({e}): "
-                                  f"it is damaged or was not fully copied; copy or download it again") from e
+            raise KidconsoleError(f"{what}: {path} is not a readable safetensors file ({e}): "
+                                  f"it is damaged or was not fully copied; {advice}") from e
 
 
 def _from_pretrained(folder: Path, base: str, **kwargs):
@@ -146,7 +147,7 @@ def load_base(model_cfg: "ModelSection", sample_rate: int = 16000) -> Base:
     except Exception as e:
         raise KidconsoleError(f"model.base {base}: {folder / 'config.json'} cannot be read: {e}") from e
     family_of(config, f"model.base {base}")
-    check_weights(folder, base)
+    check_weights(folder, f"model.base {base}")
     kwargs = dict(ctc_loss_reduction="mean", ctc_zero_infinity=model_cfg.ctc_zero_infinity,
                   layerdrop=model_cfg.layerdrop,
                   # > 0 so the model has its mask embedding (trainers/augment.py masks with it)

@@ -118,6 +118,11 @@ def load_recogniser(path: str | Path, device: str = "cpu", threads: int | None =
     folder = where.parent if kind == ONNX else where
     if device == "cuda" and kind != ONNX and not torch.cuda.is_available():
         raise KidconsoleError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
+    if kind != ONNX:
+        from trainers.model import check_weights
+
+        check_weights(folder, f"model {folder}", "copy the export again, or use the run's other export "
+                      f"({rundir.EXPORTS}/{MERGED} or {rundir.EXPORTS}/{ADAPTER}) if it is whole")
     fe = _feature_extractor(folder)
     try:
         if kind == ONNX:

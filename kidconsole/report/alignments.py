@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
 from kidconsole.jsonl import bounded_lines
 
 MAX_LINE = 1 << 20   # an alignment of a 20 s utterance is a few kilobytes
@@ -28,7 +29,7 @@ class AlignmentIndex:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.offsets: dict[str, tuple[int, int]] = {}
-        with self.path.open("rb") as fh:
+        with open_regular(self.path) as fh:  # a FIFO would block the reader
             for pos, raw in bounded_lines(fh, MAX_LINE):
                 if raw is not None and raw.startswith(b'{"id":'):  # not the header, not a giant
                     try:
@@ -42,7 +43,7 @@ class AlignmentIndex:
         where = self.offsets.get(uid)
         if where is None:
             return None
-        with self.path.open("rb") as fh:
+        with open_regular(self.path) as fh:  # a FIFO would block the reader
             fh.seek(where[0])
             raw = fh.read(where[1])
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from kidconsole.bounded import open_regular
 from kidconsole.runs.scalars import ScalarSeries, hf_key
 
 STATE = "trainer_state.json"
@@ -172,7 +173,7 @@ class HfStateTail:
         try:
             if st.st_size > MAX_STATE_BYTES:
                 raise ValueError(f"{st.st_size:,} bytes, over the {MAX_STATE_BYTES:,}-byte limit")
-            with open(path, "rb") as f:
+            with open_regular(path) as f:  # a FIFO would block the console's watcher for good
                 data = f.read(MAX_STATE_BYTES + 1)
             self.state, self.scalars = parse_state(path, data, newest)
         except (OSError, ValueError, OverflowError) as e:  # overflow: an integer no float holds

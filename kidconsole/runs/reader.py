@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
 from kidconsole.rundir.records import Status
 from kidconsole.rundir.series_names import BUCKET_FIELDS, EVAL_FIELDS, TRAIN_FIELDS, lr_group_metric
 from kidconsole.runs import evalcost
 from kidconsole.runs import liveness
 from kidconsole.runs import state as run_state
+from kidconsole.runs.logs import log_tail
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
 
@@ -166,7 +168,7 @@ class RunReader:
 
     @staticmethod
     def _line_start_before(path: Path, end: int) -> int:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             pos = end - 1
             while pos > 0:
                 lo = max(0, pos - (1 << 16))
@@ -490,20 +492,3 @@ def _first(*vals):
         if v is not None:
             return v
     return None
-
-
-def log_tail(path: str | Path, n: int = 50, max_bytes: int = 256 << 10) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if size > max_bytes:
-        lines = lines[1:]  # the first line was cut
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.rsplit("\r", 1)[-1] if "\r" in ln.rstrip("\r") else ln.rstrip("\r") for ln in lines[-n:]]

@@ -28,6 +28,7 @@ from pathlib import Path
 import google_crc32c
 from google.protobuf.message import DecodeError
 
+from kidconsole.bounded import open_regular
 from kidconsole.runs.scalars import ScalarSeries, series_key
 
 PATTERN = "events.out.tfevents.*"
@@ -192,7 +193,7 @@ class EventFileTail:
         or one record when it is larger)."""
         out: Columns = {}
         try:
-            fh = open(self.path, "rb")
+            fh = open_regular(self.path)  # a FIFO would block the console's watcher for good
         except OSError:
             return out
         with fh:

@@ -17,6 +17,7 @@ from textual.css.query import NoMatches
 
 from kidconsole import rundir
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
+from kidconsole.shown import visible
 from kidconsole.tui import notify as notifications
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
@@ -59,7 +60,7 @@ class KidConsole(App):
         self.marked: set[str] = set()
         self.run_colors = ColorBook()
         self.theme = theme
-        self.sub_title = ", ".join(self.roots)
+        self.sub_title = visible(", ".join(self.roots))
         self.settings = settings if settings is not None else notifications.load_user_config()
         self.seen = notifications.Seen.load(seen_file or notifications.state_dir() / notifications.SEEN_FILE)
         self.away: list = []  # runs that ended while the console was closed (told once, on the first update)
@@ -67,6 +68,13 @@ class KidConsole(App):
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notification as written: they carry run names and errors from disk, so never markup, and
+        their control characters shown (``kidconsole.shown``)."""
+        super().notify(visible(message, lines=True), title=visible(title), severity=severity, timeout=timeout,
+                       markup=markup)
 
     def on_mount(self) -> None:
         self.watcher.start()

@@ -9,6 +9,7 @@ from kidconsole import rundir
 from kidconsole.cli.run.common import age, fmt, runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
+from kidconsole.shown import markup, visible
 
 
 def _pump(roots: list[str]) -> None:
@@ -22,7 +23,7 @@ def _pump(roots: list[str]) -> None:
         try:
             pump(root)
         except KidconsoleError as e:  # a broken queue file must not hide the runs
-            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {markup(e, lines=True)}")
 
 
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
@@ -58,8 +59,6 @@ def ls_record(r, stall_after: float, now: float) -> dict:
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
-    from rich.markup import escape
-
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else fmt(rec["step"], "d"))
     per, best = rec["eval_per"], rec["best_per"]
@@ -70,7 +69,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
     if share is not None and share > threshold:
         share_txt = f"[{WARNING}]{share_txt}![/]"
     return {
-        "run": rec["run"], "state": f"[{state_style(state)}]{state}[/]", "phase": fmt(rec["phase"], ""),
+        "run": markup(rec["run"]), "state": f"[{state_style(state)}]{state}[/]", "phase": fmt(rec["phase"], ""),
         "step": step, "loss": fmt(rec["loss"], ".4f"), "eval PER": fmt(per * 100 if per is not None else None, ".2f"),
         "best PER": "-" if best is None else ("~" if rec["best_of_newest_only"] else "")
         + f"{best * 100:.2f} @{int(rec['best_per_step'])}",
@@ -79,7 +78,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "updated": age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
         else ",".join(map(str, rec["gpus"])) or ("-" if rec["read_only"] else "cpu"),  # another tool's: unknown
-        "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
+        "where": markup(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
     }
 
 
@@ -95,7 +94,7 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
 
     def build(columns) -> Table:
         # no side borders, one space between columns: more columns fit
-        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        table = Table(title=markup(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
@@ -149,7 +148,7 @@ def cmd_ls(args) -> int:
         print(json.dumps(records, indent=1))
         return 0
     if not records:
-        print(f"no runs under {', '.join(roots)}")
+        print(visible(f"no runs under {', '.join(roots)}"))
         return 0
     console = Console()
     threshold = getattr(args, "eval_share_warn", evalcost.EVAL_SHARE_WARN)

@@ -24,6 +24,7 @@ from textual.widgets import Footer, Header, Static
 from kidconsole.palette import RUN_COLORS
 from kidconsole.rundir.series_names import LR_GROUP_PREFIX
 from kidconsole.runs.series import Series
+from kidconsole.shown import text
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
@@ -160,7 +161,7 @@ class ChartsScreen(PushedScreen):
     def redraw(self, force: bool = False) -> None:
         app = self.app
         keys = app.chart_keys()
-        self.query_one("#chart-status", Static).update(self._status(keys))
+        self.query_one("#chart-status", Static).update(text(self._status(keys)))  # it names a run
         revisions = tuple((k, app.views[k].revision) for k in keys)
         for i, chart in enumerate(self.query(Chart)):
             if not chart.display or not chart.size.width:

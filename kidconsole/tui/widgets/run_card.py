@@ -9,12 +9,14 @@ from textual.widgets import Static
 
 from kidconsole import palette, rundir
 from kidconsole.runs import evalcost
+from kidconsole.shown import visible
 from kidconsole.tui.watcher import RunView
 
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
 RATES = ("per", "cer", "wer")  # error rates, shown as percentages
 WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
-                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
+                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified",
+                 rundir.CHECKPOINT_DAMAGED: "damaged checkpoints"}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -84,7 +86,7 @@ def warnings_line(view: RunView) -> Text:
     warn = {k: v for k, v in view.warnings.items() if v}
     if not warn:
         return Text("no warnings", style="dim")
-    txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
+    txt = ", ".join(f"{n} {visible(WARNING_NAMES.get(k, k))}" for k, v in sorted(warn.items()) for n in [v])
     return Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True)
 
 
@@ -110,9 +112,9 @@ def queued_text(view: RunView) -> list[Text]:
     """A queued run's card: its place, what it waits for, its sweep point (nothing has run yet)."""
     place = f"queued #{view.queue_position}" if view.queue_position else "queued"
     lines = [Text(place, style=palette.state_style(rundir.QUEUED)),
-             Text(f"waits for {view.waiting_for or 'the next pass over the queue'}")]
+             Text(f"waits for {visible(view.waiting_for or 'the next pass over the queue')}")]
     if view.sweep_point:
-        lines.append(Text("sweep point " + " ".join(view.sweep_point), style="dim"))
+        lines.append(Text("sweep point " + visible(" ".join(view.sweep_point)), style="dim"))
     return lines
 
 
@@ -172,7 +174,8 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
     if view.phase_name:  # a run without phases (another tool's) shows its epoch there
-        phase = f"{phase} {view.phase_name}" if view.phase is not None else view.phase_name
+        name = visible(view.phase_name)
+        phase = f"{phase} {name}" if view.phase is not None else name
     step = f"{view.step:,}" if view.step is not None else "-"
     total = f"/{view.total_steps:,}" if view.total_steps else ""
     right = f"step {step}{total}"
@@ -253,9 +256,10 @@ class RunCard(Static, can_focus=True):
     def _redraw(self) -> None:
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
-        self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        where = Text(f"{self.view.where} ", style="dim") if self.view.where else ""
-        self.border_subtitle = Text.assemble(where, (f"● {self.view.state}", palette.state_style(self.view.state)))
+        self.border_title = Text.assemble((f"{mark}{visible(self.view.name)}", f"bold {self.color}"))
+        where = Text(f"{visible(self.view.where)} ", style="dim") if self.view.where else ""
+        self.border_subtitle = Text.assemble(where, (f"● {visible(self.view.state)}",
+                                                     palette.state_style(self.view.state)))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
