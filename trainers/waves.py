@@ -47,21 +47,26 @@ def _open(source: str | bytes, where: str) -> sf.SoundFile:
                               f"{libsndfile_reason(e)}") from e
 
 
-def wav_declared_frames(head: bytes) -> int | None:
-    """The frames a RIFF/WAVE header declares (its data chunk's size over the block size), None when it is not
-    a WAV or declares no size (a stream's 0 or 0xFFFFFFFF). libsndfile quietly shortens a truncated WAV to
-    the bytes that are there; this is what the file claimed to hold."""
+def wav_declared(head: bytes) -> tuple[int, int] | None:
+    """(frames, sample rate) a RIFF/WAVE header declares (its data chunk's size over the block size), None when
+    it is not a WAV, declares no size (a stream's 0 or 0xFFFFFFFF) or the head stops before the data chunk.
+    libsndfile quietly shortens a truncated WAV to the bytes that are there; this is what the file claimed."""
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
-    pos, block = 12, None
+    pos, block, rate = 12, None, 0
     while pos + 8 <= len(head):
         cid, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if cid == b"fmt " and pos + 22 <= len(head):
-            block = struct.unpack_from("<H", head, pos + 20)[0]
+            rate, block = struct.unpack_from("<I", head, pos + 12)[0], struct.unpack_from("<H", head, pos + 20)[0]
         if cid == b"data":
-            return size // block if block and 0 < size < 0xFFFFFFFF else None
+            return (size // block, rate) if block and 0 < size < 0xFFFFFFFF else None
         pos += 8 + size + (size & 1)
     return None
+
+
+def wav_declared_frames(head: bytes) -> int | None:
+    declared = wav_declared(head)
+    return declared[0] if declared else None
 
 
 def _head(source: str | bytes) -> bytes:
