@@ -536,10 +536,16 @@ class Trainer:
 
     def test(self) -> None:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
+        from trainers.test_decoding import test_decoder
+
         self._report_unusable(only=self.d.test_manifest)
+        vocab = {t: i for i, t in self.inverse_vocab.items()}
+        decoder, decoding = test_decoder(self.cfg, self.run_dir, self.forward, vocab,
+                                         valid_rows=self.valid_rows, settings=self.eval_settings, accelerator=self.acc,
+                                         log=self.acc.print)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
                        rows=self.test_rows, step=self.state.step, accelerator=self.acc, log=self.acc.print,
-                       pseudo_speakers=self.pseudo_speakers())
+                       pseudo_speakers=self.pseudo_speakers(), decoder=decoder, decoding=decoding)
 
     def pseudo_speakers(self) -> set[str]:
         """Speakers of the pseudo-labelled rows of the train manifests (kidconsole pseudo)."""

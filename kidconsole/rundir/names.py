@@ -16,6 +16,8 @@ EXPORT_RECORD = "export.json"
 EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
 ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
+PHONE_LM = "lm/phones.arpa"      # exports/lm/phones.arpa (+ phones.json): the phone LM a beam test decode built
+ALIGNMENTS = "alignments.jsonl"  # kidconsole align RUN ...: the forced alignments of a run's model, the console's
 # in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
 QUEUE = "queue.json"
 QUEUE_LOCK = ".queue.lock"

@@ -399,6 +399,10 @@ class TestEvent(Event):
     split: str | None = key("the test manifest's split")
     per_age: dict[str, float] | None = key("PER per age group, as in `eval`")
     per_snr: dict[str, float] | None = key("PER per SNR bucket, as in `eval`")
+    decoder: str | None = key("how it was decoded: `greedy`, `beam16`, `beam16+lm0.5` (absent: greedy)")
+    lm: str | None = key("the phone LM of a beam decode (an ARPA file)")
+    lm_weight_per: dict[str, float] | None = key("validation PER at each LM weight tried (`decode.tune_lm_weights`);"
+                                                 " the lowest picked the weight")
 
 
 @record
