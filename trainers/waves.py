@@ -8,7 +8,6 @@ channel count (the trainer's batches come from manifest rows, in ``trainers.data
 from __future__ import annotations
 
 import io
-import re
 import struct
 from dataclasses import dataclass
 
@@ -17,7 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from kidconsole.audio import open_audio
+from kidconsole.audio import libsndfile_reason, open_audio
+from kidconsole.bounded import open_regular
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import split_location
 from trainers.data import Batch, normalize_
@@ -35,11 +35,6 @@ class Wave:
     channels: int
 
 
-def _reason(e: Exception) -> str:
-    # libsndfile names the file object ("Error opening <_io.BytesIO object at 0x...>: ..."): keep the reason
-    return re.sub(r"^Error opening .*?: ", "", str(e))
-
-
 def _open(source: str | bytes, where: str) -> sf.SoundFile:
     if isinstance(source, str):
         return open_audio(source)
@@ -48,7 +43,8 @@ def _open(source: str | bytes, where: str) -> sf.SoundFile:
     try:
         return sf.SoundFile(io.BytesIO(source))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise KidconsoleError(f"{where}: not audio that can be decoded (WAV, FLAC, OGG ...): {_reason(e)}") from e
+        raise KidconsoleError(f"{where}: not audio that can be decoded (WAV, FLAC, OGG ...): "
+                              f"{libsndfile_reason(e)}") from e
 
 
 def wav_declared_frames(head: bytes) -> int | None:
@@ -75,7 +71,7 @@ def _head(source: str | bytes) -> bytes:
     if member is not None:
         return b""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO would block here; open_audio then says what it is
             return fh.read(1 << 16)
     except OSError:
         return b""
