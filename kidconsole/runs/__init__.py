@@ -1,5 +1,6 @@
-"""Runs: discover, read live, launch detached, supervise, stop and resume.
+"""Runs: a run's life (``life``: start, end, state, stop, resume), its kinds (``kinds``), and reading runs live
+(``discover``, ``reader``, ``snapshot``).
 
 Light (no torch): the console and ``kidconsole run ...`` use these modules;
-the run directory (kidconsole/rundir.py, docs/run-directory.md) is the contract.
+the run directory (kidconsole/rundir/, docs/run-directory.md) is the contract.
 """

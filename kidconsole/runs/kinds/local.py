@@ -98,7 +98,9 @@ def resume_checks(run_dir: Path, status: Status, mine: Status, *, machine_rank: 
     # the one rule first: a live, stalled or queued run is not resumed; then any process of it still here
     # (a run that wrote its ending may have ranks still exiting)
     state = read_state(run_dir) if not machine_rank else None
-    if state in rundir.STOPPABLE_STATES + (rundir.QUEUED,) or liveness.run_processes(run_dir, mine):
+    if state == rundir.QUEUED:
+        raise KidconsoleError(f"{run_dir}: queued: it starts when its slot is free (`kidconsole run queue ls`)")
+    if state in rundir.STOPPABLE_STATES or liveness.run_processes(run_dir, mine):
         raise KidconsoleError(f"{run_dir}: still running (pid {mine.pid}): stop it first")
     if status.state == rundir.FINISHED:
         raise KidconsoleError(f"{run_dir}: finished: nothing to resume")
