@@ -20,9 +20,11 @@ import torch
 
 from kidconsole import rundir
 from kidconsole.config import RunConfig
+from kidconsole.config_augment import ORDER
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import SpecAugment, draw_masks
+from trainers.wave_augment import Chain, augment_key, prepare
 from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, weighted
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
@@ -58,7 +60,7 @@ def fresh_state() -> dict:
         "phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_step": 0,
         "best": None, "best_checkpoint": None, "evals_since_best": 0, "phase_bests": {},
         "phase_started": False, "phase_done": False, "last_eval_step": -1,
-        "last_save_step": -1, "masked_utterances": 0, "speed_perturbed": 0,
+        "last_save_step": -1, "masked_utterances": 0, "speed_perturbed": 0, "augmented": {},
         "samples": 0, "audio_seconds": 0.0, "bad_samples": 0, "seen_samples": 0, "nonfinite_losses": 0,
         "nonfinite_streak": 0, "best_loss_finite": True, "reported_manifests": [],
         "train_seconds": 0.0, "eval_seconds": 0.0, "finished": False,
@@ -91,6 +93,8 @@ class Trainer:
         self.state = fresh_state()
         self._rows_cache: dict[str, list] = {}
         self._phase_rows: dict[int, list] = {}
+        self._phase_sources: dict[int, list[int]] = {}  # the train manifest of each of a phase's rows
+        self._chains: dict[int, list] = {}
         self._unusable: dict[str, list[tuple[str, str]]] = {}  # manifest -> rows skipped at load (id, why)
         # the evaluation manifests are checked now, before any GPU time is spent
         self.valid_rows = fixed_sample(self._rows(self.d.valid_manifest, unique=True), self.d.valid_utterances,
@@ -119,12 +123,24 @@ class Trainer:
     def phase_rows(self, pi: int) -> list:
         # cached: the stratified draw of a large manifest is not free, and every epoch asks again
         if pi not in self._phase_rows:
-            rows = []
-            for path, weight in self.cfg.train_manifests(self.phases[pi]):
+            rows, sources = [], []
+            for m, (path, weight) in enumerate(self.cfg.train_manifests(self.phases[pi])):
                 rows += weighted(subset(self._rows(path), self.phases[pi].fraction, self.cfg.seed), weight,
                                  self.cfg.seed)
+                sources += [m] * (len(rows) - len(sources))
             self._phase_rows[pi] = rows
+            self._phase_sources[pi] = sources
         return self._phase_rows[pi]
+
+    def chains(self, pi: int) -> list[Chain]:
+        """The speed and waveform augmentation of each of the phase's train manifests (their noise files and
+        room responses listed or made once here, not in every worker)."""
+        if pi not in self._chains:
+            augments = self.cfg.manifest_augments(self.phases[pi])
+            self._chains[pi] = [Chain(a, self.d.sample_rate, prepare(a.waveform, self.d.sample_rate,
+                                                                     augment_key(self.phases[pi], pi, m)))
+                                for m, a in enumerate(augments)]
+        return self._chains[pi]
 
     def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
@@ -161,11 +177,12 @@ class Trainer:
         cap = self.phases[pi].max_steps
         return min(n, cap) if cap else n
 
-    def _stream(self, rows, batches, manifest: str, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
+    def _stream(self, rows, batches, manifest: str, start=0, pi=0, epoch=0) -> BatchStream:
         cfg = self.base.config
         return BatchStream(rows, batches, feature_extractor=self.processor.feature_extractor,
                            kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d.sample_rate,
-                           max_seconds=self.d.max_seconds, start=start, speed_prob=speed_prob,
+                           max_seconds=self.d.max_seconds, start=start, chains=self.chains(pi),
+                           sources=self._phase_sources[pi], batch_seconds=self.d.batch_seconds,
                            seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
@@ -232,7 +249,7 @@ class Trainer:
         st, p, accum = self.state, self.phases[pi], self.t.grad_accum
         mine = self._plan(pi, st["epoch"], durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
-                                          speed_prob=self.aug.speed_prob, pi=pi, epoch=st["epoch"]),
+                                          pi=pi, epoch=st["epoch"]),
                              self.d.num_workers, self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
@@ -302,6 +319,8 @@ class Trainer:
             w["audio"] += batch.audio_seconds
             w["padded"] += batch.input_values.numel() / self.d.sample_rate
             w["speed"] += batch.speed_perturbed
+            for name, n in batch.augmented.items():
+                w[name] += n
         seed = self._seed_step(step, batch.index)
         if scale:
             w["masked"] += self._arm_masks(batch, seed)
@@ -374,12 +393,12 @@ class Trainer:
     def _new_window() -> dict:
         return {"steps": 0, "loss": 0.0, "micro": 0, "utts": 0, "audio": 0.0, "padded": 0.0, "bad": 0, "seen": 0,
                 "nonfinite": 0, "norm": 0.0, "norms": 0, "masked": 0, "speed": 0, "lr": 0.0, "group_lrs": [],
-                "t": time.perf_counter()}
+                "t": time.perf_counter(), **dict.fromkeys(ORDER, 0)}
 
     def _log(self, pi: int) -> None:
         st, w = self.state, self._window
         keys = ("loss", "micro", "utts", "audio", "padded", "bad", "seen", "nonfinite", "norm", "norms", "masked",
-                "speed")
+                "speed", *ORDER)
         vals = torch.tensor([float(w[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
         if self.world > 1:
             vals = self.acc.reduce(vals, "sum")
@@ -392,6 +411,8 @@ class Trainer:
         st["seen_samples"] += int(tot["seen"])
         st["masked_utterances"] += int(tot["masked"])
         st["speed_perturbed"] += int(tot["speed"])
+        for name in ORDER:
+            st["augmented"][name] = st["augmented"].get(name, 0) + int(tot[name])
         for uid, why in bad:
             self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=why,
                           count=st["bad_samples"], id=uid)
@@ -406,6 +427,7 @@ class Trainer:
                       samples_per_s=round(tot["utts"] / elapsed, 2), samples=st["samples"],
                       audio_seconds=round(st["audio_seconds"], 2), masked_utterances=st["masked_utterances"],
                       speed_perturbed=st["speed_perturbed"],
+                      augmented={k: v for k, v in st["augmented"].items() if v} or None,
                       padding=round(1 - tot["audio"] / tot["padded"], 4) if tot["padded"] else 0.0,
                       total_steps=self.total_steps, lr_groups=self.group_names or None,
                       group_lrs=w["group_lrs"] if self.group_names else None)
