@@ -10,7 +10,16 @@ absolute paths, so the run directory's copy works from anywhere. Every error
 names the file, the dotted key and the reason.
 """
 
-import copy
+if __name__ == "__main__":  # the module itself does it: config_augment imports it back, which __main__ is not
+    import sys
+
+    from kidconsole.config import write_docs
+
+    for doc in sys.argv[1:] or ["docs/training.md"]:
+        print(f"{doc}: {'rewritten' if write_docs(doc) else 'current'}")
+    raise SystemExit(0)
+
+import copy  # noqa: E402
 import difflib
 import hashlib
 import os
@@ -764,7 +773,3 @@ def write_docs(path: str | Path) -> bool:
         path.write_text(new, encoding="utf-8")
     return new != text
 
-
-if __name__ == "__main__":
-    for doc in sys.argv[1:] or ["docs/training.md"]:
-        print(f"{doc}: {'rewritten' if write_docs(doc) else 'current'}")
