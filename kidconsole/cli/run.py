@@ -152,7 +152,7 @@ def _pump(roots: list[str]) -> None:
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
 # (run and state are never dropped nor cut); --wide shows them all
 LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
-              "updated", "samples/s", "GPUs")
+              "updated", "samples/s", "GPUs", "augmented")
 
 
 def cmd_launch_slurm(args, console) -> int:
@@ -190,11 +190,14 @@ def ls_record(run: Path, stall_after: float, now: float) -> dict:
             "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
             "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
             "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
-            "queue_position": r.status.get("queue_position"), "where": where(r.status)}
+            "queue_position": r.status.get("queue_position"), "where": where(r.status),
+            "augmented": s["augmented"]}
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
     from rich.markup import escape
+
+    from kidconsole.runs.augment_counts import counts_line
 
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else _fmt(rec["step"], "d"))
@@ -216,6 +219,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
         else ",".join(map(str, rec["gpus"])) or "cpu",
         "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
+        "augmented": escape(counts_line(rec["augmented"])),
     }
 
 

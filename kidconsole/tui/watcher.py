@@ -90,6 +90,7 @@ class RunView:
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
     scoring_only: bool = False  # a model scored on a manifest (a baseline, an export): no training
+    augmented: dict[str, int] = field(default_factory=dict)  # utterances given each augmentation so far
 
     @property
     def progress(self) -> float | None:
@@ -370,6 +371,7 @@ class Watcher:
             revision=self._revisions.get(key, 0),
             eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
             scoring_only=bool(summary.get("scoring_only")),
+            augmented=summary.get("augmented") or {},
         )
 
 

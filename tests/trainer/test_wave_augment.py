@@ -247,3 +247,29 @@ def test_a_noise_folder_without_audio_is_refused_naming_the_key_and_the_path(tmp
                                               f".*under {tmp_path}/empty"):
         prepare(wf, SR, "phases.1.augment.waveform")
     assert prepare(_augment().waveform, SR) == Resources()  # a chain without folders reads nothing
+
+
+@pytest.mark.slow
+def test_train_events_count_each_augmentation_at_its_rate(make_config, tmp_path, rd):
+    from trainers.train import main as train_main
+
+    aug = _everything(tmp_path)
+    waveform = aug.waveform.model_dump()
+    waveform["concat"]["prob"] = 0.5
+    phase = {"epochs": 3, "lr": 1e-3, "augment": {"apply_prob": 0.5, "speed_prob": 0.5, "waveform": waveform}}
+    config = make_config(data__test_manifest=None, data__batch_seconds=16.0, train__eval_every=10 ** 6,
+                         train__log_every=10 ** 6, phases=[phase])
+    run = tmp_path / "run"
+    assert train_main(["--config", str(config), "--run-dir", str(run)]) == 0
+    last = rd.events(run, "train")[-1]
+    counts, n = last["augmented"], last["samples"]  # n: training utterances, joined ones counted once
+    assert set(counts) == set(ORDER)
+    joined = counts["concat"]  # utterances joined with others: each join leaves at least one row fewer
+    assert 3 * 40 - joined < n < 3 * 40  # the 40 utterances 3 times, some of them joined
+
+    def near(got, share, total):  # within 4 standard deviations of the binomial
+        return abs(got - share * total) <= 4 * np.sqrt(share * (1 - share) * total) + 1
+
+    for name in ("pitch", "vtlp", "reverb", "noise", "babble", "colored_noise", "gain"):
+        assert near(counts[name], 0.5, n), (name, counts[name], n)
+    assert near(last["masked_utterances"], 0.5, n)

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedConten
 
 from kidconsole import palette, rundir
 from kidconsole.runs import evalcost
+from kidconsole.runs.augment_counts import counts_line, settings_lines
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
 from kidconsole.tui.widgets.exports_panel import export_running, exports_panel, read_exports_state
 from kidconsole.tui.widgets.run_card import eval_cost_lines
@@ -65,6 +66,15 @@ def _show(v: Any) -> str:
     return "(absent)" if v is MISSING else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def augment_panel(cfg: dict, counts: dict[str, int]) -> Text:
+    """The run's augmentation: each phase's settings, then what was applied so far (plain text: the config's
+    paths and names are the user's)."""
+    if not cfg:
+        return Text("")
+    lines = ["Augmentation", *settings_lines(cfg), f"applied so far (utterances): {counts_line(counts)}", ""]
+    return Text("\n".join(lines))
+
+
 class RunDetailScreen(PushedScreen):
     TITLE = "Run detail"
     BINDINGS = [
@@ -92,6 +102,7 @@ class RunDetailScreen(PushedScreen):
         with TabbedContent(id="detail-tabs"):
             with TabPane("1 Config", id="config"):
                 with VerticalScroll():
+                    yield Static("", id="augment-text")
                     yield Static("", id="config-text")
             with TabPane("2 Diff", id="diff"):
                 yield Static("", id="diff-head")
@@ -193,6 +204,8 @@ class RunDetailScreen(PushedScreen):
         cfg = self.configs.get(self.key, {})
         self.query_one("#config-text", Static).update(
             yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else f"(no readable {rundir.CONFIG})")
+        view = self.app.view(self.key)
+        self.query_one("#augment-text", Static).update(augment_panel(cfg, view.augmented if view else {}))
         self._fill_diff()
         log = self.query_one("#log-text", Log)
         log.clear()
