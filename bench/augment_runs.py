@@ -18,7 +18,8 @@ import yaml
 
 from bench.tone_runs import LORA, REPO, finished, train
 
-STEPS = 300
+STEPS = 200
+BASE_EPOCHS = 20  # the demo's base trains 30: a third less keeps three seeds' bases within the hour
 PROB = 0.5  # each augmentation's probability in its own arm (and in the chain)
 REFERENCE = "medium"  # the reference's last phase: SpecAugment on 75% of utterances, speed perturbation on 50%
 SINGLE = ("pitch", "vtlp", "reverb", "noise", "babble", "colored_noise", "gain", "concat")
@@ -29,15 +30,21 @@ LABELS = {"pitch": "pitch shift, -3..+3 semitones", "vtlp": "VTLP, formants x0.9
           "concat": "concatenation of 2-3 utterances"}
 
 
-def demo_setting(root: Path, seed: int, console) -> tuple[dict[str, Path], Path]:
-    """The demo's corpus, manifests and base model for ``seed`` under ``root`` (reused when there)."""
-    from kidconsole.demo import SCALES, TINY, Paths, ensure_corpus, prepare_manifests
-    from trainers.tiny import build_tiny
+def demo_data(root: Path, seed: int, console) -> dict[str, Path]:
+    """The demo's corpus and manifests for ``seed`` under ``root`` (reused when there)."""
+    from kidconsole.demo import SCALES, Paths, ensure_corpus, prepare_manifests
 
     paths = Paths(root)
     root.mkdir(parents=True, exist_ok=True)
     ensure_corpus(paths, SCALES["full"], seed, console)
-    m = prepare_manifests(paths, seed, console, progress=False)
+    return prepare_manifests(paths, seed, console, progress=False)
+
+
+def demo_base(root: Path, seed: int, m: dict[str, Path]) -> Path:
+    """The demo's base model for ``seed``: the tiny model trained on its adults (its merged export)."""
+    from kidconsole.demo import TINY
+    from trainers.tiny import build_tiny
+
     geometry = dict(TINY)
     init = root / "init"
     if not (init / "config.json").exists():
@@ -45,11 +52,11 @@ def demo_setting(root: Path, seed: int, console) -> tuple[dict[str, Path], Path]
                    conv=geometry["conv"], seed=seed)
     cfg = yaml.safe_load((REPO / "configs" / "demo_base.yaml").read_text(encoding="utf-8"))
     cfg.update(name="base", seed=seed)
+    cfg["phases"][0]["epochs"] = BASE_EPOCHS
     cfg["model"]["base"] = str(init)
     cfg["data"].update(train_manifest=str(m["adult_train"]), valid_manifest=str(m["adult_validation"]),
                        test_manifest=str(m["adult_test"]), num_workers=0)
-    base = train(root, "base", cfg)
-    return m, base / "exports" / "merged"
+    return train(root, "base", cfg) / "exports" / "merged"
 
 
 def noise_folder(root: Path) -> Path:
@@ -83,7 +90,7 @@ def lora(root: Path, name: str, seed: int, m: dict, base: Path, steps: int, phas
     cfg["lora"] = {**LORA, "r": 8, "alpha": 32}
     cfg["data"].update(train_manifest=str(m["train"]), valid_manifest=str(m["validation_sample"]),
                        test_manifest=str(m["test"]), num_workers=0)
-    cfg["train"].update(eval_every=max(1, steps // 6), log_every=10)
+    cfg["train"].update(eval_every=max(1, steps // 5), log_every=10)
     cfg["phases"] = [{"name": "children", "epochs": 1000, "max_steps": steps, "lr": 1.0e-2, "warmup": 10, **phase}]
     return train(root, name, cfg)
 
@@ -105,3 +112,52 @@ def adult_phase(m: dict, child_like: bool) -> dict:
 
 def is_done(root: Path, name: str) -> bool:
     return finished(root / "runs" / name)
+
+
+def arm_phases(m: dict, noise: Path) -> dict[str, tuple[str, dict]]:
+    """Every arm but the chain: name -> (label, phase settings)."""
+    arms = {"reference": ("reference: SpecAugment 75% + speed 50% (preset medium)", {"augment": augment()})}
+    for name in SINGLE:
+        arms[name] = (f"+ {LABELS[name]} ({PROB:.0%})", {"augment": augment(arm_waveform(name, noise))})
+    arms["adults"] = ("+ the adults' voices as they are (phases[].manifests)", adult_phase(m, child_like=False))
+    arms["adults-child-like"] = ("+ the adults' voices made child-like (preset child_like)", adult_phase(m, True))
+    return arms
+
+
+def chain_of(names: list[str], noise: Path) -> dict:
+    waveform: dict = {}
+    for name in names:
+        waveform.update(arm_waveform(name, noise))
+    return {"augment": augment(waveform)}
+
+
+def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console) -> dict:
+    """Every arm of every seed (``jobs`` runs at a time), then the chain of the augmentations whose arms had
+    a lower best validation PER than the reference's, averaged over the seeds. Returns, by arm name:
+    its label, its runs by seed (with the reference's), and the chain's members."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = {s: demo_data(root / f"seed-{s}", s, console) for s in seeds}  # one at a time: one G2P cache
+    noise = {s: noise_folder(root / f"seed-{s}") for s in seeds}
+    work = [(s, name, label, phase) for s in seeds for name, (label, phase) in arm_phases(data[s], noise[s]).items()]
+    with ThreadPoolExecutor(jobs) as pool:
+        # the bases first: an arm's task waits for its seed's base, which is already running or done
+        bases = {s: pool.submit(demo_base, root / f"seed-{s}", s, data[s]) for s in seeds}
+        runs = [pool.submit(lambda w: lora(root / f"seed-{w[0]}", w[1], w[0], data[w[0]], bases[w[0]].result(),
+                                           steps, w[3]), w) for w in work]
+        runs = [f.result() for f in runs]
+    settings = {s: (data[s], bases[s].result()) for s in seeds}
+    out: dict = {}
+    for (s, name, label, _), run in zip(work, runs):
+        out.setdefault(name, {"label": label, "runs": {}})["runs"][s] = run
+    gain = {name: sum(best_valid_per(out[name]["runs"][s]) - best_valid_per(out["reference"]["runs"][s])
+                      for s in seeds) / len(seeds) for name in SINGLE}
+    members = sorted((n for n in SINGLE if gain[n] < 0), key=gain.get) or [min(SINGLE, key=gain.get)]
+    with ThreadPoolExecutor(jobs) as pool:
+        chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", "chain", s, *settings[s], steps,
+                                                  chain_of(members, noise[s])), seeds))
+    out["chain"] = {"label": f"+ the chain of {', '.join(members)} ({PROB:.0%} each)",
+                    "runs": dict(zip(seeds, chain_runs)), "members": members}
+    out["_valid_gain"] = gain
+    out["_settings"] = settings
+    return out

@@ -19,6 +19,7 @@ from kidconsole.config import load_config
 from kidconsole.config_augment import ORDER
 from kidconsole.errors import KidconsoleError
 from kidconsole.phonemes import WORD_SEP
+from kidconsole.runs.augment_counts import ranges_text
 from trainers.augment import perturb_speed
 from trainers.data import load_rows, subset, weighted
 from trainers.waves import load_wave
@@ -103,7 +104,7 @@ def preview(config: str, uid: str, phase: int, epoch: int, out_dir: str, overrid
             what = f"joined with the next {len(parts) - 1} utterance(s): {phones}"
         else:
             result, applied = chain.apply(wave.copy(), key, rows, rows[index].speaker)
-            what = f"{name} alone: {getattr(wf, name).model_dump(exclude={'prob'})}"
+            what = f"{name} alone: {ranges_text(getattr(wf, name).model_dump())}"
         table.append((*_write(out, name, result, sr, f"{uid}: {name}"), what, ", ".join(applied) or "none"))
     if wf.active() or aug.speed_prob > 0:
         chain = Chain(aug, sr, prepare(wf, sr, f"phases.{pi}.augment.waveform"))

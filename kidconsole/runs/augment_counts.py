@@ -23,7 +23,8 @@ def counts_line(counts: dict[str, int]) -> str:
     return " · ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
 
 
-def _ranges(spec: dict) -> str:
+def ranges_text(spec: dict) -> str:
+    """An augmentation's ranges as `name lo..hi`, without its probability (and `semitones` when `median_hz` is set)."""
     parts = []
     for k, v in spec.items():
         if k == "prob" or v is None or (k == "semitones" and spec.get("median_hz") is not None):
@@ -44,7 +45,7 @@ def augment_lines(augment: Any, spec_augment: bool = True) -> list[str]:
              else f"  {speed}"]
     for name, spec in (augment.get("waveform") or {}).items():
         if isinstance(spec, dict) and (spec.get("prob") or 0) > 0:
-            lines.append(f"  {name} {spec['prob']:.0%}: {_ranges(spec)}")
+            lines.append(f"  {name} {spec['prob']:.0%}: {ranges_text(spec)}")
     return lines
 
 
