@@ -273,3 +273,29 @@ def test_train_events_count_each_augmentation_at_its_rate(make_config, tmp_path,
     for name in ("pitch", "vtlp", "reverb", "noise", "babble", "colored_noise", "gain"):
         assert near(counts[name], 0.5, n), (name, counts[name], n)
     assert near(last["masked_utterances"], 0.5, n)
+
+
+def test_the_shipped_child_like_phase_augments_the_adults_only(shipped_config, tones):
+    cfg = shipped_config("demo_child_like", [f"phases.1.manifests.0.path={tones['train']}",
+                                             f"phases.1.manifests.1.path={tones['valid']}"])
+    children, adults = cfg.manifest_augments(cfg.phases[1])
+    assert children.waveform.active() == [] and children.speed_prob == 0.0
+    assert adults.waveform.active() == ["pitch", "vtlp"]
+    assert adults.waveform.pitch.median_hz == [220.0, 320.0] and adults.waveform.vtlp.warp == [1.1, 1.3]
+
+
+@pytest.mark.slow
+def test_a_manifests_own_augmentation_applies_to_its_rows_only(make_config, tmp_path, tones, rd):
+    from trainers.train import main as train_main
+
+    n_train, n_valid = (sum(1 for _ in read_manifest(tones[k])) for k in ("train", "valid"))
+    phase = {"epochs": 1, "lr": 1e-3, "augment": {"apply_prob": 0.0, "speed_prob": 0.0},
+             "manifests": [{"path": str(tones["train"])}, {"path": str(tones["valid"]), "augment": "child_like"}]}
+    config = make_config(data__test_manifest=None, train__eval_every=10 ** 6, train__log_every=10 ** 6,
+                         phases=[phase])
+    run = tmp_path / "run"
+    assert train_main(["--config", str(config), "--run-dir", str(run)]) == 0
+    last = rd.events(run, "train")[-1]
+    assert last["samples"] == n_train + n_valid
+    # every adult-manifest row made child-like (a tone row without a voiced frame keeps its voice), no other
+    assert 0.8 * n_valid <= last["augmented"]["pitch"] == last["augmented"]["vtlp"] <= n_valid
