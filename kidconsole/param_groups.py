@@ -20,6 +20,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from kidconsole.layer_spec import parse_layer_spec
+
 TERMS = ("layers", "lora", "head", "feature_encoder", "names")
 _LAYER = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.")
 _LORA = re.compile(r"\.lora_[AB]\.")
@@ -27,12 +29,7 @@ HEAD_PREFIXES = ("lm_head.", "base_model.model.lm_head.")
 
 
 def _layer_set(spec: str) -> frozenset[int]:
-    from kidconsole.config import parse_layers  # the layer-spec syntax of model.freeze_layers / lora.layers
-
-    try:
-        return frozenset(parse_layers(spec) or ())
-    except Exception as e:  # KidconsoleError with an empty location: its reason is what matters
-        raise ValueError(str(e).removeprefix(": : ")) from None
+    return frozenset(parse_layer_spec(spec) or ())
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,34 @@ def test_help_through_python_m_and_the_console_script_succeeds():
         imported = {ln.split("'")[1].split(".")[0] for ln in done.stderr.splitlines()
                     if ln.startswith("import '")}
         assert not imported & set(HEAVY + G2P_ENGINE), (cmd, imported & set(HEAVY + G2P_ENGINE))
+
+
+def _kidconsole_imports(folder: Path) -> dict[str, set[str]]:
+    """kidconsole module imported -> the files of ``folder`` that import it (any depth of the import)."""
+    import ast
+
+    out: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.module != "kidconsole" else [f"kidconsole.{a.name}" for a in node.names]
+            for name in names:
+                if name.startswith("kidconsole."):
+                    out.setdefault(".".join(name.split(".")[:2]), set()).add(path.name)
+    return out
+
+
+def test_trainers_import_only_the_light_modules_the_architecture_names():
+    """The two halves' contract: the trainers import the light, shared modules docs/architecture.md lists,
+    never the CLI, the console or the runs' life (they are started by it, as subprocesses)."""
+    root = Path(__file__).resolve().parents[1]
+    used = _kidconsole_imports(root / "trainers")
+    assert not {m: f for m, f in used.items() if m in ("kidconsole.cli", "kidconsole.tui", "kidconsole.runs")}
+    doc = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## What the trainers import"):]
+    section = section[:section.find("\n## ", 3) if "\n## " in section[3:] else len(section)]
+    missing = sorted(m for m in used if f"`{m.replace('.', '/')}" not in section)
+    assert not missing, f"docs/architecture.md does not list {missing} among the modules the trainers import"

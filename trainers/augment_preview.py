@@ -16,10 +16,10 @@ import soundfile as sf
 
 from kidconsole import rundir
 from kidconsole.config import load_config
-from kidconsole.config_augment import ORDER
+from kidconsole.config.augment import ORDER, ranges_text
 from kidconsole.errors import KidconsoleError
 from kidconsole.phonemes import WORD_SEP
-from kidconsole.runs.augment_counts import ranges_text
+from kidconsole.job_arguments import add_augment_preview_arguments
 from trainers.augment import perturb_speed
 from trainers.data import load_rows, subset, weighted
 from trainers.waves import load_wave
@@ -119,9 +119,7 @@ def preview(config: str, uid: str, phase: int, epoch: int, out_dir: str, overrid
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="kidconsole augment preview")
-    from kidconsole.cli.augment import add_arguments
-
-    add_arguments(ap)
+    add_augment_preview_arguments(ap)
     args = ap.parse_args(argv)
     try:
         table = preview(args.config, args.utterance, args.phase, args.epoch, args.output, args.overrides)

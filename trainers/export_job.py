@@ -43,11 +43,11 @@ SPEED_UTTERANCES = 16        # test utterances timed for the real-time factor
 
 
 def parser() -> argparse.ArgumentParser:
-    from kidconsole.cli.export import add_arguments
+    from kidconsole.job_arguments import add_export_arguments
 
     ap = argparse.ArgumentParser(prog="python -m trainers.export_job", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(ap)
+    add_export_arguments(ap)
     ap.add_argument("--speed-utterances", type=int, default=SPEED_UTTERANCES, metavar="N",
                     help=f"test utterances timed for the real-time factor (default {SPEED_UTTERANCES})")
     ap.add_argument("--speed-rounds", type=int, default=3, metavar="N", help="timing rounds (default 3)")

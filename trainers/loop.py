@@ -20,7 +20,7 @@ import torch
 
 from kidconsole import rundir
 from kidconsole.config import RunConfig
-from kidconsole.config_augment import ORDER
+from kidconsole.config.augment import ORDER
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import SpecAugment, draw_masks

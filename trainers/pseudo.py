@@ -91,11 +91,11 @@ def folder_rows(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Utteranc
 
 
 def parser() -> argparse.ArgumentParser:
-    from kidconsole.cli.pseudo import add_arguments
+    from kidconsole.job_arguments import add_pseudo_arguments
 
     ap = argparse.ArgumentParser(prog="python -m trainers.pseudo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(ap)
+    add_pseudo_arguments(ap)
     return ap
 
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from kidconsole.cli import show_progress
+    from kidconsole.job_arguments import show_progress
     from trainers.confidence import Scorer
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser

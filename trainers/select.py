@@ -293,11 +293,11 @@ def print_report(report: dict, console) -> None:
 # ---------- the command ----------
 
 def parser() -> argparse.ArgumentParser:
-    from kidconsole.cli.select import add_arguments
+    from kidconsole.job_arguments import add_select_arguments
 
     ap = argparse.ArgumentParser(prog="python -m trainers.select", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(ap)
+    add_select_arguments(ap)
     return ap
 
 
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from kidconsole.cli import show_progress
+    from kidconsole.job_arguments import show_progress
     from trainers.confidence import Scorer
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser

@@ -3,7 +3,7 @@
 Every decision and every value is drawn from a generator seeded with (seed, phase, epoch, utterance,
 augmentation), as speed perturbation's is: the same utterance gets the same augmentation in any worker,
 any process and after a resume, and switching one augmentation on does not change another's draws.
-The order (``kidconsole.config_augment.ORDER``): speed on each part, concatenation, pitch and formants
+The order (``kidconsole.config.augment.ORDER``): speed on each part, concatenation, pitch and formants
 (one Praat pass), reverberation, noise from recordings, babble, coloured noise, gain.
 
 Implementations, measured in docs/benchmarks/augment.md:
@@ -29,7 +29,7 @@ import torch
 
 from kidconsole.audio import open_audio
 from kidconsole.config import Augment
-from kidconsole.config_augment import ORDER, Waveform
+from kidconsole.config.augment import ORDER, Waveform
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import Utterance
 from trainers.augment import speed_factor

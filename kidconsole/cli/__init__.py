@@ -6,10 +6,13 @@ of its name (``kidconsole.cli.g2p`` is ``g2p`` ...): ``HELP`` is its line in
 adds its arguments to the parser made from them here. Subcommand modules import
 their heavy parts inside the handler, so ``kidconsole --help`` stays fast.
 
-Flags shared by several commands are defined here once: ``--runs`` (global: it
-may come before the subcommand's name or after it), ``--no-progress`` (every
-long command), the model a command decodes with and where it runs (transcribe,
-serve, select, pseudo), and where and in which format a command writes its output.
+Flags shared by several commands are defined once: ``--runs`` (global: it may
+come before the subcommand's name or after it) and where and in which format a
+command writes its output, here; ``--no-progress`` (every long command) and the
+model a command decodes with and where it runs (transcribe, serve, select,
+pseudo) in ``kidconsole.job_arguments``, with the arguments of the jobs that run
+as ``python -m trainers.X``: the trainers parse them too, and import that light
+module, never this package.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import sys
 
 from kidconsole import __version__
 from kidconsole.errors import KidconsoleError
+from kidconsole.job_arguments import (  # noqa: F401 (the flags every command shares)
+    add_model_arguments, add_progress_flag, add_scoring_flags, show_progress,
+)
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
 
 
@@ -45,35 +51,11 @@ def add_runs_flag(parser: argparse.ArgumentParser) -> None:
                         help=RUNS_HELP)
 
 
-def add_progress_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "model", metavar: str = "MODEL") -> None:
-    """The model a command decodes audio with, where it runs and how much audio goes through it at once
-    (transcribe, serve, select, pseudo)."""
-    parser.add_argument(dest, metavar=metavar, help="run directory (its export), export folder or .onnx file")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, metavar="S",
-                        help="padded audio seconds per forward pass (default 60)")
-
-
-def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
-    """How a command that decodes a whole pool reads it (select, pseudo)."""
-    parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
-    add_progress_flag(parser)
-
-
 def add_output_flags(parser: argparse.ArgumentParser, formats: tuple[str, ...], otherwise: str) -> None:
     """``-o FILE`` and ``--format``, by default the format FILE's suffix names (transcribe, report)."""
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.add_argument("--format", choices=formats,
                         help=f"output format (default: from -o's suffix, else {otherwise})")
-
-
-def show_progress(args: argparse.Namespace) -> bool:
-    """Progress bars unless ``--no-progress`` or stderr is not a terminal (a log file, a pipe)."""
-    return not args.no_progress and sys.stderr.isatty()
 
 
 def _fraction(text: str) -> float:

@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import as_argv
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """What to export and how to score it (trainers/export_job.py parses the same)."""
-    p.add_argument("run", metavar="RUN", help="a finished run directory (with exports/merged or exports/adapter)")
-    p.add_argument("--int8", action="store_true", help="also quantise to INT8 (ONNX Runtime's dynamic INT8)")
-    p.add_argument("--per-channel", action="store_true", help="INT8 weights per channel from the start")
-    p.add_argument("--manifest", metavar="M", help="score on this manifest instead of the run's test manifest")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for scoring and timing (default: all)")
+from kidconsole.job_arguments import add_export_arguments
 
 
 HELP = "ONNX / INT8 exports of a finished run, scored on its test manifest like runs"
@@ -26,7 +18,7 @@ DESCRIPTION = ("Exports RUN's merged model to ONNX (dynamic batch and length, ch
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", action="store_true", help="export to ONNX (fp32; --int8 implies it)")
-    add_arguments(p)
+    add_export_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -8,20 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from kidconsole.cli import add_model_arguments, as_module_command, add_scoring_flags
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p, "run", "RUN")
-    p.add_argument("audio", metavar="AUDIO", help="a folder of audio files (searched recursively; the speaker is "
-                   "each file's folder) or a manifest (.jsonl) whose phones are to be decoded")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the pseudo-labelled manifest")
-    p.add_argument("--min-confidence", type=float, required=True, metavar="C",
-                   help="keep utterances whose mean CTC confidence is at least C (0-1)")
-    p.add_argument("--age-confidence", action="append", default=[], metavar="BUCKET=C",
-                   help="another threshold for one age bucket (5-6=0.9; buckets <5, 5-6, 7-8, 9-10, 11-17, "
-                   "18+, unknown); repeatable")
-    add_scoring_flags(p)
+from kidconsole.cli import as_module_command
+from kidconsole.job_arguments import add_pseudo_arguments
 
 
 HELP = "pseudo-label unlabelled audio with a trained model"
@@ -32,4 +20,4 @@ DESCRIPTION = ("Decode unlabelled audio (a folder of audio files, or a manifest 
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    as_module_command(p, "trainers.pseudo", add_arguments)
+    as_module_command(p, "trainers.pseudo", add_pseudo_arguments)

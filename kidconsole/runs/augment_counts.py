@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# the short names shown, in the order the trainer applies them (kidconsole.config_augment.ORDER after speed)
+from kidconsole.config.augment import ranges_text
+
+# the short names shown, in the order the trainer applies them (kidconsole.config.augment.ORDER after speed)
 SHOWN = (("masked_utterances", "SpecAugment"), ("speed_perturbed", "speed"))
 
 
@@ -21,17 +23,6 @@ def applied_counts(train: dict) -> dict[str, int]:
 def counts_line(counts: dict[str, int]) -> str:
     """``SpecAugment 1,204 · speed 398 · pitch 120``, or ``-``."""
     return " · ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
-
-
-def ranges_text(spec: dict) -> str:
-    """An augmentation's ranges as `name lo..hi`, without its probability (and `semitones` when `median_hz` is set)."""
-    parts = []
-    for k, v in spec.items():
-        if k == "prob" or v is None or (k == "semitones" and spec.get("median_hz") is not None):
-            continue
-        parts.append(f"{k} {v[0]:g}..{v[1]:g}" if isinstance(v, list) and len(v) == 2
-                     and all(isinstance(x, (int, float)) for x in v) else f"{k} {v}")
-    return ", ".join(parts)
 
 
 def augment_lines(augment: Any, spec_augment: bool = True) -> list[str]:

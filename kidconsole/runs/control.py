@@ -73,9 +73,11 @@ def stop_run(run_dir: str | Path, *, timeout: float = 120) -> StopReport:
 
         return StopReport(cancel(run_dir), note="taken out of the queue before it started")
     if status.get("slurm_job_id"):  # Slurm signals every node of the job
+        from kidconsole.runs.reader import RunReader
         from kidconsole.runs.slurm import stop_slurm
 
-        return StopReport(stop_slurm(run_dir, timeout=timeout), note=f"its Slurm job {status['slurm_job_id']} was "
+        stop_slurm(run_dir, timeout=timeout)
+        return StopReport(RunReader(run_dir).state(), note=f"its Slurm job {status['slurm_job_id']} was "
                           "signalled (a job still waiting was cancelled)")
     if not liveness.local(status):
         if status.get("state") in rundir.LIVE_STATES:

@@ -252,21 +252,19 @@ def where(status: dict) -> str | None:
 
 # ---- stop and resume ---------------------------------------------------------------------------------
 
-def stop_slurm(run_dir: Path, timeout: float = 120) -> str:
+def stop_slurm(run_dir: Path, timeout: float = 120) -> None:
     """``scancel --signal=TERM`` (the trainer checkpoints), wait up to ``timeout`` s for the job to end,
-    then ``scancel`` it; a job still in the queue is cancelled at once. Returns the run's state."""
-    from kidconsole.runs.reader import RunReader
-
+    then ``scancel`` it; a job still in the queue is cancelled at once."""
     status = rundir.read_status(run_dir)
     jid = str(status["slurm_job_id"])
     job = query([jid]).get(jid)
     if job is None or not job.active:
-        return RunReader(run_dir).state()
+        return
     rundir.update_status(run_dir, stop_requested_at=round(time.time(), 3))
     if job.waiting:
         _slurm(["scancel", jid], "run stop")
         rundir.update_status(run_dir, state=rundir.STOPPED, ended_at=round(time.time(), 3))
-        return rundir.STOPPED
+        return
     out = _slurm(["scancel", "--signal=TERM", jid], "run stop")
     if out.returncode != 0:
         raise KidconsoleError(f"{run_dir}: scancel --signal=TERM {jid}: {out.stderr.strip()}")
@@ -282,7 +280,6 @@ def stop_slurm(run_dir: Path, timeout: float = 120) -> str:
             rundir.update_status(run_dir, state=rundir.STOPPED, ended_at=round(time.time(), 3),
                                  error=f"job {jid} cancelled: still running {timeout:g} s after SIGTERM")
     _cache.pop(jid, None)
-    return RunReader(run_dir).state()
 
 
 def resume_slurm(run_dir: Path) -> str:

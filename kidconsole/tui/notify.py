@@ -66,7 +66,7 @@ class ConsoleSettings(BaseModel):
 def load_user_config(path: str | Path | None = None) -> ConsoleSettings:
     """The user's console settings; the defaults when the file does not exist. A bad file is an error that
     names it and the key."""
-    from kidconsole.config import _explained, read_yaml
+    from kidconsole.config import explain_validation_error, read_yaml
 
     path = Path(path) if path is not None else config_dir() / USER_CONFIG
     if not path.exists():
@@ -81,7 +81,7 @@ def load_user_config(path: str | Path | None = None) -> ConsoleSettings:
     try:
         return ConsoleSettings.model_validate(raw)
     except ValidationError as e:
-        raise _explained(e, str(path)) from None
+        raise explain_validation_error(e, str(path)) from None
 
 
 @dataclass

@@ -8,7 +8,7 @@ import torch
 import torchaudio.functional as AF
 
 from kidconsole.config import Augment, resolve_config
-from kidconsole.config_augment import ORDER
+from kidconsole.config.augment import ORDER
 from kidconsole.corpus.synth import Voice, render
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import read_manifest

@@ -3,8 +3,7 @@
 Each augmentation has its own probability (drawn per utterance) and ranges; every range is ``[lo, hi]``,
 drawn uniformly, checked for order and for the bounds published work uses. They run in the data workers,
 in the order of ``ORDER`` (docs/training.md, Waveform augmentation); ``trainers/wave_augment.py`` applies
-them. Imported through ``kidconsole.config`` (which registers ``Waveform`` in ``Augment``): the value
-kinds and ``Section`` come from there.
+them. ``schema.Augment`` holds a ``Waveform`` as its ``waveform``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from typing import Any, Literal, Optional
 from annotated_types import Ge, Le, MinLen
 from pydantic import AfterValidator, Field, model_validator
 
-from kidconsole.config import Count, Prob, Section, _kind, _path, _rule
+from kidconsole.config.kinds import Count, Prob, _kind, _path, _rule
+from kidconsole.config.section import Section
 
 # the order the chain applies them in (speed, the reference's, comes first: on each part of a join)
 ORDER = ("concat", "pitch", "vtlp", "reverb", "noise", "babble", "colored_noise", "gain")
@@ -140,3 +140,14 @@ assert tuple(Waveform.model_fields) == ORDER
 # the chain of the built-in preset ``child_like``: adult voices toward children's (Lee, Potamianos and
 # Narayanan 1999: f0 of 5-10 year olds about 220-320 Hz, formants 10-30% above adult women's)
 CHILD_LIKE = {"pitch": {"prob": 1.0, "median_hz": [220.0, 320.0]}, "vtlp": {"prob": 1.0, "warp": [1.1, 1.3]}}
+
+
+def ranges_text(spec: dict) -> str:
+    """An augmentation's ranges as `name lo..hi`, without its probability (and `semitones` when `median_hz` is set)."""
+    parts = []
+    for k, v in spec.items():
+        if k == "prob" or v is None or (k == "semitones" and spec.get("median_hz") is not None):
+            continue
+        parts.append(f"{k} {v[0]:g}..{v[1]:g}" if isinstance(v, list) and len(v) == 2
+                     and all(isinstance(x, (int, float)) for x in v) else f"{k} {v}")
+    return ", ".join(parts)
