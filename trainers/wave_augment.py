@@ -84,7 +84,6 @@ class Chain:
         self.active = self.wf.active()
         self.sample_rate = sample_rate
         self.res = resources or Resources()
-        self._rows: Sequence[Utterance] = ()
 
     def speed(self, seed: int, phase: int, epoch: int, index: int) -> float:
         return speed_factor(self.speed_prob, seed, phase, epoch, index)
