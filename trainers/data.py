@@ -5,7 +5,9 @@ workers. The epoch's batch plan (trainers.batching) is shared by every
 process; process ``r`` of ``R`` takes batches r, r+R, ...; its worker ``w`` of
 ``W`` loads every W-th of those, and the DataLoader's round-robin over workers
 gives them back in plan order. So an epoch sees each utterance once, and a
-resumed run starts at the batch where it stopped. Bad samples (unreadable,
+resumed run starts at the batch where it stopped. Speed perturbation and the
+waveform chain (trainers.wave_augment) are drawn per (seed, phase, epoch,
+utterance) in the workers; concatenation joins rows of one batch. Bad samples (unreadable,
 too long, too short for CTC, unmappable phones) are dropped from their batch
 and reported with it; rows the trainer cannot use at all (manifest.unusable) are
 skipped when the manifest is loaded. Any other error while loading a batch is a
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-from collections import Counter
 import signal
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
