@@ -114,7 +114,8 @@ def is_done(root: Path, name: str) -> bool:
 
 def arm_phases(m: dict, noise: Path) -> dict[str, tuple[str, dict]]:
     """Every arm but the chain: name -> (label, phase settings)."""
-    arms = {"reference": ("reference: SpecAugment 75% + speed 50% (preset medium)", {"augment": augment()})}
+    arms = {"reference": ("reference: SpecAugment 75% + speed 50% (preset medium)", {"augment": augment()}),
+            "none": ("no augmentation at all (the demo's setting today)", {"augment": "none"})}
     for name in SINGLE:
         arms[name] = (f"+ {LABELS[name]} ({PROB:.0%})", {"augment": augment(arm_waveform(name, noise))})
     arms["adults"] = ("+ the adults' voices as they are (phases[].manifests)", adult_phase(m, child_like=False))
