@@ -6,8 +6,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 CACHE ?= $(HOME)/.cache/kidconsole
-# the pinned requirement list read from pyproject.toml: the light install, every extra (train, serve) and test
-REQS := $(shell $(PYTHON) -c 'import tomllib;p=tomllib.load(open("pyproject.toml","rb"))["project"];o=p["optional-dependencies"];print(" ".join(r for r in p["dependencies"]+o["train"]+o["serve"]+o["test"] if not r.startswith("kidconsole")))')
+# the pinned requirement list read from pyproject.toml: the light install, every extra and test (one dev venv)
+REQS := $(shell $(PYTHON) -c 'import tomllib;p=tomllib.load(open("pyproject.toml","rb"))["project"];print(" ".join(r for r in p["dependencies"]+[r for v in p["optional-dependencies"].values() for r in v] if not r.startswith("kidconsole")))')
 DEPS_KEY := $(shell echo "$(REQS)" | sha256sum | cut -c1-16)
 DEPS := $(CACHE)/deps-$(DEPS_KEY)
 VENV := $(CURDIR)/.venv

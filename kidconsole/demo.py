@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Sequence
 
 from kidconsole import palette, rundir
+from kidconsole.config_files import packaged_dir
 from kidconsole.errors import KidconsoleError
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+CONFIGS = packaged_dir()  # the shipped configs: a wheel carries them too
 BASE_CONFIG = CONFIGS / "demo_base.yaml"
 LORA_CONFIG = CONFIGS / "demo_lora.yaml"
 ADULT_AGE = 18

@@ -11,6 +11,7 @@ unconditionally. The heartbeat thread keeps beating while the loop is busy
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from kidconsole import rundir
@@ -27,12 +28,17 @@ class Reporter:
         self.events = rundir.EventWriter(self.run_dir / rundir.EVENTS) if active else None
         self._decodes: rundir.JsonlWriter | None = None
         self._trace: rundir.JsonlWriter | None = None
+        self.mirror = None  # kidconsole.mirror.Mirror when the config's report_to names targets
 
     def emit(self, kind: str, **fields) -> None:
-        """One event of ``kind`` (``rundir.EV_*``) with its record's fields."""
+        """One event of ``kind`` (``rundir.EV_*``) with its record's fields; mirrored (``report_to``) at the
+        same time stamp."""
         if self.active:
+            t = round(time.time(), 3)
             with self._lock:
-                self.events.emit(kind, **fields)
+                self.events.emit(kind, t=t, **fields)
+            if self.mirror is not None and kind != rundir.EV_HEARTBEAT:  # heartbeats are not metrics
+                self.mirror.event(kind, t, fields)  # guarded: a failing mirror warns and counts, never raises
 
     def status(self, **fields) -> None:
         if self.active:

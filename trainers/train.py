@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                                   f"({acc.distributed_type.value})", write=int(os.environ.get("RANK", "0")) == 0)
     session.open(acc.is_main_process, cfg.train.stop_timeout, acc.print)
     run_dir, rep = session.run_dir, session.rep
+    if cfg.report_to and rep.active:
+        from kidconsole.mirror import Mirror
+
+        rep.mirror = Mirror.open(run_dir, cfg.report_to, cfg, name=cfg.name, warn=acc.print)
 
     def train() -> tuple[str, str]:
         session.begin(dump_config(cfg), cfg.name, rundir.STARTING)

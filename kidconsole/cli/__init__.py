@@ -95,11 +95,13 @@ def run_module(module: str, parser: argparse.ArgumentParser, args: argparse.Name
     return subprocess.call([sys.executable, "-m", module, *as_argv(parser, args)])
 
 
-def as_module_command(p: argparse.ArgumentParser, module: str, add_arguments) -> None:
-    """The subcommand ``p`` does its work as ``python -m module`` (see ``run_module``); ``add_arguments``
-    defines the arguments for both, so they cannot drift apart."""
+def as_module_command(p: argparse.ArgumentParser, module: str, add_arguments, extra: str = "train") -> None:
+    """The subcommand ``p`` does its work as ``python -m module`` (see ``run_module``), which needs ``extra``;
+    ``add_arguments`` defines the arguments for both, so they cannot drift apart."""
+    from kidconsole.extras import needing
+
     add_arguments(p)
-    p.set_defaults(func=lambda args: run_module(module, p, args))
+    p.set_defaults(func=needing(extra, f"kidconsole {p.prog.split()[-1]}", lambda args: run_module(module, p, args)))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

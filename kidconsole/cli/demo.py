@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_progress_flag
+from kidconsole.extras import needing
 
 
 HELP = "the whole mission on a CPU: synthetic corpus, base model, two LoRA runs, the console"
@@ -24,7 +25,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="corpus and subset seed (default 0)")
     add_progress_flag(p)
     p.add_argument("--no-export", action="store_true", help="skip the closing ONNX / INT8 export of the better run")
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("train", "kidconsole demo", run))
 
 
 def run(args) -> int:

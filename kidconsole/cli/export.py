@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import as_argv
+from kidconsole.extras import needing
 from kidconsole.job_arguments import add_export_arguments
 
 
@@ -19,7 +20,7 @@ DESCRIPTION = ("Exports RUN's merged model to ONNX (dynamic batch and length, ch
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", action="store_true", help="export to ONNX (fp32; --int8 implies it)")
     add_export_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("train", "kidconsole export", run))
 
 
 def run(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_model_arguments
+from kidconsole.extras import needing
 
 
 HELP = "serve a model over HTTP: POST /v1/transcribe, GET /healthz, GET /v1/model, docs at /docs"
@@ -29,7 +30,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graceful-seconds", type=int, default=30, metavar="S",
                    help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=run)
+    p.set_defaults(func=needing("serve", "kidconsole serve", run))
 
 
 def run(args) -> int:

@@ -14,12 +14,9 @@ from kidconsole.config.kinds import (
     Prob, RequiredManifest, Seconds, Share, _choice, _kind, _rule,
 )
 from kidconsole.config.augment import CHILD_LIKE, Waveform
-from kidconsole.config.section import Section
+from kidconsole.config.mirror import REPORT_TO_HELP, MlflowSection, ReportTo
+from kidconsole.config.section import Section, _section
 from kidconsole.param_groups import parse_pattern, static_overlap
-
-
-def _section(help: str) -> Any:
-    return Field(default_factory=dict, description=help)  # validated: {} gets the defaults
 
 
 class ModelSection(Section):
@@ -264,6 +261,8 @@ class RunConfig(Section):
     phases: _kind(list[Phase], "a non-empty list of phases", MinLen(1)) = Field(
         description="the curriculum: phases run in order, each from the previous phase's best weights")
     lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
+    report_to: ReportTo = Field([], description=REPORT_TO_HELP)
+    mlflow: MlflowSection = _section("the MLflow mirror (`report_to: [mlflow]`)")
 
     @model_validator(mode="after")
     def _across_sections(self) -> "RunConfig":

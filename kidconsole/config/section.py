@@ -1,6 +1,9 @@
-"""The base of every model of the run config's schema (its sections, phases, augmentations)."""
+"""The base of every section of the run config: strict, closed, finite (schema.py and the sections kept in
+their own modules, such as mirror.py, build on it)."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Section(BaseModel):
@@ -9,3 +12,7 @@ class Section(BaseModel):
     (the launcher's run name) is checked as one read from a file."""
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True,
                               validate_assignment=True)
+
+
+def _section(help: str) -> Any:
+    return Field(default_factory=dict, description=help)  # validated: {} gets the defaults

@@ -19,6 +19,12 @@ EXPORT_LOG = "export.log"        # exports/export.log: the output of an export s
 # in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
 QUEUE = "queue.json"
 QUEUE_LOCK = ".queue.lock"
+# mirrors (the config's report_to, `kidconsole run mirror`): TensorBoard event files in the run directory; the
+# default MLflow store and its artifacts in the runs root
+MIRRORS = ("tensorboard", "mlflow")  # what report_to and `run mirror --to` name
+TENSORBOARD = "tensorboard"
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS = "mlartifacts"
 
 
 JOB_SCRIPT = "job.sbatch"  # a Slurm run's batch script, as submitted

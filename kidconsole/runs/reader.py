@@ -19,7 +19,7 @@ import numpy as np
 
 from kidconsole.runs.augment_counts import applied_counts
 from kidconsole import rundir
-from kidconsole.rundir.records import BY_BUCKET
+from kidconsole.rundir.series_names import BUCKET_FIELDS, EVAL_FIELDS, TRAIN_FIELDS, lr_group_metric
 from kidconsole.runs import evalcost
 from kidconsole.runs import liveness
 from kidconsole.runs import state as run_state
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
     from kidconsole.config import RunConfig
 
 AXES = ("step", "samples", "time")
-TRAIN_FIELDS = rundir.TrainEvent.CHART
-_EVAL_TYPES = {s.name: s.type for s in rundir.EvalEvent.SPEC}
-EVAL_FIELDS = tuple(f for f in rundir.EvalEvent.CHART if _EVAL_TYPES[f] is not BY_BUCKET)
-# a value per bucket (PER by age group): one series per bucket, "eval/per_age/5-6"
-BUCKET_FIELDS = tuple(f for f in rundir.EvalEvent.CHART if _EVAL_TYPES[f] is BY_BUCKET)
 SERIES_KEYS = tuple(f"train/{f}" for f in TRAIN_FIELDS) + tuple(f"eval/{f}" for f in EVAL_FIELDS)
 SUMMARY_METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer", "eval/wer")
 MAX_DECODES = 5000
@@ -411,14 +406,6 @@ def _best_checkpoint(events: list[dict]) -> str | None:
         if ev.get("kind") == rundir.EV_CHECKPOINT and ev.get("best") and ev.get("name"):
             return str(ev["name"])
     return None
-
-
-def lr_group_metric(name: str) -> str:
-    """The chart series of one ``train.lr_groups`` group's learning rate."""
-    return f"{LR_GROUP_PREFIX}{name}"
-
-
-LR_GROUP_PREFIX = "train/lr:"
 
 
 def _group_lr_series(cols: dict[str, list]) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -131,8 +131,10 @@ class KidConsole(App):
     def launcher(self, config: str, **kwargs) -> Path:
         """Start a run (``kidconsole.runs.launch.launch_run`` unless another was given)."""
         if self._launcher is None:
+            from kidconsole.extras import need
             from kidconsole.runs.launch import launch_run
 
+            need("train", "launching a run")
             self._launcher = launch_run
         return self._launcher(config, **kwargs)
 
@@ -222,11 +224,13 @@ class KidConsole(App):
     def _export(self, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError
 
-        if self._exporter is None:
-            from kidconsole.runs.exports import start_export
-
-            self._exporter = start_export
         try:
+            if self._exporter is None:
+                from kidconsole.extras import need
+                from kidconsole.runs.exports import start_export
+
+                need("train", "exporting a run")
+                self._exporter = start_export
             pid = self._exporter(view.path)
             self.call_from_thread(self.notify, f"{view.name}: export started (pid {pid}); the exports tab follows it")
         except (KidconsoleError, OSError) as e:
@@ -276,6 +280,10 @@ class KidConsole(App):
         from kidconsole.runs import control
 
         try:
+            if what != "stop":
+                from kidconsole.extras import need
+
+                need("train", f"{'averaging' if what == 'average' else 'resuming'} a run")
             if what == "stop":
                 result = control.stop_run(view.path)
                 message = f"{view.name}: {result}"

@@ -14,8 +14,10 @@ from kidconsole.cli.run.control import cmd_resume, cmd_stop
 from kidconsole.cli.run.derived import cmd_average, cmd_ensemble, steps_list
 from kidconsole.cli.run.launch import cmd_launch, cmd_sweep
 from kidconsole.cli.run.logs import cmd_logs
+from kidconsole.cli.run.mirror import cmd_mirror
 from kidconsole.cli.run.ls import cmd_ls
 from kidconsole.cli.run.queue import cmd_cancel, cmd_queue
+from kidconsole.extras import needing
 
 
 def _derived_flags(sp, default_name: str, beside: str) -> None:
@@ -60,7 +62,7 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                    help="one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)")
     add_runs_flag(sp)
-    sp.set_defaults(func=cmd_launch)
+    sp.set_defaults(func=needing("train", "kidconsole run launch", cmd_launch))
 
     sp = sub.add_parser("sweep", help="queue one run per point of a grid of config keys (--gpus auto)",
                         description="Expand --grid KEY=V1,V2 (repeatable; every combination) into queued runs "
@@ -75,7 +77,7 @@ def register(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--runs-root", help="where the run directories go (default: the first runs root)")
     sp.add_argument("--trainer", default=rundir.TRAINER, help=argparse.SUPPRESS)
     add_runs_flag(sp)
-    sp.set_defaults(func=cmd_sweep)
+    sp.set_defaults(func=needing("train", "kidconsole run sweep", cmd_sweep))
 
     sp = sub.add_parser("cancel", help="take a queued run out of the queue (it ends stopped, never started)")
     sp.add_argument("run", help="run directory or name")
@@ -117,6 +119,17 @@ def register(p: argparse.ArgumentParser) -> None:
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_logs)
 
+    sp = sub.add_parser("mirror", help="write a run's events into TensorBoard or MLflow (as report_to does live)",
+                        description="Replays RUN's events.jsonl into TensorBoard event files (RUN/tensorboard) or an "
+                        "MLflow run (the config's mlflow.tracking_uri, else mlflow.db in the runs root), with the "
+                        "resolved config as hyperparameters and, in MLflow, the exports as artifacts.")
+    sp.add_argument("run", help="run directory or name")
+    sp.add_argument("--to", action="append", required=True, choices=rundir.MIRRORS,
+                    help="where (repeatable)")
+    sp.add_argument("--replace", action="store_true", help="make a mirror that exists again")
+    add_runs_flag(sp)
+    sp.set_defaults(func=cmd_mirror)
+
     sp = sub.add_parser("stop", help="stop a run: SIGTERM, wait for its checkpoint, then SIGKILL what is left")
     sp.add_argument("run", help="run directory or name")
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the checkpoint (120)")
@@ -135,7 +148,7 @@ def register(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--lora", choices=("deltas", "factors"), default="deltas",
                     help="deltas: the mean of the LoRA updates B·A, exactly (default); factors: mean A and mean B")
     _derived_flags(sp, "RUN-avg-best3 ...", "RUN")
-    sp.set_defaults(func=cmd_average)
+    sp.set_defaults(func=needing("train", "kidconsole run average", cmd_average))
 
     sp = sub.add_parser("ensemble", help="score the test manifest with several models' posteriors averaged",
                         description="Decodes the test manifest from the mean per-frame posteriors of several "
@@ -144,7 +157,7 @@ def register(p: argparse.ArgumentParser) -> None:
     sp.add_argument("runs_given", nargs="+", metavar="RUN", help="run directories or names")
     sp.add_argument("--best", type=int, metavar="N", help="one RUN: its N best checkpoints of the last phase")
     _derived_flags(sp, "RUN-ens-best3, ens-RUN-2runs", "the first RUN")
-    sp.set_defaults(func=cmd_ensemble)
+    sp.set_defaults(func=needing("train", "kidconsole run ensemble", cmd_ensemble))
 
     sp = sub.add_parser("resume", help="relaunch a stopped, failed or interrupted run from its newest checkpoint "
                         "(a Slurm run: submit its job again with --resume)")
@@ -152,4 +165,4 @@ def register(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--machine-rank", type=int, default=0, metavar="R",
                     help="a run over several machines: this machine (each machine resumes its share)")
     add_runs_flag(sp)
-    sp.set_defaults(func=cmd_resume)
+    sp.set_defaults(func=needing("train", "kidconsole run resume", cmd_resume))

@@ -21,7 +21,7 @@ from textual.containers import Container
 from textual.widgets import Footer, Header, Static
 
 from kidconsole.palette import RUN_COLORS
-from kidconsole.runs.reader import LR_GROUP_PREFIX
+from kidconsole.rundir.series_names import LR_GROUP_PREFIX
 from kidconsole.runs.series import Series
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail

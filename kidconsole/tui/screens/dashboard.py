@@ -216,7 +216,7 @@ class DashboardScreen(Screen):
 
     @work(thread=True, exclusive=True, group="dashboard-configs")
     def load_configs(self) -> None:
-        from kidconsole.tui.screens.run_detail import flatten
+        from kidconsole.config_files import flatten
 
         app = self.app
         loaded = {k: flatten(app.watcher.config(k)) for k in list(app.views) if k not in self.configs}

@@ -1,5 +1,7 @@
-"""The launch form: a config from configs/, GPU(s) with what is free now, a name, and the few
-overrides people change (LoRA r, learning rate, phase). Launches through ``kidconsole.runs.launch``."""
+"""The launch form: a config (yours from ./configs or ./, or a shipped one), GPU(s) with what is free now, a
+name, and the few overrides people change (LoRA r, learning rate, phase). Launches through
+``kidconsole.runs.launch``; a shipped config is first copied into ./configs, so the run's source is a file you
+own and can edit (kidconsole/config_files.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -63,13 +66,14 @@ class LaunchScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.configs: dict[str, dict] = {}
+        self.prefer: str | None = None  # the config to choose once the list is loaded
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="form"):
             with Horizontal(classes="row"):
                 yield Label("Config")
-                yield Select([], id="config", prompt="choose a config from configs/", compact=True)
+                yield Select([], id="config", prompt="choose a config: yours, or a shipped one", compact=True)
             with Horizontal(classes="row"):
                 yield Label("GPUs")
                 yield SelectionList(id="gpus")
@@ -119,26 +123,31 @@ class LaunchScreen(Screen):
     @work(thread=True, exclusive=True, group="launch-configs")
     def load_configs(self) -> None:
         from kidconsole.config import read_yaml
+        from kidconsole.config_files import own, packaged
         from kidconsole.errors import KidconsoleError
 
-        folder = self.app.configs_dir
+        mine = own([self.app.configs_dir, Path(".")])
+        options: list[tuple[Text, str]] = []
         configs: dict[str, dict] = {}
-        for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        for path in mine + list(packaged().values()):
             try:
                 raw = read_yaml(path)  # as written (relative paths stay relative for the overrides)
             except KidconsoleError:
                 raw = None
             configs[str(path)] = raw if isinstance(raw, dict) else {}
-        self.app.call_from_thread(self._configs_loaded, configs)
+            label = f"{path.stem}  (shipped)" if path not in mine else str(path)
+            options.append((Text(label), str(path)))  # a file name is text, never markup
+        self.app.call_from_thread(self._configs_loaded, configs, options, len(mine))
 
-    def _configs_loaded(self, configs: dict[str, dict]) -> None:
+    def _configs_loaded(self, configs: dict[str, dict], options: list[tuple[Text, str]], own: int) -> None:
         self.configs = configs
         select = self.query_one("#config", Select)
-        select.set_options([(Path(p).name, p) for p in configs])
-        if len(configs) == 1:
-            select.value = next(iter(configs))
-        elif not configs:
-            self.query_one("#launch-error", Static).update(f"No configs in {self.app.configs_dir}/")
+        current = self.prefer or select.value
+        select.set_options(options)
+        if isinstance(current, str) and current in configs:
+            select.value = current
+        elif own == 1:  # the one config of this project
+            select.value = options[0][1]
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "config":
@@ -178,17 +187,26 @@ class LaunchScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch")
     def launch(self, req: dict[str, Any]) -> None:
+        from kidconsole.config_files import copy_packaged, is_packaged
         from kidconsole.errors import KidconsoleError
 
+        config, copied = req.pop("config"), None
         try:
-            run_dir = self.app.launcher(req.pop("config"), **req)
+            if is_packaged(config):
+                config = copied = str(copy_packaged(config, self.app.configs_dir))
+            run_dir = self.app.launcher(config, **req)
         except (KidconsoleError, OSError) as e:
-            self.app.call_from_thread(self._failed, str(e))
+            note = f"\nThe shipped config is copied to {copied}: change the keys marked EDIT there, or set them " \
+                   f"in Overrides." if copied else ""
+            self.app.call_from_thread(self._failed, f"{e}{note}", copied)
             return
         self.app.call_from_thread(self._launched, Path(run_dir))
 
-    def _failed(self, message: str) -> None:
-        self.query_one("#launch-error", Static).update(message)
+    def _failed(self, message: str, copied: str | None = None) -> None:
+        self.query_one("#launch-error", Static).update(Text(message))  # file names and values: never markup
+        if copied:  # the copy is the user's now: list it, chosen
+            self.prefer = copied
+            self.load_configs()
         self.query_one("#go", Button).disabled = False
         self.notify(message, severity="error")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -15,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from kidconsole import palette, rundir
+from kidconsole.config_files import config_diff, show_value
 from kidconsole.runs import evalcost
 from kidconsole.runs.augment_counts import counts_line, settings_lines
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
@@ -28,42 +28,12 @@ LOG_LINES = 300
 EXPORTS_EVERY = 2.0  # seconds between reads of RUN/exports while the screen is open
 
 
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys to leaf values (``phases.0.lr``), so two configs compare key by key."""
-    out: dict[str, Any] = {}
-    if isinstance(cfg, dict):
-        for k, v in cfg.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-    elif isinstance(cfg, list) and any(isinstance(v, (dict, list)) for v in cfg):
-        for i, v in enumerate(cfg):
-            out.update(flatten(v, f"{prefix}{i}."))
-    else:
-        out[prefix[:-1]] = cfg
-    return out
-
-
 def shown_path(path: Path) -> str:
     """The run's folder relative to the working directory when it is below it (shorter over SSH)."""
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-MISSING = object()
-IGNORED_IN_DIFF = ("name",)  # every run differs by name: not a hyperparameter
-
-
-def config_diff(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
-    """(key, value in a, value in b) for every key whose value differs; MISSING where a side lacks it."""
-    fa, fb = flatten(a), flatten(b)
-    keys = sorted(set(fa) | set(fb))
-    return [(k, fa.get(k, MISSING), fb.get(k, MISSING)) for k in keys
-            if k not in IGNORED_IN_DIFF and fa.get(k, MISSING) != fb.get(k, MISSING)]
-
-
-def _show(v: Any) -> str:
-    return "(absent)" if v is MISSING else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def augment_panel(cfg: dict, counts: dict[str, int]) -> Text:
@@ -236,7 +206,7 @@ class RunDetailScreen(PushedScreen):
                                   (other, f"bold {self.app.run_colors[other]}"),
                                   f" · {len(diff)} changed keys (d: compare with the next run)"))
         for key, va, vb in diff:
-            table.add_row(key, _show(va), _show(vb))
+            table.add_row(key, show_value(va), show_value(vb))
 
     # ---- actions
     def action_tab(self, tab: str) -> None:
