@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
                     "demo's setting (default all)")
     ap.add_argument("--augment-steps", type=int, default=augment_runs.STEPS,
                     help=f"training steps of every augmentation arm (default {augment_runs.STEPS})")
-    ap.add_argument("--jobs", type=int, default=2, help="augmentation runs at a time (default 2)")
+    ap.add_argument("--jobs", type=int, default=3, help="augmentation runs at a time (default 3)")
     args = ap.parse_args(argv)
     console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
