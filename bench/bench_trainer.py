@@ -77,7 +77,7 @@ def _step_times(cfg, run_dir, batches, steps: int, rounds: int):
     tr.model.train()  # as _train_epoch does (from_pretrained returns eval mode)
 
     def ours(b):
-        tr._micro_step(b, tr.state["step"], 1, True)
+        tr._micro_step(b, tr.state.step, 1, True)
         tr._optimizer_step(0)
 
     # the same work by hand: forward, CTC loss, backward, clipping, AdamW, a learning rate per step

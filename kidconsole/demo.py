@@ -358,14 +358,13 @@ def launch_lora(paths: Paths, scale: Scale, base: Base, m: dict[str, Path], laun
 
 def stop_launched(launched: Sequence[Path], console) -> None:
     """Stop every run this demo started that is still going (Ctrl-C, or the console closed early)."""
-    from kidconsole.runs.control import stop_run
-    from kidconsole.runs.reader import RunReader
+    from kidconsole.runs.life import read_state, stop
 
     for run in launched:
         try:
-            if RunReader(run).state() in rundir.STOPPABLE_STATES:
+            if read_state(run) in rundir.STOPPABLE_STATES:
                 console.print(f"stopping {run.name} ...")
-                stop_run(run, timeout=30)
+                stop(run, timeout=30)
         except (KidconsoleError, OSError) as e:
             console.print(f"[{palette.ERROR}]{run}: {e}[/]")
 

@@ -77,6 +77,31 @@ def add_pseudo_arguments(p: argparse.ArgumentParser) -> None:
     add_scoring_flags(p)
 
 
+def add_align_arguments(p: argparse.ArgumentParser) -> None:
+    """``align``: the model, the manifest and where the alignments go (trainers/align.py)."""
+    add_model_arguments(p)
+    p.add_argument("manifest", metavar="MANIFEST", help="utterances with reference phones (JSONL manifest)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="the alignments (JSONL; default RUN/alignments.jsonl for a run directory, where the console "
+                   "shows them, else ./alignments.jsonl); started again, it resumes")
+    add_scoring_flags(p)
+
+
+def add_audit_arguments(p: argparse.ArgumentParser) -> None:
+    """``audit``: the model, the manifest, where the suspects go and how they are chosen (trainers/audit.py)."""
+    add_model_arguments(p)
+    p.add_argument("manifest", metavar="MANIFEST", help="the labelled utterances to audit (JSONL manifest)")
+    p.add_argument("-o", "--output", metavar="FILE", default="suspects.jsonl",
+                   help="the suspects' manifest rows (default suspects.jsonl); FILE.report.json / .md and the "
+                   "alignments FILE.alignments.jsonl (resumed when run again) beside it")
+    p.add_argument("--top", type=int, metavar="N", help="the N worst labels are the suspects (default: the outliers)")
+    p.add_argument("--threshold", type=float, default=3.5, metavar="Z",
+                   help="without --top: a label is suspect when its misfit is more than Z robust standard "
+                   "deviations above the median (default 3.5)")
+    p.add_argument("--show", type=int, default=20, metavar="N", help="suspects printed here (default 20)")
+    add_scoring_flags(p)
+
+
 def add_augment_preview_arguments(p: argparse.ArgumentParser) -> None:
     """`kidconsole augment preview` (trainers/augment_preview.py)."""
     p.add_argument("config", metavar="CONFIG", help="a run config (YAML), or a run directory (its config.yaml)")

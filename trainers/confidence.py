@@ -70,11 +70,12 @@ class Scorer:
         except KidconsoleError as e:
             return Skipped(it.id, it.audio, str(e))
 
-    def score(self, items: Sequence[Item]) -> Iterator[tuple[list[Score], list[Skipped]]]:
-        """Per batch: its scores and the items skipped (unreadable, truncated or too short audio)."""
+    def batches(self, items: Sequence[Item]) -> Iterator[tuple[list[Item], list, list[Skipped]]]:
+        """Per batch (by duration): its usable items, their waves, and the items skipped (unreadable, truncated
+        or too short audio); the next batch's audio is read while the caller works on this one."""
         usable, durations, skipped = self.tr.headers(list(items))
         if skipped:
-            yield [], skipped
+            yield [], [], skipped
         plans = plan_sorted(durations, batch_seconds=self.tr.batch_seconds, max_utts=self.tr.max_utterances)
         ahead = None
         for k, plan in enumerate(plans):
@@ -83,8 +84,12 @@ class Scorer:
             if k + 1 < len(plans):  # read the next batch while this one runs
                 ahead = self.pool.submit(lambda p=plans[k + 1]: list(self.pool.map(self._load, [usable[j] for j in p])))
             good = [(it, w) for it, w in zip(batch_items, waves) if not isinstance(w, Skipped)]
-            bad = [w for w in waves if isinstance(w, Skipped)]
-            yield (self._forward([it for it, _ in good], [w for _, w in good]) if good else []), bad
+            yield [it for it, _ in good], [w for _, w in good], [w for w in waves if isinstance(w, Skipped)]
+
+    def score(self, items: Sequence[Item]) -> Iterator[tuple[list[Score], list[Skipped]]]:
+        """Per batch: its scores and the items skipped (unreadable, truncated or too short audio)."""
+        for good, waves, bad in self.batches(items):
+            yield (self._forward(good, waves) if good else []), bad
 
     @torch.no_grad()
     def _forward(self, items: list[Item], waves: list) -> list[Score]:

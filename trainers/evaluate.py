@@ -120,8 +120,9 @@ def rates(refs: list[str], hyps: list[str]) -> dict[str, float | None]:
 
 @torch.no_grad()
 def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[str, str], *, accelerator=None,
-             should_stop: Callable[[], bool] = lambda: False) -> EvalResult:
-    """Loss (when the forward gives one) and error rates over ``loader`` (this process's share)."""
+             should_stop: Callable[[], bool] = lambda: False, decoder=None) -> EvalResult:
+    """Loss (when the forward gives one) and error rates over ``loader`` (this process's share), decoded
+    greedily or by ``decoder`` (trainers.decode.build_decoder)."""
     t0 = time.perf_counter()
     world = accelerator.num_processes if accelerator is not None else 1
     # loss sums stay on the device: the decode's copy of the best ids is a batch's only host sync
@@ -142,7 +143,10 @@ def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[st
                 finite = torch.isfinite(out.loss)
                 loss_sum += torch.where(finite, out.loss.double() * len(batch), 0.0)
                 n_loss += finite.long() * len(batch)
-            hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits, out.frames)]
+            if decoder is None:  # the evaluations during training: the cheapest greedy decode
+                hyps += [ids_to_phones(seq, inverse_vocab) for seq in greedy_ids(out.logits, out.frames)]
+            else:
+                hyps += [d.phones(inverse_vocab) for d in decoder(out.logits, out.frames)]
             ids += batch.ids
     loss_sum, n_loss = loss_sum.item(), int(n_loss.item())
     if world > 1:
@@ -197,24 +201,27 @@ def prediction_rows(rows, res: EvalResult, pseudo_speakers: set[str] = frozenset
 
 def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inverse_vocab: dict[int, str], *,
                    rows=None, step: int = 0, accelerator=None, should_stop: Callable[[], bool] = lambda: False,
-                   log: Callable[[str], None] = print, pseudo_speakers: set[str] = frozenset()) -> EvalResult:
+                   log: Callable[[str], None] = print, pseudo_speakers: set[str] = frozenset(), decoder=None,
+                   decoding: dict | None = None) -> EvalResult:
     """The test evaluation of ``forward`` on ``manifest`` (its ``rows``, when the caller has loaded them):
     per-utterance predictions with their metadata (predictions.jsonl) and a ``test`` event; a row that cannot
     be used, or an utterance that fails to load, becomes a ``bad_sample`` warning. Nothing is written when a
-    stop request aborted it (``result.aborted``)."""
+    stop request aborted it (``result.aborted``). ``decoder``: greedy when None; ``decoding``: how it decodes,
+    for the test event (trainers.test_decoding)."""
     unusable: list[tuple[str, str]] = []
     if rows is None:
         rows = load_rows(manifest, bad=unusable, unique=True)
     refs = {r.id: " ".join(r.phones.split()) for r in rows}
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    res = evaluate(forward, eval_loader(rows, settings, forward, rank, world, manifest), inverse_vocab, refs,
-                   accelerator=accelerator, should_stop=should_stop)
+    res = evaluate(forward, reporter.counting(eval_loader(rows, settings, forward, rank, world, manifest)),
+                   inverse_vocab, refs, accelerator=accelerator, should_stop=should_stop, decoder=decoder)
     if res.aborted:
         return res
     for k, (uid, why) in enumerate(unusable + res.bad, 1):
-        reporter.emit(rundir.EV_WARNING, step=step, what="bad_sample", message=f"test: {why}", count=k, id=uid)
+        reporter.emit(rundir.EV_WARNING, step=step, what=rundir.BAD_SAMPLE, message=f"test: {why}", count=k, id=uid)
     reporter.emit(rundir.EV_TEST, step=step, per=res.per, cer=res.cer, wer=res.wer, n=res.n,
-                  split=rows[0].split if rows else "test", **bucket_pers(rows, res))
+                  split=rows[0].split if rows else "test", **bucket_pers(rows, res), **(decoding or {}))
     reporter.predictions(prediction_rows(rows, res, pseudo_speakers))
-    log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances")
+    log(f"test: PER {res.per:.4f} WER {res.wer:.4f} on {res.n} utterances"
+        + (f" ({decoding['decoder']})" if decoding else ""))
     return res

@@ -114,7 +114,7 @@ class Job:
         session = Session(f"trainers.export_job {name}", kind.folder).open(True, self.stop_timeout)
 
         def body() -> tuple[str, str]:
-            session.begin(self.config_text, f"{self.run.name}/{name}", rundir.STARTING)
+            session.begin(self.config_text, f"{self.run.name}/{name}", rundir.STARTING, kind=rundir.JOB)
             t0 = time.perf_counter()
             build(kind)
             kind.seconds = time.perf_counter() - t0

@@ -3,8 +3,10 @@
 Each step can be found by its name: ``run`` goes through the phases,
 ``_run_phase`` through the epochs, ``_train_epoch`` through the batches;
 ``_optimizer_step``, ``_log``, ``_evaluate``, ``_checkpoint`` and ``_test`` do
-one thing each. All progress that a resume needs lives in ``self.state``
-(saved as trainer_state.json in every checkpoint).
+one thing each. All progress that a resume needs lives in ``self.state``, a
+``LoopState`` (saved as trainer_state.json in every checkpoint); what the
+steps since the last ``train`` event add up to in ``self._window``, a ``Window``
+(loop_state.py). Bad samples are told in one place (``_warn_bad``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from trainers.wave_augment import Chain, augment_key, prepare
 from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, weighted
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
+from trainers.loop_state import LoopState, Window
 from trainers.model import backbone, count_parameters, unwrap_base
 from trainers.optim import group_lr, make_optimizer
 
@@ -55,16 +58,10 @@ def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_
     return None
 
 
-def fresh_state() -> dict:
-    return {
-        "phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_step": 0,
-        "best": None, "best_checkpoint": None, "evals_since_best": 0, "phase_bests": {},
-        "phase_started": False, "phase_done": False, "last_eval_step": -1,
-        "last_save_step": -1, "masked_utterances": 0, "speed_perturbed": 0, "augmented": {},
-        "samples": 0, "audio_seconds": 0.0, "bad_samples": 0, "seen_samples": 0, "nonfinite_losses": 0,
-        "nonfinite_streak": 0, "best_loss_finite": True, "reported_manifests": [],
-        "train_seconds": 0.0, "eval_seconds": 0.0, "finished": False,
-    }
+# the train event's running totals summed from every process's window (fields of rundir.TrainEvent)
+COUNTERS = ["masked_utterances", "speed_perturbed"]
+# and each waveform augmentation's, carried together in the event's ``augmented`` (by name)
+AUGMENTED = list(ORDER)
 
 
 class Trainer:
@@ -90,7 +87,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         ckpt.install_hooks(accelerator)
         self.ckpt_root = self.run_dir / rundir.CHECKPOINTS
-        self.state = fresh_state()
+        self.state = LoopState()
         self._rows_cache: dict[str, list] = {}
         self._phase_rows: dict[int, list] = {}
         self._phase_sources: dict[int, list[int]] = {}  # the train manifest of each of a phase's rows
@@ -104,7 +101,7 @@ class Trainer:
         self.decode_ids = set(sorted(self.valid_refs, key=lambda i: stable_key(0, i))[:self.t.decodes_per_eval])
         self.t_start = time.time()
         self.wall_before = 0.0  # wall seconds of earlier sessions of this run (resume)
-        self._window = self._new_window()
+        self._window = Window()
         self._pending_bad: list[tuple[str, str]] = []
         self._bad_window = BAD_WINDOW  # the phase's epoch, when smaller
         self._stops_at_step = 0  # processes that asked to stop, summed at the last optimizer step
@@ -149,19 +146,15 @@ class Trainer:
         st = self.state
         train = {path for p in self.phases for path, _ in self.cfg.train_manifests(p)} if only is None else set()
         for path, bad in self._unusable.items():
-            if not bad or path in st["reported_manifests"] or only not in (None, path):
+            if not bad or path in st.reported_manifests or only not in (None, path):
                 continue
-            st["reported_manifests"].append(path)
+            st.reported_manifests.append(path)
             if path in train:
                 if self.acc.is_main_process:  # every process loaded it; one counts it
-                    self._pending_bad += bad
-                    self._window["bad"] += len(bad)
-                    self._window["seen"] += len(bad)
+                    self._count_bad(bad, len(bad))
                 continue
             what = "validation" if path == self.d.valid_manifest and only is None else "test"
-            for uid, why in bad:
-                self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"{what}: {why}",
-                              count=st["bad_samples"], id=uid)
+            self._warn_bad(bad, f"{what}: ")
 
     def _plan(self, pi: int, epoch: int, durations: list[float]) -> list[list[int]]:
         full = plan_epoch(durations, seed=self.cfg.seed * 1000 + pi, epoch=epoch,
@@ -190,24 +183,24 @@ class Trainer:
 
     # ---------- the run ----------
     def resume(self, path: Path) -> None:
-        self.state = {**fresh_state(), **ckpt.load_checkpoint(self.acc, path)}  # keys newer than the checkpoint
-        self.wall_before = self.state.get("wall_seconds", 0.0)
+        self.state = LoopState.from_dict(ckpt.load_checkpoint(self.acc, path))  # keys newer than it: defaults
+        self.wall_before = self.state.wall_seconds
 
     def run(self, resumed_from: str | None) -> str:
         """Train through every phase; returns the final state (finished or stopped)."""
         self.phase_totals = [self.phase_steps(i) for i in range(len(self.phases))]
         self.total_steps = sum(self.phase_totals)
         self._report_unusable()
-        self.rep.emit(rundir.EV_START, step=self.state["step"], resumed_from=resumed_from, world_size=self.world,
+        self.rep.emit(rundir.EV_START, step=self.state.step, resumed_from=resumed_from, world_size=self.world,
                       trainable_params=self.trainable, total_params=self.total, total_steps=self.total_steps)
-        self.rep.status(state=rundir.RUNNING, step=self.state["step"], total_steps=self.total_steps,
-                        phase=self.state["phase"] + 1)
+        self.rep.status(state=rundir.RUNNING, step=self.state.step, total_steps=self.total_steps,
+                        phase=self.state.phase + 1)
         self.acc.print(f"trainable parameters: {self.trainable:,} of {self.total:,} "
                        f"({100 * self.trainable / self.total:.2f}%)")
-        while self.state["phase"] < len(self.phases):
-            if self._run_phase(self.state["phase"]) == rundir.STOPPED:
+        while self.state.phase < len(self.phases):
+            if self._run_phase(self.state.phase) == rundir.STOPPED:
                 return rundir.STOPPED
-        if not self.state["finished"]:
+        if not self.state.finished:
             self._check_learned()
             self._finish()
         return rundir.FINISHED
@@ -216,13 +209,13 @@ class Trainer:
         p, st = self.phases[pi], self.state
         rows = self.phase_rows(pi)
         self._bad_window = min(BAD_WINDOW, len(rows))
-        if not st["phase_started"]:
+        if not st.phase_started:
             if pi > 0:  # start from the previous phase's best
-                ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / st["phase_bests"][str(pi - 1)])
+                ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / st.phase_bests[str(pi - 1)])
             self.optimizer.optimizer.state.clear()
             st.update(phase_started=True, best=None, best_checkpoint=None, evals_since_best=0)
             hours = sum(r.duration for r in rows) / 3600
-            self.rep.emit(rundir.EV_PHASE, phase=pi + 1, name=p.name, step=st["step"], epochs=p.epochs,
+            self.rep.emit(rundir.EV_PHASE, phase=pi + 1, name=p.name, step=st.step, epochs=p.epochs,
                           lr=p.lr, train_utterances=len(rows), train_hours=round(hours, 3),
                           total_steps=self.total_steps)
             self.acc.print(f"phase {pi + 1}/{len(self.phases)} {p.name}: {len(rows)} utterances, "
@@ -230,55 +223,55 @@ class Trainer:
         self.rep.status(phase=pi + 1)
         self.aug = self.cfg.augment_for(p)
         durations = [r.duration for r in rows]
-        while not st["phase_done"] and st["epoch"] < p.epochs:
+        while not st.phase_done and st.epoch < p.epochs:
             result = self._train_epoch(pi, rows, durations)
             if result == rundir.STOPPED:
                 return rundir.STOPPED
-            if not st["phase_done"]:
-                st.update(epoch=st["epoch"] + 1, batch=0)
-        if st["last_eval_step"] != st["step"]:
+            if not st.phase_done:
+                st.update(epoch=st.epoch + 1, batch=0)
+        if st.last_eval_step != st.step:
             if self._evaluate(pi) == rundir.STOPPED:
                 return self._stop()
-        if st["last_save_step"] != st["step"]:  # a resume at the phase's end starts the next phase
+        if st.last_save_step != st.step:  # a resume at the phase's end starts the next phase
             self._checkpoint(pi)
-        st["phase_bests"][str(pi)] = st["best_checkpoint"]
+        st.phase_bests[str(pi)] = st.best_checkpoint
         st.update(phase=pi + 1, epoch=0, batch=0, phase_step=0, phase_started=False, phase_done=False)
         return None
 
     def _train_epoch(self, pi: int, rows, durations) -> str | None:
         st, p, accum = self.state, self.phases[pi], self.t.grad_accum
-        mine = self._plan(pi, st["epoch"], durations)
-        loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st["batch"],
-                                          pi=pi, epoch=st["epoch"]),
+        mine = self._plan(pi, st.epoch, durations)
+        loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st.batch,
+                                          pi=pi, epoch=st.epoch),
                              self.d.num_workers, self.acc.device.type == "cuda")
         self.model.train()
         t_last = time.perf_counter()
-        for batch in loader:
+        for batch in self.rep.counting(loader):
             pos = batch.index + 1  # micro-batches of this epoch done after this one
             boundary = pos % accum == 0 or pos == len(mine)
-            self._micro_step(batch, st["step"], accum, boundary)
-            st["batch"] = pos
+            self._micro_step(batch, st.step, accum, boundary)
+            st.batch = pos
             if not boundary:
                 continue
             now = time.perf_counter()
-            st["train_seconds"] += now - t_last
+            st.train_seconds += now - t_last
             self._optimizer_step(pi)
             t_last = time.perf_counter()
-            if st["step"] % self.t.log_every == 0:
+            if st.step % self.t.log_every == 0:
                 self._log(pi)
             cap = p.max_steps
-            if st["step"] % self.t.eval_every == 0 or (cap and st["phase_step"] >= cap):
+            if st.step % self.t.eval_every == 0 or (cap and st.phase_step >= cap):
                 if self._evaluate(pi) == rundir.STOPPED:
                     return self._stop()
                 t_last = time.perf_counter()
-            if st["step"] % self.t.save_every == 0 and st["last_save_step"] != st["step"]:
+            if st.step % self.t.save_every == 0 and st.last_save_step != st.step:
                 self._checkpoint(pi)
                 t_last = time.perf_counter()
-            if cap and st["phase_step"] >= cap:
-                st["phase_done"] = True
+            if cap and st.phase_step >= cap:
+                st.phase_done = True
             if self._stop_requested():
                 return self._stop()
-            if st["phase_done"]:
+            if st.phase_done:
                 break
         return None
 
@@ -303,9 +296,7 @@ class Trainer:
 
     def _micro_step(self, batch, step: int, accum: int, boundary: bool) -> None:
         w = self._window
-        self._pending_bad += batch.bad
-        w["bad"] += len(batch.bad)
-        w["seen"] += len(batch) + len(batch.bad)
+        self._count_bad(batch.bad, len(batch) + len(batch.bad))
         if self.t.trace_batches:
             self.rep.trace(self.rank, step + 1, batch.ids)
         if not len(batch):
@@ -315,15 +306,15 @@ class Trainer:
             scale = 0.0
         else:
             scale = 1.0
-            w["utts"] += len(batch)
-            w["audio"] += batch.audio_seconds
-            w["padded"] += batch.input_values.numel() / self.d.sample_rate
-            w["speed"] += batch.speed_perturbed
+            w.utts += len(batch)
+            w.audio += batch.audio_seconds
+            w.padded += batch.input_values.numel() / self.d.sample_rate
+            w.count("speed_perturbed", batch.speed_perturbed)
             for name, n in batch.augmented.items():
-                w[name] += n
+                w.count(name, n)
         seed = self._seed_step(step, batch.index)
         if scale:
-            w["masked"] += self._arm_masks(batch, seed)
+            w.count("masked_utterances", self._arm_masks(batch, seed))
         dev = self.acc.device
         ctx = self.acc.no_sync(self.model) if not boundary else contextlib.nullcontext()
         with ctx:
@@ -331,8 +322,8 @@ class Trainer:
                 out = self.model(**batch.inputs(dev, non_blocking=True))
             loss = out.loss.float()
             if scale:
-                w["loss"] += loss.detach()
-                w["micro"] += 1
+                w.loss += loss.detach()
+                w.micro += 1
             self.acc.backward(loss * (scale / accum))
 
     def _dummy_batch(self):
@@ -344,11 +335,11 @@ class Trainer:
 
     def _optimizer_step(self, pi: int) -> None:
         st, w = self.state, self._window
-        lrs = [group_lr(spec, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
+        lrs = [group_lr(spec, self.phases[pi], st.phase_step, self.phase_totals[pi], self.t.schedule)
                for spec in self.group_specs]
         for g, group_rate in zip(self.optimizer.param_groups, lrs):
             g["lr"] = group_rate
-        lr = group_lr(None, self.phases[pi], st["phase_step"], self.phase_totals[pi], self.t.schedule)
+        lr = group_lr(None, self.phases[pi], st.phase_step, self.phase_totals[pi], self.t.schedule)
         max_norm = self.t.max_grad_norm or float("inf")
         norm = self.acc.clip_grad_norm_(self.params, max_norm)
         # the one host sync of a step: the gradient norm (to skip a non-finite step) and, with several
@@ -358,25 +349,25 @@ class Trainer:
         if finite or self.acc.mixed_precision == "fp16":  # the fp16 scaler skips and rescales itself
             self.optimizer.step()
         if not finite:
-            w["nonfinite"] += 1
-        st["nonfinite_streak"] = 0 if finite else st["nonfinite_streak"] + 1
+            w.nonfinite += 1
+        st.nonfinite_streak = 0 if finite else st.nonfinite_streak + 1
         self.optimizer.zero_grad(set_to_none=True)
         self._stops_at_step = stops
-        st["step"] += 1
-        st["phase_step"] += 1
-        self.rep.step = st["step"]
-        w["lr"] = lr
-        w["group_lrs"] = [r for spec, r in zip(self.group_specs, lrs) if spec is not None]
-        w["steps"] += 1
+        st.step += 1
+        st.phase_step += 1
+        self.rep.step = st.step
+        w.lr = lr
+        w.group_lrs = [r for spec, r in zip(self.group_specs, lrs) if spec is not None]
+        w.steps += 1
         if finite:
-            w["norm"] += norm_value
-            w["norms"] += 1
+            w.norm += norm_value
+            w.norms += 1
         limit = self.t.max_nonfinite_steps
-        if limit and st["nonfinite_streak"] >= limit:  # every process has the same (reduced) norm: all stop here
+        if limit and st.nonfinite_streak >= limit:  # every process has the same (reduced) norm: all stop here
             self._log(pi)
-            raise NonFiniteError(f"the last {st['nonfinite_streak']} steps all had a non-finite loss or gradient "
+            raise NonFiniteError(f"the last {st.nonfinite_streak} steps all had a non-finite loss or gradient "
                                  f"(train.max_nonfinite_steps {limit}): the training diverged at step "
-                                 f"{st['step'] - st['nonfinite_streak'] + 1}; see the nonfinite_loss warnings")
+                                 f"{st.step - st.nonfinite_streak + 1}; see the nonfinite_loss warnings")
 
     def _step_sync(self, norm) -> tuple[float, int]:
         """(gradient norm, processes asking to stop) with at most one device-to-host copy."""
@@ -389,51 +380,56 @@ class Trainer:
         return norm_value, int(stops)
 
     # ---------- logging ----------
-    @staticmethod
-    def _new_window() -> dict:
-        return {"steps": 0, "loss": 0.0, "micro": 0, "utts": 0, "audio": 0.0, "padded": 0.0, "bad": 0, "seen": 0,
-                "nonfinite": 0, "norm": 0.0, "norms": 0, "masked": 0, "speed": 0, "lr": 0.0, "group_lrs": [],
-                "t": time.perf_counter(), **dict.fromkeys(ORDER, 0)}
-
     def _log(self, pi: int) -> None:
         st, w = self.state, self._window
-        keys = ("loss", "micro", "utts", "audio", "padded", "bad", "seen", "nonfinite", "norm", "norms", "masked",
-                "speed", *ORDER)
-        vals = torch.tensor([float(w[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
+        vals = torch.tensor(w.sums(COUNTERS + AUGMENTED), dtype=torch.float64, device=self.acc.device)
         if self.world > 1:
             vals = self.acc.reduce(vals, "sum")
-        tot = dict(zip(keys, vals.tolist()))
+        summed = vals.tolist()
+        tot = Window(**dict(zip(Window.SUMMED, summed)))
+        counted = dict(zip(COUNTERS + AUGMENTED, summed[len(Window.SUMMED):]))
         bad = self._gather_bad()
-        elapsed = max(1e-9, time.perf_counter() - w["t"])
-        st["samples"] += int(tot["utts"])
-        st["audio_seconds"] += tot["audio"]
-        st["bad_samples"] += int(tot["bad"])
-        st["seen_samples"] += int(tot["seen"])
-        st["masked_utterances"] += int(tot["masked"])
-        st["speed_perturbed"] += int(tot["speed"])
-        for name in ORDER:
-            st["augmented"][name] = st["augmented"].get(name, 0) + int(tot[name])
-        for uid, why in bad:
-            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=why,
-                          count=st["bad_samples"], id=uid)
-        if tot["nonfinite"]:
-            st["nonfinite_losses"] += int(tot["nonfinite"])
-            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="nonfinite_loss",
-                          message=f"{int(tot['nonfinite'])} steps skipped: non-finite loss or gradient",
-                          count=st["nonfinite_losses"])
-        loss = tot["loss"] / tot["micro"] if tot["micro"] else float("nan")
-        self.rep.emit(rundir.EV_TRAIN, step=st["step"], phase=pi + 1, epoch=st["epoch"] + 1, loss=round(loss, 5),
-                      lr=w["lr"], grad_norm=round(tot["norm"] / tot["norms"], 5) if tot["norms"] else None,
-                      samples_per_s=round(tot["utts"] / elapsed, 2), samples=st["samples"],
-                      audio_seconds=round(st["audio_seconds"], 2), masked_utterances=st["masked_utterances"],
-                      speed_perturbed=st["speed_perturbed"],
-                      augmented={k: v for k, v in st["augmented"].items() if v} or None,
-                      padding=round(1 - tot["audio"] / tot["padded"], 4) if tot["padded"] else 0.0,
+        elapsed = max(1e-9, time.perf_counter() - w.started)
+        st.samples += int(tot.utts)
+        st.audio_seconds += tot.audio
+        st.bad_samples += int(tot.bad)
+        st.seen_samples += int(tot.seen)
+        for name, n in counted.items():
+            st.counters[name] = st.counters.get(name, 0) + int(n)
+        self._warn_bad(bad)
+        if tot.nonfinite:
+            st.nonfinite_losses += int(tot.nonfinite)
+            self.rep.emit(rundir.EV_WARNING, step=st.step, what=rundir.NONFINITE_LOSS,
+                          message=f"{int(tot.nonfinite)} steps skipped: non-finite loss or gradient",
+                          count=st.nonfinite_losses)
+        loss = tot.loss / tot.micro if tot.micro else float("nan")
+        self.rep.emit(rundir.EV_TRAIN, step=st.step, phase=pi + 1, epoch=st.epoch + 1, loss=round(loss, 5),
+                      lr=w.lr, grad_norm=round(tot.norm / tot.norms, 5) if tot.norms else None,
+                      samples_per_s=round(tot.utts / elapsed, 2), samples=st.samples,
+                      audio_seconds=round(st.audio_seconds, 2),
+                      padding=round(1 - tot.audio / tot.padded, 4) if tot.padded else 0.0,
                       total_steps=self.total_steps, lr_groups=self.group_names or None,
-                      group_lrs=w["group_lrs"] if self.group_names else None)
-        self.rep.status(step=st["step"], total_steps=self.total_steps, phase=pi + 1)
-        self._window = self._new_window()
+                      group_lrs=w.group_lrs if self.group_names else None,
+                      **{name: st.counters.get(name, 0) for name in COUNTERS},
+                      augmented={n: st.counters[n] for n in AUGMENTED if st.counters.get(n)} or None)
+        self.rep.status(step=st.step, total_steps=self.total_steps, phase=pi + 1)
+        self._window = Window()
         self._check_bad_share()
+
+    # ---------- bad samples: counted, told, judged ----------
+    def _count_bad(self, bad: list[tuple[str, str]], seen: int) -> None:
+        """Training samples skipped (id, why) among ``seen`` read: they count toward the bad-sample budget and
+        are told, each a warning, at the next log (gathered from every process)."""
+        self._pending_bad += bad
+        self._window.bad += len(bad)
+        self._window.seen += seen
+
+    def _warn_bad(self, bad: list[tuple[str, str]], where: str = "") -> None:
+        """Skipped samples (id, why), each a ``bad_sample`` warning carrying the run's count of bad training
+        samples so far; ``where``: "validation: " or "test: " for an evaluation's (which the budget does not count)."""
+        for uid, why in bad:
+            self.rep.emit(rundir.EV_WARNING, step=self.state.step, what=rundir.BAD_SAMPLE, message=f"{where}{why}",
+                          count=self.state.bad_samples, id=uid)
 
     def _gather_bad(self) -> list[tuple[str, str]]:
         mine, self._pending_bad = self._pending_bad, []
@@ -445,7 +441,7 @@ class Trainer:
 
     def _check_bad_share(self) -> None:
         st = self.state
-        why = bad_data_verdict(st["bad_samples"], st["seen_samples"], window=self._bad_window,
+        why = bad_data_verdict(st.bad_samples, st.seen_samples, window=self._bad_window,
                                max_share=self.d.max_bad_share, max_samples=self.d.max_bad_samples)
         if why:
             raise BadDataError(f"{why}; see the bad_sample warnings in events.jsonl")
@@ -453,64 +449,62 @@ class Trainer:
     # ---------- evaluation and checkpoints ----------
     def _evaluate(self, pi: int) -> str | None:
         st, p = self.state, self.phases[pi]
-        if self._window["steps"]:
+        if self._window.steps:
             self._log(pi)  # the eval follows the train numbers it judges
         self.rep.status(state=rundir.EVALUATING)
-        res = evaluate(self.forward, self._eval_loader(self.valid_rows, self.d.valid_manifest), self.inverse_vocab,
-                       self.valid_refs, accelerator=self.acc, should_stop=self._stop_requested_local)
-        st["eval_seconds"] += res.seconds
+        res = evaluate(self.forward, self.rep.counting(self._eval_loader(self.valid_rows, self.d.valid_manifest)),
+                       self.inverse_vocab, self.valid_refs, accelerator=self.acc, should_stop=self._stop_requested_local)
+        st.eval_seconds += res.seconds
         self.rep.status(state=rundir.RUNNING)
         if res.aborted:
             return rundir.STOPPED
-        st["last_eval_step"] = st["step"]
+        st.last_eval_step = st.step
         value = res.metric(p.monitor)
         value = res.per if value is None else value  # CER unavailable: judge by PER
         finite = value is not None and math.isfinite(value)
         # a first value that is not finite is the best only until a finite one comes (nan compares false)
-        improved = st["best"] is None or (finite and (not math.isfinite(st["best"])
-                                                      or value < st["best"] - p.min_delta))
+        improved = st.best is None or (finite and (not math.isfinite(st.best)
+                                                      or value < st.best - p.min_delta))
         if improved:
             # n == 0: nothing could be scored, so nothing says the model is broken
             st.update(best=value, evals_since_best=0, best_loss_finite=res.n == 0 or math.isfinite(res.loss))
         else:
-            st["evals_since_best"] += 1
+            st.evals_since_best += 1
         wall = self.wall_before + time.time() - self.t_start
-        self.rep.emit(rundir.EV_EVAL, step=st["step"], phase=pi + 1, loss=round(res.loss, 5), per=res.per,
+        self.rep.emit(rundir.EV_EVAL, step=st.step, phase=pi + 1, loss=round(res.loss, 5), per=res.per,
                       cer=res.cer, wer=res.wer, n=res.n, eval_seconds=round(res.seconds, 3),
-                      eval_share=round(st["eval_seconds"] / wall, 4) if wall > 0 else 0.0, best=improved,
+                      eval_share=round(st.eval_seconds / wall, 4) if wall > 0 else 0.0, best=improved,
                       **bucket_pers(self.valid_rows, res))
-        self.acc.print(f"step {st['step']}: eval loss {res.loss:.4f} PER {res.per:.4f} WER {res.wer:.4f} "
+        self.acc.print(f"step {st.step}: eval loss {res.loss:.4f} PER {res.per:.4f} WER {res.wer:.4f} "
                        f"({res.n} utterances, {res.seconds:.1f} s){' best' if improved else ''}")
-        self.rep.decodes([{"t": round(time.time(), 3), "step": st["step"], "phase": pi + 1, "id": i, "ref": r,
+        self.rep.decodes([{"t": round(time.time(), 3), "step": st.step, "phase": pi + 1, "id": i, "ref": r,
                            "hyp": h} for i, r, h in zip(res.ids, res.refs, res.hyps) if i in self.decode_ids])
-        for uid, why in res.bad:
-            self.rep.emit(rundir.EV_WARNING, step=st["step"], what="bad_sample", message=f"validation: {why}",
-                          count=st["bad_samples"], id=uid)
+        self._warn_bad(res.bad, "validation: ")
         if improved:  # the best weights must outlive the next checkpoints
-            st["best_checkpoint"] = self._checkpoint(pi, best=True, metric=value)
+            st.best_checkpoint = self._checkpoint(pi, best=True, metric=value)
         p_pat = p.patience
-        if p_pat and st["evals_since_best"] >= p_pat:
-            st["phase_done"] = True
+        if p_pat and st.evals_since_best >= p_pat:
+            st.phase_done = True
             self.acc.print(f"phase {pi + 1}: no improvement of {p.monitor} in {p_pat} evaluations, stopping early")
         return None
 
     def _state_for_save(self) -> dict:
-        return {**self.state, "wall_seconds": self.wall_before + time.time() - self.t_start}
+        return {**self.state.to_dict(), "wall_seconds": self.wall_before + time.time() - self.t_start}
 
     def _checkpoint(self, pi: int, best: bool = False, metric: float | None = None) -> str:
         st = self.state
-        name = ckpt.checkpoint_name(st["step"])
-        st["last_save_step"] = st["step"]
+        name = ckpt.checkpoint_name(st.step)
+        st.last_save_step = st.step
         saved = dict(self._state_for_save())
         if best:
             saved.update(best_checkpoint=name)
         path = ckpt.save_checkpoint(self.acc, self.ckpt_root, name, saved)
-        self.rep.emit(rundir.EV_CHECKPOINT, step=st["step"], phase=pi + 1, name=name, path=str(path), best=best,
+        self.rep.emit(rundir.EV_CHECKPOINT, step=st.step, phase=pi + 1, name=name, path=str(path), best=best,
                       metric=metric)
         if self.acc.is_main_process:
-            protect = {v for v in st["phase_bests"].values() if v} | {name}
-            if best or st["best_checkpoint"]:
-                protect.add(name if best else st["best_checkpoint"])
+            protect = {v for v in st.phase_bests.values() if v} | {name}
+            if best or st.best_checkpoint:
+                protect.add(name if best else st.best_checkpoint)
             ckpt.prune(self.ckpt_root, self.t.keep_last, protect)
         return name
 
@@ -526,28 +520,28 @@ class Trainer:
 
     def _stop(self) -> str:
         st = self.state
-        pi = min(st["phase"], len(self.phases) - 1)
-        if self._window["steps"]:
+        pi = min(st.phase, len(self.phases) - 1)
+        if self._window.steps:
             self._log(pi)
         self._checkpoint(pi, best=False, metric=None)
-        self.acc.print(f"stopped at step {st['step']} ({self.stop.signal_name or 'request'}); "
+        self.acc.print(f"stopped at step {st.step} ({self.stop.signal_name or 'request'}); "
                        f"checkpoint saved, resume continues from it")
         return rundir.STOPPED
 
     def _check_learned(self) -> None:
         st = self.state
-        if st["step"] and st["nonfinite_losses"] >= st["step"]:
-            raise NonFiniteError(f"every one of the {st['step']} steps had a non-finite loss or gradient: nothing "
+        if st.step and st.nonfinite_losses >= st.step:
+            raise NonFiniteError(f"every one of the {st.step} steps had a non-finite loss or gradient: nothing "
                                  f"was learned, nothing is exported; see the nonfinite_loss warnings")
-        if not st["best_loss_finite"]:
-            raise NonFiniteError(f"the model to export ({st['best_checkpoint']}) has a non-finite loss on every "
-                                 f"validation utterance ({st['nonfinite_losses']} of {st['step']} steps were "
+        if not st.best_loss_finite:
+            raise NonFiniteError(f"the model to export ({st.best_checkpoint}) has a non-finite loss on every "
+                                 f"validation utterance ({st.nonfinite_losses} of {st.step} steps were "
                                  f"non-finite): the training diverged, nothing is exported")
 
     def _finish(self) -> None:
         st = self.state
         last = str(len(self.phases) - 1)
-        best = st["phase_bests"].get(last)
+        best = st.phase_bests.get(last)
         if best:
             ckpt.load_weights(self.acc.unwrap_model(self.model), self.ckpt_root / best)
         if self.d.test_manifest:
@@ -560,14 +554,20 @@ class Trainer:
                 export_adapter(model, self.processor, self.run_dir)
             export_merged(model, self.processor, self.run_dir)
         self.acc.wait_for_everyone()
-        st["finished"] = True
+        st.finished = True
 
     def test(self) -> None:
         """The final test evaluation: per-utterance predictions with their metadata, and a test event."""
+        from trainers.test_decoding import test_decoder
+
         self._report_unusable(only=self.d.test_manifest)
+        vocab = {t: i for i, t in self.inverse_vocab.items()}
+        decoder, decoding = test_decoder(self.cfg, self.run_dir, self.forward, vocab,
+                                         valid_rows=self.valid_rows, settings=self.eval_settings, accelerator=self.acc,
+                                         log=self.acc.print)
         score_manifest(self.forward, self.d.test_manifest, self.eval_settings, self.rep, self.inverse_vocab,
-                       rows=self.test_rows, step=self.state["step"], accelerator=self.acc, log=self.acc.print,
-                       pseudo_speakers=self.pseudo_speakers())
+                       rows=self.test_rows, step=self.state.step, accelerator=self.acc, log=self.acc.print,
+                       pseudo_speakers=self.pseudo_speakers(), decoder=decoder, decoding=decoding)
 
     def pseudo_speakers(self) -> set[str]:
         """Speakers of the pseudo-labelled rows of the train manifests (kidconsole pseudo)."""

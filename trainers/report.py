@@ -5,7 +5,10 @@ an event kind, a status key or a row field that the contract does not define,
 or a value of the wrong type, fails here rather than in a reader. Other ranks
 get a reporter that writes nothing (but its trace), so the loop calls it
 unconditionally. The heartbeat thread keeps beating while the loop is busy
-(a long evaluation), so readers can tell a slow run from a dead one.
+(a long evaluation), so readers can tell a slow run from a dead one; each beat
+carries the step and the work done (batches, training and evaluating: ``counting``),
+so readers can also tell a run that beats but no longer advances (a read blocked
+on a hung mount) from one that works.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
 
 from kidconsole import rundir
+
+T = TypeVar("T")
 
 
 class Reporter:
@@ -22,6 +28,7 @@ class Reporter:
         self.run_dir = Path(run_dir)
         self.active = active
         self.step = 0
+        self.work = 0  # batches done this session (training and evaluating): the heartbeat's sign of progress
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -39,6 +46,12 @@ class Reporter:
                 self.events.emit(kind, t=t, **fields)
             if self.mirror is not None and kind != rundir.EV_HEARTBEAT:  # heartbeats are not metrics
                 self.mirror.event(kind, t, fields)  # guarded: a failing mirror warns and counts, never raises
+
+    def counting(self, batches: Iterable[T]) -> Iterator[T]:
+        """``batches`` as they come, each counted as work done (the heartbeat tells readers it advances)."""
+        for batch in batches:
+            self.work += 1
+            yield batch
 
     def status(self, **fields) -> None:
         if self.active:
@@ -69,7 +82,7 @@ class Reporter:
 
         def beat():
             while not self._stop.wait(every):
-                self.emit(rundir.EV_HEARTBEAT, step=self.step)
+                self.emit(rundir.EV_HEARTBEAT, step=self.step, work=self.work)
                 rundir.update_status(self.run_dir, step=self.step)
 
         self._thread = threading.Thread(target=beat, name="heartbeat", daemon=True)

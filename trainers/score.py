@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from kidconsole.decoding import BEAM, add_decoder_arguments
+
 # what a scoring run needs of a run config when none is given (--model/--manifest)
 _MINIMAL = {"model": {"start": "ctc"}, "lora": {"enabled": False},
             "data": {"num_workers": 1}, "phases": [{"name": "score", "epochs": 1}]}
@@ -32,6 +34,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--manifest", help="manifest to score (instead of --config)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     ap.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # the launcher may pass it
+    ap.add_argument("--valid-manifest", metavar="M", help="with --model/--manifest: where --tune-lm-weights tunes "
+                    "(never the test manifest)")
+    ap.add_argument("--tune-lm-weights", metavar="W1,W2,...", help="LM weights tried on the validation manifest; "
+                    "the best decodes the test")
+    add_decoder_arguments(ap, nbest=False)
     a = ap.parse_args(argv)
     if not a.config and not (a.model and a.manifest):
         ap.error("give --config, or --model and --manifest")
@@ -46,9 +53,15 @@ def load_score_config(args: argparse.Namespace):
     else:
         raw = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in _MINIMAL.items()}
         raw["model"]["base"] = args.model
-        raw["data"].update(train_manifest=args.manifest, valid_manifest=args.manifest, test_manifest=args.manifest)
+        raw["data"].update(train_manifest=args.manifest, valid_manifest=args.valid_manifest or args.manifest,
+                           test_manifest=args.manifest)
         cfg = resolve_config(raw, "trainers.score", Path.cwd())
     cfg.lora.enabled = False  # score the model as it is
+    if args.decoder == BEAM:  # the flags win over the config's decode section
+        weights = [float(w) for w in args.tune_lm_weights.split(",")] if args.tune_lm_weights else []
+        cfg.decode = type(cfg.decode).model_validate(
+            {"decoder": BEAM, "beam": args.beam, "lm": str(Path(args.lm).resolve()) if args.lm else None,
+             "lm_weight": args.lm_weight, "tune_lm_weights": weights}, context={"check_paths": False})
     if not cfg.data.test_manifest:
         from kidconsole.errors import KidconsoleError
 
@@ -72,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
 
     from kidconsole.phonemes import vocab
+    from trainers.data import fixed_sample, load_rows
     from trainers.evaluate import EvalSettings, TorchForward, score_manifest
     from trainers.model import load_base, report_base
+    from trainers.test_decoding import test_decoder
 
     acc = Accelerator()
     session.open(acc.is_main_process, cfg.train.stop_timeout, acc.print)
@@ -91,9 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         session.rep.emit(rundir.EV_START, step=0, resumed_from=None, world_size=acc.num_processes,
                          trainable_params=0, total_params=sum(p.numel() for p in model.parameters()), total_steps=0)
         # the trainer's test evaluation: the same batching, decoding, metrics and predictions.jsonl
-        res = score_manifest(forward, cfg.data.test_manifest, EvalSettings.from_config(cfg), session.rep,
+        settings = EvalSettings.from_config(cfg)
+        valid = fixed_sample(load_rows(cfg.data.valid_manifest, unique=True), cfg.data.valid_utterances, cfg.seed) \
+            if cfg.decode.tune_lm_weights else None
+        decoder, decoding = test_decoder(cfg, session.run_dir, forward, vocab(), valid_rows=valid, settings=settings,
+                                         accelerator=acc, log=acc.print)
+        res = score_manifest(forward, cfg.data.test_manifest, settings, session.rep,
                              {i: t for t, i in vocab().items()}, accelerator=acc,
-                             should_stop=lambda: session.stopped, log=acc.print)
+                             should_stop=lambda: session.stopped, log=acc.print, decoder=decoder, decoding=decoding)
         return (rundir.STOPPED, session.stop_reason()) if res.aborted else (rundir.FINISHED, "scored")
 
     return session.run(score)

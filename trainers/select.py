@@ -65,9 +65,12 @@ def sibling(output: Path, suffix: str) -> Path:
 
 # ---------- 1. scoring, streamed and resumable ----------
 
-def read_scores(path: Path, meta: dict) -> tuple[list[dict], int]:
+def read_scores(path: Path, meta: dict, header: str = "scores_of", kept: Callable[[dict], dict] = lambda d: d
+                ) -> tuple[list[dict], int]:
     """The lines a scores file already holds (after its header), and its length in bytes up to the last whole
-    line. A header for another model or manifest is an error: those scores are not this selection's."""
+    line. A header for another model or manifest is an error: those scores are not this selection's
+    (``header``: the header's key, ``alignments_of`` for trainers.align; ``kept``: what of a line is kept in
+    memory)."""
     if not path.exists():
         return [], 0
     records, good = [], 0
@@ -80,11 +83,11 @@ def read_scores(path: Path, meta: dict) -> tuple[list[dict], int]:
             except ValueError:
                 raise KidconsoleError(f"{path}:{k + 1}: not JSON; delete the file to score the pool again") from None
             if k == 0:
-                if d.get("scores_of") != meta:
-                    raise KidconsoleError(f"{path}: scores of {d.get('scores_of')}, not of {meta}; delete it or "
-                                          f"choose another -o")
+                if d.get(header) != meta:
+                    raise KidconsoleError(f"{path}: {header.replace('_', ' ')} {d.get(header)}, not of {meta}; "
+                                          f"delete it or choose another -o")
             else:
-                records.append(d)
+                records.append(kept(d))
             good += len(raw)
     return records, good
 
@@ -98,23 +101,27 @@ def count_lines(path: Path) -> int:
 
 
 def score_pool(scorer, manifest: Path, scores_path: Path, meta: dict,
-               advance: Callable[[int], None] = lambda n: None) -> list[dict]:
-    """Every utterance of ``manifest`` scored (see the module's docstring); returns all score lines."""
+               advance: Callable[[int], None] = lambda n: None, header: str = "scores_of",
+               kept: Callable[[dict], dict] = lambda d: d) -> list[dict]:
+    """Every utterance of ``manifest`` scored (see the module's docstring); returns all score lines.
+    ``scorer.score(items)`` yields, per batch, objects with ``id`` and ``record()`` and the items skipped
+    (trainers.confidence.Scorer; trainers.align.Aligner writes alignments the same way, under ``header``,
+    keeping in memory only what ``kept`` gives of each line)."""
     from trainers.transcribe import Item
 
-    records, keep = read_scores(scores_path, meta)
+    records, keep = read_scores(scores_path, meta, header, kept)
     done = {r["id"] for r in records}
     advance(len(done))
     with scores_path.open("ab") as out:
         out.truncate(keep)
         if keep == 0:
-            out.write((json.dumps({"scores_of": meta}) + "\n").encode())
+            out.write((json.dumps({header: meta}) + "\n").encode())
 
         def write(recs: list[dict]) -> None:
             out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs).encode())
             out.flush()
             os.fsync(out.fileno())
-            records.extend(recs)
+            records.extend(kept(r) for r in recs)
 
         chunk: dict[str, tuple[Item, dict]] = {}
 

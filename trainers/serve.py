@@ -133,11 +133,12 @@ class MicroBatcher:
 
 # ---------- the app ----------
 
-def build_app(recogniser, settings: ServeSettings):
+def build_app(recogniser, settings: ServeSettings, decoder=None):
     from trainers.transcribe import Transcriber
     from trainers.waves import TooLong, load_wave
 
-    tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch)
+    tr = Transcriber(recogniser, batch_seconds=settings.batch_seconds, max_utterances=settings.max_batch,
+                     decoder=decoder)
     state: dict = {}
 
     @asynccontextmanager
@@ -266,6 +267,8 @@ def main(args) -> int:
     """The ``kidconsole serve`` command (arguments parsed by kidconsole/cli/serve.py)."""
     import uvicorn
 
+    from kidconsole.decoding import options_from_args
+    from trainers.decode import build_decoder
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser
 
@@ -277,8 +280,9 @@ def main(args) -> int:
         raise KidconsoleError(f"--batch-seconds {settings.batch_seconds:g} must be at least --max-seconds "
                               f"{settings.max_seconds:g}, so that the longest file fits a pass")
     rec = load_recogniser(args.model, device=args.device)
+    decoder = build_decoder(options_from_args(args), rec.vocab)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    config = uvicorn.Config(build_app(rec, settings), host=args.host, port=args.port, log_level=args.log_level,
+    config = uvicorn.Config(build_app(rec, settings, decoder), host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_seconds, access_log=args.log_level == "debug")
     _server_class()(config).run()
     return 0

@@ -19,6 +19,7 @@ from typing import Callable
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
+from kidconsole.rundir.process import identity
 from trainers.checkpoint import DISK_FULL
 
 
@@ -39,7 +40,7 @@ class Session:
         """An error before the session opened (config, process group): the message and a failed status."""
         print(f"{self.prog}: error: {why}", file=sys.stderr)
         if write:
-            rundir.update_status(self.run_dir, state=rundir.FAILED, error=why, ended_at=_now(), exit_code=1)
+            rundir.write_end(self.run_dir, rundir.FAILED, why, exit_code=1, error=why)
         return 1
 
     def load(self, load_config: Callable[[], object]):
@@ -57,9 +58,13 @@ class Session:
 
         self.rep = Reporter(self.run_dir, active)
         self.print = print_fn
-        self.stop = StopRequest(stop_timeout, on_timeout=lambda why: self.rep.status(
-            state=rundir.FAILED, error=why, exit_code=1, ended_at=_now())).install()
+        self.stop = StopRequest(stop_timeout, on_timeout=self._timed_out).install()
         return self
+
+    def _timed_out(self, why: str) -> None:
+        if self.rep.active:
+            rundir.write_end(self.run_dir, rundir.FAILED, why, exit_code=1, error=why, step=self.rep.step,
+                             emit=self.rep.emit)
 
     def begin(self, config_text: str, name: str | None, state: str, **fields) -> None:
         """The live status; a run started by hand (not by the launcher) also describes itself:
@@ -70,9 +75,9 @@ class Session:
             rundir.atomic_write_text(self.run_dir / rundir.CONFIG, config_text)
         status = rundir.read_status(self.run_dir)
         new = {"state": state, "error": None, "exit_code": None, "ended_at": None, **fields}
-        if "pid" not in status:
+        if "pid" not in status:  # no session id: a run started by hand shares its shell's
             new.update(pid=os.getpid(), pgid=os.getpgid(0), started_at=_now(), command=sys.argv,
-                       name=name or self.run_dir.name)
+                       name=name or self.run_dir.name, **identity(os.getpid()))
         self.rep.status(**new)
 
     @property
@@ -83,17 +88,18 @@ class Session:
         return f"stopped by {self.stop.signal_name or 'request'}"
 
     # ---------- the end ----------
-    def end(self, state: str, code: int, reason: str, **extra) -> int:
+    def end(self, state: str, code: int, reason: str, error: str | None = None) -> int:
         self.rep.stop_heartbeat()  # a beat in flight could otherwise land after the final status, with an older step
-        step = self.rep.step
-        # each write on its own: on a full disk the event may fail where the small status still fits
-        for write in (lambda: self.rep.emit(rundir.EV_END, step=step, state=state, exit_code=code, reason=reason),
-                      lambda: self.rep.status(state=state, step=step, exit_code=code, ended_at=_now(), **extra),
-                      self.rep.close):
-            try:
-                write()
-            except OSError as e:
-                print(f"{self.prog}: cannot record the end ({state}: {reason}): {e}", file=sys.stderr)
+        failed = []
+        if self.rep.active:  # the event and the status each on its own (rundir.write_end): a full disk may take one
+            failed = rundir.write_end(self.run_dir, state, reason, exit_code=code, step=self.rep.step, error=error,
+                                      emit=self.rep.emit)
+        try:
+            self.rep.close()
+        except OSError as e:
+            failed.append(e)
+        for e in failed:
+            print(f"{self.prog}: cannot record the end ({state}: {reason}): {e}", file=sys.stderr)
         return code
 
     def run(self, body: Callable[[], tuple[str, str]], errors: tuple[type[BaseException], ...] = ()) -> int:

@@ -8,6 +8,7 @@ same code paths, a few hundred thousand parameters.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -76,7 +77,9 @@ def tone_corpus(root: str | Path, *, n_train: int = 48, n_valid: int = 12, n_tes
                 sample_rate: int = 16000, phone_seconds: float = 0.1, noise: float = 0.01) -> dict[str, Path]:
     """A learnable toy corpus: each phone is a tone of its own pitch (amplitude 0.5), words are
     separated by short silences, under white noise of standard deviation ``noise``. Writes WAVs and
-    train/valid/test manifests under ``root``; returns the manifest paths by split."""
+    train/valid/test manifests under ``root``, and every utterance's phone boundaries (``[phone, start s,
+    end s]``, the word separator ``|`` the silence between words) to ``root/phone_times.jsonl``; returns
+    the manifest paths by split."""
     import numpy as np
     import soundfile as sf
 
@@ -90,18 +93,26 @@ def tone_corpus(root: str | Path, *, n_train: int = 48, n_valid: int = 12, n_tes
     t = np.arange(step) / sample_rate
     ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # 10 ms fades: no clicks between phones
     out = {}
+    times = []
     for split, n in (("train", n_train), ("validation", n_valid), ("test", n_test)):
         rows = []
         for k in range(n):
             words = [[str(rng.choice(TONE_PHONES)) for _ in range(int(rng.integers(2, 4)))]
                      for _ in range(int(rng.integers(1, 4)))]
             parts = []
-            for w in words:
+            spans, pos = [], step // 2
+            for i, w in enumerate(words):
+                if i:
+                    spans.append(["|", (pos - step // 2) / sample_rate, pos / sample_rate])
                 parts += [0.5 * np.sin(2 * np.pi * freq[p] * t) * ramp for p in w]
+                spans += [[p, (pos + j * step) / sample_rate, (pos + (j + 1) * step) / sample_rate]
+                          for j, p in enumerate(w)]
+                pos += len(w) * step + step // 2
                 parts.append(np.zeros(step // 2))
             wave = np.concatenate([np.zeros(step // 2)] + parts).astype(np.float32)
             wave += rng.normal(0, noise, len(wave)).astype(np.float32)
             uid = f"{split}-{k:04d}"
+            times.append({"id": uid, "phones": spans})
             path = root / "wav" / f"{uid}.wav"
             sf.write(path, wave, sample_rate)
             rows.append(Utterance(
@@ -111,4 +122,5 @@ def tone_corpus(root: str | Path, *, n_train: int = 48, n_valid: int = 12, n_tes
         name = {"validation": "valid"}.get(split, split)
         out[name] = root / f"{name}.jsonl"
         write_manifest(out[name], rows)
+    (root / "phone_times.jsonl").write_text("".join(json.dumps(d) + "\n" for d in times), encoding="utf-8")
     return out

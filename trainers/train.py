@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if newest is not None:
             trainer.resume(newest)
             acc.print(f"resuming from {newest}")
-        rep.step = trainer.state["step"]
+        rep.step = trainer.state.step
         rep.start_heartbeat(cfg.train.heartbeat_seconds)
         final = trainer.run(str(newest) if newest else None)
         return final, session.stop_reason() if final == rundir.STOPPED else "all phases done"

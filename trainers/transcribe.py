@@ -21,7 +21,7 @@ import numpy as np
 from kidconsole.audio import audio_info
 from kidconsole.errors import KidconsoleError
 from trainers.batching import plan_sorted
-from trainers.decode import greedy_with_confidence
+from trainers.decode import GreedyDecoder
 from trainers.waves import load_wave, make_batch
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64")
@@ -82,8 +82,9 @@ def collect_inputs(inputs: Sequence[str]) -> list[Item | Skipped]:
 class Transcriber:
     """Waves to results with one recogniser; batches by duration within ``batch_seconds``."""
 
-    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64):
+    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64, decoder=None):
         self.rec = recogniser
+        self.decoder = decoder or GreedyDecoder()  # trainers.decode.build_decoder
         self.batch_seconds, self.max_utterances = batch_seconds, max_utterances
         self.inverse = recogniser.inverse_vocab
         fe = recogniser.forward.feature_extractor
@@ -107,15 +108,17 @@ class Transcriber:
         batch = make_batch(ids, waves, normalize=self.normalize, padding_value=self.padding_value, masked=self.masked)
         with torch.no_grad(), self.rec.forward.evaluating():
             out = self.rec.forward(batch)
-        decoded = greedy_with_confidence(out.logits, out.frames)
+        decoded = self.decoder(out.logits, out.frames)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in waves)
         results = []
-        for uid, w, seq in zip(ids, waves, decoded):
-            phones = " ".join(self.inverse.get(i, "<unk>") for i, _ in seq)
+        for uid, w, d in zip(ids, waves, decoded):
+            phones = d.phones(self.inverse)
             results.append({"id": uid, "phones": phones, "hangul": phones_to_hangul(phones),
-                            "confidence": [c for _, c in seq], "duration": round(len(w) / self.rec.sample_rate, 3),
+                            "confidence": d.confidences, "duration": round(len(w) / self.rec.sample_rate, 3),
                             "processing_seconds": round(seconds * len(w) / total, 4)})
+            if d.nbest:
+                results[-1]["nbest"] = d.nbest_record(self.inverse)
         return results
 
     def headers(self, items: list[Item]) -> tuple[list[Item], list[float], list[Skipped]]:
@@ -195,6 +198,8 @@ def main(args) -> int:
     """The ``kidconsole transcribe`` command (arguments parsed by kidconsole/cli/transcribe.py)."""
     from rich.console import Console
 
+    from kidconsole.decoding import options_from_args
+    from trainers.decode import build_decoder
     from trainers.evaluate import rates
     from trainers.quiet import quiet_libraries
     from trainers.recogniser import load_recogniser
@@ -206,7 +211,7 @@ def main(args) -> int:
     items = [e for e in entries if isinstance(e, Item)]
     skipped = [e for e in entries if isinstance(e, Skipped)]
     rec = load_recogniser(args.model, device=args.device)
-    tr = Transcriber(rec, batch_seconds=args.batch_seconds)
+    tr = Transcriber(rec, batch_seconds=args.batch_seconds, decoder=build_decoder(options_from_args(args), rec.vocab))
     t0 = time.perf_counter()
     usable, durations, bad = tr.headers(items)
     skipped += bad

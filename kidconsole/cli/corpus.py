@@ -49,6 +49,14 @@ def register(p: argparse.ArgumentParser) -> None:
     sy.add_argument("--bad-files", action="store_true", help="also write one file of each bad kind")
     sy.add_argument("--zip", action="store_true", help="write TL_/TS_ zip archives instead of folders")
     sy.add_argument("--sentences", default=None, help="text file of sentences, one a line")
+    sy.add_argument("--label-errors", type=float, default=0.0, metavar="SHARE",
+                    help="give this share of the training split a wrong label (another sentence, half the words, "
+                    "or audio that lost its start), listed in planted_errors.jsonl (default 0)")
+    sy.add_argument("--mispronounce", type=float, default=0.0, metavar="SHARE",
+                    help="in this share of children's utterances say one phone as a child's typical substitute "
+                    "(S as D, G as D ...) under the canonical label, listed in mispronounced.jsonl (default 0)")
+    sy.add_argument("--phone-times", action="store_true",
+                    help="write each utterance's phone boundaries as rendered to phone_times.jsonl")
     sy.set_defaults(func=_synth)
 
 
@@ -87,17 +95,20 @@ def _index(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from kidconsole.corpus.synth import load_sentences, synthesize
+    from kidconsole.corpus.synth import PLANTED_FILE, load_sentences, synthesize
 
     s = synthesize(args.out, seed=args.seed, adults=args.adults, children_per_age=args.children_per_age,
                    utterances_per_speaker=args.utterances, bad_files=args.bad_files, zipped=args.zip,
-                   sentences=load_sentences(args.sentences) if args.sentences else None)
+                   sentences=load_sentences(args.sentences) if args.sentences else None,
+                   label_errors=args.label_errors, phone_times=args.phone_times, mispronounce=args.mispronounce)
     con = Console()
     con.print(f"[bold]{s.utterances}[/] utterances ({s.hours:.2f} h) from {s.adults} adults and "
               f"{s.children} children in {s.out_dir} ({s.seconds:.1f} s); "
               + ", ".join(f"{k} {v}" for k, v in s.by_split.items()))
     if s.bad_files:
         con.print(f"{len(s.bad_files)} bad files: " + ", ".join(sorted(set(s.bad_files.values()))))
+    if s.planted:
+        con.print(f"{len(s.planted)} label errors planted (listed in {s.out_dir / PLANTED_FILE})")
     if s.skipped_sentences:
         con.print(f"[{WARNING}]{len(s.skipped_sentences)} transcripts without phones were skipped")
     return 0

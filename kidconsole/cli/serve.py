@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_model_arguments
+from kidconsole.decoding import add_decoder_arguments
 from kidconsole.extras import needing
 
 
@@ -29,6 +30,7 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="how long a request waits for others to share its pass (default 5)")
     p.add_argument("--graceful-seconds", type=int, default=30, metavar="S",
                    help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    add_decoder_arguments(p)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=needing("serve", "kidconsole serve", run))
 

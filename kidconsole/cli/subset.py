@@ -45,6 +45,9 @@ def register(p: argparse.ArgumentParser) -> None:
     b.add_argument("--age-edges", metavar="E1,E2,...", help="age bucket edges in years (default 5,7,9,11,18)")
     b.add_argument("--snr-edges", metavar="E1,E2,...", help="SNR bucket edges in dB (default 10,20,30)")
     b.add_argument("--duration-edges", metavar="E1,E2,...", help="duration bucket edges in s (default 2,4,8)")
+    b.add_argument("--exclude", type=Path, metavar="FILE",
+                   help="leave out the rows whose ids FILE lists (the suspects of `kidconsole audit`; JSONL with an "
+                   "id per line, or one id a line); counted in the report")
     b.add_argument("--pool-splits", action="store_true",
                    help="ignore the corpus's own train/validation/test folders and pool all speakers")
     add_progress_flag(b)
@@ -77,6 +80,7 @@ def run_build(args: argparse.Namespace) -> int:
         use_source_splits=not args.pool_splits,
         progress=show_progress(args),
         names=CLI_NAMES,
+        exclude=args.exclude,
     )
     print_report(result.to_dict())
     return 0
@@ -109,6 +113,11 @@ def print_report(report: dict) -> None:
                       f"{s['speakers']:,}", f"{s['max_deviation_pp']:.2f}")
     console = Console()
     console.print(table)
+    e = report.get("excluded")
+    if e:
+        console.print(f"excluded {e['rows']:,} rows ({e['hours']:.2f} h) of the {e['ids']:,} ids listed in {e['file']}"
+                      + (f"; {e['not_found']:,} of them are not in the manifest" if e["not_found"] else ""),
+                      highlight=False, markup=False)
     for w in report.get("warnings", []):
         console.print(f"[{WARNING}]warning:[/] {w}", highlight=False)
     console.print(f"report: {Path(report['out_dir']) / 'report.md'}", highlight=False)

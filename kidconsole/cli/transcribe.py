@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kidconsole.cli import add_model_arguments, add_output_flags, add_progress_flag
+from kidconsole.decoding import add_decoder_arguments
 from kidconsole.extras import needing
 
 FORMATS = ("jsonl", "tsv", "text")
@@ -22,6 +23,7 @@ def register(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, folder or manifest")
     add_output_flags(p, FORMATS, otherwise="jsonl")
+    add_decoder_arguments(p)
     add_progress_flag(p)
     p.set_defaults(func=needing("train", "kidconsole transcribe", run))
 

@@ -7,11 +7,11 @@ Unknown keys are errors, types are exact, every number is finite. Validation err
 from typing import Annotated, Any, Literal, Optional, Union
 
 from annotated_types import Ge, Gt, Le, Lt, MinLen
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, ValidationInfo, model_validator
 
 from kidconsole.config.kinds import (
     BelowOne, Count, Flag, Layers, Manifest, ModelBase, Modules, Name, NonNegative, OptPosInt, PosInt, Positive,
-    Prob, RequiredManifest, Seconds, Share, _choice, _kind, _rule,
+    Prob, RequiredManifest, Seconds, Share, _choice, _kind, _path, _rule,
 )
 from kidconsole.config.augment import CHILD_LIKE, Waveform
 from kidconsole.config.mirror import REPORT_TO_HELP, MlflowSection, ReportTo
@@ -248,6 +248,25 @@ class LineageSection(Section):
                          "posteriors were combined")
 
 
+def _lm_path(value: str | None, info: ValidationInfo) -> str | None:
+    return value if value == "train" else _path(value, info)
+
+
+class DecodeSection(Section):
+    decoder: _choice("greedy", "beam") = Field("greedy", description="how the test evaluation decodes: `greedy` "
+                                               "(the best phone per frame) or `beam` (CTC beam search, "
+                                               "docs/decoding.md)")
+    beam: PosInt = Field(16, description="beam width")
+    lm: _kind(Optional[str], "an .arpa path, train, or null", AfterValidator(_lm_path)) = Field(
+        None, description="a phone n-gram LM for the beam: an ARPA file, or `train`: built from the run's train "
+        "manifests into exports/lm/phones.arpa before the test (null: no LM)")
+    lm_order: _kind(int, "an integer from 1 to 8", Ge(1), Le(8)) = Field(3, description="`lm: train`: the n-gram order")
+    lm_weight: NonNegative = Field(0.5, description="the LM's weight against the acoustic log posterior")
+    tune_lm_weights: _kind(list[Annotated[float, Ge(0)]], "a list of numbers >= 0") = Field(
+        [], description="weights tried on the validation sample before the test (never on test); the lowest "
+        "validation PER picks the weight (empty: `lm_weight`)")
+
+
 class RunConfig(Section):
     name: Name = Field(None, description="run name (the launcher's `--name` wins; made unique with the time)")
     seed: _kind(int, "an integer from 0 to 4294967295", Ge(0), Lt(2 ** 32)) = Field(
@@ -263,6 +282,7 @@ class RunConfig(Section):
     lineage: LineageSection = _section("where a run made without training (an average, an ensemble) comes from")
     report_to: ReportTo = Field([], description=REPORT_TO_HELP)
     mlflow: MlflowSection = _section("the MLflow mirror (`report_to: [mlflow]`)")
+    decode: DecodeSection = _section("how the test evaluation decodes (greedy, or beam search with a phone LM)")
 
     @model_validator(mode="after")
     def _across_sections(self) -> "RunConfig":

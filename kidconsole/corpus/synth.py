@@ -186,21 +186,29 @@ def _render_piece(kind, n, params, gain, voice, f0, fscale, rng):
     return out * gain
 
 
-def render(phones: list[str], voice: Voice, rng: np.random.Generator) -> np.ndarray:
+def render(phones: list[str], voice: Voice, rng: np.random.Generator,
+           spans: list[tuple[str, int, int]] | None = None) -> np.ndarray:
     """The waveform (float64, unnormalised) of a phone sequence said by one voice.
 
-    A phone ``"_"`` is a hesitation pause (not in the labels).
+    A phone ``"_"`` is a hesitation pause (not in the labels). ``spans``, when given, receives each phone's
+    ``(phone, first sample, end sample)``: from the middle of the cross-fade into it to the middle of the one
+    out of it (the truth forced alignment is measured against).
     """
     pieces = []
     n_ph = max(len(phones), 1)
+    pos = 0
     for i, ph in enumerate(phones):
         stretch = voice.tempo * float(np.exp(rng.normal(0, voice.jitter)))
         fscale = voice.vtl * float(np.exp(rng.normal(0, voice.formant_jitter)))
         f0 = voice.f0 * (1.05 - 0.12 * i / n_ph) * float(np.exp(rng.normal(0, 0.03)))
         spec = [_sil(rng.uniform(200, 450) / voice.tempo)] if ph == "_" else _PIECES[ph]
+        start = pos
         for kind, ms, params, gain in spec:
             n = int(ms * stretch * SR / 1000) + _XFADE
             pieces.append(_render_piece(kind, n, params, gain, voice, f0, fscale, rng))
+            pos += n - _XFADE
+        if spans is not None:
+            spans.append((ph, start + (_XFADE // 2 if i else 0), pos + _XFADE // 2))
     total = sum(len(p) - _XFADE for p in pieces) + _XFADE
     out = np.zeros(max(total, 1))
     pos = 0
@@ -305,6 +313,7 @@ class SynthSummary:
     by_split: dict = field(default_factory=dict)
     bad_files: dict = field(default_factory=dict)   # label or audio path -> the reason the index gives
     skipped_sentences: list = field(default_factory=list)  # sentences the G2P could not convert
+    planted: dict = field(default_factory=dict)     # manifest id -> the label error planted in it (ERROR_KINDS)
 
 
 def _snr_label(rng, snr: float):
@@ -382,6 +391,45 @@ class _Writer:
             zf.close()
 
 
+# planted label errors (synthesize(label_errors=...)): the label names another utterance's sentence, only the
+# first half of the words said, or all of them while the audio lost its first SHIFT_SHARE of speech
+WRONG_SENTENCE, TRUNCATED, SHIFTED = "wrong_sentence", "truncated_transcript", "shifted_audio"
+ERROR_KINDS = (WRONG_SENTENCE, TRUNCATED, SHIFTED)
+SHIFT_SHARE = 0.4
+PLANTED_FILE = "planted_errors.jsonl"   # at the corpus root: {id, kind, label, said} per planted error
+PHONE_TIMES_FILE = "phone_times.jsonl"  # at the corpus root: {id, phones: [[phone, start s, end s], ...]}
+# children's typical substitutions (stopping of fricatives, fronting of velars): synthesize(mispronounce=...)
+# says one such phone of a child's utterance as its substitute while the label keeps the canonical phone
+SUBSTITUTIONS = {"S": "D", "SS": "DD", "G": "D", "GG": "DD", "Kh": "Th"}
+MISPRONOUNCED_FILE = "mispronounced.jsonl"  # at the corpus root: {id, index, canonical, said} per utterance
+
+
+def manifest_id(split: str, stem: str) -> str:
+    """The id the corpus index gives an utterance (kidconsole.corpus.index)."""
+    return f"{split}/{stem}"
+
+
+def _plant_errors(plans: list[list], share: float, seed: int) -> None:
+    """Turns ``share`` of the training split's plans ``[spk, n, said, label, kind]`` into label errors,
+    cycling through ERROR_KINDS in a seeded order (a one-word sentence cannot be truncated: it gets another
+    sentence instead)."""
+    rng = np.random.default_rng([seed, 11])
+    train = [i for i, p in enumerate(plans) if p[0].split == "train"]
+    picked = rng.permutation(len(train))[:int(round(share * len(train)))]
+    for k, i in enumerate(picked):
+        plan = plans[train[int(i)]]
+        kind = ERROR_KINDS[k % len(ERROR_KINDS)]
+        words = plan[2].split()
+        if kind == TRUNCATED and len(words) < 2:
+            kind = WRONG_SENTENCE
+        if kind == WRONG_SENTENCE:
+            others = [p[2] for p in plans if p[2] != plan[2]]
+            plan[3] = others[int(rng.integers(len(others)))]
+        elif kind == TRUNCATED:
+            plan[3] = " ".join(words[:len(words) // 2])
+        plan[4] = kind
+
+
 def _wav_bytes(x: np.ndarray, sr: int = SR) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, x.astype(np.float32), sr, format="WAV", subtype="PCM_16")
@@ -390,8 +438,17 @@ def _wav_bytes(x: np.ndarray, sr: int = SR) -> bytes:
 
 def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_per_age: int = 2,
                utterances_per_speaker: int = 30, bad_files: bool = False, zipped: bool = False,
-               sentences: list[str] | None = None, g2p_cache=None) -> SynthSummary:
-    """Write a synthetic corpus under ``out_dir``; the same seed gives the same files."""
+               sentences: list[str] | None = None, g2p_cache=None, label_errors: float = 0.0,
+               phone_times: bool = False, mispronounce: float = 0.0) -> SynthSummary:
+    """Write a synthetic corpus under ``out_dir``; the same seed gives the same files.
+
+    ``label_errors``: the share of the training split's utterances given a wrong label (ERROR_KINDS), listed
+    in ``PLANTED_FILE`` at the root; ``mispronounce``: the share of children's utterances with one phone said
+    as a child's typical substitute (SUBSTITUTIONS) under the canonical label, listed in
+    ``MISPRONOUNCED_FILE``; ``phone_times``: each utterance's phone boundaries as rendered, in
+    ``PHONE_TIMES_FILE``. Neither changes the other utterances' files."""
+    if not 0.0 <= label_errors <= 1.0:
+        raise KidconsoleError(f"label_errors {label_errors}: expected a share between 0 and 1")
     from kidconsole.g2p import convert_many
 
     t0 = time.perf_counter()
@@ -412,28 +469,42 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             words = " ".join(sentences[int(i)] for i in rng.integers(len(sentences), size=k)).split()
             if rng.random() < spk.voice.filler:
                 words.insert(int(rng.integers(len(words) + 1)), FILLERS[int(rng.integers(2))])
-            plans.append((spk, n, " ".join(words)))
-    texts = list(dict.fromkeys(t for _, _, t in plans))
+            plans.append([spk, n, " ".join(words), " ".join(words), None])  # said, labelled, planted error
+    if label_errors:
+        _plant_errors(plans, label_errors, seed)
+    texts = list(dict.fromkeys(t for p in plans for t in p[2:4]))
     results = dict(zip(texts, convert_many(texts, cache=g2p_cache, progress=False)))
     summary.skipped_sentences = sorted(t for t, r in results.items() if r.phones is None)
 
     writer = _Writer(out, zipped)
     seconds = 0.0
     by_split: dict[str, int] = {}
+    planted, times, substituted = [], [], []
     try:
-        for spk, n, text in plans:
-            phones = results[text].phones
-            if phones is None:
+        for spk, n, said, text, error in plans:
+            phones = results[said].phones
+            if phones is None or results[text].phones is None:
                 continue
+            phones = phones.split()
+            swap = None
+            if mispronounce and spk.child and not error:
+                mis = np.random.default_rng([seed, spk.serial, n, 13])
+                where = [k for k, ph in enumerate(phones) if ph in SUBSTITUTIONS]
+                if where and mis.random() < mispronounce:
+                    k = where[int(mis.integers(len(where)))]
+                    swap = {"index": k, "canonical": phones[k], "said": SUBSTITUTIONS[phones[k]]}
+                    phones = phones[:k] + [SUBSTITUTIONS[phones[k]]] + phones[k + 1:]
             rng = np.random.default_rng([seed, spk.serial, n, 7])
             seq = []
-            for ph in phones.split():
+            for ph in phones:
                 if ph == WORD_SEP and rng.random() < spk.voice.hesitation:
                     seq.append("_")
                 seq.append(ph)
-            x = render(seq, spk.voice, rng)
-            x = np.concatenate([np.zeros(int(rng.uniform(0.1, 0.3) * SR)), x,
-                                np.zeros(int(rng.uniform(0.1, 0.3) * SR))])
+            spans: list[tuple[str, int, int]] = []
+            x = render(seq, spk.voice, rng, spans)
+            cut = int(SHIFT_SHARE * len(x)) if error == SHIFTED else 0
+            lead = int(rng.uniform(0.1, 0.3) * SR)
+            x = np.concatenate([np.zeros(lead), x[cut:], np.zeros(int(rng.uniform(0.1, 0.3) * SR))])
             x = x[: 12 * SR]  # utterances stay within 12 s
             snr = float(rng.uniform(25, 40) if not spk.child else rng.uniform(10, 35))
             x = add_noise(x, snr, rng)
@@ -445,6 +516,16 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             label = _label_json(spk, f"{stem}.wav", text, duration, _snr_label(rng, snr), rng)
             writer.write(spk.split, group, "label", f"S{spk.serial:05d}/{stem}.json",
                          json.dumps(label, ensure_ascii=False, indent=1).encode())
+            uid = manifest_id(spk.split, stem)
+            if swap:
+                substituted.append({"id": uid, **swap})
+            if error:
+                summary.planted[uid] = error
+                planted.append({"id": uid, "kind": error, "label": text, "said": said})
+            if phone_times:
+                at = lambda sample: round((sample - cut + lead) / SR, 4)  # noqa: E731 (the audio's time)
+                times.append({"id": uid, "phones": [[ph, at(a), at(b)] for ph, a, b in spans
+                                                    if ph != "_" and a >= cut and b - cut + lead <= len(x)]})
             seconds += duration
             by_split[spk.split] = by_split.get(spk.split, 0) + 1
             summary.utterances += 1
@@ -452,6 +533,11 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, adults: int = 8, children_
             summary.bad_files = _write_bad_files(writer, speakers, seed, sentences[:5])
     finally:
         writer.close()
+    for name, lines in ((PLANTED_FILE, planted if label_errors else None),
+                        (PHONE_TIMES_FILE, times if phone_times else None),
+                        (MISPRONOUNCED_FILE, substituted if mispronounce else None)):
+        if lines is not None:
+            (out / name).write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines), encoding="utf-8")
     summary.hours = round(seconds / 3600, 4)
     summary.by_split = by_split
     summary.seconds = round(time.perf_counter() - t0, 3)

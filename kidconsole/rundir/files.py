@@ -126,6 +126,11 @@ def read_status(run_dir: str | Path, *, file: str = STATUS) -> dict:
     return Status.clean(raw) if isinstance(raw, dict) else {}
 
 
+def read_status_record(run_dir: str | Path, *, file: str = STATUS) -> Status:
+    """status.json as its typed record (every key None when absent or unreadable)."""
+    return Status.of(read_status(run_dir, file=file))
+
+
 def update_status(run_dir: str | Path, *, file: str = STATUS, **fields: Any) -> dict:
     """Merge fields (keys of ``Status``) into status.json (or ``file``) atomically; returns the new status."""
     updates = Status.check(fields)

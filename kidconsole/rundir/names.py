@@ -16,6 +16,8 @@ EXPORT_RECORD = "export.json"
 EXPORTS_TABLE = "exports.md"     # exports/exports.md: the table of every kind, rendered from their records
 ONNX_MODEL = "model.onnx"
 EXPORT_LOG = "export.log"        # exports/export.log: the output of an export started in the background
+PHONE_LM = "lm/phones.arpa"      # exports/lm/phones.arpa (+ phones.json): the phone LM a beam test decode built
+ALIGNMENTS = "alignments.jsonl"  # kidconsole align RUN ...: the forced alignments of a run's model, the console's
 # in a runs root, beside its run directories: the queue of runs waiting for GPUs (or CPU slots), and its lock
 QUEUE = "queue.json"
 QUEUE_LOCK = ".queue.lock"
@@ -55,6 +57,13 @@ WRITTEN_STATES = (QUEUED,) + LIVE_STATES + FINAL_STATES
 STATES = (QUEUED, PENDING) + LIVE_STATES + (STALLED,) + FINAL_STATES + (INTERRUPTED,)
 # what can still be stopped: a live run, or one whose heartbeat went quiet
 STOPPABLE_STATES = (PENDING,) + LIVE_STATES + (STALLED,)
+
+# The kinds of run (status.json's `kind`): how a run is started, stopped and resumed (kidconsole/runs/kinds/).
+# local: one supervised process tree on this machine; queued: a local run that waits in its runs root's queue
+# for GPUs or a CPU slot; slurm: a Slurm job; machines: one run over several machines; job: a run made
+# without training (an average, an ensemble, an export job), never resumed.
+LOCAL, QUEUED_KIND, SLURM, MACHINES, JOB = "local", "queued", "slurm", "machines", "job"
+RUN_KINDS = (LOCAL, QUEUED_KIND, SLURM, MACHINES, JOB)
 
 # Event kinds in events.jsonl (fields per kind: records.py, docs/run-directory.md).
 EV_START, EV_TRAIN, EV_EVAL, EV_PHASE = "start", "train", "eval", "phase"

@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar
 
 from kidconsole.rundir.names import (
     DERIVED_KINDS, EV_CHECKPOINT, EV_END, EV_EVAL, EV_HEARTBEAT, EV_PHASE, EV_START, EV_TEST, EV_TRAIN, EV_WARNING,
-    FINAL_STATES, TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
+    FINAL_STATES, RUN_KINDS, TRAINER_MODULES, WARNING_KINDS, WRITTEN_STATES,
 )
 
 # who writes a key (the docs' "written by" column)
@@ -174,6 +174,9 @@ class Status(Record):
     """status.json: one JSON object, replaced atomically (temp file, fsync, rename, under `.status.lock`)
     by whoever updates it (`update_status`). Every key may be null or absent."""
     name: str | None = key("run name", LAUNCHER)
+    kind: str | None = key("how the run is started, stopped and resumed: " + ", ".join(f"`{k}`" for k in RUN_KINDS)
+                           + " (docs/runs.md, Kinds of run); absent: told from the other keys", f"{LAUNCHER}, {DERIVER}",
+                           choices=RUN_KINDS)
     state: str | None = key("`queued`, `starting`, `running`, `evaluating`, `stopped`, `finished`, `failed`",
                             f"{LAUNCHER}, {QUEUE}, {TRAINER}, {SUPERVISOR}", choices=WRITTEN_STATES)
     pid: int | None = key("the supervisor: the run's session and group leader", f"{LAUNCHER}, {SUPERVISOR}")
@@ -254,6 +257,14 @@ class Status(Record):
         """status.json as read: documented keys of the wrong type are dropped (as if absent), others kept."""
         return {k: v for k, v in raw.items() if k not in _STATUS_SPEC or v is None or _STATUS_SPEC[k].type.ok(v)}
 
+    @classmethod
+    def of(cls, status: dict) -> "Status":
+        """The typed record of a status as ``read_status`` gives it (its documented keys; the rest is ignored)."""
+        return cls(**{k: v for k, v in cls.clean(status).items() if k in cls.KEYS})
+
+    def __bool__(self) -> bool:
+        """False for no status at all (no file, an unreadable one), as an empty dict is."""
+        return any(getattr(self, s.name) is not None for s in self.SPEC)
 
 _STATUS_SPEC = {s.name: s for s in Status.SPEC}
 
@@ -376,6 +387,8 @@ class WarningEvent(Event):
 class HeartbeatEvent(Event):
     KIND, WHEN = EV_HEARTBEAT, "every `train.heartbeat_seconds`, from a thread, also during evaluation"
     step: int | None = key("optimizer steps done")
+    work: int | None = key("batches done this session, training and evaluating: a run whose step and work stand "
+                           "still is stalled, however regular its heartbeat")
 
 
 @record
@@ -390,6 +403,10 @@ class TestEvent(Event):
     split: str | None = key("the test manifest's split")
     per_age: dict[str, float] | None = key("PER per age group, as in `eval`")
     per_snr: dict[str, float] | None = key("PER per SNR bucket, as in `eval`")
+    decoder: str | None = key("how it was decoded: `greedy`, `beam16`, `beam16+lm0.5` (absent: greedy)")
+    lm: str | None = key("the phone LM of a beam decode (an ARPA file)")
+    lm_weight_per: dict[str, float] | None = key("validation PER at each LM weight tried (`decode.tune_lm_weights`);"
+                                                 " the lowest picked the weight")
 
 
 @record

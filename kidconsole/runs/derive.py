@@ -2,15 +2,14 @@
 
 This side is light: it chooses the checkpoints (``rundir.choose_checkpoints``), names the new run
 directory (a sibling of the source unless told otherwise) and builds the command of the heavy job
-(trainers/average.py, trainers/ensemble.py), which it runs in the foreground (``kidconsole run average``)
-or starts detached (the console's key), its output in the new run's stdout.log either way.
+(trainers/average.py, trainers/ensemble.py). The job is started as every job is (``life.start_job``:
+detached, supervised, its output in the new run's stdout.log), and followed in the foreground by
+``kidconsole run average`` (``life.follow_job``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,53 +93,3 @@ def ensemble_job(runs: Sequence[str | Path], *, best: int | None = None, name: s
     for r in runs:
         argv += ["--run", str(r)]
     return out, argv
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def _announce(out: Path, argv: list[str]) -> None:
-    # a card for the console at once; the job records its pid and state itself when it starts
-    rundir.update_status(out, name=out.name, state=rundir.STARTING, command=argv, gpus=[],
-                         started_at=round(time.time(), 3))
-
-
-def _record_process(out: Path, pid: int, detached: bool) -> None:
-    import psutil
-
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.Error:
-        created = None
-    group = {"pgid": pid, "sid": pid} if detached else {}
-    rundir.update_status(out, pid=pid, create_time=created, **group)
-
-
-def run_job(out: Path, argv: list[str]) -> int:
-    """Run the job in the foreground: its output on the terminal and in ``out/stdout.log``."""
-    _announce(out, argv)
-    with open(out / rundir.STDOUT, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=_env())
-        _record_process(out, proc.pid, detached=False)
-        try:
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                sys.stdout.write(line.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            proc.terminate()  # the job's stop request: it ends its run directory as stopped
-        return proc.wait()
-
-
-def start_job(out: Path, argv: list[str]) -> int:
-    """Start the job detached (its own session, no tty), as the console starts runs; returns its pid."""
-    _announce(out, argv)
-    with open(out / rundir.STDOUT, "ab") as log:
-        proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=_env(), close_fds=True)
-    _record_process(out, proc.pid, detached=True)
-    proc.returncode = 0  # not ours to reap: keep Popen's destructor from warning about a live child
-    return proc.pid

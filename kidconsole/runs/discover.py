@@ -13,13 +13,16 @@ MAX_DEPTH = 3
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / rundir.STATUS).is_file() or (path / rundir.EVENTS).is_file()
+    """A run of ours (status.json or events.jsonl), or one a read-only kind recognises by its own files."""
+    from kidconsole.runs.kinds import marked
+
+    return (path / rundir.STATUS).is_file() or (path / rundir.EVENTS).is_file() or marked(path)
 
 
 def _start_time(run: Path) -> float:
-    status = rundir.read_status(run)
-    if isinstance(status.get("started_at"), (int, float)):
-        return float(status["started_at"])
+    started = rundir.read_status_record(run).started_at
+    if isinstance(started, (int, float)):
+        return float(started)
     try:
         with open(run / rundir.EVENTS, "rb") as fh:
             first = json.loads(fh.readline())

@@ -1,17 +1,16 @@
-"""Launch a run detached from the terminal: its own session, no tty, output to the run directory.
-
-The started process is the supervisor (kidconsole.runs.supervise), which runs
-``accelerate launch`` and records the final state when the trainer could not.
-Closing the console or losing SSH does not reach it (no controlling terminal,
-no SIGHUP); see logind.py for the one thing that still can.
+"""Creating a run and starting it on this machine: the run directory made whole or not at all, the
+``accelerate launch`` command, its environment, and the start under the run's supervisor
+(``supervise.start_supervised``). Which kind starts a run, and how, is kinds/'s; ``life.launch`` ties them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
+import shutil
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
-from kidconsole.rundir.files import private_opener
-from kidconsole.runs import liveness
+from kidconsole.rundir.process import start_ticks
 
 if TYPE_CHECKING:
     from kidconsole.config import RunConfig
@@ -79,19 +77,12 @@ def launch_env(gpus: Sequence[int]) -> dict[str, str]:
 
 
 def start_detached(run_dir: Path, command: list[str], gpus: Sequence[int], machine_rank: int = 0) -> int:
-    """Start the supervisor running ``command`` in a new session; returns its pid. Machine ranks > 0
-    of a run over several machines record themselves in their own status file."""
-    node = ["--machine-rank", str(machine_rank)] if machine_rank else []
-    argv = [sys.executable, "-m", "kidconsole.runs.supervise", str(run_dir), *node, "--", *command]
-    with open(run_dir / rundir.STDOUT, "ab", opener=private_opener) as log:
-        proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=launch_env(gpus), close_fds=True)
-    # the supervisor records the same facts itself; writing them here too means they are
-    # there when this call returns. The state is not touched: the run may already have ended.
-    rundir.update_status(run_dir, file=status_file(machine_rank), pid=proc.pid, pgid=proc.pid, sid=proc.pid,
-                         **liveness.identity(proc.pid))
-    proc.returncode = 0  # not ours to reap: keep Popen's destructor from warning about a live child
-    return proc.pid
+    """Start ``command`` (a launch of the trainer) under the run's supervisor with the GPUs' environment;
+    returns the supervisor's pid. Machine ranks > 0 of a run over several record themselves in their own
+    status file."""
+    from kidconsole.runs.supervise import start_supervised
+
+    return start_supervised(run_dir, command, env=launch_env(gpus), machine_rank=machine_rank)
 
 
 def status_file(machine_rank: int) -> str:
@@ -123,30 +114,87 @@ def _run_name(cfg: RunConfig, config: Path, name: str | None) -> str:
     return check_run_name(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def create_run_dir(runs_root: str | Path, run_name: str, *, shared: bool = False) -> Path:
-    """The new run directory, created in one step (two launches racing for a name: one wins, the
-    other is told), writable by its owner only (0o755 whatever the umask: what a resume starts is
-    read from it). ``shared``: one machine of a run over several, which may find it made by another."""
-    root = Path(runs_root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    run_dir = root / run_name
+NEW_PREFIX = ".new-"  # a run directory being made, hidden under the runs root until it is whole
+
+
+def _making(root: Path, run_name: str) -> Path:
+    """Where this process makes ``run_name`` before it takes its name: named for the process (pid and start),
+    so a later launch can tell a leftover of one that was killed."""
+    me = os.getpid()
+    return root / f"{NEW_PREFIX}{run_name}.{me}.{start_ticks(me) or 0}"
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove the half-made run directories of launches that died (their process is gone)."""
     try:
-        run_dir.mkdir(mode=0o755)
-    except FileExistsError:
-        if not shared:
-            raise KidconsoleError(f"{run_dir} already exists: choose another --name, "
-                                  f"or `kidconsole run resume {run_dir}`") from None
-    else:
-        os.chmod(run_dir, 0o755)  # mkdir's mode is masked by the umask, never widened: make it exact
-    return run_dir
+        entries = [e for e in os.scandir(root) if e.name.startswith(NEW_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for e in entries:
+        m = re.fullmatch(r".*\.(\d+)\.(\d+)", e.name)
+        if m is None:
+            continue
+        pid, ticks = int(m.group(1)), int(m.group(2))
+        alive = start_ticks(pid) == ticks if ticks else os.path.exists(f"/proc/{pid}")
+        if not alive:
+            shutil.rmtree(e.path, ignore_errors=True)
+
+
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(src: Path, dst: Path) -> bool:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError), in one step (renameat2); False where
+    the system or filesystem cannot do that in one step."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise FileExistsError(err, os.strerror(err), str(dst))
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _take_name(made: Path, run_dir: Path) -> None:
+    """Give the whole directory ``made`` its name ``run_dir``; FileExistsError when another has it. Where the
+    filesystem has no one-step rename that refuses to replace, the name is taken with mkdir and the files
+    moved in, status.json last (a kill in between leaves a directory without status.json)."""
+    if _rename_noreplace(made, run_dir):
+        return
+    run_dir.mkdir(mode=0o755)
+    os.chmod(run_dir, 0o755)
+    names = sorted(os.listdir(made), key=lambda n: n == rundir.STATUS)
+    for name in names:
+        os.rename(made / name, run_dir / name)
+    made.rmdir()
+
+
+def taken_message(run_dir: Path) -> str:
+    """Why a launch cannot use the name of ``run_dir``, and what to do instead (a resume only where one can)."""
+    status = rundir.read_status_record(run_dir)
+    if not status:
+        return (f"{run_dir} already exists and is not a run (no {rundir.STATUS}: a launch killed before it was "
+                f"made, or another folder): choose another --name, or remove it")
+    if status.state != rundir.FINISHED and rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS) is not None:
+        return f"{run_dir} already exists: choose another --name, or `kidconsole run resume {run_dir}`"
+    return f"{run_dir} already exists: choose another --name"
 
 
 def create_run(config: str | Path, *, name: str | None = None, overrides: Sequence[str] = (),
                runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER, machine: int | None = None,
                **status) -> Path:
     """Validate the config and create the run directory (config.yaml, the launch facts in status.json,
-    plus ``status``); no process yet. Returns the run directory. ``machine``: this machine's rank in a
-    run over several, which share the directory (each writes its own status file; the configs must match)."""
+    plus ``status``); no process yet. Returns the run directory. The directory is made under a hidden name
+    and given its own only once whole: a launch killed meanwhile leaves no folder in the way of the name
+    (its leftover is removed by the next launch), and two launches racing for a name cannot both have it.
+    ``machine``: this machine's rank in a run over several, which share the directory (each writes its own
+    status file; the configs must match)."""
     from kidconsole.config import config_hash, dump_config, load_config
     from kidconsole.hub import check_base
 
@@ -154,34 +202,51 @@ def create_run(config: str | Path, *, name: str | None = None, overrides: Sequen
     cfg = load_config(config, overrides)
     check_base(cfg.model.base)  # a hub id neither cached nor reachable fails here, in seconds
     run_name = _run_name(cfg, config, name)
-    run_dir = create_run_dir(runs_root, run_name, shared=machine is not None)
-    mine = status_file(machine or 0)
-    if machine is not None and (run_dir / mine).exists():
-        raise KidconsoleError(f"{run_dir / mine} already exists: choose another --name, "
-                              f"or `kidconsole run resume {run_dir}`")
     cfg.name = run_name
     text = dump_config(cfg)
-    if machine is not None and (run_dir / rundir.CONFIG).exists():
-        if (run_dir / rundir.CONFIG).read_text(encoding="utf-8") != text:  # every machine trains the same run
-            raise KidconsoleError(f"{run_dir / rundir.CONFIG}: another machine launched this run with a different "
-                                  f"config or --set")
-    else:
-        rundir.atomic_write_text(run_dir / rundir.CONFIG, text)
-    rundir.update_status(
-        run_dir, file=mine, name=run_name, host=socket.gethostname(), trainer_module=trainer_module,
-        mixed_precision=cfg.train.mixed_precision, config_hash=config_hash(cfg), version=__version__,
-        source_config=str(config.resolve()), **status,
-    )
+    root = Path(runs_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
+    run_dir = root / run_name
+    mine = status_file(machine or 0)
+    facts = dict(name=run_name, host=socket.gethostname(), trainer_module=trainer_module,
+                 mixed_precision=cfg.train.mixed_precision, config_hash=config_hash(cfg), version=__version__,
+                 source_config=str(config.resolve()), **status)
+    if machine is not None and run_dir.is_dir():  # another machine of the run made it
+        if (run_dir / mine).exists():
+            raise KidconsoleError(taken_message(run_dir))
+        if (run_dir / rundir.CONFIG).exists():
+            if (run_dir / rundir.CONFIG).read_text(encoding="utf-8") != text:  # every machine trains the same run
+                raise KidconsoleError(f"{run_dir / rundir.CONFIG}: another machine launched this run with a "
+                                      f"different config or --set")
+        else:
+            rundir.atomic_write_text(run_dir / rundir.CONFIG, text)
+        rundir.update_status(run_dir, file=mine, **facts)
+        return run_dir
+    made = _making(root, run_name)
+    shutil.rmtree(made, ignore_errors=True)
+    made.mkdir(mode=0o755)
+    os.chmod(made, 0o755)  # mkdir's mode is masked by the umask, never widened: make it exact
+    try:
+        rundir.atomic_write_text(made / rundir.CONFIG, text)
+        rundir.update_status(made, file=mine, **facts)
+        _take_name(made, run_dir)
+    except FileExistsError:
+        raise KidconsoleError(taken_message(run_dir)) from None
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
     return run_dir
 
 
 def start_run(run_dir: Path, gpus: Sequence[int], machines: Machines | None = None) -> int:
-    """Start a created (or queued) run on ``gpus`` ([]: the CPU), with ``machines`` this machine's share of a
-    run over several; returns the supervisor's pid."""
+    """Start a created (or dequeued) run on ``gpus`` ([]: the CPU), with ``machines`` this machine's share of a
+    run over several; returns the supervisor's pid. A run with a complete checkpoint continues from it (a
+    resume that waited in the queue)."""
     rank = int(machines.rank) if machines is not None else 0
-    status = rundir.read_status(run_dir, file=status_file(rank))
-    command = build_command(run_dir, gpus=gpus, trainer_module=status.get("trainer_module") or rundir.TRAINER,
-                            mixed_precision=status.get("mixed_precision") or "no", machines=machines)
+    status = rundir.read_status_record(run_dir, file=status_file(rank))
+    resume = rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS) is not None
+    command = build_command(run_dir, gpus=gpus, trainer_module=status.trainer_module or rundir.TRAINER,
+                            mixed_precision=status.mixed_precision or "no", machines=machines, resume=resume)
     rundir.update_status(run_dir, file=status_file(rank), state=rundir.STARTING, gpus=list(gpus), command=command,
                          started_at=round(time.time(), 3), queue_position=None, waiting_for=None)
     return start_detached(run_dir, command, gpus, rank)
@@ -200,20 +265,18 @@ def launch_run(config: str | Path, *, gpus: Sequence[int] = (), name: str | None
     """Validate the config, create the run directory, start the run detached; returns the run directory.
     With ``machines`` (count > 1) this starts one machine's share: each machine runs the same launch with its
     own rank and the same ``name`` on a filesystem they share; machine 0 writes the run's status."""
+    from kidconsole.runs.life import launch
+
     gpus = check_gpus(gpus)
     if machines is None or machines.count <= 1:
-        run_dir = create_run(config, name=name, overrides=overrides, runs_root=runs_root,
-                             trainer_module=trainer_module, state=rundir.STARTING)
-        start_run(run_dir, gpus)
-        return run_dir
+        return launch(config, rundir.LOCAL, dict(gpus=gpus), name=name, overrides=overrides, runs_root=runs_root,
+                      trainer_module=trainer_module, state=rundir.STARTING)
     rank = int(machines.rank)
     if not name:
         raise KidconsoleError("--machines: every machine of the run needs the same --name")
     if not 0 <= rank < machines.count:
         raise KidconsoleError(f"--machine-rank {rank}: expected 0 to {machines.count - 1}")
     machines = Machines(machines.count, rank, machines.addr, machines.port, max(1, len(gpus)))
-    run_dir = create_run(config, name=name, overrides=overrides, runs_root=runs_root, trainer_module=trainer_module,
-                         machine=rank, state=rundir.STARTING, machines=machines.count, machine_rank=rank,
-                         main_addr=machines.addr, main_port=int(machines.port))
-    start_run(run_dir, gpus, machines)
-    return run_dir
+    return launch(config, rundir.MACHINES, dict(gpus=gpus, machines=machines), name=name, overrides=overrides,
+                  runs_root=runs_root, trainer_module=trainer_module, machine=rank, state=rundir.STARTING,
+                  machines=machines.count, machine_rank=rank, main_addr=machines.addr, main_port=int(machines.port))

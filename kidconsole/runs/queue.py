@@ -1,23 +1,32 @@
 """The queue of a runs root: runs launched with ``--gpus auto`` wait there, in state ``queued``,
 until the GPUs (or, without GPUs, the CPU slots) they need are free.
 
-The queue is a file in the runs root (``queue.json``), changed only under an exclusive
-``flock`` on ``.queue.lock``: it survives the console and the terminal, and two launchers
-racing each other take turns. There is no daemon. Whoever changes the queue or may have
-freed a slot *passes over* it under the lock (``pump``): a launcher after queueing, a run's
-supervisor after its run ended, ``run ls``, ``run queue``, a cancel or a move. A pass starts
-queued runs first to last while the first one's need is met (strict order: a big run at the
-head is not overtaken by small ones), and writes each remaining run's place and what it waits for.
+A queued run's own status is the truth: every run directory of the runs root whose state
+is ``queued`` waits. The queue file in the runs root (``queue.json``) holds only their
+order (and the limits): a queued run it does not list (its file removed, or written by a
+launch that died) joins the end of the order, oldest ``queued_at`` first, at the next
+pass. It is changed only under an exclusive ``flock`` on ``.queue.lock``: it survives the
+console and the terminal, and two launchers racing each other take turns. There is no
+daemon. Whoever changes the queue or may have freed a slot *passes over* it under the lock
+(``pump``): a launcher after queueing, a run's supervisor after its run ended, ``run ls``,
+``run queue``, a cancel or a move. A pass starts queued runs first to last while the first
+one's need is met (strict order: a big run at the head is not overtaken by small ones), and
+writes each remaining run's place and what it waits for.
 
-A GPU is free when no live run of this runs root holds it (its status lists it and its
-supervisor still runs) and NVML shows less than ``idle_memory_mib`` used on it (a process
+A run holds its GPUs (or CPU slot) until it has ended: while no final state is written and any
+process of it lives, its supervisor or not (a trainer orphaned by a killed supervisor still
+trains on them). A GPU is free when no run of
+this runs root holds it and NVML shows less than ``idle_memory_mib`` used on it (a process
 outside kidconsole counts as busy). Without GPUs the CPU takes ``cpu_slots`` runs at once.
+A resumed run of the queue waits in it again (``requeue``): two runs never share a slot.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,8 +79,9 @@ def queue_path(root: str | Path) -> Path:
 
 
 def read_queue(root: str | Path) -> dict:
-    """queue.json with its defaults filled; a missing file is an empty queue. A file that cannot be
-    used is an error naming it: dropping it would lose the order of every waiting run."""
+    """queue.json with its defaults filled; a missing file is an empty order (the queued runs themselves
+    are found by ``waiting_runs``). A file that cannot be used is an error naming it: dropping it would lose
+    the order of every waiting run."""
     path = queue_path(root)
     try:
         raw = json.loads(path.read_bytes())
@@ -79,13 +89,31 @@ def read_queue(root: str | Path) -> dict:
         raw = {}
     except (OSError, ValueError) as e:
         raise KidconsoleError(f"{path}: unreadable ({e}): fix or remove it (the queued runs keep their "
-                              f"directories; `run queue ls` lists them again)") from None
+                              f"directories and their place is rebuilt from their statuses)") from None
     why = rundir.QueueFile.problem(raw) if isinstance(raw, dict) else "not a JSON object"
     if why:
-        raise KidconsoleError(f"{path}: {why}")
+        raise KidconsoleError(f"{path}: {why}: fix or remove it (the queued runs keep their directories and "
+                              f"their place is rebuilt from their statuses)")
     return {"order": list(raw.get("order") or []),
             "cpu_slots": raw.get("cpu_slots") or DEFAULT_CPU_SLOTS,
             "idle_memory_mib": raw.get("idle_memory_mib") or DEFAULT_IDLE_MEMORY_MIB}
+
+
+def waiting_runs(root: str | Path, order: Sequence[str] = ()) -> list[str]:
+    """The runs of ``root`` whose status says ``queued``, in queue order: those ``order`` lists first, as it
+    lists them, then the others (a lost or stale queue file) by the time they were queued."""
+    root = Path(root)
+    queued: dict[str, float] = {}
+    try:
+        entries = [e for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        entries = []
+    for e in entries:
+        status = rundir.read_status_record(e.path)
+        if status.state == rundir.QUEUED:
+            queued[e.name] = status.queued_at or 0.0
+    listed = [n for n in dict.fromkeys(order) if n in queued]
+    return listed + sorted((n for n in queued if n not in listed), key=lambda n: (queued[n], n))
 
 
 @contextmanager
@@ -106,11 +134,13 @@ def locked_queue(root: str | Path) -> Iterator[dict]:
 
 # ---- slots ---------------------------------------------------------------------------------------
 
-def _holds(status: dict) -> bool:
-    """A run holds its GPUs (or CPU slot) while its supervisor runs and no final state is written:
-    a supervisor passing over the queue as it exits has already written its run's end."""
-    state = status.get("state")
-    return state not in rundir.FINAL_STATES and state != rundir.QUEUED and liveness.supervisor_alive(status) is True
+def _holds(run_dir: Path, status: rundir.Status) -> bool:
+    """A run holds its GPUs (or CPU slot) until it has ended: while no final state is written and any process
+    of it lives, its supervisor or not (a trainer whose supervisor was killed trains on). A supervisor passing
+    over the queue as it exits has written its run's end already."""
+    if status.state == rundir.QUEUED or status.state in rundir.FINAL_STATES:
+        return False
+    return bool(liveness.run_processes(run_dir, status))
 
 
 def free_slots(root: Path, cpu_slots: int, idle_memory_mib: int, gpus: Sequence[GpuSample] | None = None) -> Slots:
@@ -119,10 +149,10 @@ def free_slots(root: Path, cpu_slots: int, idle_memory_mib: int, gpus: Sequence[
     held_gpus: set[int] = set()
     cpu_held = 0
     for run in find_runs([root], max_depth=1):
-        status = rundir.read_status(run)
-        if _holds(status):
-            if status.get("gpus"):
-                held_gpus.update(status["gpus"])
+        status = rundir.read_status_record(run)
+        if _holds(run, status):
+            if status.gpus:
+                held_gpus.update(status.gpus)
             else:
                 cpu_held += 1
     gpus = sample_gpus() if gpus is None else gpus
@@ -140,28 +170,24 @@ def _pass(root: Path, q: dict) -> list[Path]:
     """Start what fits, first to last; write the others' places. Runs under the lock."""
     from kidconsole.runs.launch import start_run
 
-    waiting = []
-    for name in q["order"]:
-        status = rundir.read_status(root / name)
-        if status.get("state") == rundir.QUEUED and name not in waiting:
-            waiting.append(name)  # a cancelled, removed or already started run leaves the queue
+    waiting = waiting_runs(root, q["order"])  # a cancelled, removed or started run leaves; a lost one rejoins
     slots = free_slots(root, q["cpu_slots"], q["idle_memory_mib"])
     started: list[Path] = []
     while waiting:
         run_dir = root / waiting[0]
-        k = rundir.read_status(run_dir).get("gpus_per_run") or 1
+        k = rundir.read_status_record(run_dir).gpus_per_run or 1
         if not slots.fits(k):
             break
         waiting.pop(0)
         try:
             start_run(run_dir, slots.take(k))
         except OSError as e:
-            rundir.update_status(run_dir, state=rundir.FAILED, error=f"the queue could not start it: {e}",
-                                 ended_at=round(time.time(), 3), queue_position=None, waiting_for=None)
+            rundir.write_end(run_dir, rundir.FAILED, f"the queue could not start it: {e}",
+                             error=f"the queue could not start it: {e}", queue_position=None, waiting_for=None)
             continue
         started.append(run_dir)
     for i, name in enumerate(waiting):
-        k = rundir.read_status(root / name).get("gpus_per_run") or 1
+        k = rundir.read_status_record(root / name).gpus_per_run or 1
         why = slots.describe(k) if i == 0 else f"its turn ({i} ahead), then {slots.describe(k)}"
         rundir.update_status(root / name, queue_position=i + 1, waiting_for=why)
     q["order"] = waiting
@@ -169,9 +195,9 @@ def _pass(root: Path, q: dict) -> list[Path]:
 
 
 def pump(root: str | Path) -> list[Path]:
-    """One pass over the runs root's queue (nothing when it has none); returns the runs it started."""
+    """One pass over the runs root's queue (nothing when no run of it is queued); returns the runs it started."""
     root = Path(root).resolve()
-    if not queue_path(root).exists():
+    if not queue_path(root).exists() and not waiting_runs(root):
         return []
     with locked_queue(root) as q:
         return _pass(root, q)
@@ -185,20 +211,25 @@ def enqueue(run_dirs: Sequence[Path], root: str | Path) -> list[Path]:
         return _pass(root, q)
 
 
+def requeue(run_dir: Path, **status) -> int:
+    """A run of the queue that is to run again (a resume) waits for a slot at the end of the queue, as a new
+    run would: ``status`` (its resume facts) is written with ``queued``. Returns its place (0: started at once)."""
+    run_dir = Path(run_dir).resolve()
+    with locked_queue(run_dir.parent) as q:
+        rundir.update_status(run_dir, state=rundir.QUEUED, queued_at=round(time.time(), 3), **status)
+        q["order"] = [n for n in q["order"] if n != run_dir.name] + [run_dir.name]
+        _pass(run_dir.parent, q)
+    return rundir.read_status_record(run_dir).queue_position or 0
+
+
 def cancel(run_dir: str | Path) -> str:
     """Take a queued run out of its queue; it ends ``stopped`` without having run. Returns the state."""
     run_dir = Path(run_dir).resolve()
     with locked_queue(run_dir.parent) as q:
-        if rundir.read_status(run_dir).get("state") != rundir.QUEUED:
+        if rundir.read_status_record(run_dir).state != rundir.QUEUED:
             raise KidconsoleError(f"{run_dir}: not queued (it may have just started): use `kidconsole run stop`")
         q["order"] = [n for n in q["order"] if n != run_dir.name]
-        rundir.update_status(run_dir, state=rundir.STOPPED, ended_at=round(time.time(), 3), queue_position=None,
-                             waiting_for=None)
-        writer = rundir.EventWriter(run_dir / rundir.EVENTS)
-        try:
-            writer.emit(rundir.EV_END, state=rundir.STOPPED, reason="cancelled while queued")
-        finally:
-            writer.close()
+        rundir.write_end(run_dir, rundir.STOPPED, "cancelled while queued", queue_position=None, waiting_for=None)
         _pass(run_dir.parent, q)
     return rundir.STOPPED
 
@@ -207,15 +238,16 @@ def move(run_dir: str | Path, position: int) -> int:
     """Put a queued run at ``position`` (1-based; past the end: last); returns its place after the pass."""
     run_dir = Path(run_dir).resolve()
     with locked_queue(run_dir.parent) as q:
-        if run_dir.name not in q["order"] or rundir.read_status(run_dir).get("state") != rundir.QUEUED:
+        order = waiting_runs(run_dir.parent, q["order"])
+        if run_dir.name not in order:
             raise KidconsoleError(f"{run_dir}: not in the queue of {run_dir.parent}")
         if position < 1:
             raise KidconsoleError(f"position {position}: places start at 1")
-        order = [n for n in q["order"] if n != run_dir.name]
+        order = [n for n in order if n != run_dir.name]
         order.insert(position - 1, run_dir.name)
         q["order"] = order
         _pass(run_dir.parent, q)
-    return rundir.read_status(run_dir).get("queue_position") or 0
+    return rundir.read_status_record(run_dir).queue_position or 0
 
 
 def set_limits(root: str | Path, *, cpu_slots: int | None = None, idle_memory_mib: int | None = None) -> dict:
@@ -234,14 +266,15 @@ def set_limits(root: str | Path, *, cpu_slots: int | None = None, idle_memory_mi
 def queued_runs(root: str | Path) -> list[Path]:
     """The queue's runs, first to start first (a read without the lock: a snapshot)."""
     root = Path(root).resolve()
-    return [root / n for n in read_queue(root)["order"]]
-
+    return [root / n for n in waiting_runs(root, read_queue(root)["order"])]
 
 
 def launch_queued(points: Sequence[tuple[str | Path, Sequence[str], str | None, dict]], *, gpus_per_run: int = 1,
                   runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> list[Path]:
     """Create one queued run per (config, overrides, name, extra status keys), every config validated
-    before any directory is made, and queue them in that order; returns their run directories."""
+    before any directory is made, and queue them in that order; returns their run directories. Should the
+    queue refuse them (a broken queue file), no run is left behind: a queued run nobody lists would wait
+    for ever, or start unasked once the file is fixed."""
     from kidconsole.config import load_config
     from kidconsole.runs.launch import create_run
 
@@ -252,9 +285,18 @@ def launch_queued(points: Sequence[tuple[str | Path, Sequence[str], str | None, 
         raise KidconsoleError(f"--gpus-per-run {gpus_per_run}: this machine has {len(gpus)} GPU(s)")
     for config, overrides, _, _ in points:
         load_config(config, overrides)  # a bad point fails here, before anything is queued
+    read_queue(runs_root)  # a broken queue file fails here, before any directory is made
     now = round(time.time(), 3)
-    run_dirs = [create_run(config, name=name, overrides=overrides, runs_root=runs_root, trainer_module=trainer_module,
-                           state=rundir.QUEUED, queued_at=now, gpus_per_run=gpus_per_run, **extra)
-                for config, overrides, name, extra in points]
-    enqueue(run_dirs, runs_root)
+    run_dirs: list[Path] = []
+    try:
+        for config, overrides, name, extra in points:
+            run_dirs.append(create_run(config, name=name, overrides=overrides, runs_root=runs_root,
+                                       trainer_module=trainer_module, kind=rundir.QUEUED_KIND, state=rundir.QUEUED,
+                                       queued_at=now, gpus_per_run=gpus_per_run, **extra))
+        enqueue(run_dirs, runs_root)
+    except BaseException:
+        for run_dir in run_dirs:  # only those still waiting: a pass may have started some
+            if rundir.read_status_record(run_dir).state == rundir.QUEUED:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dirs

@@ -10,7 +10,6 @@ is parsed once; after the history is in, a poll costs only the new bytes.
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ import numpy as np
 
 from kidconsole.runs.augment_counts import applied_counts
 from kidconsole import rundir
+from kidconsole.rundir.records import Status
 from kidconsole.rundir.series_names import BUCKET_FIELDS, EVAL_FIELDS, TRAIN_FIELDS, lr_group_metric
 from kidconsole.runs import evalcost
 from kidconsole.runs import liveness
@@ -42,7 +42,7 @@ class RunReader:
         self.name = self.path.name
         self.initial_bytes = initial_bytes
         self.backfill_bytes = backfill_bytes
-        self._status: dict = {}
+        self._status: Status = Status()
         self._status_key: tuple | None = None
         self._config: RunConfig | None = None
         self._config_key: tuple | None = None
@@ -66,6 +66,8 @@ class RunReader:
         self._last: dict[str, dict] = {}      # the newest event of each kind
         self._first_t: float | None = None
         self._last_t: float | None = None
+        self._progress_t: float | None = None  # the newest event that showed progress (not a heartbeat in place)
+        self._beat: tuple | None = None          # (step, work) of the newest heartbeat or train event
         self._best_checkpoint: str | None = None  # name in the newest checkpoint event marked best
         self._rate: deque[tuple[float, float]] = deque(maxlen=200)  # (t, step) of recent train events
 
@@ -238,6 +240,8 @@ class RunReader:
             self._warn_counts[what] = max(seen, count) if isinstance(count, int) else seen + 1
         self._warning_total += len(warnings)
         if older:
+            if self._progress_t is None:  # the newest history held no progress: the older may
+                self._track_progress(events, older=True)
             room = MAX_WARNINGS - len(self.warnings)
             if room > 0:
                 self.warnings.extendleft(reversed(warnings[-room:]))
@@ -247,6 +251,7 @@ class RunReader:
                 self._best_checkpoint = _best_checkpoint(others)
             self._first_t = _num(events[0].get("t"), self._first_t)
         else:
+            self._track_progress(events)
             self.warnings.extend(warnings)
             self._last.update(last)
             self._best_checkpoint = _best_checkpoint(others) or self._best_checkpoint
@@ -256,6 +261,43 @@ class RunReader:
                 self._first_t = _num(events[0].get("t"), None)
             self._last_t = _num(events[-1].get("t"), self._last_t)
         self.n_events += len(events)
+
+    def _track_progress(self, events: list[dict], older: bool = False) -> None:
+        """The time of the newest event that shows progress: any event but a heartbeat, or a heartbeat whose
+        step or work differs from the heartbeat before it (a run that only beats, in place, makes none).
+        ``older``: history before what is in (read only while no progress was found in the newer)."""
+        beat = None if older else self._beat
+        found = None
+        for ev in events:
+            t = ev.get("t")
+            if not isinstance(t, (int, float)):
+                continue
+            if ev.get("kind") == rundir.EV_HEARTBEAT:
+                key = (ev.get("step"), ev.get("work"))
+                if key != beat:
+                    found = t
+                beat = key
+            else:
+                found = t
+        if found is not None:
+            self._progress_t = found if self._progress_t is None else max(self._progress_t, found)
+        if not older:
+            self._beat = beat
+
+    def last_progress(self) -> float | None:
+        """When the run last showed progress, on the same clock as ``last_sign_of_life`` (None before any): the
+        time between its newest event and the newest that showed progress is measured on the writer's clock
+        (both are its events), and taken back from the newest sign of life, so a writer whose clock is off
+        (another host) is judged alike."""
+        if self._progress_t is None or self._last_t is None:
+            return None
+        sign = self.last_sign_of_life()
+        return None if sign is None else sign - max(0.0, self._last_t - self._progress_t)
+
+    def fold(self, events: list[dict]) -> None:
+        """Fold events of our kinds (dicts, in time order, newer than those in) read from elsewhere: a read-only
+        kind's reader (kinds/base.py) turns its tool's files into these and its ``poll`` folds them."""
+        self._apply(events, older=False)
 
     def _poll_decodes(self) -> int:
         resets = self._decodes_tail.resets
@@ -277,14 +319,20 @@ class RunReader:
             return
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._status_key:
-            status = rundir.read_status(self.path)
+            status = rundir.read_status_record(self.path)
             if status:
                 self._status, self._status_key = status, key
 
     @property
-    def status(self) -> dict:
+    def status(self) -> Status:
+        """status.json as its typed record (the same object until the file changes)."""
         self._read_status()
         return self._status
+
+    @property
+    def end_event(self) -> dict | None:
+        """The run's newest ``end`` event (None: none read)."""
+        return self._last.get(rundir.EV_END)
 
     @property
     def config(self) -> RunConfig | None:
@@ -319,29 +367,24 @@ class RunReader:
         return max(times) if times else None
 
     def state(self, now: float | None = None, stall_after: float = run_state.STALL_AFTER) -> str:
-        status, end, last_sign = self.status, self._last.get(rundir.EV_END), self.last_sign_of_life()
-        # a run that wrote its ending needs no look at processes
-        alive = None if run_state.written_final(status, end) else liveness.run_alive(status, last_sign=last_sign,
-                                                                                        now=now)
-        state = run_state.derive_state(status, alive=alive, last_sign=last_sign, end_event=end, now=now,
-                                       stall_after=stall_after)
-        if status.get("slurm_job_id"):  # a Slurm run: its job's state too (queued, or ended under the run)
-            from kidconsole.runs import slurm
+        """The run's state by the one rule (``life.state_of``): never a subprocess (a Slurm job's state is
+        the one last sampled)."""
+        from kidconsole.runs.life import state_of
 
-            state = slurm.merge_state(state, slurm.job_of(status))
-        return state
+        return state_of(self.path, self.status, end_event=self.end_event, last_sign=self.last_sign_of_life(),
+                        last_progress=self.last_progress(), now=now, stall_after=stall_after)
 
     @property
     def summary(self) -> dict:
         status = self.status
         train = self._last.get(rundir.EV_TRAIN, {})
         phase_ev = self._last.get(rundir.EV_PHASE, {})
-        step = _first(status.get("step"), train.get("step"))
-        total = _first(status.get("total_steps"), train.get("total_steps"), phase_ev.get("total_steps"),
+        step = _first(status.step, train.get("step"))
+        total = _first(status.total_steps, train.get("total_steps"), phase_ev.get("total_steps"),
                        self._last.get(rundir.EV_START, {}).get("total_steps"))
         out: dict = {
-            "name": status.get("name") or self.name,
-            "phase": _first(status.get("phase"), train.get("phase"), phase_ev.get("phase")),
+            "name": status.name or self.name,
+            "phase": _first(status.phase, train.get("phase"), phase_ev.get("phase")),
             "phase_name": phase_ev.get("name"),
             "step": step,
             "total_steps": total,
@@ -353,14 +396,14 @@ class RunReader:
             "skipped": sum(self._warn_counts.get(w, 0) for w in rundir.SKIP_WARNINGS),
             "bad_lines": self.bad_lines,
             "events": self.n_events,
-            "started_at": _first(status.get("started_at"), self._first_t),
+            "started_at": _first(status.started_at, self._first_t),
             "updated_at": self.last_sign_of_life(),
             "loading": self.loading,
             # the final test evaluation (per/cer/wer/n), once the run wrote it
             "test": {k: v for k, v in self._last.get(rundir.EV_TEST, {}).items()
                      if k in ("per", "cer", "wer", "n", "per_age") and v is not None},
             # a model scored on a manifest (a baseline, an export): a test, no training
-            "scoring_only": status.get("trainer_module") == rundir.SCORER
+            "scoring_only": status.trainer_module == rundir.SCORER
             or (rundir.EV_TEST in self._last and rundir.EV_TRAIN not in self._last),
             **self._eval_summary(step, total),
         }

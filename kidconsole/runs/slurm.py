@@ -8,8 +8,10 @@ time limit; ``--requeue`` lets Slurm restart a preempted job, and the script req
 signal stopped; either way the trainer continues from the newest checkpoint (it does when one exists).
 
 Client commands (sbatch, squeue, scontrol, scancel) find the cluster as they always do (``SLURM_CONF`` or
-the configured controller). Job states are read with ``squeue`` (``scontrol show job`` for a job that left
-the queue) and cached for a few seconds, one query for every job asked about.
+the configured controller). Job states are sampled with ``squeue`` (``scontrol show job`` for a job that left
+the queue), one query for every job of a round, on the schedule of whoever watches the runs (the console's
+watcher every ``POLL_SECONDS``, ``run ls`` once); asking a run its state reads the sample (``sampled``) and
+never starts a command. The Slurm kind of run (kinds/slurm.py) is built on these.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Sequence
 
 from kidconsole import __version__, rundir
 from kidconsole.errors import KidconsoleError
+from kidconsole.runs.state import Scheduler, with_scheduler
 
 # Slurm's job states, as squeue and scontrol print them
 WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT")
@@ -137,21 +140,28 @@ def submit(run_dir: Path, *, resume: bool = False) -> str:
     return job
 
 
+def start_job(run_dir: Path, opts: SlurmOptions) -> str:
+    """Write a created run's job.sbatch and submit it; returns the job id (also in status.json)."""
+    status = rundir.read_status_record(run_dir)
+    script = job_script(run_dir, run_dir.name, opts, status.trainer_module or rundir.TRAINER,
+                        status.mixed_precision or "no")
+    rundir.atomic_write_text(run_dir / rundir.JOB_SCRIPT, script)
+    job = submit(run_dir)
+    rundir.update_status(run_dir, slurm_job_id=job)
+    return job
+
+
 def launch_slurm(config: str | Path, opts: SlurmOptions, *, name: str | None = None, overrides: Sequence[str] = (),
                  runs_root: str | Path = "runs", trainer_module: str = rundir.TRAINER) -> Path:
-    """Validate the config, create the run directory with config.yaml and job.sbatch, submit the job."""
-    from kidconsole.runs.launch import create_run
+    """Validate the config, create the run directory with config.yaml and job.sbatch, submit the job
+    (a submission that fails leaves no run directory behind)."""
+    from kidconsole.runs.life import launch
 
     if opts.nodes < 1 or opts.gpus_per_node < 0 or opts.grace < 0:
         raise KidconsoleError("--nodes must be >= 1, --gpus-per-node and --grace >= 0")
-    run_dir = create_run(config, name=name, overrides=overrides, runs_root=runs_root, trainer_module=trainer_module,
-                         state=rundir.STARTING, gpus=list(range(opts.gpus_per_node)),
-                         started_at=round(time.time(), 3), machines=opts.nodes)
-    mixed = rundir.read_status(run_dir).get("mixed_precision") or "no"
-    rundir.atomic_write_text(run_dir / rundir.JOB_SCRIPT, job_script(run_dir, run_dir.name, opts, trainer_module, mixed))
-    job = submit(run_dir)
-    rundir.update_status(run_dir, slurm_job_id=job)
-    return run_dir
+    return launch(config, rundir.SLURM, dict(opts=opts), name=name, overrides=overrides, runs_root=runs_root,
+                  trainer_module=trainer_module, state=rundir.STARTING, gpus=list(range(opts.gpus_per_node)),
+                  started_at=round(time.time(), 3), machines=opts.nodes)
 
 
 # ---- inside the job ----------------------------------------------------------------------------------
@@ -170,16 +180,16 @@ def job_start(run_dir: Path) -> None:
 def job_end(run_dir: Path) -> bool:
     """After the ranks ended: requeue the job when the run stopped on Slurm's signal (a time limit)
     rather than on `run stop`; returns whether it did."""
-    status = rundir.read_status(run_dir)
-    if status.get("state") != rundir.STOPPED or status.get("stop_requested_at") is not None:
+    status = rundir.read_status_record(run_dir)
+    if status.state != rundir.STOPPED or status.stop_requested_at is not None:
         return False
-    job = os.environ.get("SLURM_JOB_ID") or status.get("slurm_job_id")
+    job = os.environ.get("SLURM_JOB_ID") or status.slurm_job_id
     return _slurm(["scontrol", "requeue", str(job)], "job end").returncode == 0
 
 
-# ---- job states --------------------------------------------------------------------------------------
+# ---- job states: sampled on the watcher's schedule, read from the sample ---------------------------
 
-_cache: dict[str, tuple[float, Job | None]] = {}
+_samples: dict[str, tuple[float, Job | None]] = {}  # job id -> (when sampled, monotonic; the job or None: forgotten)
 
 
 def _parse_scontrol(text: str) -> dict[str, str]:
@@ -209,61 +219,57 @@ def query(ids: Sequence[str]) -> dict[str, Job]:
     return out
 
 
-def job_of(status: dict, max_age: float = POLL_SECONDS) -> Job | None:
-    """The Slurm job of a run (None: not a Slurm run, or a job Slurm has forgotten)."""
-    jid = status.get("slurm_job_id")
-    if not jid:
-        return None
+def sample(ids: Sequence[str], max_age: float = 0.0) -> None:
+    """Query the jobs whose sample is older than ``max_age`` seconds (all: 0) and keep what Slurm says.
+    The watcher calls this on its schedule, ``run ls`` once; nothing else runs ``squeue`` to read a state."""
     now = time.monotonic()
-    hit = _cache.get(jid)
-    if hit is None or now - hit[0] > max_age:
-        stale = {j for j, (t, _) in _cache.items() if now - t > max_age} | {jid}
-        found = query(sorted(stale))
-        for j in stale:
-            _cache[j] = (now, found.get(j))
-    return _cache[jid][1]
+    stale = sorted({str(j) for j in ids if j and (str(j) not in _samples or now - _samples[str(j)][0] >= max_age)})
+    if not stale:
+        return
+    found = query(stale)
+    for j in stale:
+        _samples[j] = (now, found.get(j))
+
+
+def sampled(job_id: str | None) -> tuple[bool, Job | None]:
+    """(whether the job was sampled, its last sample: None when Slurm had forgotten it). No command runs."""
+    hit = _samples.get(str(job_id)) if job_id else None
+    return (False, None) if hit is None else (True, hit[1])
+
+
+def forget(job_id: str) -> None:
+    """Drop a job's sample (it was just signalled or resubmitted: the next read waits for a new one)."""
+    _samples.pop(str(job_id), None)
+
+
+def scheduler_of(job: Job | None) -> Scheduler | None:
+    """The job as the state rule takes it: waiting in the queue, active, or ended (None: Slurm forgot it)."""
+    if job is None:
+        return None
+    return "waiting" if job.waiting else "active" if job.active else "ended"
 
 
 def merge_state(state: str, job: Job | None) -> str:
-    """The run's state (from its own status and heartbeat) with its job's: a job in the queue is
+    """The run's own state with its job's, by the one rule (``state.with_scheduler``): a job in the queue is
     ``pending`` whatever the last attempt wrote; a job that ended while the run had not is ``interrupted``."""
-    if job is None:
-        return state
-    if job.waiting:
-        return rundir.PENDING
-    if job.active or state in rundir.FINAL_STATES:
-        return state
-    return rundir.INTERRUPTED
-
-
-def where(status: dict) -> str | None:
-    """Where a run runs, for people: its job (state, why it waits) and nodes; or its host when not this one."""
-    job = job_of(status)
-    if job is not None:
-        why = f" ({job.reason})" if job.waiting and job.reason not in ("", "None") else ""
-        hosts = ",".join(status.get("slurm_hosts") or []) or job.nodes
-        return f"job {job.id} {job.state}{why}" + (f" on {hosts}" if hosts and not job.waiting else "")
-    if status.get("slurm_job_id"):
-        return f"job {status['slurm_job_id']}" + (f" on {','.join(status['slurm_hosts'])}"
-                                                   if status.get("slurm_hosts") else "")
-    host = status.get("host")
-    return host if host and host != socket.gethostname() else None
+    return with_scheduler(state, scheduler_of(job))
 
 
 # ---- stop and resume ---------------------------------------------------------------------------------
 
 def stop_slurm(run_dir: Path, timeout: float = 120) -> None:
     """``scancel --signal=TERM`` (the trainer checkpoints), wait up to ``timeout`` s for the job to end,
-    then ``scancel`` it; a job still in the queue is cancelled at once."""
-    status = rundir.read_status(run_dir)
-    jid = str(status["slurm_job_id"])
+    then ``scancel`` it; a job still in the queue is cancelled at once (the run ends ``stopped``)."""
+    status = rundir.read_status_record(run_dir)
+    jid = str(status.slurm_job_id)
     job = query([jid]).get(jid)
+    forget(jid)
     if job is None or not job.active:
         return
     rundir.update_status(run_dir, stop_requested_at=round(time.time(), 3))
     if job.waiting:
         _slurm(["scancel", jid], "run stop")
-        rundir.update_status(run_dir, state=rundir.STOPPED, ended_at=round(time.time(), 3))
+        rundir.write_end(run_dir, rundir.STOPPED, f"job {jid} cancelled while it waited in Slurm's queue")
         return
     out = _slurm(["scancel", "--signal=TERM", jid], "run stop")
     if out.returncode != 0:
@@ -276,26 +282,26 @@ def stop_slurm(run_dir: Path, timeout: float = 120) -> None:
         time.sleep(1.0)
     else:
         _slurm(["scancel", jid], "run stop")
-        if rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES:
-            rundir.update_status(run_dir, state=rundir.STOPPED, ended_at=round(time.time(), 3),
-                                 error=f"job {jid} cancelled: still running {timeout:g} s after SIGTERM")
-    _cache.pop(jid, None)
+        if rundir.read_status_record(run_dir).state not in rundir.FINAL_STATES:
+            why = f"job {jid} cancelled: still running {timeout:g} s after SIGTERM"
+            rundir.write_end(run_dir, rundir.STOPPED, why, error=why)
+    sample([jid])  # the job's end, as the state after the stop reads it
 
 
 def resume_slurm(run_dir: Path) -> str:
     """Submit the run's job.sbatch again, the trainer requiring its newest checkpoint; returns the new job id."""
-    status = rundir.read_status(run_dir)
-    job = query([str(status["slurm_job_id"])]).get(str(status["slurm_job_id"]))
+    status = rundir.read_status_record(run_dir)
+    job = query([str(status.slurm_job_id)]).get(str(status.slurm_job_id))
     if job is not None and job.active:
         raise KidconsoleError(f"{run_dir}: job {job.id} is {job.state}: stop it first")
-    if status.get("state") == rundir.FINISHED:
+    if status.state == rundir.FINISHED:
         raise KidconsoleError(f"{run_dir}: finished: nothing to resume")
     ckpt = rundir.newest_checkpoint(run_dir / rundir.CHECKPOINTS)
     if ckpt is None:
         raise KidconsoleError(f"{run_dir / rundir.CHECKPOINTS}: no complete checkpoint to resume from")
     jid = submit(run_dir, resume=True)
     rundir.update_status(run_dir, slurm_job_id=jid, state=rundir.STARTING, exit_code=None, error=None, ended_at=None,
-                         stop_requested_at=None, resumed_from=ckpt.name, resumes=int(status.get("resumes") or 0) + 1,
+                         stop_requested_at=None, resumed_from=ckpt.name, resumes=int(status.resumes or 0) + 1,
                          resumed_at=round(time.time(), 3))
     return jid
 

@@ -1,13 +1,18 @@
-"""The run's supervisor: ``python -m kidconsole.runs.supervise RUN_DIR -- COMMAND...``.
+"""The run's supervisor: ``python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND...``,
+and ``start_supervised``, the one way a run's processes are started detached (a training or scoring run, a
+machine's share of a run over several, a job: an average, an ensemble, an export).
 
-It leads the run's session and process group, runs the launcher, and, as the
-child subreaper, waits for every process of the run (ranks can outlive the
-launcher after a SIGTERM: accelerate's launcher dies at once, its children
-checkpoint first). Then it records the exit code, and the final state when the
-trainer could not write one (a crash, a kill). A SIGTERM only marks that a stop
-was asked for: the trainer's own handling decides when the run ends. Should the
-launcher die unasked while the trainer runs, the supervisor stops the trainer the
-way `run stop` does (SIGTERM: a checkpoint, then `stopped`).
+The supervisor leads the run's session and process group, runs the command (the
+launcher, or a job's own process), and, as the child subreaper, waits for every
+process of the run (ranks can outlive the launcher after a SIGTERM: accelerate's
+launcher dies at once, its children checkpoint first). Then it records the exit
+code, and the run's end (``rundir.write_end``) when the command could not write
+one (a crash, a kill). A SIGTERM only marks that a stop was asked for: the
+trainer's own handling decides when the run ends. Should the launcher die unasked
+while the trainer runs, the supervisor stops the trainer the way `run stop` does
+(SIGTERM: a checkpoint, then `stopped`). Closing the console or losing SSH does not
+reach it (its own session, no controlling terminal, no SIGHUP); see logind.py for
+the one thing that still can.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from pathlib import Path
 import psutil
 
 from kidconsole import rundir
-from kidconsole.runs import liveness
+from kidconsole.rundir.files import private_opener
+from kidconsole.rundir.process import identity, this_process
 from kidconsole.runs.reader import log_tail
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -60,16 +66,16 @@ def _reap_all(deadline: float) -> None:
 _KILLED = re.compile(r"died with <Signals\.(SIG\w+)|Signal \d+ \((SIG\w+)\) received by PID")
 
 
-def _killed_by(run_dir: Path) -> str | None:
+def _killed_by(log: Path) -> str | None:
     """The signal that killed the trainer, when its launcher said so in the log."""
-    for ln in reversed(log_tail(run_dir / rundir.STDOUT, 40)):
+    for ln in reversed(log_tail(log, 40)):
         if m := _KILLED.search(ln):
             return m.group(1) or m.group(2)
     return None
 
 
-def _reason(run_dir: Path) -> str:
-    lines = [ln.strip() for ln in log_tail(run_dir / rundir.STDOUT, 40) if ln.strip()]
+def _reason(log: Path) -> str:
+    lines = [ln.strip() for ln in log_tail(log, 40) if ln.strip()]
     errors = [ln for ln in lines if "Error" in ln or "error" in ln or "Exception" in ln]
     return (errors or lines or [""])[-1][:300]
 
@@ -85,7 +91,7 @@ def _stop_leftovers(run_dir: Path, rc: int) -> bool:
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     if not left:
         return False
-    if rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES:
+    if rundir.read_status_record(run_dir).state not in rundir.FINAL_STATES:
         print(f"supervisor: the launcher exited ({_exit_text(rc)}) while {len(left)} process(es) of the run "
               "still ran: SIGTERM to stop the trainer with a checkpoint", flush=True)
     for proc in left:
@@ -93,14 +99,16 @@ def _stop_leftovers(run_dir: Path, rc: int) -> bool:
             proc.terminate()
         except psutil.Error:
             pass
-    return rundir.read_status(run_dir).get("state") not in rundir.FINAL_STATES
+    return rundir.read_status_record(run_dir).state not in rundir.FINAL_STATES
 
 
-def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
+def supervise(run_dir: Path, command: list[str], machine_rank: int = 0, log: str = rundir.STDOUT) -> int:
     """Machine 0 (or a run on one machine) records the run in status.json; a machine > 0 of a run over several
-    records only its own processes and exit, in its own file: the ranks of machine 0 write the run."""
+    records only its own processes and exit, in its own file: the ranks of machine 0 write the run.
+    ``log``: the file under ``run_dir`` the command's output goes to (the reason of a failure is read there)."""
     stop_requested = False
     status_file = rundir.node_status_name(machine_rank) if machine_rank else rundir.STATUS
+    log_path = run_dir / log
 
     def on_term(signum, frame):
         nonlocal stop_requested
@@ -111,12 +119,12 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
     signal.signal(signal.SIGINT, on_term)
     _become_subreaper()
     os.umask(os.umask(0) | 0o022)  # nothing the run writes is writable by others (resume reads what it starts)
-    rundir.update_status(run_dir, file=status_file, **liveness.pid_of_this_process())
+    rundir.update_status(run_dir, file=status_file, **this_process())
     try:
         child = subprocess.Popen(command)
     except OSError as e:
-        rundir.update_status(run_dir, file=status_file, state=rundir.FAILED, exit_code=127,
-                             error=f"cannot start {command[0]}: {e}", ended_at=round(time.time(), 3))
+        rundir.write_end(run_dir, rundir.FAILED, f"cannot start {command[0]}: {e}", exit_code=127,
+                         error=f"cannot start {command[0]}: {e}", file=status_file)
         return 127
     rundir.update_status(run_dir, file=status_file, launcher_pid=child.pid)
     rc = child.wait()
@@ -125,57 +133,83 @@ def supervise(run_dir: Path, command: list[str], machine_rank: int = 0) -> int:
         orphaned = f"the launcher exited ({_exit_text(rc)}) while the trainer ran: stopped it with SIGTERM"
     _reap_all(time.monotonic() + DRAIN_SECONDS)  # a duration: the wall clock can step
     if machine_rank:
-        rundir.update_status(run_dir, file=status_file, exit_code=rc, ended_at=round(time.time(), 3),
-                             state=rundir.FINISHED if rc == 0 else rundir.STOPPED if stop_requested else rundir.FAILED)
+        state = rundir.FINISHED if rc == 0 else rundir.STOPPED if stop_requested else rundir.FAILED
+        rundir.write_end(run_dir, state, _exit_text(rc), exit_code=rc, file=status_file)
         return 0
 
-    status = rundir.read_status(run_dir)
-    now = round(time.time(), 3)
-    if status.get("state") in rundir.FINAL_STATES:  # the trainer wrote its own ending: complete it
-        rundir.update_status(run_dir, ended_at=status.get("ended_at") or now,
-                             exit_code=rc if status.get("exit_code") is None else status["exit_code"],
+    status = rundir.read_status_record(run_dir)
+    if status.state in rundir.FINAL_STATES:  # the command wrote its own ending: complete it
+        rundir.update_status(run_dir, ended_at=status.ended_at or round(time.time(), 3),
+                             exit_code=rc if status.exit_code is None else status.exit_code,
                              **({"error": f"{orphaned}; it checkpointed and stopped"}
-                                if orphaned and status["state"] == rundir.STOPPED else {}))
+                                if orphaned and status.state == rundir.STOPPED else {}))
         return 0
     if stop_requested:
         state, reason = rundir.STOPPED, "stopped" if rc == 0 else f"stopped; the launcher exited with {rc}"
     elif rc == 0:
         state, reason = rundir.FINISHED, "the launcher exited with 0"
     else:
-        at = f"at step {status.get('step')}"
+        at = f"at step {status.step}"
         what = f"{_exit_text(rc)} {at}" if rc < 0 else _exit_text(rc)
-        last = _reason(run_dir)
-        if rc > 0 and (sig := _killed_by(run_dir)):  # the launcher's own message is a traceback
+        last = _reason(log_path)
+        if rc > 0 and (sig := _killed_by(log_path)):  # the launcher's own message is a traceback
             what, last = f"the trainer was killed by {sig} {at}", ""
         state, reason = rundir.FAILED, f"{what}: {last}" if last else what
-    rundir.update_status(run_dir, state=state, exit_code=rc, error=reason if state == rundir.FAILED else None,
-                         ended_at=now)
-    writer = rundir.EventWriter(run_dir / rundir.EVENTS)
-    try:
-        writer.emit(rundir.EV_END, step=status.get("step"), state=state, exit_code=rc, reason=reason)
-    finally:
-        writer.close()
+    rundir.write_end(run_dir, state, reason, exit_code=rc, step=status.step,
+                     error=reason if state == rundir.FAILED else None)
     return 0
+
+
+def start_supervised(run_dir: Path, command: list[str], *, env: dict[str, str] | None = None, machine_rank: int = 0,
+                     log: str = rundir.STDOUT) -> int:
+    """Start ``command`` under a supervisor in a new session (no tty, output appended to ``run_dir/log``);
+    returns the supervisor's pid. The one detached start of every kind of run. Machine ranks > 0 of a run
+    over several machines record themselves in their own status file."""
+    node = ["--machine-rank", str(machine_rank)] if machine_rank else []
+    logged = ["--log", log] if log != rundir.STDOUT else []
+    argv = [sys.executable, "-m", "kidconsole.runs.supervise", str(run_dir), *node, *logged, "--", *command]
+    with open(run_dir / log, "ab", opener=private_opener) as out:
+        proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, close_fds=True)
+    # the supervisor records the same facts itself; writing them here too means they are
+    # there when this call returns. The state is not touched: the run may already have ended.
+    file = rundir.node_status_name(machine_rank) if machine_rank else rundir.STATUS
+    rundir.update_status(run_dir, file=file, pid=proc.pid, pgid=proc.pid, sid=proc.pid, **identity(proc.pid))
+    proc.returncode = 0  # not ours to reap: keep Popen's destructor from warning about a live child
+    return proc.pid
+
+
+USAGE = "usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND..."
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    rank = 0
-    if len(argv) > 2 and argv[1] == "--machine-rank" and argv[2].isdigit():
-        rank, argv = int(argv[2]), argv[:1] + argv[3:]
-    if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] -- COMMAND...", file=sys.stderr)
+    if "--" not in argv or argv.index("--") < 1:
+        print(USAGE, file=sys.stderr)
         return 2
-    run_dir = Path(argv[0])
-    rc = supervise(run_dir, argv[2:], rank)
-    if rank or rundir.read_status(run_dir).get("slurm_job_id"):
-        return rc  # the queue is the submitting server's: a node of a job or machine > 0 starts nothing from it
-    try:  # this run's slot is free now: start what waits for it (docs/runs.md, "Queue and sweeps")
-        from kidconsole.runs.queue import pump
+    split = argv.index("--")
+    head, command = argv[:split], argv[split + 1:]
+    run_dir, opts = Path(head[0]), head[1:]
+    rank, log = 0, rundir.STDOUT
+    while opts:
+        if len(opts) < 2 or opts[0] not in ("--machine-rank", "--log") or \
+                (opts[0] == "--machine-rank" and not opts[1].isdigit()):
+            print(USAGE, file=sys.stderr)
+            return 2
+        if opts[0] == "--machine-rank":
+            rank = int(opts[1])
+        else:
+            log = opts[1]
+        opts = opts[2:]
+    if not command:
+        print(USAGE, file=sys.stderr)
+        return 2
+    rc = supervise(run_dir, command, rank, log)
+    if rank:
+        return rc  # the queue is machine 0's: a machine > 0 starts nothing from it
+    from kidconsole.runs.life import after_end
 
-        pump(run_dir.resolve().parent)
-    except Exception as e:  # the run's own ending is recorded already; a later pass starts the queue
-        print(f"kidconsole: could not pass over the queue: {e}", flush=True)
+    after_end(run_dir.resolve())
     return rc
 
 

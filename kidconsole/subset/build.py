@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -19,6 +20,7 @@ import yaml
 from kidconsole import __version__
 from kidconsole.errors import KidconsoleError
 from kidconsole.subset.curriculum import check_fractions, curriculum_phases
+from kidconsole.subset.exclude import excluded_rows
 from kidconsole.subset.options import PARAMETER_NAMES
 from kidconsole.subset.report import SPLIT_NAMES, SubsetResult, cell_hours, marginals, split_stats, write_reports
 from kidconsole.subset.sample import stratified_sample
@@ -138,6 +140,7 @@ def build_subset(
     progress: bool = True,
     on_progress: ProgressFn | None = None,
     names: Mapping[str, str] = PARAMETER_NAMES,
+    exclude: str | Path | None = None,
 ) -> SubsetResult:
     """Build speaker-disjoint, stratified train/validation/test subsets of ``manifest`` into ``out_dir``.
 
@@ -147,7 +150,8 @@ def build_subset(
     impossible. ``on_progress(stage, fraction)`` reports progress to a caller
     (the console); ``progress`` shows Rich bars on stderr. ``names`` maps each
     option (and the remedies "pool" and "edges") to what the caller calls it, so
-    errors speak the caller's terms (``options.CLI_NAMES`` for the command line).
+    errors speak the caller's terms (``options.CLI_NAMES`` for the command line). ``exclude``: a file of
+    ids (the suspects of ``kidconsole audit``) whose rows are left out, counted in the report.
     """
     started = time.perf_counter()
 
@@ -195,6 +199,10 @@ def build_subset(
         sample_key = np.random.default_rng(seeds[3]).random(len(table))
 
         usable = np.ones(len(table), dtype=bool)
+        excluded = None
+        if exclude is not None:
+            mask, excluded = excluded_rows(manifest, table.offset, duration, exclude)
+            usable &= ~mask
         if use_source_splits:
             drop, n_leak, leak_h = _leaking_speakers(table)
             if n_leak:
@@ -279,6 +287,7 @@ def build_subset(
             "seed": seed,
             **strata.as_dict(),
             "use_source_splits": use_source_splits,
+            "exclude": str(exclude) if exclude is not None else None,
             "kidconsole_version": __version__,
         }
         (out_dir / "subset.yaml").write_text(yaml.safe_dump(options, sort_keys=False, allow_unicode=True),
@@ -295,6 +304,7 @@ def build_subset(
             corpus=split_stats("corpus", np.arange(len(table)), corpus_hours=None, **stats),
             outputs=outputs, files=files, skipped=table.skipped, skipped_examples=table.skipped_examples,
             warnings=warnings, seconds=time.perf_counter() - started,
+            excluded=asdict(excluded) if excluded is not None else None,
         )
         write_reports(result)
     return result

@@ -47,6 +47,7 @@ class SubsetResult:
     skipped_examples: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    excluded: dict | None = None                   # --exclude: kidconsole.subset.exclude.Excluded as a dict
 
     @property
     def splits(self) -> dict[str, SplitStats]:
@@ -66,6 +67,7 @@ class SubsetResult:
             "skipped": self.skipped,
             "skipped_examples": self.skipped_examples,
             "warnings": self.warnings,
+            "excluded": self.excluded,
             "seconds": round(self.seconds, 3),
         }
 
@@ -137,6 +139,10 @@ def markdown(result: SubsetResult) -> str:
             lines.append(f"| {label} | {_pct(ref)} | " + " | ".join(cells) + " |")
         devs = [f"{result.outputs[n].deviation_pp[dim]:.2f}" for n in names]
         lines.append("| max dev (pp) | | " + " | ".join(devs) + " |")
+    if result.excluded:
+        e = result.excluded
+        lines += ["", "## Excluded", "", f"{e['rows']:,} rows ({e['hours']:.2f} h) left out: their ids are listed in "
+                  f"`{e['file']}` ({e['ids']:,} ids, {e['not_found']:,} not in the manifest)."]
     if result.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in result.warnings]
     if result.skipped:

@@ -277,7 +277,7 @@ class KidConsole(App):
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError
-        from kidconsole.runs import control
+        from kidconsole.runs import life
 
         try:
             if what != "stop":
@@ -285,17 +285,16 @@ class KidConsole(App):
 
                 need("train", f"{'averaging' if what == 'average' else 'resuming'} a run")
             if what == "stop":
-                result = control.stop_run(view.path)
+                result = life.stop(view.path)
                 message = f"{view.name}: {result}"
             elif what == "average":
-                from kidconsole.runs.derive import average_job, start_job
+                from kidconsole.runs.derive import average_job
 
                 out, argv = average_job(view.path, best=_average_n(view.path))
-                start_job(out, argv)
+                life.start_job(out, argv)
                 message = f"{view.name}: averaging into {out.name}"
             else:
-                control.resume_run(view.path)
-                message = f"{view.name}: resumed"
+                message = f"{view.name}: {life.resume(view.path)}"
             self.call_from_thread(self.notify, message)
         except (KidconsoleError, OSError) as e:
             self.call_from_thread(self.notify, f"{view.name}: {e}", severity="error")

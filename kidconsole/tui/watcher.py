@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,8 +25,7 @@ import numpy as np
 from textual.message import Message
 
 from kidconsole import rundir
-
-METRICS = ("train/loss", "eval/loss", "eval/per", "eval/cer")
+from kidconsole.runs.snapshot import RunSnapshot, snapshot_fields
 
 
 @dataclass(frozen=True)
@@ -57,46 +56,16 @@ class SystemView:
         return bool(self.disk_free is not None and self.checkpoint_bytes and self.disk_free < self.checkpoint_bytes)
 
 
-@dataclass(frozen=True)
-class RunView:
-    """What the dashboard shows of one run, as of one watcher round."""
+@dataclass(frozen=True, kw_only=True)
+class RunView(RunSnapshot):
+    """What the dashboard shows of one run, as of one watcher round: its snapshot (``runs.snapshot``, the
+    same as `run ls` renders) and the machine's numbers for it."""
 
     key: str  # the run directory, as a string: unique across roots
-    name: str
-    path: Path
-    state: str
-    phase: Any = None
-    phase_name: str | None = None
-    step: int | None = None
-    total_steps: int | None = None
-    eta: float | None = None  # seconds
-    samples_per_s: float | None = None
     gpus: tuple[GpuView, ...] = ()
     proc_gpu_mem: float | None = None  # bytes used by the run's processes
-    last: dict[str, float | None] = field(default_factory=dict)
-    best: dict[str, tuple[float, int | None]] = field(default_factory=dict)
-    warnings: dict[str, int] = field(default_factory=dict)  # what -> count
-    has_predictions: bool = False
-    test: dict[str, float] = field(default_factory=dict)  # the final test evaluation: per, cer, wer, n
-    started_at: float | None = None
-    queue_position: int | None = None  # while queued: 1-based place in its runs root's queue
-    waiting_for: str | None = None     # while queued: what it waits for, as of the queue's last pass
-    sweep: str | None = None           # the sweep id of a run started by `run sweep`
-    sweep_point: tuple[str, ...] = ()  # its grid point: key=value per varied key
-    source_config: str | None = None  # the config file the run was launched from (status.json)
     system: SystemView | None = None
-    where: str | None = None  # a Slurm run's job and nodes, or the host of a run elsewhere
     revision: int = 0  # grows whenever the run's files brought something new
-    eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
-    per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
-    scoring_only: bool = False  # a model scored on a manifest (a baseline, an export): no training
-    augmented: dict[str, int] = field(default_factory=dict)  # utterances given each augmentation so far
-
-    @property
-    def progress(self) -> float | None:
-        if self.step is None or not self.total_steps:
-            return None
-        return min(1.0, self.step / self.total_steps)
 
 
 class RunsUpdated(Message):
@@ -139,9 +108,9 @@ def _default_find(roots: list[str]) -> list[Path]:
 
 
 def _default_reader(path: Path):
-    from kidconsole.runs.reader import RunReader
+    from kidconsole.runs.life import open_run
 
-    return RunReader(path)
+    return open_run(path)
 
 
 class Watcher:
@@ -153,7 +122,7 @@ class Watcher:
     """
 
     def __init__(self, roots: list[str], target=None, *, interval: float = 1.0, discover_every: float = 5.0,
-                 gpu_every: float = 2.0, idle_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
+                 gpu_every: float = 2.0, idle_every: float = 5.0, scheduler_every: float = 5.0, clock: Callable[[], float] = time.time, system: Any = None,
                  find: Callable[[list[str]], list[Path]] | None = None,
                  make_reader: Callable[[Path], Any] | None = None):
         self.roots = list(roots)
@@ -162,6 +131,8 @@ class Watcher:
         self.discover_every = discover_every
         self.gpu_every = gpu_every
         self.idle_every = idle_every
+        self.scheduler_every = scheduler_every
+        self._last_scheduler = -1e18
         self.clock = clock
         self.system = system
         self.find = find or _default_find
@@ -233,11 +204,23 @@ class Watcher:
                 self._dirty = True
             host = self._call("host_memory") or (None, None)
             self._table = self._call("process_table")  # one pass over the processes for every run
-        views = {}
+        polled = {}
         for key, reader in list(self._readers.items()):
             try:
                 with self._lock(key):
-                    new = reader.poll()
+                    polled[key] = reader.poll()
+            except Exception:  # a broken run must not stop the watcher: skip it this round, keep going
+                continue
+        if mono - self._last_scheduler >= self.scheduler_every:
+            self._last_scheduler = mono
+            self._sample_schedulers()
+        views = {}
+        for key, reader in list(self._readers.items()):
+            if key not in polled:
+                continue
+            try:
+                with self._lock(key):
+                    new = polled[key]
                     if new:
                         self._revisions[key] = self._revisions.get(key, 0) + 1
                     view = self._reused(key, reader, new, mono)
@@ -254,6 +237,16 @@ class Watcher:
             self._dirty = True
         self.views = views
         return views
+
+    def _sample_schedulers(self) -> None:
+        """What the runs' kinds rest their state on from outside (a Slurm job's state), sampled here, on
+        this thread's schedule: a card's state reads the sample and never waits on a command."""
+        from kidconsole.runs.life import sample
+
+        try:
+            sample([(Path(r.path), r.status) for r in self._readers.values()])
+        except Exception:  # no scheduler answers: the states stay the runs' own
+            pass
 
     def _discover(self) -> None:
         try:
@@ -320,11 +313,11 @@ class Watcher:
         return () if self._table is None else (self._table,)
 
     def _sample_system(self, reader: Any, view: RunView, host: tuple) -> SystemView:
-        status = reader.status or {}
-        pid = status.get("pid")
+        status = reader.status
+        pid = status.pid
         cpu = rss = None
         if isinstance(pid, int) and pid > 0 and view.state in rundir.STOPPABLE_STATES:
-            usage = self._call("run_process_usage", pid, status.get("sid"), *self._round_table())
+            usage = self._call("run_process_usage", pid, status.sid, *self._round_table())
             if usage is not None:
                 cpu, rss = float(usage[0]), float(usage[1])
         disk = self._call("disk_usage", view.path) or (None, None)
@@ -340,40 +333,17 @@ class Watcher:
                           disk_total=disk[1], checkpoint_bytes=ckpt)
 
     def _view(self, key: str, reader: Any, now: float) -> RunView:
-        summary = reader.summary
-        status = reader.status or {}
-        gpu_ids = status.get("gpus") or []
-        gpus = tuple(g for g in self.gpus if g.index in gpu_ids)
+        status = reader.status
+        gpu_ids = status.gpus or []
         proc_mem = None
-        pid = status.get("pid")
-        if self.system and pid:
+        if self.system and status.pid:
             try:
-                per_gpu = self.system.run_gpu_memory(pid, status.get("sid"), *self._round_table())
+                per_gpu = self.system.run_gpu_memory(status.pid, status.sid, *self._round_table())
                 proc_mem = float(sum(per_gpu.values())) if per_gpu else None
             except Exception:
                 proc_mem = None
-        metrics = {m: summary.get(m) or {} for m in METRICS}
-        last = {m: v.get("last") for m, v in metrics.items()}
-        best = {m: (v["best"], _int(v.get("best_step"))) for m, v in metrics.items() if v.get("best") is not None}
-        return RunView(
-            key=key, name=summary.get("name") or reader.name, path=Path(reader.path), state=reader.state(now=now),
-            phase=summary.get("phase"), phase_name=summary.get("phase_name"),
-            step=_int(summary.get("step")), total_steps=_int(summary.get("total_steps")),
-            eta=summary.get("eta_s"), samples_per_s=summary.get("samples_per_s"),
-            gpus=gpus, proc_gpu_mem=proc_mem, last=last, best=best,
-            warnings=reader.warning_counts,
-            started_at=summary.get("started_at"), source_config=status.get("source_config"),
-            queue_position=_int(status.get("queue_position")), waiting_for=status.get("waiting_for"),
-            sweep=status.get("sweep"), sweep_point=tuple(status.get("sweep_point") or ()),
-            has_predictions=(Path(reader.path) / rundir.PREDICTIONS).exists(),
-            test=summary.get("test") or {},
-            where=_where(status),
-            revision=self._revisions.get(key, 0),
-            eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
-            scoring_only=bool(summary.get("scoring_only")),
-            augmented=summary.get("augmented") or {},
-        )
-
+        return RunView(key=key, gpus=tuple(g for g in self.gpus if g.index in gpu_ids), proc_gpu_mem=proc_mem,
+                       revision=self._revisions.get(key, 0), **snapshot_fields(reader, now=now))
 
     # ---- the read API: any thread may call these; each holds the run's lock while it reads
     def _read(self, key: str, read: Callable[[Any], Any], default: Any = None) -> Any:
@@ -429,26 +399,6 @@ class Watcher:
             before = float(s.x[start - 1]) if 0 < start <= n else None
             return SeriesTail(n, before, s.x[start:].copy(), s.y[start:].copy())
         return self._read(key, read, SeriesTail(0, None, _EMPTY, _EMPTY))
-
-
-def warning_counts(warnings) -> dict[str, int]:
-    """Warnings per kind: the running ``count`` the trainer writes, else the number of events."""
-    out: dict[str, int] = {}
-    for ev in warnings:
-        what = str(ev.get("what", "warning"))
-        count = ev.get("count")
-        out[what] = max(out.get(what, 0), count) if isinstance(count, int) else out.get(what, 0) + 1
-    return out
-
-
-def _where(status: dict) -> str | None:
-    from kidconsole.runs.slurm import where
-
-    return where(status)
-
-
-def _int(v: Any) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _get(obj: Any, name: str, default: Any) -> Any:

@@ -57,7 +57,7 @@ def _kill_and_reap(pid):
 
 @pytest.mark.slow
 def test_stop_after_the_supervisor_died_checkpoints_and_ends(make_config, tmp_path, capsys, monkeypatch):
-    from kidconsole.runs.control import stop_run
+    from kidconsole.runs.life import stop as stop_run
 
     monkeypatch.setenv("COLUMNS", "200")
     run_dir, status = _long_run(make_config, tmp_path, "orphaned")
@@ -151,7 +151,7 @@ def test_a_launch_that_loses_the_race_for_a_name_says_it_already_exists(tmp_path
 
 def test_resume_starts_only_the_projects_trainer_entry_points(tmp_path):
     from kidconsole.errors import KidconsoleError
-    from kidconsole.runs.control import resume_run
+    from kidconsole.runs.life import resume as resume_run
 
     run_dir = tmp_path / "planted"
     rundir.update_status(run_dir, state=rundir.STOPPED, trainer_module="os.system_payload")

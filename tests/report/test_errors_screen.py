@@ -156,3 +156,40 @@ async def test_the_screen_takes_a_reference_only_from_the_same_test_set_and_show
         assert screen.report is None and "no such run directory" in screen.error
         await pilot.press("enter", "c", "right")  # nothing to open; no crash
         assert app.screen is screen
+
+
+async def test_the_aligned_decode_shows_the_forced_alignment_of_its_utterance_when_the_run_has_one(run_dir):
+    from kidconsole.tui.widgets.aligned_phones import AlignedPhones
+
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    lines = [json.dumps({"alignments_of": {"model": "m", "manifest": "x"}})]
+    for r in rows[:-1]:  # the last utterance was never aligned
+        phones = [{"phone": p, "start": round(0.1 * k, 3), "end": round(0.1 * k + 0.08, 3), "posterior": 0.9,
+                   "gop": -1.5 if k == 0 else 2.0} for k, p in enumerate(r["ref"].split())]
+        lines.append(json.dumps({"id": r["id"], "ref": r["ref"], "score": -0.2, "gap": 0.05, "phones": phones}))
+    lines.append('{"id": "[bold red]markup[/]", "phones": "not a list"}')  # read as text, never rendered
+    (run_dir / "alignments.jsonl").write_text("\n".join(lines) + "\n")
+    app = ErrorsApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await loaded(pilot)
+        await pilot.press("enter")
+        utts = await loaded(pilot)
+        await pilot.press("enter")
+        decode = await loaded(pilot)
+        assert isinstance(decode, DecodeScreen)
+        shown = decode.query_one(AlignedDecode).utt_id
+        aligned = decode.query_one(AlignedPhones)
+        assert aligned.alignment["id"] == shown
+        text = aligned._content().plain
+        first = rows[[r["id"] for r in rows].index(shown)]["ref"].split()[0]
+        assert "forced alignment of the reference" in text and f"{first}?" in text and "0.00" in text
+        assert "1 doubted" in text
+        last = rows[-1]["id"]
+        position = [utts.report.analysis.rows[int(i)].id for i in utts.order].index(last) \
+            if last in [utts.report.analysis.rows[int(i)].id for i in utts.order] else None
+        if position is not None:  # an utterance without an alignment shows the decode alone
+            decode.position = position
+            await decode.show()
+            await pilot.pause()
+            assert not decode.query(AlignedPhones)
+        assert screen is not None

@@ -4,7 +4,9 @@
 on PYTHONPATH). Behaviour from the environment:
 FAKE_STEPS (total steps, 40), FAKE_STEP_S (seconds per step, 0.02), FAKE_EVAL_EVERY (10),
 FAKE_CKPT_EVERY (10), FAKE_CRASH_AT (raise at that step), FAKE_IGNORE_TERM (1: SIGTERM does nothing),
-FAKE_ORPHAN (1: start a helper that leaves the process group but keeps the session and sleeps).
+FAKE_ORPHAN (1: start a helper that leaves the process group but keeps the session and sleeps),
+FAKE_HANG_AT (at that step, stop advancing while the heartbeat goes on, as a read blocked on a hung
+mount leaves the real trainer: same step, same work, a beat every FAKE_BEAT_S, 0.2 s).
 On SIGTERM it finishes the step, checkpoints, writes ``stopped`` and exits 0, like the real one.
 """
 
@@ -52,6 +54,7 @@ def main() -> int:
     step_s = env("FAKE_STEP_S", 0.02)
     eval_every, ckpt_every = int(env("FAKE_EVAL_EVERY", 10)), int(env("FAKE_CKPT_EVERY", 10))
     crash_at = int(env("FAKE_CRASH_AT", -1))
+    hang_at = int(env("FAKE_HANG_AT", -1))
 
     stop = False
 
@@ -81,8 +84,12 @@ def main() -> int:
             events.emit(rundir.EV_EVAL, step=step, phase=1, loss=2.0 / step, per=0.5 / step, cer=0.4, wer=0.6, n=8)
         if step % ckpt_every == 0:
             checkpoint(run_dir, step, events)
-        events.emit(rundir.EV_HEARTBEAT, step=step)
+        events.emit(rundir.EV_HEARTBEAT, step=step, work=step)
         rundir.update_status(run_dir, step=step)
+        while step == hang_at and not stop:  # blocked, the heartbeat going on in place
+            time.sleep(env("FAKE_BEAT_S", 0.2))
+            events.emit(rundir.EV_HEARTBEAT, step=step, work=step)
+            rundir.update_status(run_dir, step=step)
         if stop:
             checkpoint(run_dir, step, events)
             events.emit(rundir.EV_END, step=step, state=rundir.STOPPED, exit_code=0, reason="SIGTERM")

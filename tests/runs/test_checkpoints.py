@@ -9,7 +9,7 @@ import pytest
 from kidconsole import rundir
 from kidconsole.cli import main
 from kidconsole.errors import KidconsoleError
-from kidconsole.runs.control import resume_run
+from kidconsole.runs.life import resume as resume_run
 from kidconsole.runs.reader import RunReader
 from runs_helpers import FAKE, wait_for, TEST_TRAINERS
 

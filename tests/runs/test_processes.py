@@ -12,7 +12,7 @@ import pytest
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
 from kidconsole.runs import liveness
-from kidconsole.runs.control import resume_run, stop_run
+from kidconsole.runs.life import resume as resume_run, stop as stop_run
 from kidconsole.runs.launch import launch_run, start_detached
 from kidconsole.runs.reader import RunReader
 from runs_helpers import FAKE, fake_command, session_pids, wait_for, TEST_TRAINERS

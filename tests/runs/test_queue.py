@@ -13,7 +13,7 @@ import pytest
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
 from kidconsole.runs import queue
-from kidconsole.runs.control import stop_run
+from kidconsole.runs.life import stop as stop_run
 from kidconsole.runs.system import GpuSample
 
 from runs_helpers import FAKE, hold_slot, release, wait_for

@@ -47,7 +47,7 @@ def test_each_phase_starts_from_the_previous_phases_best_weights(make_config, tm
     run = tmp_path / "run"
     tr = _trainer(cfg, run, Watched)
     assert tr.run(None) == "finished"
-    best = tr.state["phase_bests"]["0"]
+    best = tr.state.phase_bests["0"]
     assert best == "step-00000002"
     phase_one = [e for e in rd.events(run, "checkpoint") if e["phase"] == 1]
     last = phase_one[-1]["name"]

@@ -5,7 +5,7 @@ import pytest
 
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
-from kidconsole.runs.control import resume_run, stop_run
+from kidconsole.runs.life import resume as resume_run, stop as stop_run
 from kidconsole.runs.launch import Machines, free_port, launch_run
 
 

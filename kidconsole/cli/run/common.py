@@ -62,10 +62,6 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
-def int_or_none(v) -> int | None:
-    return None if v is None else int(v)
-
-
 def fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 

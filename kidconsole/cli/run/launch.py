@@ -47,22 +47,22 @@ def cmd_launch(args) -> int:
                       f"{args.main_addr}:{args.main_port}")
         return 0
 
-    status = rundir.read_status(run_dir)
+    status = rundir.read_status_record(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
-    console.print(f"launched [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}, run directory {run_dir}")
+    console.print(f"launched [bold]{run_dir.name}[/] on {where}: pid {status.pid}, run directory {run_dir}")
     console.print(f"follow it: kidconsole run logs -f {run_dir}   stop it: kidconsole run stop {run_dir}")
     return 0
 
 
 def _print_queued(console, run_dirs: list[Path]) -> None:
     for run_dir in run_dirs:
-        status = rundir.read_status(run_dir)
-        if status.get("state") == rundir.QUEUED:
-            console.print(f"queued [bold]{run_dir.name}[/] at #{status.get('queue_position')}: waits for "
-                          f"{status.get('waiting_for')}")
+        status = rundir.read_status_record(run_dir)
+        if status.state == rundir.QUEUED:
+            console.print(f"queued [bold]{run_dir.name}[/] at #{status.queue_position}: waits for "
+                          f"{status.waiting_for}")
         else:
-            where = f"GPU {','.join(map(str, status.get('gpus') or []))}" if status.get("gpus") else "CPU"
-            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.get('pid')}")
+            where = f"GPU {','.join(map(str, status.gpus))}" if status.gpus else "CPU"
+            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.pid}")
     if run_dirs:
         console.print(f"the queue: kidconsole run queue ls --runs {run_dirs[0].parent}")
 
@@ -79,8 +79,8 @@ def cmd_launch_slurm(args, console) -> int:
                         time=args.time, account=args.account, grace=args.grace, extra=tuple(args.sbatch_arg))
     run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
                            runs_root=args.runs_root or runs_roots(args)[0], trainer_module=args.trainer)
-    status = rundir.read_status(run_dir)
-    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status['slurm_job_id']} ({args.nodes} node(s) x "
+    status = rundir.read_status_record(run_dir)
+    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status.slurm_job_id} ({args.nodes} node(s) x "
                   f"{args.gpus_per_node or 'CPU'}), batch script {run_dir / rundir.JOB_SCRIPT}")
     console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {run_dir}")
     return 0

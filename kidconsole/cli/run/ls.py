@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from kidconsole import rundir
-from kidconsole.cli.run.common import age, fmt, int_or_none, runs_roots
+from kidconsole.cli.run.common import age, fmt, runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
 
@@ -31,24 +30,12 @@ LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA
               "updated", "samples/s", "GPUs", "augmented")
 
 
-def ls_record(run: Path, stall_after: float, now: float) -> dict:
-    """One run as `run ls --json` gives it: plain numbers (fractions, seconds, unix times)."""
-    from kidconsole.runs.reader import RunReader
-    from kidconsole.runs.slurm import where
+def ls_record(r, stall_after: float, now: float) -> dict:
+    """One run (its polled reader) as `run ls --json` gives it: its snapshot's JSON (``RunSnapshot.to_json``),
+    which the table renders too."""
+    from kidconsole.runs.snapshot import snapshot_of
 
-    r = RunReader(run)
-    r.poll()
-    s = r.summary
-    per, cost = s["eval/per"], s["eval_cost"]
-    return {"run": run.name, "path": str(run), "state": r.state(stall_after=stall_after), "phase": s["phase"],
-            "step": s["step"], "total_steps": s["total_steps"], "loss": s["train/loss"]["last"],
-            "eval_per": per["last"], "best_per": per["best"], "best_per_step": int_or_none(per["best_step"]),
-            "best_of_newest_only": r.loading and per["best"] is not None,
-            "eval_share": cost.share, "eval_seconds": cost.seconds, "eval_left_s": cost.left,
-            "samples_per_s": s["samples_per_s"], "eta_s": s["eta_s"], "updated_at": s["updated_at"],
-            "gpus": r.status.get("gpus") or [], "test": s["test"] or None, "scoring_only": s["scoring_only"],
-            "queue_position": r.status.get("queue_position"), "where": where(r.status),
-            "augmented": s["augmented"]}
+    return snapshot_of(r, now=now, stall_after=stall_after).to_json()
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
@@ -132,11 +119,16 @@ def cmd_ls(args) -> int:
     from rich.console import Console
 
     from kidconsole.runs.discover import find_runs
+    from kidconsole.runs.life import open_run, sample
 
     roots = runs_roots(args)
     _pump(roots)
+    readers = [open_run(run) for run in find_runs(roots)]
+    for r in readers:
+        r.poll()
+    sample([(r.path, r.status) for r in readers])  # a Slurm job's state: one query for all, now
     now = time.time()
-    records = [ls_record(run, args.stall_after, now) for run in find_runs(roots)]
+    records = [ls_record(r, args.stall_after, now) for r in readers]
     if args.json:
         print(json.dumps(records, indent=1))
         return 0

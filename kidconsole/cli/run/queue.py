@@ -40,15 +40,14 @@ def cmd_queue(args) -> int:
     started = queue.pump(root)
     for run_dir in started:
         console.print(f"started [bold]{run_dir.name}[/]")
-    runs = queue.queued_runs(root) if queue.queue_path(root).exists() else []
+    runs = queue.queued_runs(root)  # the queued statuses, in queue.json's order
     table = Table(title=f"queue of {root}")
     for col in ("#", "run", "GPUs", "waits for", "sweep", "queued"):
         table.add_column(col)
     now = time.time()
     for run_dir in runs:
-        s = rundir.read_status(run_dir)
-        table.add_row(str(s.get("queue_position") or "-"), run_dir.name, str(s.get("gpus_per_run") or 1),
-                      s.get("waiting_for") or "-", s.get("sweep") or "-",
-                      age(now - s["queued_at"]) + " ago" if s.get("queued_at") else "-")
+        s = rundir.read_status_record(run_dir)
+        table.add_row(str(s.queue_position or "-"), run_dir.name, str(s.gpus_per_run or 1), s.waiting_for or "-",
+                      s.sweep or "-", age(now - s.queued_at) + " ago" if s.queued_at else "-")
     console.print(table if runs else f"nothing queued under {root}")
     return 0

@@ -306,7 +306,9 @@ class UtterancesScreen(PushedScreen):
 
 
 class DecodeScreen(PushedScreen):
-    """One utterance's aligned decode; ``n``/``p`` step through its list."""
+    """One utterance's aligned decode; ``n``/``p`` step through its list. When the run has forced
+    alignments (``kidconsole align RUN MANIFEST``: RUN/alignments.jsonl), the aligned reference with each
+    phone's time and posterior is shown under the decode (the file is indexed on a worker)."""
 
     TITLE = "Aligned decode"
     BINDINGS = [
@@ -319,6 +321,7 @@ class DecodeScreen(PushedScreen):
         self.report = report
         self.order = order
         self.position = position
+        self.alignments = None  # kidconsole.report.alignments.AlignmentIndex, once indexed
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -327,6 +330,19 @@ class DecodeScreen(PushedScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
+        await self.show()
+        self.index_alignments()
+
+    @work(thread=True, exclusive=True, group="alignments")
+    def index_alignments(self) -> None:
+        from kidconsole.report.alignments import load_index
+
+        index = load_index(self.report.path)
+        if index is not None:
+            self.app.call_from_thread(self._indexed, index)
+
+    async def _indexed(self, index) -> None:
+        self.alignments = index
         await self.show()
 
     @property
@@ -344,6 +360,11 @@ class DecodeScreen(PushedScreen):
         body = self.query_one("#decode-body", VerticalScroll)
         await body.remove_children()
         await body.mount(AlignedDecode(r.id, r.ref, r.hyp))
+        alignment = self.alignments.get(r.id) if self.alignments is not None else None
+        if alignment is not None:
+            from kidconsole.tui.widgets.aligned_phones import AlignedPhones
+
+            await body.mount(AlignedPhones(alignment))
 
     async def action_step(self, step: int) -> None:
         new = min(max(self.position + step, 0), len(self.order) - 1)

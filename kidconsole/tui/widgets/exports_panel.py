@@ -12,9 +12,8 @@ from rich.text import Text
 
 from kidconsole import palette, rundir
 from kidconsole.report.exports import exports_table, read_exports
+from kidconsole.runs.life import read_state
 from kidconsole.runs.reader import log_tail
-from kidconsole.runs.liveness import last_sign, run_alive
-from kidconsole.runs.state import derive_state
 from kidconsole.runs.system import folder_bytes
 from kidconsole.tui.widgets.run_card import fmt_bytes
 
@@ -22,20 +21,22 @@ LOG_LINES = 6
 
 
 def read_exports_state(run: str | Path) -> dict:
-    """Each folder under RUN/exports (name, bytes, state when it is a scored kind), the export records and
-    the last lines of exports/export.log."""
+    """Each folder under RUN/exports (name, bytes, state when it is a scored kind), the export job's state
+    (RUN/exports is its run directory: None before any), the export records and the last lines of
+    exports/export.log. Every state is the one rule's (``life.read_state``)."""
     root = Path(run) / rundir.EXPORTS
     folders = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        status = rundir.read_status(sub) if (sub / rundir.STATUS).exists() else {}
-        sign = last_sign(sub, status) if status else None
-        state = derive_state(status, alive=run_alive(status, last_sign=sign), last_sign=sign) if status else None
+        state = read_state(sub) if (sub / rundir.STATUS).exists() else None
         folders.append({"name": sub.name, "bytes": folder_bytes(sub), "state": state})
-    return {"folders": folders, "records": read_exports(run), "log": log_tail(root / rundir.EXPORT_LOG, LOG_LINES)}
+    job = read_state(root) if (root / rundir.STATUS).exists() else None
+    return {"folders": folders, "job": job, "records": read_exports(run),
+            "log": log_tail(root / rundir.EXPORT_LOG, LOG_LINES)}
 
 
 def export_running(data: dict) -> bool:
-    return any(f["state"] in rundir.STOPPABLE_STATES for f in data["folders"])
+    return data.get("job") in rundir.STOPPABLE_STATES or any(f["state"] in rundir.STOPPABLE_STATES
+                                                               for f in data["folders"])
 
 
 def exports_panel(data: dict, name: str) -> Group:
@@ -52,6 +53,9 @@ def exports_panel(data: dict, name: str) -> Group:
             state = f["state"] or ""
             what.add_row(f["name"], fmt_bytes(f["bytes"]), Text(state, style=palette.state_style(state)) if state else "")
         parts.append(what)
+    job = data.get("job")
+    if job:
+        parts += [Text(""), Text.assemble("export job: ", (job, palette.state_style(job)))]
     if data["records"]:
         parts += [Text(""), exports_table(data["records"], name)]
     if data["log"]:
