@@ -151,9 +151,12 @@ def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console) ->
     gain = {name: sum(best_valid_per(out[name]["runs"][s]) - best_valid_per(out["reference"]["runs"][s])
                       for s in seeds) / len(seeds) for name in SINGLE}
     members = sorted((n for n in SINGLE if gain[n] < 0), key=gain.get) or [min(SINGLE, key=gain.get)]
-    with ThreadPoolExecutor(jobs) as pool:
-        chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", "chain", s, *settings[s], steps,
-                                                  chain_of(members, noise[s])), seeds))
+    if len(members) == 1:  # a chain of one is that arm: its runs are the chain's
+        chain_runs = [out[members[0]]["runs"][s] for s in seeds]
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", "chain", s, *settings[s], steps,
+                                                      chain_of(members, noise[s])), seeds))
     out["chain"] = {"label": f"+ the chain of {', '.join(members)} ({PROB:.0%} each)",
                     "runs": dict(zip(seeds, chain_runs)), "members": members}
     out["_valid_gain"] = gain
