@@ -157,7 +157,11 @@ def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console) ->
         with ThreadPoolExecutor(jobs) as pool:
             chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", "chain", s, *settings[s], steps,
                                                       chain_of(members, noise[s])), seeds))
-    out["chain"] = {"label": f"+ the chain of {', '.join(members)} ({PROB:.0%} each)",
+    helped = [n for n in members if gain[n] < 0]
+    label = (f"+ the chain of {', '.join(members)} ({PROB:.0%} each)" if len(members) > 1 else
+             f"+ the chain: {members[0]} alone" + ("" if helped else " (no arm lowered the validation PER: the "
+                                                    "least harmful)"))
+    out["chain"] = {"label": label,
                     "runs": dict(zip(seeds, chain_runs)), "members": members}
     out["_valid_gain"] = gain
     out["_settings"] = settings
