@@ -208,42 +208,50 @@ AGE_GROUPS = ("<5", "5-6", "7-8", "9-10")
 
 def augment_section(root: Path, seeds: list[int], steps: int, jobs: int, console: Console) -> None:
     """(6) Waveform augmentation against the reference recipe in the demo's setting (bench.augment_runs):
-    each arm's Δ PER on the children's test split by seed and pooled, and pooled by age group."""
+    each arm's Δ PER on the children's test split by seed and pooled, then pooled by age group."""
+    from kidconsole.report.summary import report_for
+
     t0 = time.time()
     out = augment_runs.run_section(root, seeds, steps, jobs, console)
     ref = out["reference"]["runs"]
-    table = Table(title=f"(6) waveform augmentation vs the reference recipe: LoRA on the demo's synthetic children, "
-                        f"{steps} steps an arm, {len(seeds)} seeds (each its own corpus and base)")
-    table.add_column("arm")
+    title = (f"(6) waveform augmentation vs the reference recipe: LoRA on the demo's synthetic children, {steps} "
+             f"steps an arm, {len(seeds)} seeds (each its own corpus and base)")
+    by_seed, by_age = Table(title=title), Table(title="(6) the same, pooled over the seeds, by age group")
+    by_seed.add_column("arm")
+    by_age.add_column("arm")
     for seed in seeds:
-        table.add_column(f"seed {seed}", justify="right")
-    table.add_column("all seeds pooled", justify="right")
+        by_seed.add_column(f"seed {seed}", justify="right")
+    by_seed.add_column("all seeds pooled", justify="right")
+    by_seed.add_column("valid Δ", justify="right")
     for group in AGE_GROUPS:
-        table.add_column(f"age {group}", justify="right")
-    table.add_column("valid Δ", justify="right")
-    table.add_row("reference recipe: test PER", *(f"{scored_per(ref[s]) * 100:.2f}" for s in seeds),
-                  f"{sum(scored_per(ref[s]) for s in seeds) / len(seeds) * 100:.2f} (mean)", *[""] * len(AGE_GROUPS), "")
+        by_age.add_column(f"age {group}", justify="right")
+    by_seed.add_row("reference recipe: test PER", *(f"{scored_per(ref[s]) * 100:.2f}" for s in seeds),
+                    f"{sum(scored_per(ref[s]) for s in seeds) / len(seeds) * 100:.2f} (mean)", "")
     for name, arm in out.items():
         if name.startswith("_") or name == "reference":
             continue
         pairs = [(s, Arm("", arm["label"], arm["runs"][s], ref[s])) for s in seeds]
         cells = [" ".join(delta_cells(per_vs(arm["runs"][s], ref[s]))) for s in seeds]
-        run_file, vs_file = pooled_predictions(root, f"augment-{name}", pairs)
-        from kidconsole.report.summary import report_for
-
-        rep = report_for(run_file, vs_file, n_boot=1000)
+        rep = report_for(*pooled_predictions(root, f"augment-{name}", pairs), n_boot=1000)
         deltas = {(d.dimension, d.label): d for d in rep.comparison.deltas if d.metric == "per"}
-        ages = [" ".join(delta_cells(deltas[("age_group", g)])) if ("age_group", g) in deltas else "-"
-                for g in AGE_GROUPS]
         valid = sum(augment_runs.best_valid_per(arm["runs"][s]) - augment_runs.best_valid_per(ref[s])
                     for s in seeds) / len(seeds)
-        table.add_row(arm["label"], *cells, " ".join(delta_cells(deltas[("all", "all")])), *ages,
-                      f"{valid * 100:+.2f}")
-    table.caption = (f"Δ PER (points, negative is better) and its 95% speaker-bootstrap interval against the reference "
-                     f"arm of the same seed; pooled: the test utterances of every seed together. valid Δ: the mean over "
-                     f"seeds of the best validation PER's difference, on which the chain's members were chosen. "
-                     f"{time.time() - t0:.0f} s, {jobs} runs at a time, load average {os.getloadavg()[0]:.1f}.")
-    console.print(table)
+        by_seed.add_row(arm["label"], *cells, " ".join(delta_cells(deltas[("all", "all")])), f"{valid * 100:+.2f}")
+        by_age.add_row(arm["label"], *(_age_cell(deltas.get(("age_group", g))) for g in AGE_GROUPS))
+    by_seed.caption = (f"Δ PER (points, negative is better) and its 95% speaker-bootstrap interval against the "
+                       f"reference arm of the same seed; pooled: the test utterances of every seed together. valid Δ: "
+                       f"the mean over seeds of the best validation PER's difference, on which the chain's members "
+                       f"were chosen. {time.time() - t0:.0f} s, {jobs} runs at a time, load average "
+                       f"{os.getloadavg()[0]:.1f}.")
+    by_age.caption = "Δ PER [95% CI] against the reference, pooled; one speaker in a group: no interval"
+    console.print(by_seed)
+    console.print(by_age)
+
+
+def _age_cell(d) -> str:
+    if d is None:
+        return "-"
+    return " ".join(delta_cells(d)) if math.isfinite(d.lo) else f"{d.delta * 100:+.2f} (1 speaker)"
 
 
 def pooled_delta(root: Path, slug: str, pairs: list[tuple[int, Arm]]):
