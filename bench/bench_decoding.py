@@ -10,9 +10,10 @@ difference to greedy; the share of the phones where greedy differs from the refe
 "corrects" to the reference (on real children some of those are what the child said: what the LM hides),
 and the phones it turns from right to wrong; decoding speed as a real-time factor, batch 1 and batched, and
 its ratio to greedy on the same utterances (forward pass included: what a user waits for). And, on a third
-corpus (seed 2) whose children say one phone of 30% of their utterances as a child's typical substitute
-under the canonical label (``synthesize(mispronounce=0.3)``), how often greedy and the LM decode show what
-was said, and how often the LM hides a substitution greedy showed.
+corpus (seed 2) whose children say one phone of each utterance that has one (S, SS, G, GG, Kh) as a child's
+typical substitute under the canonical label (``synthesize(mispronounce=1.0)``), how often greedy and the
+LM decode (at the chosen weight, and at 1 and 2) show what was said, and how often the LM hides a
+substitution greedy showed.
 
 ``python -m bench decoding [--keep DIR]`` (the same ``--keep`` folder as ``bench audit`` reuses its runs).
 """
@@ -35,7 +36,7 @@ from kidconsole.phonemes import WORD_SEP
 
 WEIGHTS = "0.1,0.25,0.5,1,2"
 BEAM = 16
-MISPRONOUNCE = 0.3
+MISPRONOUNCE = 1.0
 
 
 def score(root: Path, name: str, model: Path, m: dict, *flags) -> Path:
@@ -87,7 +88,7 @@ def corrections(greedy: Path, lm: Path) -> dict[str, tuple[int, int, int]]:
 def substitutions(truth: Path, greedy: Path, lm: Path) -> dict[str, list[int]]:
     """Per age group (and "all") over the test utterances said with a substitution (synth's ``mispronounce``):
     [substitutions, greedy decodes the phone said, the LM decode does, greedy shows it but the LM decode
-    gives the canonical phone (hidden)]."""
+    gives the canonical phone (hidden), greedy gives the canonical phone, the LM decode does]."""
     from kidconsole.report.buckets import DEFAULT_EDGES, bin_values, edge_labels
 
     said = {d["id"]: d for d in map(json.loads, truth.read_text(encoding="utf-8").splitlines())}
@@ -105,11 +106,13 @@ def substitutions(truth: Path, greedy: Path, lm: Path) -> dict[str, list[int]]:
         g, l_ = by_reference(ref, d["g"].split())[k], by_reference(ref, d["l"].split())[k]
         age = labels[int(bin_values([float("nan") if d["age"] is None else d["age"]], DEFAULT_EDGES["age_group"])[0])]
         for key in ("all", age):
-            c = out.setdefault(key, [0, 0, 0, 0])
+            c = out.setdefault(key, [0, 0, 0, 0, 0, 0])
             c[0] += 1
             c[1] += g == spoken
             c[2] += l_ == spoken
             c[3] += g == spoken and l_ == canonical
+            c[4] += g == canonical
+            c[5] += l_ == canonical
     return out
 
 
@@ -201,22 +204,27 @@ def main(argv: list[str] | None = None) -> None:
         weight = float(test["decoder"].split("+lm")[1]) if "+lm" in test["decoder"] else 0.0
         mis = corpus(root, seed=2, planted=0.0, mispronounce=MISPRONOUNCE)
         g2 = score(root, "mis-greedy", model, mis)
-        l2 = score(root, "mis-beam-lm", model, mis, "--decoder", "beam", "--beam", str(BEAM), "--lm", lm,
-                   "--lm-weight", str(weight))
-        sub = substitutions(mis["mispronounced"], g2, l2)
         t = Table(title=f"What a child said that the LM hides: a third corpus (seed 2) whose children say one phone "
-                        f"of {100 * MISPRONOUNCE:.0f}% of their utterances as a typical substitute (S as D, G as D, "
-                        f"...) under the canonical label; its test split", title_justify="left")
-        for col in ("age group", "substitutions", "greedy shows what was said", "LM decode shows it",
+                        f"of {100 * MISPRONOUNCE:.0f}% of their utterances that have one (S, SS, G, GG, Kh) as a "
+                        f"typical substitute (D, DD, D, DD, Th) under the canonical label; its test split",
+                        title_justify="left")
+        for col in ("LM weight", "age group", "substitutions", "greedy: said / canonical", "LM: said / canonical",
                     "hidden by the LM (greedy showed it)"):
-            t.add_column(col, justify="left" if col == "age group" else "right")
-        for key in ["all", *sorted(k for k in sub if k != "all")]:
-            n, g, lm_shows, hidden = sub[key]
-            t.add_row(key, str(n), f"{g} ({100 * g / max(1, n):.0f}%)", f"{lm_shows} ({100 * lm_shows / max(1, n):.0f}%)",
-                      f"{hidden} ({100 * hidden / max(1, g):.0f}% of greedy's)")
-        t.caption = (f"the LM at the weight chosen above ({weight:g}); greedy PER {100 * report_for(g2).overall.rate('per'):.2f}%,"
-                     f" with the LM {100 * report_for(l2).overall.rate('per'):.2f}% against the canonical labels")
+            t.add_column(col, justify="left" if col in ("LM weight", "age group") else "right")
+        pers = []
+        for w in dict.fromkeys([weight, 1.0, 2.0]):
+            l2 = score(root, f"mis-beam-lm{w:g}", model, mis, "--decoder", "beam", "--beam", str(BEAM), "--lm", lm,
+                       "--lm-weight", str(w))
+            sub = substitutions(mis["mispronounced"], g2, l2)
+            pers.append(f"{w:g}: {100 * report_for(l2).overall.rate('per'):.2f}%")
+            for key in ["all", *sorted(k for k in sub if k != "all")] if w == weight else ["all"]:
+                n, g, lm_shows, hidden, g_canon, lm_canon = sub[key]
+                t.add_row(f"{w:g}" + (" (chosen)" if w == weight else "") if key == "all" else "", key, str(n),
+                          f"{g} / {g_canon}", f"{lm_shows} / {lm_canon}", f"{hidden} of {g}")
+        t.caption = (f"PER against the canonical labels: greedy {100 * report_for(g2).overall.rate('per'):.2f}%; with "
+                     f"the LM at " + ", ".join(pers))
         console.print(t)
+
         options = {"greedy": DecoderOptions(), f"beam {BEAM}": DecoderOptions("beam", beam=BEAM),
                    f"beam {BEAM} + phone LM": DecoderOptions("beam", beam=BEAM, lm=str(lm), lm_weight=weight)}
         rtf = speed(model, m["child_test"], options)

@@ -150,7 +150,7 @@ def _loader_rates(rows, plan, rounds: int, max_seconds: float = 10.0) -> dict[in
                 ours = _rate(lambda: (stream.load(k).inputs("cpu") for k in range(len(plan))), n)
                 ref = _rate(lambda: iter(bare), n)
             else:
-                ours = _rate(lambda: (b.inputs("cpu") for b in make_loader(stream, w)), n)
+                ours = _rate(lambda: (b.inputs("cpu") for b in make_loader(stream, w, wait_bound=120.0)), n)
                 ref = _rate(lambda: DataLoader(bare, batch_size=None, num_workers=w, prefetch_factor=4), n)
             out[w].append((ours, ref))
     return out

@@ -1,19 +1,24 @@
 """Reading audio by manifest location: a file path or a member of a zip archive.
 
 soundfile only (torchaudio's own loading needs torchcodec). Zip archives stay
-open per process, so reading many members does not reopen the archive.
+open per process, so reading many members does not reopen the archive. Only a
+regular file is read: a FIFO (or a device) in a manifest would block its reader
+for good, so it is refused by ``fstat`` on the descriptor that is then read
+(``kidconsole.bounded.regular_fd``: no second open, no check-then-open race).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
 
+from kidconsole.bounded import open_regular, regular_fd
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import split_location
 
@@ -21,27 +26,38 @@ from kidconsole.manifest import split_location
 @lru_cache(maxsize=64)
 def _open_zip(archive: str, pid: int) -> zipfile.ZipFile:
     # keyed by pid: a forked DataLoader worker must not share the parent's file handle
-    return zipfile.ZipFile(archive)
+    return zipfile.ZipFile(open_regular(archive))
 
 
 def _source(location: str):
+    """What soundfile opens: a file descriptor of the regular file (soundfile closes it), or a zip
+    member's bytes."""
     path, member = split_location(location)
     if member is None:
-        return path
+        try:
+            return regular_fd(path)
+        except OSError as e:
+            raise KidconsoleError(f"cannot read audio {location}: {e.strerror}") from e
     try:
         data = _open_zip(path, os.getpid()).read(member)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise KidconsoleError(f"cannot read {member} from {path}: {e}") from e
+        raise KidconsoleError(f"cannot read {member} from {path}: {getattr(e, 'strerror', None) or e}") from e
     return io.BytesIO(data)
 
 
 def open_audio(location: str) -> sf.SoundFile:
     """The file open with its header read (frames, samplerate, channels) and no samples decoded yet:
     a caller that knows the length first can decode straight into its own buffer (``read_into``)."""
-    try:
-        return sf.SoundFile(_source(location))
+    try:  # libsndfile closes the descriptor, also when it cannot open it
+        return sf.SoundFile(_source(location), closefd=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise KidconsoleError(f"cannot decode audio {location}: {e}") from e
+        raise KidconsoleError(f"cannot decode audio {location}: {libsndfile_reason(e)}") from e
+
+
+def libsndfile_reason(e: Exception) -> str:
+    # libsndfile names what it opened: a descriptor number or a BytesIO object ("Error opening 7: ..."); the
+    # location is named already
+    return re.sub(r"^Error opening .*?: ", "", str(e))
 
 
 def _decode(f: sf.SoundFile, location: str, **read_args) -> np.ndarray:
@@ -70,7 +86,7 @@ def read_audio(location: str, *, mono: bool = True) -> tuple[np.ndarray, int]:
 def audio_info(location: str) -> tuple[int, int, int]:
     """(frames, sample rate, channels) without decoding the samples."""
     try:
-        info = sf.info(_source(location))
+        with sf.SoundFile(_source(location), closefd=True) as f:
+            return f.frames, f.samplerate, f.channels
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise KidconsoleError(f"cannot read audio header {location}: {e}") from e
-    return info.frames, info.samplerate, info.channels
+        raise KidconsoleError(f"cannot read audio header {location}: {libsndfile_reason(e)}") from e

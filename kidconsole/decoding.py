@@ -52,12 +52,6 @@ class DecoderOptions:
             return GREEDY
         return f"beam{self.beam}" + (f"+lm{self.lm_weight:g}" if self.with_lm else "")
 
-    def record(self) -> dict:
-        d = {"decoder": self.kind}
-        if self.kind == BEAM:
-            d.update(beam=self.beam, lm=self.lm, lm_weight=self.lm_weight if self.lm else None, nbest=self.nbest)
-        return d
-
 
 def add_decoder_arguments(parser: argparse.ArgumentParser, nbest: bool = True) -> None:
     """``--decoder greedy|beam``, ``--beam``, ``--lm``, ``--lm-weight`` (and ``--nbest`` where the output can

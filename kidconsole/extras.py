@@ -14,7 +14,7 @@ from typing import Any, Callable
 from kidconsole.errors import KidconsoleError
 
 # the modules each extra brings (the first missing one is named in the message)
-_TRAIN = ("torch", "torchaudio", "transformers", "peft", "accelerate")
+_TRAIN = ("torch", "torchaudio", "transformers", "peft", "accelerate", "silero_vad")
 EXTRAS = {
     "train": _TRAIN,
     "serve": _TRAIN + ("fastapi", "uvicorn", "multipart"),  # the server loads models as training does

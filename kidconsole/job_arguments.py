@@ -32,6 +32,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "model", me
                         help="padded audio seconds per forward pass (default 60)")
 
 
+def add_long_audio_flags(parser: argparse.ArgumentParser) -> None:
+    """How audio longer than a chunk is cut (transcribe, serve)."""
+    parser.add_argument("--chunk-seconds", type=float, default=20.0, metavar="S",
+                        help="longer audio is cut into speech segments, and a segment longer than S into chunks "
+                             "overlapping by S/6 on each side (default 20)")
+    parser.add_argument("--no-vad", action="store_true",
+                        help="no voice-activity detection: long audio is only chunked")
+
+
 def add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     """How a command that decodes a whole pool reads it (select, pseudo)."""
     parser.add_argument("--threads", type=int, default=4, metavar="N", help="threads reading audio (default 4)")
@@ -100,6 +109,21 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
                    "deviations above the median (default 3.5)")
     p.add_argument("--show", type=int, default=20, metavar="N", help="suspects printed here (default 20)")
     add_scoring_flags(p)
+
+
+def read_key_file(path: str) -> str:
+    """An API key from its file (``--api-key-file``, the server's and a client's)."""
+    from pathlib import Path
+
+    from kidconsole.errors import KidconsoleError
+
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise KidconsoleError(f"--api-key-file {path}: {e.strerror}") from e
+    if not key:
+        raise KidconsoleError(f"--api-key-file {path}: the file is empty")
+    return key
 
 
 def add_augment_preview_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from kidconsole.bounded import open_regular
 from kidconsole.errors import KidconsoleError
 
 
@@ -17,7 +18,7 @@ def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any, str | No
     the path."""
     path = Path(path)
     try:
-        fh = path.open("rb")
+        fh = open_regular(path)  # a FIFO would block for good, a device never end
     except OSError as e:
         raise KidconsoleError(f"cannot open {what} {path}: {e.strerror}") from e
     with fh:
@@ -33,3 +34,24 @@ def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any, str | No
                 yield lineno, json.loads(line), None
             except json.JSONDecodeError as e:
                 yield lineno, None, f"not JSON ({e.msg})"
+
+
+def bounded_lines(fh, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(byte offset, line)`` of a binary file, reading at most ``limit`` bytes at a time: a line longer
+    than that is passed over to its end and given as ``(offset, None)``, never held whole in memory."""
+    pos = 0
+    while True:
+        raw = fh.readline(limit + 1)
+        if not raw:
+            return
+        start = pos
+        pos += len(raw)
+        if len(raw) > limit:
+            while not raw.endswith(b"\n"):
+                raw = fh.readline(limit + 1)
+                if not raw:
+                    break
+                pos += len(raw)
+            yield start, None
+            continue
+        yield start, raw

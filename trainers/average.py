@@ -65,6 +65,32 @@ def average_states(states: list[dict], lora: str = DELTAS) -> dict:
     return out
 
 
+def lora_rank(state: dict) -> int | None:
+    """A checkpoint's LoRA rank, from its A factors (rows); None without LoRA tensors."""
+    ranks = {int(t.shape[0]) for n, t in state.items() if LORA_A in n}
+    return max(ranks) if ranks else None
+
+
+def check_averageable(paths: list[str], states: list[dict], rank: int | None) -> None:
+    """Checkpoints that can be averaged into the run's model: the same tensors, and LoRA of the run's rank
+    ``rank`` (config.yaml's ``lora.r``); else ``KidconsoleError`` naming each checkpoint (the arithmetic would
+    fail on a tensor size, naming none)."""
+    from kidconsole.errors import KidconsoleError
+
+    names = [Path(p).name for p in paths]
+    keys = set(states[0])
+    for name, s in zip(names[1:], states[1:]):
+        if set(s) != keys:
+            odd = ", ".join(sorted(keys ^ set(s))[:3])
+            raise KidconsoleError(f"{name} holds other tensors than {names[0]} ({odd}): not checkpoints of one "
+                                  f"model; average checkpoints of one run")
+    ranks = [lora_rank(s) for s in states]
+    if len(set(ranks)) > 1 or (rank is not None and ranks[0] not in (None, rank)):
+        listed = ", ".join(f"{n} (r={r})" for n, r in zip(names, ranks))
+        raise KidconsoleError(f"checkpoints of different LoRA ranks cannot be averaged: {listed}; the run's "
+                              f"config has lora.r {rank}: choose checkpoints of one rank (--steps)")
+
+
 def lora_gap(states: list[dict]) -> float:
     """How far the mean of the factors is from the mean of the updates, over every LoRA layer:
     ||mean(B) mean(A) - mean(B A)|| / ||mean(B A)|| (Frobenius norms over every layer; the LoRA scale cancels)."""
@@ -149,13 +175,19 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = [str(Path(p).resolve()) for p in args.checkpoint]
     method = "; ".join(x for x in (args.method, f"LoRA {args.lora}") if x)
+    rank = None  # the source config's lora.r, before a deltas average stacks it
 
     def load():
         from kidconsole.errors import KidconsoleError
 
         if len(paths) < 2:
             raise KidconsoleError(f"--checkpoint: {len(paths)} given, averaging needs at least 2")
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:  # averaged twice, it would weigh double in the mean
+            raise KidconsoleError(f"--checkpoint {', '.join(twice)}: given twice: each checkpoint is averaged once")
         cfg = source_config(args.source, args.run_dir, rundir.AVERAGE, paths, method)
+        nonlocal rank
+        rank = cfg.lora.r
         if cfg.lora.enabled and args.lora == DELTAS:  # the stacked adapter (see the module's docstring)
             cfg.lora.r, cfg.lora.alpha = cfg.lora.r * len(paths), cfg.lora.alpha * len(paths)
         return cfg
@@ -169,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = [ckpt.read_state(p).get("step") or 0 for p in paths]
         begin_derived(session, cfg, rundir.AVERAGE, paths, max(steps))
         states = [ckpt.read_weights(p) for p in paths]
+        check_averageable(paths, states, rank if cfg.lora.enabled else None)
         if cfg.lora.enabled:
             acc.print(f"LoRA: mean(B)·mean(A) is {lora_gap(states):.2%} from the mean of the updates B·A "
                       f"({'not used: averaged exactly' if args.lora == DELTAS else 'averaged so'})")

@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 from kidconsole.errors import KidconsoleError
 from kidconsole.rundir import checkpoint_name, complete_checkpoints, newest_checkpoint, seal_checkpoint, tmp_checkpoint
 
-__all__ = ["checkpoint_name", "install_hooks", "save_checkpoint", "read_state", "load_checkpoint", "load_weights",
-           "read_weights", "prune"]
+__all__ = ["checkpoint_name", "install_hooks", "save_checkpoint", "read_state", "load_checkpoint", "load_resumable",
+           "damaged_file", "load_weights", "read_weights", "prune"]
 STATE = "trainer_state.json"
 WEIGHTS = "model.safetensors"  # accelerate's name for the first model's weights
 
@@ -99,9 +99,73 @@ def load_checkpoint(accelerator, path: str | Path) -> dict:
     return read_state(path)
 
 
+def damaged_file(path: str | Path) -> str | None:
+    """The first file of checkpoint ``path`` that its own reader refuses, as "``file``: why"; None when every
+    file reads. Each file is read whole (safetensors, torch's pickles, the trainer state): it is called once a
+    load has failed, to name the file (torch's and safetensors' errors name none)."""
+    import torch
+    from safetensors import safe_open
+
+    def check(f: Path) -> None:
+        if f.suffix == ".safetensors":
+            with safe_open(str(f), framework="pt") as h:
+                for k in h.keys():
+                    h.get_tensor(k)
+        elif f.suffix in (".bin", ".pkl", ".pt"):
+            torch.load(f, map_location="cpu", weights_only=False)
+        elif f.suffix == ".json":
+            json.loads(f.read_text(encoding="utf-8"))
+
+    path = Path(path)
+    if not (path / STATE).is_file():
+        return f"{path / STATE}: missing"
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        try:
+            check(f)
+        except Exception as e:  # whatever the reader raises: the file is what matters
+            return f"{f}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    return None
+
+
+def load_resumable(accelerator, root: str | Path, warn) -> tuple[Path, dict]:
+    """Load the newest complete checkpoint under ``root`` that loads, on every process: (its folder, its trainer
+    state). One that does not load (a file cut short or corrupt though sealed) is named with its file through
+    ``warn(message)`` (the main process's), and the previous complete one is tried. Every process tries the same
+    checkpoint and they agree on the outcome (a file of one rank may be the damaged one). ``KidconsoleError``
+    naming each checkpoint and its file when none loads."""
+    import torch
+
+    tried = []
+    found = complete_checkpoints(root)
+    for i, path in enumerate(reversed(found)):
+        try:
+            state, failed = load_checkpoint(accelerator, path), None
+        except Exception as e:  # a damaged file fails in torch, safetensors or json, naming no file
+            state, failed = None, e
+        flag = torch.tensor(float(failed is not None), device=accelerator.device)
+        if accelerator.num_processes > 1:
+            flag = accelerator.reduce(flag, "sum")
+        if not flag.item():
+            return path, state
+        why = damaged_file(path) or (f"{path}: {type(failed).__name__}: {failed}" if failed is not None
+                                     else f"{path}: another process could not load its part")
+        tried.append(why)
+        older = found[-2 - i] if i + 1 < len(found) else None
+        if older is not None and accelerator.is_main_process:
+            warn(f"checkpoint {path.name} cannot be loaded ({why}); resuming from the previous complete one, "
+                 f"{older.name}")
+    raise KidconsoleError(f"no complete checkpoint under {root} can be loaded: " + "; ".join(tried)
+                          if tried else f"{root} holds no complete checkpoint")
+
+
 def read_weights(path: str | Path) -> dict:
-    """The trainable tensors a checkpoint holds, named as in the unwrapped model."""
-    state = load_file(str(Path(path) / WEIGHTS))
+    """The trainable tensors a checkpoint holds, named as in the unwrapped model; a file that cannot be read
+    (missing, cut short) is an error naming it."""
+    f = Path(path) / WEIGHTS
+    try:
+        state = load_file(str(f))
+    except Exception as e:  # safetensors' errors name no file
+        raise KidconsoleError(f"{f}: cannot be read ({type(e).__name__}: {e}): the checkpoint is damaged") from e
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 

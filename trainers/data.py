@@ -13,6 +13,17 @@ and reported with it; rows the trainer cannot use at all (manifest.unusable) are
 skipped when the manifest is loaded. Any other error while loading a batch is a
 bug: the worker sends it back in the batch, and the loader raises it in the main
 process naming the manifest line and the row.
+
+A read that never ends: a FIFO or a device named as audio is refused before any
+read (``kidconsole.audio`` checks the descriptor's type) and counted as a bad
+sample. A regular file whose read blocks (a hung network mount) cannot be
+abandoned by the worker that issued it (libsndfile retries an interrupted read,
+and a read in the kernel's uninterruptible wait outlives any signal), and the
+mount's other files would block next: so the main process bounds its wait for
+each batch (``data.read_timeout``) and past it ends the run, naming the files of
+the batch it waited for; while it waits, a stop request is honoured at once
+(``StopWhileWaiting``: the loop checkpoints at its last step). Both need the
+reads to happen in DataLoader workers (``data.num_workers`` >= 1).
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import signal
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -428,22 +439,72 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class StopWhileWaiting(Exception):
+    """A stop was requested while the loader waited for a batch (no step in flight: the loop can checkpoint)."""
+
+
+POLL_SECONDS = 1.0  # how often a waiting loader looks at the stop flag and the clock
+
+
 class Loader(DataLoader):
-    """The DataLoader of a BatchStream: a batch that carries an error is raised here, in the main process."""
+    """The DataLoader of a BatchStream: a batch that carries an error is raised here, in the main process.
+    With workers, the wait for each batch is bounded (``wait_bound`` seconds: past it, ``KidconsoleError``
+    naming the batch's files) and interrupted by ``should_stop()`` (``StopWhileWaiting``)."""
+
+    def __init__(self, stream: BatchStream, *args, wait_bound: float | None = None,
+                 should_stop: Callable[[], bool] | None = None, **kwargs):
+        watched = kwargs.get("num_workers", 0) > 0 and (wait_bound is not None or should_stop is not None)
+        super().__init__(stream, *args, timeout=POLL_SECONDS if watched else 0, **kwargs)
+        self.wait_bound, self.should_stop = wait_bound, should_stop or (lambda: False)
 
     def __iter__(self):
-        for batch in super().__iter__():
+        it, expected, waited = super().__iter__(), self.dataset.start, 0.0
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except RuntimeError as e:  # no batch within POLL_SECONDS (torch says so only in words)
+                if not self.timeout or not str(e).startswith("DataLoader timed out"):
+                    raise
+                waited += self.timeout
+                if self.should_stop():
+                    raise StopWhileWaiting() from None
+                if self.wait_bound is not None and waited >= self.wait_bound:
+                    raise KidconsoleError(self._blocked(expected, waited)) from None
+                continue
+            waited = 0.0
             if batch.error:
                 raise KidconsoleError(batch.error)
+            expected = batch.index + 1
             yield batch
 
+    def _blocked(self, k: int, waited: float) -> str:
+        stream = self.dataset
+        files = [stream.rows[i].audio for i in stream.batches[k]] if k < len(stream.batches) else []
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        return (f"no batch from the DataLoader workers for {waited:.0f} s (data.read_timeout): reading one of the "
+                f"files of batch {k} of {stream.manifest or 'the manifest'} blocked ({shown}); a hung network "
+                f"mount? The run resumes from its last checkpoint once the files read again")
 
-def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> Loader:
+
+def until_stopped(batches: Iterable) -> Iterator:
+    """The batches of a loader, ending where a stop interrupted its wait for one (``StopWhileWaiting``); the
+    caller's own stop check then tells it stopped."""
+    try:
+        yield from batches
+    except StopWhileWaiting:
+        return
+
+
+def make_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False, *, wait_bound: float | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Loader:
     # batch_size=None: the stream yields whole batches; workers > batches would idle
     workers = max(0, min(num_workers, len(stream)))
     return Loader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                   prefetch_factor=4 if workers else None, persistent_workers=False,
-                  worker_init_fn=_ignore_stop_signals if workers else None)
+                  worker_init_fn=_ignore_stop_signals if workers else None, wait_bound=wait_bound,
+                  should_stop=should_stop)
 
 
 def end_workers(timeout: float = 5.0) -> int:

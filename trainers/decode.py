@@ -65,7 +65,6 @@ class Decoded:
 
 class GreedyDecoder:
     """The best id per frame (``greedy_with_confidence``)."""
-    options = DecoderOptions()
 
     def __call__(self, logits: torch.Tensor, frame_lengths: torch.Tensor) -> list[Decoded]:
         return [Decoded([i for i, _ in seq], [c for _, c in seq])

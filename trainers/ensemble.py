@@ -98,11 +98,13 @@ def run_member(run: Path, acc):
     from kidconsole import rundir
     from kidconsole.errors import KidconsoleError
     from trainers.evaluate import TorchForward
+    from trainers.model import check_weights
 
     folder = run / rundir.EXPORTS / "merged"
     if not (folder / "config.json").exists():
         raise KidconsoleError(f"{run}: no exports/merged: only a finished run can join an ensemble")
     _check_vocab(folder)
+    check_weights(folder, f"{run}: the ensemble member {folder}", "export the run again, or leave it out")
     model = AutoModelForCTC.from_pretrained(str(folder)).to(acc.device)
     processor = AutoProcessor.from_pretrained(str(folder))
     return TorchForward(model, processor.feature_extractor, acc)

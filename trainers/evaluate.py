@@ -25,7 +25,7 @@ from kidconsole import rundir
 from kidconsole.metrics import count_errors, error_rates, phone_tokens, word_tokens
 from kidconsole.report.buckets import assign
 from trainers.batching import plan_sorted, shard
-from trainers.data import BatchStream, load_rows, make_loader
+from trainers.data import BatchStream, load_rows, make_loader, until_stopped
 from trainers.decode import greedy_ids, ids_to_phones
 from trainers.model import unwrap_base
 
@@ -89,15 +89,18 @@ class EvalSettings:
     batch_seconds: float = 320.0
     max_utterances: int = 256
     num_workers: int = 1
+    read_timeout: float | None = None  # data.read_timeout: the bound on the wait for a batch
 
     @classmethod
     def from_config(cls, cfg) -> "EvalSettings":
         d = cfg.data
         return cls(sample_rate=d.sample_rate, max_seconds=d.max_seconds, batch_seconds=d.eval_batch_seconds,
-                   max_utterances=d.max_batch_utterances * 4, num_workers=d.num_workers)
+                   max_utterances=d.max_batch_utterances * 4, num_workers=d.num_workers,
+                   read_timeout=d.read_timeout)
 
 
-def eval_loader(rows, settings: EvalSettings, forward, rank: int = 0, world: int = 1, manifest: str = ""):
+def eval_loader(rows, settings: EvalSettings, forward, rank: int = 0, world: int = 1, manifest: str = "",
+                should_stop: Callable[[], bool] | None = None):
     """All utterances sorted by length, cut by the padded budget; this process's share of them (``manifest``:
     where the rows come from, for an error's message)."""
     batches = plan_sorted([r.duration for r in rows], batch_seconds=settings.batch_seconds,
@@ -106,7 +109,8 @@ def eval_loader(rows, settings: EvalSettings, forward, rank: int = 0, world: int
     stream = BatchStream(rows, shard(batches, rank, world), feature_extractor=forward.feature_extractor,
                          kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=settings.sample_rate,
                          max_seconds=settings.max_seconds, manifest=manifest)
-    return make_loader(stream, settings.num_workers, getattr(forward.device, "type", "cpu") == "cuda")
+    return make_loader(stream, settings.num_workers, getattr(forward.device, "type", "cpu") == "cuda",
+                       wait_bound=settings.read_timeout, should_stop=should_stop if world == 1 else None)
 
 
 def rates(refs: list[str], hyps: list[str]) -> dict[str, float | None]:
@@ -131,7 +135,7 @@ def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[st
     ids, hyps, bad = [], [], []
     aborted = False
     with forward.evaluating():
-        for batch in loader:
+        for batch in until_stopped(loader):
             if should_stop():
                 aborted = True
                 break
@@ -148,6 +152,7 @@ def evaluate(forward, loader, inverse_vocab: dict[int, str], refs_by_id: dict[st
             else:
                 hyps += [d.phones(inverse_vocab) for d in decoder(out.logits, out.frames)]
             ids += batch.ids
+    aborted = aborted or should_stop()  # also a stop that came while the loader waited for a batch
     loss_sum, n_loss = loss_sum.item(), int(n_loss.item())
     if world > 1:
         aborted = bool(accelerator.reduce(torch.tensor(int(aborted), device=accelerator.device), "sum").item())
@@ -213,7 +218,8 @@ def score_manifest(forward, manifest: str, settings: EvalSettings, reporter, inv
         rows = load_rows(manifest, bad=unusable, unique=True)
     refs = {r.id: " ".join(r.phones.split()) for r in rows}
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    res = evaluate(forward, reporter.counting(eval_loader(rows, settings, forward, rank, world, manifest)),
+    loader = eval_loader(rows, settings, forward, rank, world, manifest, should_stop)
+    res = evaluate(forward, reporter.counting(loader),
                    inverse_vocab, refs, accelerator=accelerator, should_stop=should_stop, decoder=decoder)
     if res.aborted:
         return res

@@ -28,7 +28,8 @@ from trainers import checkpoint as ckpt
 from trainers.augment import SpecAugment, draw_masks
 from trainers.wave_augment import Chain, augment_key, prepare
 from trainers.batching import plan_epoch, shard, stable_key
-from trainers.data import BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, weighted
+from trainers.data import (BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, until_stopped,
+                           weighted)
 from trainers.evaluate import EvalSettings, TorchForward, bucket_pers, eval_loader, evaluate, score_manifest
 from trainers.loop_state import LoopState, Window
 from trainers.model import backbone, count_parameters, unwrap_base
@@ -179,12 +180,27 @@ class Trainer:
                            seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
-        return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest)
+        return eval_loader(rows, self.eval_settings, self.forward, self.rank, self.world, manifest=manifest,
+                           should_stop=self._stop_while_waiting())
+
+    def _stop_while_waiting(self):
+        """What a loader waiting for a batch asks to give up for a stop: one process alone (with several, the
+        stop is decided together at a step's sync, which a waiting process cannot join)."""
+        return self._stop_requested_local if self.world == 1 else None
 
     # ---------- the run ----------
-    def resume(self, path: Path) -> None:
-        self.state = LoopState.from_dict(ckpt.load_checkpoint(self.acc, path))  # keys newer than it: defaults
+    def resume(self, root: Path) -> Path:
+        """Continue from the newest complete checkpoint under ``root`` that loads (a damaged one is named in a
+        warning, on stdout and in the events, and the previous one resumes); returns its folder."""
+        def warn(message: str) -> None:
+            self.acc.print(f"warning: {message}")
+            self.rep.emit(rundir.EV_WARNING, what=rundir.CHECKPOINT_DAMAGED, message=message)
+
+        path, state = ckpt.load_resumable(self.acc, root, warn)
+        self.state = LoopState.from_dict(state)  # keys newer than the checkpoint: defaults
         self.wall_before = self.state.wall_seconds
+        self.rep.status(resumed_from=path.name)
+        return path
 
     def run(self, resumed_from: str | None) -> str:
         """Train through every phase; returns the final state (finished or stopped)."""
@@ -243,10 +259,11 @@ class Trainer:
         mine = self._plan(pi, st.epoch, durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st.batch,
                                           pi=pi, epoch=st.epoch),
-                             self.d.num_workers, self.acc.device.type == "cuda")
+                             self.d.num_workers, self.acc.device.type == "cuda", wait_bound=self.d.read_timeout,
+                             should_stop=self._stop_while_waiting())
         self.model.train()
         t_last = time.perf_counter()
-        for batch in self.rep.counting(loader):
+        for batch in self.rep.counting(until_stopped(loader)):
             pos = batch.index + 1  # micro-batches of this epoch done after this one
             boundary = pos % accum == 0 or pos == len(mine)
             self._micro_step(batch, st.step, accum, boundary)
@@ -273,6 +290,9 @@ class Trainer:
                 return self._stop()
             if st.phase_done:
                 break
+        if st.batch < len(mine) and not st.phase_done:  # a stop came while a read held the next batch
+            st.batch -= st.batch % accum  # micro-batches past the last optimizer step are read again
+            return self._stop()
         return None
 
     # ---------- one step ----------

@@ -12,6 +12,7 @@ to ``lora.target_modules`` of ``lora.layers`` (named per family); layers in
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,9 +102,10 @@ def resolve_base(base: str) -> Path:
     return path
 
 
-def check_weights(folder: Path, base: str) -> None:
-    """Each safetensors weights file must open (a damaged one fails inside transformers with a message
-    that names no file)."""
+def check_weights(folder: Path, what: str, advice: str = "copy or download it again") -> None:
+    """Each safetensors weights file of ``folder`` must open, its header whole and the file as long as the
+    header says (a damaged or cut-short one fails inside transformers or PEFT with a ``SafetensorError``
+    that names no file); ``what`` names the model in the error, ``advice`` says what to do."""
     from safetensors import safe_open
 
     for path in sorted(folder.glob("*.safetensors")):
@@ -111,8 +113,8 @@ def check_weights(folder: Path, base: str) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except Exception as e:
-            raise KidconsoleError(f"model.base {base}: {path} is not a readable safetensors file ({e}): "
-                                  f"it is damaged or was not fully copied; copy or download it again") from e
+            raise KidconsoleError(f"{what}: {path} is not a readable safetensors file ({e}): "
+                                  f"it is damaged or was not fully copied; {advice}") from e
 
 
 def _from_pretrained(folder: Path, base: str, **kwargs):
@@ -145,7 +147,7 @@ def load_base(model_cfg: "ModelSection", sample_rate: int = 16000) -> Base:
     except Exception as e:
         raise KidconsoleError(f"model.base {base}: {folder / 'config.json'} cannot be read: {e}") from e
     family_of(config, f"model.base {base}")
-    check_weights(folder, base)
+    check_weights(folder, f"model.base {base}")
     kwargs = dict(ctc_loss_reduction="mean", ctc_zero_infinity=model_cfg.ctc_zero_infinity,
                   layerdrop=model_cfg.layerdrop,
                   # > 0 so the model has its mask embedding (trainers/augment.py masks with it)
@@ -206,6 +208,68 @@ def load_base(model_cfg: "ModelSection", sample_rate: int = 16000) -> Base:
                 f"and are trained")})
     model.config.pad_token_id = ours[PAD]
     return out
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def load_model_folder(model_cfg: "ModelSection", sample_rate: int = 16000, *, base: str | None = None) -> Base:
+    """A model to score as it is, from ``model.base``: a saved CTC model (``load_base``: a base, an export,
+    a Hugging Face Trainer's ``checkpoint-N`` or final model) or a PEFT adapter merged into its base (its
+    ``adapter_config.json``'s ``base_model_name_or_path``, or ``base``). A Trainer's output folder is refused
+    naming its checkpoints; any other folder says what was expected."""
+    folder = Path(model_cfg.base)
+    if folder.is_dir() and (folder / ADAPTER_CONFIG).is_file():
+        return merged_adapter(folder, sample_rate, base)
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        found = sorted((p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file()
+                        or p.is_dir() and (p / ADAPTER_CONFIG).is_file()), key=lambda p: _step_of(p.name))
+        if found:
+            raise KidconsoleError(f"{folder}: a training's output folder, not a model: score one of its models "
+                                  f"({', '.join(p.name for p in found)}), e.g. --model {found[-1]}")
+        raise KidconsoleError(f"{folder}: neither a saved model (config.json and its weights, as save_pretrained "
+                              f"writes) nor a PEFT adapter ({ADAPTER_CONFIG})")
+    return load_base(model_cfg, sample_rate)
+
+
+def _step_of(name: str) -> tuple:
+    step = name.removeprefix("checkpoint-")
+    return (0, int(step), name) if step.isdigit() else (1, 0, name)
+
+
+def merged_adapter(folder: Path, sample_rate: int = 16000, base: str | None = None) -> Base:
+    """A PEFT adapter merged into its base (``base``, else the one its adapter_config.json names), loaded as
+    training loads a base. A head the adapter saved (``modules_to_save``) replaces the base's."""
+    from peft import PeftModel
+
+    from kidconsole.config import ModelSection
+
+    path = folder / ADAPTER_CONFIG
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise KidconsoleError(f"{path}: unreadable: {e}") from e
+    if not isinstance(cfg, dict):
+        raise KidconsoleError(f"{path}: not a JSON object")
+    named = cfg.get("base_model_name_or_path")
+    base = base or (named if isinstance(named, str) and named else None)
+    if base is None:
+        raise KidconsoleError(f"{path}: names no base model (base_model_name_or_path): give it with --base")
+    start = "encoder" if cfg.get("modules_to_save") else "ctc"
+    try:
+        loaded = load_base(ModelSection.model_validate({"base": base, "start": start},
+                                                       context={"check_paths": False}), sample_rate)
+    except KidconsoleError as e:
+        raise KidconsoleError(f"{folder}: the PEFT adapter's base cannot be loaded ({e}); if it lies elsewhere "
+                              f"here, give it with --base") from e
+    check_weights(folder, str(folder))
+    try:
+        loaded.model = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
+    except Exception as e:  # an adapter made for another model: say which and why
+        raise KidconsoleError(f"{folder}: the PEFT adapter does not fit its base {base}: "
+                              f"{type(e).__name__}: {e}".splitlines()[0]) from e
+    loaded.notes.append(f"PEFT adapter {folder} merged into {base}")
+    return loaded
 
 
 def report_base(base: Base, reporter, say=print) -> None:

@@ -69,21 +69,9 @@ def _feature_extractor(folder: Path):
 
 
 def _load_adapter(folder: Path, sample_rate: int):
-    from peft import PeftModel
+    from trainers.model import merged_adapter
 
-    from kidconsole.config import ModelSection
-    from trainers.model import load_base
-
-    cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    base = cfg.get("base_model_name_or_path")
-    if not base:
-        raise KidconsoleError(f"{folder / 'adapter_config.json'}: names no base model (base_model_name_or_path)")
-    # a head that differs from the checkpoint's (mapped or trained) travels with the adapter (modules_to_save):
-    # the base then gets a head of our size that the adapter's replaces
-    start = "encoder" if cfg.get("modules_to_save") else "ctc"
-    model = load_base(ModelSection.model_validate({"base": base, "start": start}, context={"check_paths": False}),
-                      sample_rate).model
-    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    return merged_adapter(folder, sample_rate).model
 
 
 @dataclass
@@ -130,6 +118,11 @@ def load_recogniser(path: str | Path, device: str = "cpu", threads: int | None =
     folder = where.parent if kind == ONNX else where
     if device == "cuda" and kind != ONNX and not torch.cuda.is_available():
         raise KidconsoleError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
+    if kind != ONNX:
+        from trainers.model import check_weights
+
+        check_weights(folder, f"model {folder}", "copy the export again, or use the run's other export "
+                      f"({rundir.EXPORTS}/{MERGED} or {rundir.EXPORTS}/{ADAPTER}) if it is whole")
     fe = _feature_extractor(folder)
     try:
         if kind == ONNX:

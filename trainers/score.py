@@ -2,9 +2,10 @@
 
 ``python -m trainers.score --config CONFIG --run-dir RUN_DIR [--set key=value ...]``
 (the launcher's calling convention: ``launch_run(..., trainer_module="trainers.score")``)
-or ``python -m trainers.score --model DIR --manifest M --run-dir RUN_DIR``.
+or ``python -m trainers.score --model DIR --manifest M --run-dir RUN_DIR [--base BASE]``.
 
-It loads ``model.base`` as it is (no LoRA, no training), decodes
+It loads ``model.base`` as it is (no LoRA, no training; a saved CTC model such as a Hugging Face Trainer's
+``checkpoint-N``, or a PEFT adapter merged into its base), decodes
 ``data.test_manifest`` with the trainer's own test evaluation and writes a
 complete run directory: ``predictions.jsonl``, a ``test`` event, an ``end``
 event and status ``finished``. So a base model's score is a run like any
@@ -30,7 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", required=True, help="the run directory to write")
     ap.add_argument("--config", help="run config (YAML): model.base and data.test_manifest are used")
-    ap.add_argument("--model", help="model folder (instead of --config)")
+    ap.add_argument("--model", help="model folder (instead of --config): a saved CTC model (a Hugging Face Trainer's "
+                    "checkpoint-N or final model too) or a PEFT adapter (adapter_config.json)")
+    ap.add_argument("--base", help="a PEFT adapter's base model, where its adapter_config.json names one that is "
+                    "not here")
     ap.add_argument("--manifest", help="manifest to score (instead of --config)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     ap.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # the launcher may pass it
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     from kidconsole.phonemes import vocab
     from trainers.data import fixed_sample, load_rows
     from trainers.evaluate import EvalSettings, TorchForward, score_manifest
-    from trainers.model import load_base, report_base
+    from trainers.model import load_model_folder, report_base
     from trainers.test_decoding import test_decoder
 
     acc = Accelerator()
@@ -98,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.model.start != "ctc":
             raise KidconsoleError(f"model.base {cfg.model.base}: scoring needs a CTC model with its head "
                                   f"(model.start: ctc)")
-        # the trainer's own loading: the head mapped by symbol, the checkpoint's preprocessing
-        base = load_base(cfg.model, cfg.data.sample_rate)
+        # the trainer's own loading: the head mapped by symbol, the checkpoint's preprocessing (an adapter's base)
+        base = load_model_folder(cfg.model, cfg.data.sample_rate, base=args.base)
         report_base(base, session.rep, acc.print)
         model = base.model.to(acc.device)
         forward = TorchForward(model, base.processor.feature_extractor, acc)

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and newest is None:
             raise KidconsoleError(f"--resume: {run_dir / rundir.CHECKPOINTS} holds no complete checkpoint")
         if newest is not None:
-            trainer.resume(newest)
+            newest = trainer.resume(run_dir / rundir.CHECKPOINTS)  # the newest that loads
             acc.print(f"resuming from {newest}")
         rep.step = trainer.state.step
         rep.start_heartbeat(cfg.train.heartbeat_seconds)

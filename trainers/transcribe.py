@@ -10,6 +10,7 @@ that cannot be used is skipped with the reason; the others are not affected.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from kidconsole.audio import audio_info
 from kidconsole.errors import KidconsoleError
 from trainers.batching import plan_sorted
 from trainers.decode import GreedyDecoder
+from trainers.segment import LongAudio, LongDecoder, join_phones
 from trainers.waves import load_wave, make_batch
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64")
@@ -80,12 +82,16 @@ def collect_inputs(inputs: Sequence[str]) -> list[Item | Skipped]:
 
 
 class Transcriber:
-    """Waves to results with one recogniser; batches by duration within ``batch_seconds``."""
+    """Waves to results with one recogniser; batches by duration within ``batch_seconds``. Audio longer than
+    ``chunk_seconds`` takes the long path (trainers.segment): voice-activity segments (or, ``vad=False``, the
+    whole recording), each decoded in chunks with stride."""
 
-    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64, decoder=None):
+    def __init__(self, recogniser, batch_seconds: float = 60.0, max_utterances: int = 64, decoder=None,
+                 chunk_seconds: float = 20.0, vad: bool = True):
         self.rec = recogniser
         self.decoder = decoder or GreedyDecoder()  # trainers.decode.build_decoder
         self.batch_seconds, self.max_utterances = batch_seconds, max_utterances
+        self.chunk_seconds, self.vad = chunk_seconds, vad
         self.inverse = recogniser.inverse_vocab
         fe = recogniser.forward.feature_extractor
         self.normalize, self.padding_value = bool(fe.do_normalize), float(fe.padding_value)
@@ -97,17 +103,57 @@ class Transcriber:
             raise KidconsoleError(f"{where}: too short: {len(samples)} samples at {self.rec.sample_rate} Hz, the model "
                                   f"needs at least {self.min_samples}")
 
-    def decode(self, ids: list[str], waves: list[np.ndarray]) -> list[dict]:
-        """One forward pass over ``waves`` (already checked): each one's phones, Hangul and confidences,
-        with its share of the pass's time."""
+    def _forward(self, ids: list[str], waves: list[np.ndarray]):
         import torch
 
+        batch = make_batch(ids, waves, normalize=self.normalize, padding_value=self.padding_value, masked=self.masked)
+        with torch.no_grad(), self.rec.forward.evaluating():
+            return self.rec.forward(batch)
+
+    def logits(self, waves: list[np.ndarray]) -> list:
+        """One forward pass: each wave's logits over its valid frames (frames x vocab)."""
+        out = self._forward([str(k) for k in range(len(waves))], waves)
+        return [row[:n] for row, n in zip(out.logits, out.frames.tolist())]
+
+    def phones(self, logits) -> tuple[str, list[float]]:
+        """One utterance's logits (frames x vocab) decoded with the transcriber's decoder: its phones and their
+        confidences."""
+        import torch
+
+        (d,) = self.decoder(logits[None], torch.tensor([len(logits)]))
+        return d.phones(self.inverse), d.confidences
+
+    def samples_per_frame(self) -> int:
+        return math.prod(self.rec.config.conv_stride)
+
+    def long_decoder(self, forward=None) -> LongDecoder:
+        """The long path, its forward passes through ``forward`` (waves to logits; default: ``logits``)."""
+        return LongDecoder(forward or self.logits, self.phones, rate=self.rec.sample_rate,
+                           samples_per_frame=self.samples_per_frame(), chunk_seconds=self.chunk_seconds,
+                           batch_seconds=self.batch_seconds, vad=self.vad, min_samples=self.min_samples)
+
+    def transcribe_long(self, source: str | bytes, where: str, forward=None) -> dict:
+        """A recording of any length, never held whole: the fields of ``decode`` for the whole recording
+        (its phones, segment by segment, a word boundary between them) and its ``segments``."""
         from kidconsole.g2p.hangul import phones_to_hangul
 
         t0 = time.perf_counter()
-        batch = make_batch(ids, waves, normalize=self.normalize, padding_value=self.padding_value, masked=self.masked)
-        with torch.no_grad(), self.rec.forward.evaluating():
-            out = self.rec.forward(batch)
+        with LongAudio(source, self.rec.sample_rate, where) as audio:
+            segments = self.long_decoder(forward).run(audio)
+            duration = audio.duration
+        phones = join_phones([s.phones for s in segments])
+        return {"phones": phones, "hangul": phones_to_hangul(phones),
+                "confidence": [c for s in segments for c in s.confidence], "duration": round(duration, 3),
+                "processing_seconds": round(time.perf_counter() - t0, 4),
+                "segments": [s.record() for s in segments]}
+
+    def decode(self, ids: list[str], waves: list[np.ndarray], with_logits: bool = False):
+        """One forward pass over ``waves`` (already checked): each one's phones, Hangul and confidences,
+        with its share of the pass's time (``with_logits``: and each one's logits over its frames)."""
+        from kidconsole.g2p.hangul import phones_to_hangul
+
+        t0 = time.perf_counter()
+        out = self._forward(ids, waves)
         decoded = self.decoder(out.logits, out.frames)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in waves)
@@ -119,6 +165,8 @@ class Transcriber:
                             "processing_seconds": round(seconds * len(w) / total, 4)})
             if d.nbest:
                 results[-1]["nbest"] = d.nbest_record(self.inverse)
+        if with_logits:
+            return results, [row[:n] for row, n in zip(out.logits, out.frames.tolist())]
         return results
 
     def headers(self, items: list[Item]) -> tuple[list[Item], list[float], list[Skipped]]:
@@ -139,6 +187,15 @@ class Transcriber:
         """Results by id, and the items skipped (undecodable, truncated, empty or too short audio)."""
         results: dict[str, dict] = {}
         skipped: list[Skipped] = []
+        for it, seconds in zip(usable, durations):
+            if seconds > self.chunk_seconds:
+                try:
+                    results[it.id] = {"id": it.id, "audio": it.audio, **self.transcribe_long(it.audio, it.audio)}
+                except KidconsoleError as e:
+                    skipped.append(Skipped(it.id, it.audio, str(e)))
+                on_done(seconds)
+        short = [k for k, d in enumerate(durations) if d <= self.chunk_seconds]
+        usable, durations = [usable[k] for k in short], [durations[k] for k in short]
         for plan in plan_sorted(durations, batch_seconds=self.batch_seconds, max_utts=self.max_utterances):
             ids, waves, kept = [], [], []
             for k in plan:
@@ -185,6 +242,8 @@ def write_results(out, records: Iterable[dict], fmt: str) -> None:
             out.write(f"{r['id']}: SKIPPED: {r['error']}\n")
         else:
             out.write(f"{r['id']}: {r['hangul']}  [{r['phones']}]  ({r['duration']:.2f} s, confidence {mean})\n")
+            for seg in r.get("segments", ()):
+                out.write(f"  {seg['start']:9.2f}-{seg['end']:.2f} s: {seg['hangul']}  [{seg['phones']}]\n")
 
 
 def format_for(output: str | None, fmt: str | None) -> str:
@@ -211,7 +270,8 @@ def main(args) -> int:
     items = [e for e in entries if isinstance(e, Item)]
     skipped = [e for e in entries if isinstance(e, Skipped)]
     rec = load_recogniser(args.model, device=args.device)
-    tr = Transcriber(rec, batch_seconds=args.batch_seconds, decoder=build_decoder(options_from_args(args), rec.vocab))
+    tr = Transcriber(rec, batch_seconds=args.batch_seconds, decoder=build_decoder(options_from_args(args), rec.vocab),
+                     chunk_seconds=args.chunk_seconds, vad=not args.no_vad)
     t0 = time.perf_counter()
     usable, durations, bad = tr.headers(items)
     skipped += bad

@@ -8,7 +8,6 @@ channel count (the trainer's batches come from manifest rows, in ``trainers.data
 from __future__ import annotations
 
 import io
-import re
 import struct
 from dataclasses import dataclass
 
@@ -17,7 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from kidconsole.audio import open_audio
+from kidconsole.audio import libsndfile_reason, open_audio
+from kidconsole.bounded import open_regular
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import split_location
 from trainers.data import Batch, normalize_
@@ -35,11 +35,6 @@ class Wave:
     channels: int
 
 
-def _reason(e: Exception) -> str:
-    # libsndfile names the file object ("Error opening <_io.BytesIO object at 0x...>: ..."): keep the reason
-    return re.sub(r"^Error opening .*?: ", "", str(e))
-
-
 def _open(source: str | bytes, where: str) -> sf.SoundFile:
     if isinstance(source, str):
         return open_audio(source)
@@ -48,24 +43,30 @@ def _open(source: str | bytes, where: str) -> sf.SoundFile:
     try:
         return sf.SoundFile(io.BytesIO(source))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise KidconsoleError(f"{where}: not audio that can be decoded (WAV, FLAC, OGG ...): {_reason(e)}") from e
+        raise KidconsoleError(f"{where}: not audio that can be decoded (WAV, FLAC, OGG ...): "
+                              f"{libsndfile_reason(e)}") from e
 
 
-def wav_declared_frames(head: bytes) -> int | None:
-    """The frames a RIFF/WAVE header declares (its data chunk's size over the block size), None when it is not
-    a WAV or declares no size (a stream's 0 or 0xFFFFFFFF). libsndfile quietly shortens a truncated WAV to
-    the bytes that are there; this is what the file claimed to hold."""
+def wav_declared(head: bytes) -> tuple[int, int] | None:
+    """(frames, sample rate) a RIFF/WAVE header declares (its data chunk's size over the block size), None when
+    it is not a WAV, declares no size (a stream's 0 or 0xFFFFFFFF) or the head stops before the data chunk.
+    libsndfile quietly shortens a truncated WAV to the bytes that are there; this is what the file claimed."""
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
-    pos, block = 12, None
+    pos, block, rate = 12, None, 0
     while pos + 8 <= len(head):
         cid, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if cid == b"fmt " and pos + 22 <= len(head):
-            block = struct.unpack_from("<H", head, pos + 20)[0]
+            rate, block = struct.unpack_from("<I", head, pos + 12)[0], struct.unpack_from("<H", head, pos + 20)[0]
         if cid == b"data":
-            return size // block if block and 0 < size < 0xFFFFFFFF else None
+            return (size // block, rate) if block and 0 < size < 0xFFFFFFFF else None
         pos += 8 + size + (size & 1)
     return None
+
+
+def wav_declared_frames(head: bytes) -> int | None:
+    declared = wav_declared(head)
+    return declared[0] if declared else None
 
 
 def _head(source: str | bytes) -> bytes:
@@ -75,7 +76,7 @@ def _head(source: str | bytes) -> bytes:
     if member is not None:
         return b""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO would block here; open_audio then says what it is
             return fh.read(1 << 16)
     except OSError:
         return b""

@@ -29,6 +29,7 @@ from kidconsole.job_arguments import (  # noqa: F401 (the flags every command sh
     add_model_arguments, add_progress_flag, add_scoring_flags, show_progress,
 )
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
+from kidconsole.shown import visible
 
 
 def default_runs_roots() -> list[str]:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_console(args.runs or default_runs_roots(), eval_share_warn=args.eval_share_warn) or 0
         return args.func(args) or 0
     except KidconsoleError as e:
-        print(f"kidconsole: error: {e}", file=sys.stderr)
+        print(f"kidconsole: error: {visible(e, lines=True)}", file=sys.stderr)  # it may quote a file's text
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,4 @@
-"""``kidconsole corpus index|synth``: build a manifest, or write a synthetic corpus."""
+"""``kidconsole corpus index|synth|long``: build a manifest, write a synthetic corpus or a long recording."""
 
 from __future__ import annotations
 
@@ -59,6 +59,19 @@ def register(p: argparse.ArgumentParser) -> None:
                     help="write each utterance's phone boundaries as rendered to phone_times.jsonl")
     sy.set_defaults(func=_synth)
 
+    lg = sub.add_parser("long", help="one long recording of a manifest's utterances, with silences and noise",
+                        description="The utterances one after another (again from the first when needed), a "
+                        "silence before each, white noise throughout, until the recording is --minutes long; "
+                        "OUT.jsonl beside OUT lists each utterance's place and phones.")
+    lg.add_argument("manifest", help="the utterances (.jsonl), e.g. a test split")
+    lg.add_argument("out", help="the recording (.wav)")
+    lg.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
+    lg.add_argument("--seed", type=int, default=0)
+    lg.add_argument("--gap", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
+                    help="seconds of silence before each utterance (default 1 3)")
+    lg.add_argument("--noise", type=float, default=0.003, help="white noise standard deviation (default 0.003)")
+    lg.set_defaults(func=_long)
+
 
 def _index(args: argparse.Namespace) -> int:
     from rich.console import Console
@@ -111,4 +124,13 @@ def _synth(args: argparse.Namespace) -> int:
         con.print(f"{len(s.planted)} label errors planted (listed in {s.out_dir / PLANTED_FILE})")
     if s.skipped_sentences:
         con.print(f"[{WARNING}]{len(s.skipped_sentences)} transcripts without phones were skipped")
+    return 0
+
+
+def _long(args: argparse.Namespace) -> int:
+    from kidconsole.corpus.longrec import long_recording, truth_path
+
+    placed = long_recording(args.manifest, args.out, minutes=args.minutes, seed=args.seed, gap=tuple(args.gap),
+                            noise=args.noise)
+    print(f"{len(placed)} utterances in {args.minutes:g} min: {args.out}, their places in {truth_path(args.out)}")
     return 0

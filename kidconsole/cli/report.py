@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kidconsole.cli import add_output_flags
 from kidconsole.errors import KidconsoleError
+from kidconsole.shown import visible
 
 FORMATS = ("md", "csv", "json")
 
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(visible(text, lines=True))  # ids and phones from disk must not drive the terminal
     if rep.skipped:
-        print(f"kidconsole: {len(rep.skipped)} malformed prediction lines skipped; first: {rep.skipped[0]}",
+        print(visible(f"kidconsole: {len(rep.skipped)} malformed prediction lines skipped; first: {rep.skipped[0]}"),
               file=sys.stderr)
     return 0

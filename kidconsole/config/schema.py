@@ -68,6 +68,10 @@ class DataSection(Section):
         "(null: no cap)")
     valid_utterances: OptPosInt = Field(2000, description="size of the fixed validation sample (null: all)")
     eval_batch_seconds: Seconds = Field(320.0, description="padded seconds per evaluation batch")
+    read_timeout: Seconds = Field(120.0, description="seconds the trainer waits for a batch from its DataLoader "
+                                  "workers before it ends the run, naming the batch's files (a read blocked on a hung "
+                                  "mount); a stop is honoured while it waits. Needs `data.num_workers` >= 1 (a FIFO "
+                                  "or device named as audio is refused before any read, whatever the workers)")
 
     @model_validator(mode="after")
     def _every_utterance_fits_a_batch(self) -> "DataSection":

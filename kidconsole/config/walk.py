@@ -1,5 +1,6 @@
 """Walking the schema: the shape of an annotation, the field at an error's location, every dotted key."""
 
+import reprlib
 import types
 import typing
 from typing import Annotated, Any, Sequence, Union
@@ -65,8 +66,14 @@ def _expect(field: FieldInfo | None) -> str:
     return "a mapping" if field is not None and _shape(field.annotation)[0] == "model" else "a valid value"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 50, 50
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value in an error, bounded: reprlib stops at a few items and levels (a plain repr of a
+    huge or deeply shared structure takes minutes)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

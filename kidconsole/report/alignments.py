@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
+from kidconsole.jsonl import bounded_lines
 
 MAX_LINE = 1 << 20   # an alignment of a 20 s utterance is a few kilobytes
 
@@ -27,23 +29,21 @@ class AlignmentIndex:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.offsets: dict[str, tuple[int, int]] = {}
-        pos = 0
-        with self.path.open("rb") as fh:
-            for raw in fh:
-                if len(raw) <= MAX_LINE and raw.startswith(b'{"id":'):  # not the header, not a giant
+        with open_regular(self.path) as fh:  # a FIFO would block the reader
+            for pos, raw in bounded_lines(fh, MAX_LINE):
+                if raw is not None and raw.startswith(b'{"id":'):  # not the header, not a giant
                     try:
                         uid = json.loads(raw).get("id")
                     except ValueError:
                         uid = None
                     if isinstance(uid, str):
                         self.offsets[uid] = (pos, len(raw))
-                pos += len(raw)
 
     def get(self, uid: str) -> dict | None:
         where = self.offsets.get(uid)
         if where is None:
             return None
-        with self.path.open("rb") as fh:
+        with open_regular(self.path) as fh:  # a FIFO would block the reader
             fh.seek(where[0])
             raw = fh.read(where[1])
         try:

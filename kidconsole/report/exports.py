@@ -12,6 +12,8 @@ from pathlib import Path
 from rich.table import Table
 
 from kidconsole import rundir
+from kidconsole.bounded import read_capped
+from kidconsole.shown import text
 
 ORDER = ("torch-fp32", "onnx-fp32", "onnx-int8")  # the reference first
 COLUMNS = ("kind", "size", "size vs fp32", "RTF batch 1", "RTF batched", "speed-up batch 1", "PER",
@@ -30,7 +32,7 @@ def read_exports(run: str | Path) -> list[dict]:
     root = Path(run) / rundir.EXPORTS
     for path in sorted(root.glob(f"*/{rundir.EXPORT_RECORD}")):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
+            rec = json.loads(read_capped(path, 1 << 20))
         except (OSError, ValueError):
             continue
         if isinstance(rec, dict) and "kind" in rec:
@@ -80,12 +82,12 @@ def _caption(records: list[dict]) -> str:
 
 
 def exports_table(records: list[dict], title: str = "") -> Table:
-    t = Table(title=f"exports of {title}" if title else "exports", title_justify="left", caption=_caption(records),
-              caption_justify="left")
+    t = Table(title=text(f"exports of {title}" if title else "exports"), title_justify="left",
+              caption=text(_caption(records)), caption_justify="left")
     for c in COLUMNS:
         t.add_column(c, justify="left" if c in ("kind", "phones ΔPER, worst 5") else "right")
     for rec in records:
-        t.add_row(*row(rec))
+        t.add_row(*map(text, row(rec)))
     return t
 
 

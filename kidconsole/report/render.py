@@ -26,6 +26,7 @@ from kidconsole.report.compare import Delta
 from kidconsole.report.compute import D, I, METRICS, MIN_SPEAKERS, S, BucketStats, rates
 from kidconsole.report.phonemes import EPS
 from kidconsole.report.summary import WORST_DIMENSIONS, Report, aligned, position_sides, weakest_sides
+from kidconsole.shown import text, visible
 
 FORMATS = ("md", "csv", "json")
 OP_MARKS = {"equal": " ", "substitute": "S", "delete": "D", "insert": "I"}
@@ -86,7 +87,7 @@ def alignment_text(pairs: Iterable[tuple[str, str | None, str | None]]) -> Text:
     """Reference over hypothesis, errors coloured (substitution, deletion, insertion)."""
     ref, hyp = Text("REF "), Text("HYP ")
     for op, r, h in pairs:
-        r, h = r or "*", h or "*"
+        r, h = visible(r or "*"), visible(h or "*")
         w = max(len(r), len(h))
         ref.append(r.ljust(w) + " ", OP_STYLES[op])
         hyp.append(h.ljust(w) + " ", OP_STYLES[op])
@@ -273,20 +274,20 @@ def print_report(rep: Report, console: Console | None = None, worst_k: int = 3) 
     """The report as Rich tables, with the worst utterances' aligned decodes."""
     console = console or Console()
     for title, head, rows in _tables(rep):
-        t = Table(title=title, title_justify="left", header_style="bold")
+        t = Table(title=text(title), title_justify="left", header_style="bold")  # names and labels from disk
         for j, h in enumerate(head):
-            t.add_column(h, justify="left" if j == 0 or h in ("bucket", "ref", "hyp", "dimension") else "right")
+            t.add_column(text(h), justify="left" if j == 0 or h in ("bucket", "ref", "hyp", "dimension") else "right")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*map(text, r))
         console.print(t)
     if _has_low(rep):
         console.print(Text(LOW_NOTE, style=WARNING))
     console.print(Text("Worst utterances", style="bold"))
     for i in rep.worst[("all", "all")][:worst_k]:
         r = rep.analysis.rows[i]
-        console.print(Text(f"{r.id} (speaker {r.speaker}) PER {pct(float(rates(rep.analysis.counts[i, 0])))}"))
+        console.print(text(f"{r.id} (speaker {r.speaker}) PER {pct(float(rates(rep.analysis.counts[i, 0])))}"))
         console.print(alignment_text(aligned(rep.analysis, i)))
     if rep.skipped:
-        console.print(Text(f"{len(rep.skipped)} malformed lines skipped, first: {rep.skipped[0]}", style=WARNING))
+        console.print(text(f"{len(rep.skipped)} malformed lines skipped, first: {rep.skipped[0]}", WARNING))
     if rep.confusion.labels == [EPS]:
         console.print(Text("no phones in the references", style=WARNING))

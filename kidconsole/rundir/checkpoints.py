@@ -73,13 +73,31 @@ def tmp_checkpoint(root: str | Path, name: str) -> Path:
     return Path(root) / f"{TMP_PREFIX}{name}"
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def seal_checkpoint(tmp: str | Path, final: str | Path) -> Path:
-    """Complete a written checkpoint: the marker, then the rename (replacing an older one of that name)."""
+    """Complete a written checkpoint: every file and folder of it on disk, then the marker (on disk too),
+    then the rename (replacing an older one of that name), made durable by syncing the checkpoints folder.
+    Without the syncs, a crash soon after could leave a sealed checkpoint whose data never reached the disk:
+    files cut short, and a resume that fails on them."""
     tmp, final = Path(tmp), Path(final)
+    for folder, dirs, files in os.walk(tmp, topdown=False):
+        for name in files + dirs:
+            _fsync(Path(folder) / name)
+    _fsync(tmp)  # its entries
     (tmp / COMPLETE).write_text("", encoding="utf-8")
+    _fsync(tmp / COMPLETE)
+    _fsync(tmp)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    _fsync(final.parent)
     return final
 
 
@@ -104,18 +122,24 @@ def last_phase_checkpoints(run_dir: str | Path) -> list[dict]:
 def choose_checkpoints(run_dir: str | Path, *, best: int | None = None, last: int | None = None,
                        steps: list[int] | None = None) -> list[dict]:
     """The checkpoints of the last phase to average or ensemble: the ``best`` N by their metric, the ``last``
-    N by step, or those of ``steps``. ValueError says what is missing and what there is."""
+    N by step, or those of ``steps`` (each once: a step given twice is refused, it is most likely a typo for
+    another, and averaging fewer checkpoints than asked would pass unseen). ValueError says what is missing
+    and what there is."""
     found = last_phase_checkpoints(run_dir)
     have = ", ".join(f"{c['step']} ({c['metric']:.4f})" for c in found) or "none"
     if sum(x is not None for x in (best, last, steps)) != 1:
         raise ValueError("choose the checkpoints one way: --best N, --last N or --steps S1,S2,...")
     if steps is not None:
+        twice = sorted({s for s in steps if steps.count(s) > 1})
+        if twice:
+            raise ValueError(f"--steps {','.join(map(str, steps))}: step {', '.join(map(str, twice))} given twice: "
+                             f"give each checkpoint once")
         by_step = {c["step"]: c for c in found}
         missing = [s for s in steps if s not in by_step]
         if missing:
             raise ValueError(f"{run_dir}: no scored checkpoint of the last phase at step "
                              f"{', '.join(map(str, missing))} (there are: {have})")
-        chosen = [by_step[s] for s in dict.fromkeys(steps)]
+        chosen = [by_step[s] for s in steps]
     else:
         n = best if best is not None else last
         if n < 1:

@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from kidconsole.bounded import read_capped
 from kidconsole.rundir.names import STATUS, STATUS_LOCK
 from kidconsole.rundir.records import Record, Status, event_dict
 
 
+MAX_STATUS_BYTES = 1 << 20  # a status is a few kB; a larger file (or not a regular file) reads as unreadable
 FILE_MODE = 0o644  # the widest a run directory's file is created with, whatever the umask
 
 
@@ -120,7 +122,7 @@ def read_status(run_dir: str | Path, *, file: str = STATUS) -> dict:
     a key of the wrong type reads as absent; mid-rename never shows: writes are atomic).
     ``file``: another file of the same record (a node's own, ``node_status_name``)."""
     try:  # the standard parser: a number no float holds is one bad key, not an unreadable file
-        raw = json.loads((Path(run_dir) / file).read_bytes())
+        raw = json.loads(read_capped(Path(run_dir) / file, MAX_STATUS_BYTES))
     except (OSError, ValueError):
         return {}
     return Status.clean(raw) if isinstance(raw, dict) else {}

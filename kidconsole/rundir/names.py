@@ -73,7 +73,9 @@ EV_CHECKPOINT, EV_WARNING, EV_HEARTBEAT, EV_TEST, EV_END = "checkpoint", "warnin
 BAD_SAMPLE, NONFINITE_LOSS = "bad_sample", "nonfinite_loss"
 # the base checkpoint's head: symbols of ours it lacks, and a head whose order no vocab.json confirms
 VOCAB_MISSING, VOCAB_UNVERIFIED = "vocab_missing", "vocab_unverified"
-WARNING_KINDS = (BAD_SAMPLE, NONFINITE_LOSS, VOCAB_MISSING, VOCAB_UNVERIFIED)
+# a complete checkpoint that could not be loaded on resume (the previous one was resumed instead)
+CHECKPOINT_DAMAGED = "checkpoint_damaged"
+WARNING_KINDS = (BAD_SAMPLE, NONFINITE_LOSS, VOCAB_MISSING, VOCAB_UNVERIFIED, CHECKPOINT_DAMAGED)
 SKIP_WARNINGS = (BAD_SAMPLE,)  # warnings that count skipped samples
 
 # The project's own trainer entry points (``python -m MODULE``): what a launch or a resume may start.

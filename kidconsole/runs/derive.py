@@ -85,6 +85,10 @@ def ensemble_job(runs: Sequence[str | Path], *, best: int | None = None, name: s
         return out, argv
     if len(runs) < 2:
         raise KidconsoleError("an ensemble needs at least 2 runs (or one RUN with --best N)")
+    twice = sorted({str(r) for r in runs if runs.count(r) > 1})
+    if twice:  # its posteriors would count twice: an ensemble of fewer models than it says
+        raise KidconsoleError(f"{', '.join(twice)}: given twice: an ensemble takes each run once "
+                              f"(a run's own checkpoints: one RUN with --best N)")
     for r in runs:
         if not (r / rundir.EXPORTS / "merged" / "config.json").exists():
             raise KidconsoleError(f"{r}: no exports/merged: only a finished run can join an ensemble")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
 
 MAX_DEPTH = 3
 
@@ -24,8 +25,8 @@ def _start_time(run: Path) -> float:
     if isinstance(started, (int, float)):
         return float(started)
     try:
-        with open(run / rundir.EVENTS, "rb") as fh:
-            first = json.loads(fh.readline())
+        with open_regular(run / rundir.EVENTS) as fh:
+            first = json.loads(fh.readline(1 << 16))
         if rundir.event_problem(first) is None and first.get("t") is not None:
             return float(first["t"])
     except (OSError, ValueError):

@@ -13,6 +13,8 @@ from typing import Sequence
 EVAL_SHARE_WARN = 0.20  # the default threshold: past it the card says what to change
 ADVICE_KEYS = ("train.eval_every", "data.valid_utterances")
 ADVICE = f"raise {ADVICE_KEYS[0]} or lower {ADVICE_KEYS[1]}"
+# the same advice for a run of the Hugging Face Trainer, in its arguments' words
+HF_ADVICE = "raise eval_steps or use a smaller eval_dataset"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class EvalCost:
     share: float | None     # evaluation seconds over wall seconds so far
     seconds: float | None   # the newest evaluation's seconds
     left: float | None      # projected evaluation seconds until the last step
+    advice: str = ADVICE    # what brings the share down, in the words of the run's own settings
 
     def too_costly(self, threshold: float = EVAL_SHARE_WARN) -> bool:
         return self.share is not None and self.share > threshold

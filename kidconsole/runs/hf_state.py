@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from kidconsole.bounded import open_regular
 from kidconsole.runs.scalars import ScalarSeries, hf_key
 
 STATE = "trainer_state.json"
@@ -68,14 +69,16 @@ def state_files(folder: str | Path) -> list[Path]:
 
 
 def newest_state(folder: str | Path) -> Path | None:
-    """The state written last (the final one, else the newest checkpoint's)."""
+    """The state written last (the final one, else the newest checkpoint's); of states written at the same
+    time (copied, synced), the highest checkpoint's, the folder's own above them."""
     stamped = []
     for p in state_files(folder):
+        m = CHECKPOINT.fullmatch(p.parent.name) if p.parent != Path(folder) else None
         try:
-            stamped.append((p.stat().st_mtime_ns, p))
+            stamped.append((p.stat().st_mtime_ns, int(m.group(1)) if m else math.inf, str(p)))
         except OSError:
             pass
-    return max(stamped)[1] if stamped else None
+    return Path(max(stamped)[2]) if stamped else None
 
 
 def _number(v) -> float | None:
@@ -86,8 +89,9 @@ def _int(v) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def parse_state(path: Path, data: bytes) -> tuple[HfState, ScalarSeries]:
-    """A state file's facts and its history as series; raises ValueError when it is not a Trainer state."""
+def parse_state(path: Path, data: bytes, newest: int | None = None) -> tuple[HfState, ScalarSeries]:
+    """A state file's facts and its history as series (``newest``: only the newest entries as series, the
+    facts of all); raises ValueError when it is not a Trainer state."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -104,28 +108,33 @@ def parse_state(path: Path, data: bytes) -> tuple[HfState, ScalarSeries]:
     st.epoch, st.best_metric = _number(obj.get("epoch")), _number(obj.get("best_metric"))
     best = obj.get("best_model_checkpoint")
     st.best_model_checkpoint = best if isinstance(best, str) else None
+    # one pass, as tight as Python allows (a 300,000-step history is 30,000 entries or more)
     columns: dict[str, tuple[list[int], list[float]]] = {}
-    for entry in obj["log_history"]:
-        step = _int(entry.get("step")) if isinstance(entry, dict) else None
-        if step is None:
-            st.skipped += 1
+    keys: dict[str, tuple[list[int], list[float]] | None] = {"step": None}
+    entries = skipped = 0
+    history = obj["log_history"]
+    for entry in history if newest is None else history[-newest:]:
+        step = entry.get("step") if type(entry) is dict else None
+        if type(step) is not int:
+            skipped += 1
             continue
-        st.entries += 1
+        entries += 1
         for name, v in entry.items():
-            value = _number(v)
-            if name == "step":
+            kind = type(v)
+            if kind is not float and kind is not int or kind is float and v - v != 0.0:  # not a finite number
+                skipped += 1
                 continue
-            if value is None:
-                st.skipped += 1
-                continue
-            steps, values = columns.setdefault(hf_key(name), ([], []))
-            steps.append(step)
-            values.append(value)
-        runtime = _number(entry.get("eval_runtime"))
-        if runtime is not None:
-            st.eval_seconds += runtime
-            st.evaluations += 1
-        st.train_runtime = _number(entry.get("train_runtime")) or st.train_runtime
+            col = keys.get(name, False)
+            if col is False:
+                col = keys[name] = columns.setdefault(hf_key(name), ([], []))
+            if col is not None:
+                col[0].append(step)
+                col[1].append(v)
+    st.entries, st.skipped = entries, skipped
+    runtimes = [_number(e.get("eval_runtime")) for e in history if type(e) is dict and "eval_runtime" in e]
+    st.eval_seconds, st.evaluations = float(sum(r for r in runtimes if r is not None)), len(runtimes)
+    st.train_runtime = next((_number(e["train_runtime"]) for e in reversed(history)
+                             if type(e) is dict and "train_runtime" in e), None)
     series = ScalarSeries()
     for key, (steps, values) in columns.items():
         series.add(key, steps, values)
@@ -135,10 +144,13 @@ def parse_state(path: Path, data: bytes) -> tuple[HfState, ScalarSeries]:
 
 class HfStateTail:
     """An output folder's newest state, read again when a newer one appears; never raises: what cannot be
-    read is said in ``error`` and the last good reading stays."""
+    read is said in ``error`` and the last good reading stays. ``newest``: the first reading takes only the
+    newest entries as series (``partial``), the next poll all of them (a long history's row is ready at once)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, newest: int | None = None):
         self.folder = Path(folder)
+        self.newest = newest
+        self.partial = False
         self.state: HfState | None = None
         self.scalars = ScalarSeries()
         self.error: str | None = None
@@ -154,17 +166,20 @@ class HfStateTail:
         except OSError:
             return False
         key = (str(path), st.st_size, st.st_mtime_ns)
-        if key == self._key:
+        if key == self._key and not self.partial:
             return False
+        newest = self.newest if key != self._key and self._key is None else None  # the first reading only
         self._key = key  # a half-written state is tried again once it changes
         try:
             if st.st_size > MAX_STATE_BYTES:
                 raise ValueError(f"{st.st_size:,} bytes, over the {MAX_STATE_BYTES:,}-byte limit")
-            with open(path, "rb") as f:
+            with open_regular(path) as f:  # a FIFO would block the console's watcher for good
                 data = f.read(MAX_STATE_BYTES + 1)
-            self.state, self.scalars = parse_state(path, data)
-        except (OSError, ValueError) as e:
+            self.state, self.scalars = parse_state(path, data, newest)
+        except (OSError, ValueError, OverflowError) as e:  # overflow: an integer no float holds
             self.error = f"{path}: {e.strerror if isinstance(e, OSError) else e}"
+            self.partial = False
             return False
         self.error = None
+        self.partial = newest is not None and self.state.entries >= newest
         return True

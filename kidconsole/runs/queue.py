@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from kidconsole import rundir
+from kidconsole.bounded import read_capped
 from kidconsole.errors import KidconsoleError
 from kidconsole.runs import liveness
 from kidconsole.runs.system import GpuSample, sample_gpus
@@ -84,7 +85,7 @@ def read_queue(root: str | Path) -> dict:
     the order of every waiting run."""
     path = queue_path(root)
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(read_capped(path, 16 << 20))  # a queue of thousands of runs is a few hundred kB
     except FileNotFoundError:
         raw = {}
     except (OSError, ValueError) as e:

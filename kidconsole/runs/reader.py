@@ -1,8 +1,9 @@
 """RunReader: one run directory read live - events tailed into chart series, status, summary.
 
-A run's history can be a million events. Opening reads the newest part first
-(``initial_bytes``) so the first chart is ready at once; each later ``poll``
-reads what was appended and loads up to ``backfill_bytes`` of older history,
+A run's history can be a million events. The first ``poll`` reads only the
+newest part (``initial_bytes``), so the first chart, a card and a `run ls` row
+are ready at once however many long runs there are; each later ``poll`` reads
+what was appended and loads up to ``backfill_bytes`` of older history,
 prepending it, until the whole file is in (``loading`` turns False). Every byte
 is parsed once; after the history is in, a poll costs only the new bytes.
 """
@@ -18,11 +19,13 @@ import numpy as np
 
 from kidconsole.runs.augment_counts import applied_counts
 from kidconsole import rundir
+from kidconsole.bounded import open_regular
 from kidconsole.rundir.records import Status
 from kidconsole.rundir.series_names import BUCKET_FIELDS, EVAL_FIELDS, TRAIN_FIELDS, lr_group_metric
 from kidconsole.runs import evalcost
 from kidconsole.runs import liveness
 from kidconsole.runs import state as run_state
+from kidconsole.runs.logs import log_tail
 from kidconsole.runs.series import Series
 from kidconsole.runs.tail import JsonlTail, line_start_at_or_after, read_range
 
@@ -37,7 +40,7 @@ MAX_WARNINGS = 5000
 
 
 class RunReader:
-    def __init__(self, run_dir: str | Path, *, initial_bytes: int = 2 << 20, backfill_bytes: int = 8 << 20):
+    def __init__(self, run_dir: str | Path, *, initial_bytes: int = 256 << 10, backfill_bytes: int = 8 << 20):
         self.path = Path(run_dir)
         self.name = self.path.name
         self.initial_bytes = initial_bytes
@@ -116,7 +119,8 @@ class RunReader:
         """Read what is new (and a slice of older history while loading); returns the events read."""
         self._read_status()
         n = self._poll_decodes()
-        if self._events is None:
+        opened = self._events is None
+        if opened:
             self._open_events()
             if self._events is None:
                 return n
@@ -128,7 +132,7 @@ class RunReader:
             self._events = tail
         self._apply(events, older=False)
         n += len(events)
-        if self._backfill_end > 0:
+        if self._backfill_end > 0 and not opened:  # the first poll: the newest part only
             n += self._backfill()
         return n
 
@@ -165,7 +169,7 @@ class RunReader:
 
     @staticmethod
     def _line_start_before(path: Path, end: int) -> int:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             pos = end - 1
             while pos > 0:
                 lo = max(0, pos - (1 << 16))
@@ -490,20 +494,3 @@ def _first(*vals):
         if v is not None:
             return v
     return None
-
-
-def log_tail(path: str | Path, n: int = 50, max_bytes: int = 256 << 10) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if size > max_bytes:
-        lines = lines[1:]  # the first line was cut
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.rsplit("\r", 1)[-1] if "\r" in ln.rstrip("\r") else ln.rstrip("\r") for ln in lines[-n:]]

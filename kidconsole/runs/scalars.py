@@ -43,10 +43,19 @@ class ScalarSeries:
 
     def add(self, key: str, steps: Iterable[float], values: Iterable[float],
             times: Iterable[float] | None = None) -> None:
+        self._put(Series.extend, key, steps, values, times)
+
+    def prepend(self, key: str, steps: Iterable[float], values: Iterable[float],
+                times: Iterable[float] | None = None) -> None:
+        """Older points before those in (history read backwards)."""
+        self._put(Series.prepend, key, steps, values, times)
+
+    def _put(self, how, key: str, steps: Iterable[float], values: Iterable[float],
+             times: Iterable[float] | None) -> None:
         steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
         if not len(steps):
             return
-        self.by["step"].setdefault(key, Series()).extend(steps, values)
+        how(self.by["step"].setdefault(key, Series()), steps, values)
         if times is not None:
-            self.by["time"].setdefault(key, Series()).extend(np.asarray(times, dtype=float), values)
+            how(self.by["time"].setdefault(key, Series()), np.asarray(times, dtype=float), values)
         self.points += len(steps)

@@ -41,6 +41,7 @@ class RunSnapshot:
     total_steps: int | None = None
     eta: float | None = None  # seconds
     samples_per_s: float | None = None
+    steps_per_s: float | None = None  # a run of another tool: the pace of its logged steps (no samples counted)
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)  # what -> count
     has_predictions: bool = False
@@ -58,6 +59,7 @@ class RunSnapshot:
     eval_cost: Any = None  # kidconsole.runs.evalcost.EvalCost of the newest evaluation
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
     scoring_only: bool = False  # a model scored on a manifest (a baseline, an export): no training
+    read_only: bool = False  # written by another tool (a Hugging Face Trainer, TensorBoard): read, never run here
     augmented: dict[str, int] = field(default_factory=dict)  # utterances given each augmentation so far
 
     @property
@@ -87,7 +89,8 @@ class RunSnapshot:
                 "eval_left_s": cost.left if cost else None, "samples_per_s": self.samples_per_s,
                 "eta_s": self.eta, "updated_at": self.updated_at, "gpus": list(self.gpu_ids),
                 "test": self.test or None, "scoring_only": self.scoring_only,
-                "queue_position": self.queue_position, "where": self.where, "augmented": self.augmented}
+                "queue_position": self.queue_position, "where": self.where, "read_only": self.read_only,
+                "augmented": self.augmented}
 
 
 def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float = STALL_AFTER) -> dict:
@@ -97,21 +100,23 @@ def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float
 
     summary, status, path = reader.summary, reader.status, Path(reader.path)
     kind = kind_of(path, status)
-    metrics = {m: Metric(**(summary.get(m) or {})) for m in METRICS}
+    # the card's metrics, and any other evaluation metric a run written by another tool logged (eval/accuracy)
+    metrics = {m: Metric(**(summary.get(m) or {})) for m in (*METRICS, *summary.get("extra_metrics", ()))}
     return dict(
         path=path, name=summary.get("name") or path.name, kind=kind.name,
         state=state_of(path, status, end_event=reader.end_event, last_sign=reader.last_sign_of_life(),
                        last_progress=reader.last_progress(), now=now, stall_after=stall_after, kind=kind),
         phase=summary.get("phase"), phase_name=summary.get("phase_name"), step=_int(summary.get("step")),
         total_steps=_int(summary.get("total_steps")), eta=summary.get("eta_s"),
-        samples_per_s=summary.get("samples_per_s"), metrics=metrics, warnings=dict(reader.warning_counts),
+        samples_per_s=summary.get("samples_per_s"), steps_per_s=summary.get("steps_per_s"), metrics=metrics, warnings=dict(reader.warning_counts),
         has_predictions=(path / rundir.PREDICTIONS).exists(), test=summary.get("test") or {},
         started_at=summary.get("started_at"), updated_at=summary.get("updated_at"),
         loading=bool(summary.get("loading")), gpu_ids=tuple(status.gpus or ()),
         queue_position=_int(status.queue_position), waiting_for=status.waiting_for, sweep=status.sweep,
         sweep_point=tuple(status.sweep_point or ()), source_config=status.source_config, where=kind.where(status),
         eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
-        scoring_only=bool(summary.get("scoring_only")), augmented=summary.get("augmented") or {})
+        scoring_only=bool(summary.get("scoring_only")), read_only=kind.read_only,
+        augmented=summary.get("augmented") or {})
 
 
 def snapshot_of(reader: Any, *, now: float | None = None, stall_after: float = STALL_AFTER) -> RunSnapshot:

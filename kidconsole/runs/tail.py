@@ -14,6 +14,8 @@ from pathlib import Path
 
 import orjson
 
+from kidconsole.bounded import NotRegularFile, open_regular
+
 HEAD_BYTES = 64  # fingerprint of the file's start: catches a file rewritten in place
 
 
@@ -68,8 +70,8 @@ class JsonlTail:
     def read_lines(self, max_bytes: int | None = None) -> list[bytes]:
         """Complete new lines (without newlines), at most about ``max_bytes`` of them."""
         try:
-            fh = open(self.path, "rb")
-        except FileNotFoundError:
+            fh = open_regular(self.path)  # a FIFO would block the reader's thread for good
+        except (FileNotFoundError, NotRegularFile):
             return []
         with fh:
             st = os.fstat(fh.fileno())
@@ -105,7 +107,7 @@ def line_start_at_or_after(path: str | Path, offset: int) -> int:
     """The offset of the first line that starts at or after ``offset``."""
     if offset <= 0:
         return 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(offset - 1)
         pos = offset - 1
         while True:
@@ -120,7 +122,7 @@ def line_start_at_or_after(path: str | Path, offset: int) -> int:
 
 def read_range(path: str | Path, start: int, end: int) -> tuple[list[dict], int]:
     """Parse the whole lines in [start, end) (both at line starts): (objects, bad lines)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(start)
         data = fh.read(end - start)
     lines = data.split(b"\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.jsonl import bounded_lines
 
 _ID = re.compile(rb'"id": ?"((?:[^"\\\n]|\\.)*)"')
 MAX_LINE = 1 << 20  # a line of a suspects file longer than this is not a manifest row
@@ -36,8 +37,8 @@ def read_ids(path: str | Path) -> set[str]:
     ids: set[str] = set()
     try:
         with p.open("rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                if len(raw) > MAX_LINE:
+            for lineno, (_, raw) in enumerate(bounded_lines(fh, MAX_LINE), 1):
+                if raw is None:
                     raise KidconsoleError(f"{p}:{lineno}: a line over {MAX_LINE >> 20} MiB: not a list of ids")
                 line = raw.strip()
                 if not line:
@@ -67,10 +68,9 @@ def excluded_rows(manifest: Path, offsets: np.ndarray, durations: np.ndarray,
     info = Excluded(str(path), ids=len(ids))
     hit: list[int] = []
     found: set[str] = set()
-    pos = 0
     with Path(manifest).open("rb") as fh:
-        for raw in fh:
-            m = _ID.search(raw)
+        for pos, raw in bounded_lines(fh, MAX_LINE):
+            m = _ID.search(raw) if raw is not None else None  # a giant line is no row the table kept
             if m:
                 try:
                     uid = json.loads(b'"' + m.group(1) + b'"')
@@ -79,7 +79,6 @@ def excluded_rows(manifest: Path, offsets: np.ndarray, durations: np.ndarray,
                 if uid in ids:
                     hit.append(pos)
                     found.add(uid)
-            pos += len(raw)
     mask = np.isin(offsets, np.array(hit, dtype=np.int64))
     info.rows = int(mask.sum())
     info.hours = round(float(durations[mask].sum()) / 3600, 4)

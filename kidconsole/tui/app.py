@@ -17,6 +17,7 @@ from textual.css.query import NoMatches
 
 from kidconsole import rundir
 from kidconsole.runs.evalcost import EVAL_SHARE_WARN
+from kidconsole.shown import visible
 from kidconsole.tui import notify as notifications
 from kidconsole.tui.colors import ColorBook
 from kidconsole.tui.screens.dashboard import DashboardScreen
@@ -59,7 +60,7 @@ class KidConsole(App):
         self.marked: set[str] = set()
         self.run_colors = ColorBook()
         self.theme = theme
-        self.sub_title = ", ".join(self.roots)
+        self.sub_title = visible(", ".join(self.roots))
         self.settings = settings if settings is not None else notifications.load_user_config()
         self.seen = notifications.Seen.load(seen_file or notifications.state_dir() / notifications.SEEN_FILE)
         self.away: list = []  # runs that ended while the console was closed (told once, on the first update)
@@ -67,6 +68,13 @@ class KidConsole(App):
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notification as written: they carry run names and errors from disk, so never markup, and
+        their control characters shown (``kidconsole.shown``)."""
+        super().notify(visible(message, lines=True), title=visible(title), severity=severity, timeout=timeout,
+                       markup=markup)
 
     def on_mount(self) -> None:
         self.watcher.start()
@@ -207,7 +215,7 @@ class KidConsole(App):
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
-        if view is None:
+        if view is None or self._refused_read_only(view, "export"):
             return
         if running:
             self.notify(f"{view.name}: an export is already running (exports/{rundir.EXPORT_LOG}).", severity="warning")
@@ -262,7 +270,7 @@ class KidConsole(App):
         from kidconsole.tui.screens.confirm import ConfirmScreen
 
         view = self.views.get(key)
-        if view is None:
+        if view is None or self._refused_read_only(view, what):
             return
         if refused(view):
             self.notify(f"{view.name} is {view.state}: {why}.", severity="warning")
@@ -274,6 +282,15 @@ class KidConsole(App):
                 self.run_worker(lambda: self._control(what, view), thread=True, group="control")
 
         self.push_screen(ConfirmScreen(question(view)), answered)
+
+    def _refused_read_only(self, view: RunView, what: str) -> bool:
+        """A run written by another tool is read, never run here: say so instead of asking."""
+        if not view.read_only:
+            return False
+        from kidconsole.runs.kinds import kind_named
+
+        self.notify(kind_named(view.kind).refusal(view.path, what), severity="warning")
+        return True
 
     def _control(self, what: str, view: RunView) -> None:
         from kidconsole.errors import KidconsoleError

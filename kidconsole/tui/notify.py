@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kidconsole import rundir
+from kidconsole.bounded import read_capped
 from kidconsole.errors import KidconsoleError
 
 USER_CONFIG = "console.yaml"
@@ -111,7 +112,7 @@ class Seen:
     def load(cls, path: str | Path) -> Seen:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_capped(path, 16 << 20))
             states = {str(k): str(v) for k, v in (data.get("runs") or {}).items()}
             return cls(path, states, float(data.get("saved_at") or 0.0))
         except (OSError, ValueError, AttributeError, TypeError):

@@ -1,10 +1,12 @@
 """Print a console screen as text on the recorded runs (the README's capture):
-``python tests/console/capture_text.py [WIDTH HEIGHT [KEY ...]]``."""
+``python tests/console/capture_text.py [--hf] [WIDTH HEIGHT [KEY ...]]``; ``--hf``: a Hugging Face Trainer's
+output folder (the recorded ``HF_RUN``) beside one run of ours (README's and docs/console.md's capture)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,16 +15,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import RECORDINGS, make_app, wait_for_runs  # noqa: E402
 
-from kidconsole.tui.replay import replay_all  # noqa: E402
+from kidconsole.tui.replay import Replay, replay_all  # noqa: E402
 
 
-async def capture(width: int, height: int, keys: list[str]) -> str:
+def hf_beside_ours(runs: Path) -> int:
+    """The recorded Trainer folder copied (its files new: it reads as training) beside one run of ours replayed."""
+    from make_recordings import HF_RUN
+
+    Replay(RECORDINGS / "r16-lr3e-4", runs / "r16-lr3e-4", start=10**9)
+    shutil.copytree(RECORDINGS / HF_RUN, runs / HF_RUN, copy_function=shutil.copy)
+    return 2
+
+
+async def capture(width: int, height: int, keys: list[str], hf: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        replay_all(RECORDINGS, Path(tmp) / "runs", start=10**9)
+        runs = Path(tmp) / "runs"
+        n = hf_beside_ours(runs) if hf else len(replay_all(RECORDINGS, runs, start=10**9))
         os.chdir(tmp)  # a relative runs root keeps the temp path off the screen
         app = make_app(["runs"])
         async with app.run_test(size=(width, height)) as pilot:
-            await wait_for_runs(pilot, 2)
+            await wait_for_runs(pilot, n)
             if keys:
                 await pilot.press(*keys)
             await pilot.pause(0.5)
@@ -30,5 +42,8 @@ async def capture(width: int, height: int, keys: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    w, h = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (80, 24)
-    print(asyncio.run(capture(w, h, sys.argv[3:])))
+    args = sys.argv[1:]
+    hf = "--hf" in args
+    args = [a for a in args if a != "--hf"]
+    w, h = (int(args[0]), int(args[1])) if len(args) > 1 else (80, 24)
+    print(asyncio.run(capture(w, h, args[2:], hf)))

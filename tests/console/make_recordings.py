@@ -3,7 +3,9 @@
 Two LoRA runs on the same curriculum, differing in LoRA rank and learning
 rate, recorded mid-training: train steps, evaluations with PER/CER, decodes,
 phase changes, checkpoints, warnings, heartbeats, a config.yaml and a
-stdout.log, all with fixed times (deterministic: rerunning gives the same files).
+stdout.log, all with fixed times (deterministic: rerunning gives the same files);
+and a Hugging Face Trainer's output folder mid-training (``HF_RUN``: its
+TensorBoard events and its checkpoints' trainer_state.json).
 
     .venv/bin/python tests/console/make_recordings.py   # rewrites tests/console/recordings/
 """
@@ -167,11 +169,96 @@ def record(out_root: Path, name: str, spec: dict) -> None:
     (run / STDOUT).write_text("\n".join(log) + "\n", encoding="utf-8")
 
 
+# a Hugging Face Trainer's output folder, recorded mid-training as the reference's train_all_phases*.py leave
+# one (full fine-tuning, r=32's settings): TensorBoard events under runs/<date>_<host>/ and the two newest
+# checkpoints' trainer_state.json (the weights left out: the console reads only the state)
+HF_RUN = "phase1_full_r32"
+HF = {"steps": 2600, "max_steps": 6000, "logging_steps": 20, "eval_steps": 500, "save_steps": 1000, "keep": 2,
+      "lr": 5e-5, "warmup": 200, "it_per_s": 5.5, "eval_seconds": 38.0, "epochs": 3, "batch": 8, "seed": 3}
+
+
+def _tb_value(tag: str, value: float | None = None, text: str | None = None):
+    from tensorboardX.proto import summary_pb2, tensor_pb2
+
+    if text is None:
+        return summary_pb2.Summary.Value(tag=tag, simple_value=value)
+    return summary_pb2.Summary.Value(
+        tag=f"{tag}/text_summary", tensor=tensor_pb2.TensorProto(dtype=7, string_val=[text.encode()]),
+        metadata=summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")))
+
+
+def record_hf(out_root: Path, name: str = HF_RUN, spec: dict = HF) -> None:
+    """The Trainer's files with fixed times: each scalar its own event, as its TensorBoard callback writes."""
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+    from tensorboardX.record_writer import RecordWriter
+
+    run = out_root / name
+    if run.exists():
+        shutil.rmtree(run)
+    logs = run / "runs" / "Dec10_09-33-20_gpu-server-2"
+    logs.mkdir(parents=True)
+    rng = random.Random(spec["seed"])
+    writer = RecordWriter(str(logs / f"events.out.tfevents.{int(T0)}.gpu-server-2.4242.0"))
+
+    def emit(t: float, step: int, *values) -> None:
+        writer.write(Event(wall_time=t, step=step, summary=Summary(value=list(values))).SerializeToString())
+
+    writer.write(Event(wall_time=T0, file_version="brain.Event:2").SerializeToString())
+    args = {"output_dir": f"checkpoints_full_r32/{name}", "max_steps": spec["max_steps"],
+            "num_train_epochs": spec["epochs"], "per_device_train_batch_size": spec["batch"],
+            "gradient_accumulation_steps": 2, "learning_rate": spec["lr"], "warmup_steps": spec["warmup"],
+            "logging_steps": spec["logging_steps"], "eval_steps": spec["eval_steps"],
+            "save_steps": spec["save_steps"], "save_total_limit": spec["keep"], "metric_for_best_model": "per",
+            "greater_is_better": False, "report_to": ["tensorboard"]}
+    emit(T0, 0, _tb_value("args", text=json.dumps(args, indent=2)))
+    history, t, best = [], T0, (math.inf, 0)
+    steps_per_epoch = spec["max_steps"] / spec["epochs"]
+    for step in range(spec["logging_steps"], spec["steps"] + 1, spec["logging_steps"]):
+        t += spec["logging_steps"] / spec["it_per_s"]
+        epoch = round(step / steps_per_epoch, 4)
+        lr = spec["lr"] * min(1.0, step / spec["warmup"]) * (1 - step / spec["max_steps"])
+        loss = round((0.5 + 1.7 * math.exp(-step / 900)) * (1 + rng.gauss(0, 0.07)), 4)
+        grad_norm = round(abs(rng.gauss(0.8, 0.2)), 4)
+        history.append({"epoch": epoch, "grad_norm": grad_norm, "learning_rate": lr, "loss": loss, "step": step})
+        emit(t, step, _tb_value("train/loss", loss))
+        emit(t, step, _tb_value("train/grad_norm", grad_norm))
+        emit(t, step, _tb_value("train/learning_rate", lr))
+        emit(t, step, _tb_value("train/epoch", epoch))
+        if step % spec["eval_steps"] == 0:
+            t += spec["eval_seconds"]
+            per = round(0.3667 * math.exp(-step / 3000) + 0.105 + rng.gauss(0, 0.004), 4)
+            metrics = {"eval_loss": round(0.62 * math.exp(-step / 2500) + 0.33, 4), "eval_per": per,
+                       "eval_cer": round(per * 0.74, 4), "eval_runtime": spec["eval_seconds"],
+                       "eval_samples_per_second": 526.3, "eval_steps_per_second": 16.4}
+            history.append({"epoch": epoch, **metrics, "step": step})
+            for key, v in metrics.items():
+                emit(t, step, _tb_value("eval/" + key.removeprefix("eval_"), v))
+            best = min(best, (per, step))
+        if step % spec["save_steps"] == 0:
+            ck = run / f"checkpoint-{step}"
+            ck.mkdir()
+            state = {"best_global_step": best[1], "best_metric": best[0],
+                     "best_model_checkpoint": f"checkpoints_full_r32/{name}/checkpoint-{best[1]}", "epoch": epoch,
+                     "eval_steps": spec["eval_steps"], "global_step": step, "is_hyper_param_search": False,
+                     "is_local_process_zero": True, "is_world_process_zero": True, "log_history": list(history),
+                     "logging_steps": spec["logging_steps"], "max_steps": spec["max_steps"],
+                     "num_input_tokens_seen": 0, "num_train_epochs": spec["epochs"],
+                     "save_steps": spec["save_steps"], "stateful_callbacks": {}, "total_flos": 0.0,
+                     "train_batch_size": spec["batch"], "trial_name": None, "trial_params": None}
+            (ck / "trainer_state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n",
+                                                   encoding="utf-8")
+            for old in sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-spec["keep"]]:
+                shutil.rmtree(old)  # save_total_limit
+    writer.close()
+
+
 def main() -> None:
     out = HERE / "recordings"
     for name, spec in RUNS.items():
         record(out, name, spec)
-    print(f"wrote {len(RUNS)} recorded runs under {out}")
+    record_hf(out)
+    print(f"wrote {len(RUNS)} recorded runs and a Trainer's output folder under {out}")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,11 @@ def test_an_lm_over_another_phone_set_is_a_clear_error_naming_the_phones(tmp_pat
         check_phone_lm(tmp_path / "other.arpa", SYMBOLS)
     text = str(e.value)
     assert "other.arpa: phone set mismatch" in text and "(Q)" in text and "model's phones missing" in text
+
+
+def test_an_lm_built_from_korean_text_counts_the_g2p_phones(tmp_path):
+    (tmp_path / "text.txt").write_text("학교에 가요\n\n국민 여러분\n", encoding="utf-8")
+    info = build_phone_lm([tmp_path / "text.txt"], tmp_path / "text.arpa", order=2)
+    assert info.sentences == 2 and info.skipped == 0 and info.tokens >= 10
+    lm = read_arpa(tmp_path / "text.arpa")
+    assert ("G", "U") in lm[1] and ("k", "GG") in lm[1]  # 국민 [궁민] ... 학교 [학꾜]: the pronounced phones

@@ -3,11 +3,21 @@ formats, rates and channel counts."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+
+from kidconsole.runs.launch import free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +71,66 @@ def audio_dir(tmp_path_factory, tones) -> Path:
     (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really")
     (root / "notes.txt").write_text("not audio")
     return root
+
+
+class ServeProcess:
+    """``python -m kidconsole serve`` as a subprocess on a free loopback port, stopped by SIGTERM."""
+    KEY = "s3cret-key"
+
+    def __init__(self, model: Path, tmp: Path, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        key = tmp / "key.txt"
+        key.write_text(self.KEY + "\n")
+        self.log = open(tmp / f"serve-{self.port}.log", "w+")
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "kidconsole", "serve", str(model), "--port", str(self.port),
+                                      "--api-key-file", str(key), *extra], cwd=REPO, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).json()["status"] == "ok":
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the server did not come up:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        finally:
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def serve_process():
+    """``ServeProcess(model, tmp, *flags)``: the server as a subprocess on a free loopback port."""
+    return ServeProcess
+
+
+@pytest.fixture(scope="session")
+def speech_manifest(tmp_path_factory) -> Path:
+    """Six synthetic utterances of one voice, 2-11 s each, as a manifest: speech to a voice-activity detector (the
+    tones are not). Their phones are a placeholder: what the tests compare is decodes with decodes."""
+    from kidconsole.corpus.synth import synthesize
+    from kidconsole.manifest import Utterance, write_manifest
+
+    root = tmp_path_factory.mktemp("speech")
+    synthesize(root / "corpus", seed=1, adults=1, children_per_age=0, utterances_per_speaker=6)
+    rows = []
+    for wav in sorted((root / "corpus").rglob("*.wav")):
+        info = sf.info(str(wav))
+        rows.append(Utterance(id=wav.stem, audio=str(wav), duration=info.duration, sample_rate=info.samplerate,
+                              speaker="s1", split="test", text="", phones="A"))
+    write_manifest(root / "speech.jsonl", rows)
+    return root / "speech.jsonl"

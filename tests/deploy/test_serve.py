@@ -4,70 +4,24 @@ malformed input (a 4xx with the reason, and the server lives on), concurrent cli
 from __future__ import annotations
 
 import io
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
 
-from kidconsole.runs.launch import free_port
-
-REPO = Path(__file__).resolve().parents[2]
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-
-class Server:
-    """``python -m kidconsole serve`` as a subprocess on a free loopback port, stopped by SIGTERM."""
-
-    def __init__(self, model: Path, tmp: Path, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        key = tmp / "key.txt"
-        key.write_text(KEY + "\n")
-        self.log = open(tmp / f"serve-{self.port}.log", "w+")
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "kidconsole", "serve", str(model), "--port", str(self.port),
-                                      "--api-key-file", str(key), *extra], cwd=REPO, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).json()["status"] == "ok":
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server did not come up:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        finally:
-            self.log.close()
-
-
 @pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
+def server(trained_run, tmp_path_factory, serve_process):
     # a long batch wait: requests sent together surely share a pass, even on a busy machine
-    s = Server(trained_run, tmp_path_factory.mktemp("serve"), "--max-seconds", "3", "--max-body-mb", "0.5",
+    s = serve_process(trained_run, tmp_path_factory.mktemp("serve"), "--max-seconds", "3", "--max-body-mb", "0.5",
                "--batch-wait-ms", "100")
     yield s
     assert s.stop() == 0
@@ -113,8 +67,8 @@ def test_model_health_and_docs_endpoints(server):
     m = httpx.get(f"{server.url}/v1/model", headers=AUTH).json()
     assert m["kind"] == "merged" and "A" in m["phones"] and "|" in m["phones"] and m["max_seconds"] == 3
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
-    assert httpx.get(f"{server.url}/docs").status_code == 200
-    assert "/v1/transcribe" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert httpx.get(f"{server.url}/docs", headers=AUTH).status_code == 200
+    assert "/v1/transcribe" in httpx.get(f"{server.url}/openapi.json", headers=AUTH).json()["paths"]
 
 
 def test_concurrent_clients_are_served_and_share_forward_passes(server, utterance):
@@ -206,10 +160,10 @@ def test_the_model_endpoint_needs_the_key_too(server):
     assert httpx.get(f"{server.url}/v1/transcribe", headers=AUTH).status_code == 405
 
 
-def test_sigterm_lets_a_request_in_flight_finish(trained_run, tmp_path, utterance):
+def test_sigterm_lets_a_request_in_flight_finish(trained_run, tmp_path, utterance, serve_process):
     wave, rate = utterance
     body = _encode(wave, rate, "WAV")
-    s = Server(trained_run, tmp_path)
+    s = serve_process(trained_run, tmp_path)
     try:
         conn = socket.create_connection(("127.0.0.1", s.port), timeout=60)
         head = (f"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"

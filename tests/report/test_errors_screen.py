@@ -193,3 +193,18 @@ async def test_the_aligned_decode_shows_the_forced_alignment_of_its_utterance_wh
             await pilot.pause()
             assert not decode.query(AlignedPhones)
         assert screen is not None
+
+
+def test_a_giant_line_in_the_alignments_is_passed_over_without_being_held_whole(tmp_path):
+    import io
+
+    from kidconsole.jsonl import bounded_lines
+    from kidconsole.report.alignments import AlignmentIndex
+
+    giant = b'{"id": "big", "phones": [' + b"0," * (3 << 20) + b"0]}\n"
+    text = b'{"alignments_of": {}}\n' + giant + b'{"id": "u1", "phones": [{"phone": "A"}]}\n'
+    lines = list(bounded_lines(io.BytesIO(text), 1 << 20))
+    assert [raw is None for _, raw in lines] == [False, True, False] and lines[2][0] == len(text) - len(lines[2][1])
+    (tmp_path / "alignments.jsonl").write_bytes(text)
+    index = AlignmentIndex(tmp_path / "alignments.jsonl")
+    assert set(index.offsets) == {"u1"} and index.get("u1")["phones"][0]["phone"] == "A" and index.get("big") is None

@@ -4,12 +4,14 @@ console's reader like any run)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from kidconsole import rundir
 from trainers.average import DELTAS, FACTORS, average_states, lora_gap
 
 A = "base_model.model.wav2vec2.encoder.layers.0.attention.q_proj.lora_A.default.weight"
@@ -190,3 +192,56 @@ async def test_the_run_detail_key_averages_the_best_checkpoints_into_a_new_card(
         assert new is not None and new.state == "finished", new
     status = json.loads((root / "src-avg-best3" / "status.json").read_text())
     assert status["derived"] == "average" and len(status["sources"]) == 3
+
+
+# ---- what the derived runs refuse -------------------------------------------------------------------------
+
+def _lower_rank(src: Path, dst: Path, rank: int) -> None:
+    """A copy of checkpoint ``src`` whose LoRA factors keep their first ``rank`` ranks (a checkpoint of a run of
+    that rank, as far as its tensors go)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    state = load_file(str(dst / "model.safetensors"))
+    state = {k: (v[:rank].contiguous() if ".lora_A." in k else v[:, :rank].contiguous() if ".lora_B." in k else v)
+             for k, v in state.items()}
+    save_file(state, str(dst / "model.safetensors"))
+
+
+def test_average_refuses_checkpoints_of_different_lora_ranks_naming_them(source_run, tmp_path, kidconsole):
+    run = tmp_path / "runs" / "src"
+    shutil.copytree(source_run, run)
+    newest = rundir.last_phase_checkpoints(run)[-1]  # the source has one phase
+    _lower_rank(Path(newest["path"]), run / rundir.CHECKPOINTS / "step-00000099", 2)
+    events = rundir.EventWriter(run / rundir.EVENTS)
+    events.emit(rundir.EV_CHECKPOINT, step=99, phase=1, name="step-00000099",
+                path=str(run / rundir.CHECKPOINTS / "step-00000099"), best=False, metric=newest["metric"])
+    events.close()
+    done = kidconsole("run", "average", run, "--last", "2", "--name", "mixed")
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "RuntimeError" not in out and "size of tensor" not in out, out[-3000:]
+    assert "LoRA ranks" in out and "step-00000099 (r=2)" in out and f"{Path(newest['path']).name} (r=4)" in out, \
+        out[-3000:]
+
+
+def test_average_refuses_a_step_given_twice(source_run, kidconsole):
+    steps = [c["step"] for c in rundir.last_phase_checkpoints(source_run)]
+    done = kidconsole("run", "average", source_run, "--steps", f"{steps[0]},{steps[0]},{steps[1]}", "--name", "twice")
+    assert done.returncode == 2 and f"step {steps[0]} given twice" in done.stderr, done.stderr[-2000:]
+    assert not (source_run.parent / "twice").exists()
+
+
+def test_the_averager_refuses_a_checkpoint_given_twice(source_run, tmp_path):
+    from trainers.average import main as average_main
+
+    first = rundir.last_phase_checkpoints(source_run)[0]["path"]
+    out = tmp_path / "twice"
+    assert average_main([str(source_run), "--run-dir", str(out), "--checkpoint", first, "--checkpoint", first]) != 0
+    assert "given twice" in rundir.read_status(out)["error"]
+
+
+def test_an_ensemble_of_a_run_with_itself_is_refused(source_run, kidconsole):
+    done = kidconsole("run", "ensemble", source_run, source_run, "--name", "self")
+    assert done.returncode == 2 and "given twice" in done.stderr, done.stderr[-2000:]
+    assert not (source_run.parent / "self").exists()

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -5,6 +8,8 @@ import pytest
 from kidconsole import rundir
 from kidconsole.config import config_hash, dump_config, load_config, parse_layers, read_run_config
 from kidconsole.errors import KidconsoleError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 
@@ -219,3 +224,60 @@ def test_the_docs_key_table_is_generated_from_the_schema():
     for key in ("`train.mixed_precision` | `no` |", "`phases.<i>.lr` | `0.0001` | a positive number |",
                 "`model.base` | required |"):
         assert key in shown
+
+
+def alias_bomb(key: str = "name") -> str:
+    """A "billion laughs" config: nine levels of nine aliases, 9**9 strings under ``key`` (about 1 kB)."""
+    lines = ['lineage: {sources: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]}']
+    lines += [f"x{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    return "\n".join(lines) + f"\n{key}: *l8\n"
+
+
+def _python(code: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    # in a child with a deadline: before the bound, the bomb ran for minutes and took gigabytes
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("where", ["file", "set"])
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(make_config, tmp_path, kidconsole, where):
+    bomb = alias_bomb()
+    assert len(bomb.encode()) < 1000
+    if where == "file":
+        config, over = tmp_path / "bomb.yaml", []
+        config.write_text(bomb)
+    else:  # the same document as a --set value, in flow style
+        config = make_config()
+        flow = "[" + ", ".join(ln.split(": ", 1)[1] for ln in bomb.splitlines()[1:-1]) + "]"
+        over = ["--set", "lineage.sources=[" + bomb.splitlines()[0].split("{sources: ", 1)[1][:-1] + ", " + flow + "]"]
+    started = time.monotonic()
+    done = kidconsole("run", "launch", config, *over, "--runs-root", tmp_path / "runs", timeout=30)
+    assert time.monotonic() - started < 20
+    assert done.returncode != 0
+    assert "aliases expand it to" in done.stderr and "refused unread" in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr) < 2000
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_run_config_holding_an_alias_bomb_reads_as_none_at_once(tmp_path):
+    (tmp_path / rundir.CONFIG).write_text(alias_bomb())
+    done = _python(f"from kidconsole.config import read_run_config; print(read_run_config({str(tmp_path)!r}))")
+    assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr[-2000:]
+
+
+def test_aliases_that_share_a_few_settings_are_read(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text("x: &fast {lr: 1.0e-3, epochs: 2}\nphases:\n  - *fast\n  - {<<: *fast, lr: 1.0e-4}\n")
+    from kidconsole.config import read_yaml
+
+    assert read_yaml(path)["phases"] == [{"lr": 1e-3, "epochs": 2}, {"lr": 1e-4, "epochs": 2}]
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n"])
+def test_a_recursive_yaml_document_is_refused(tmp_path, text):
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    from kidconsole.config import read_yaml
+
+    with pytest.raises(KidconsoleError, match="refers to the mapping or list it is in"):
+        read_yaml(path)
+

@@ -15,7 +15,7 @@ from kidconsole.cli.run.derived import cmd_average, cmd_ensemble, steps_list
 from kidconsole.cli.run.launch import cmd_launch, cmd_sweep
 from kidconsole.cli.run.logs import cmd_logs
 from kidconsole.cli.run.mirror import cmd_mirror
-from kidconsole.cli.run.ls import cmd_ls
+from kidconsole.cli.run.ls import LS_SORTS, cmd_ls
 from kidconsole.cli.run.queue import cmd_cancel, cmd_queue
 from kidconsole.extras import needing
 
@@ -109,6 +109,9 @@ def register(p: argparse.ArgumentParser) -> None:
     out = sp.add_mutually_exclusive_group()
     out.add_argument("--wide", action="store_true", help="every column, however wide the terminal")
     out.add_argument("--json", action="store_true", help="the runs as JSON, for scripts (fractions and seconds)")
+    sp.add_argument("--sort", choices=LS_SORTS, default=LS_SORTS[0],
+                    help="start: oldest start first (default); name; best: lowest best PER first (a baseline: its "
+                         "test PER), runs without one last")
     add_runs_flag(sp)
     sp.set_defaults(func=cmd_ls)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from kidconsole import rundir
 from kidconsole.cli.run.common import resolve_run, resolve_runs
 from kidconsole.palette import state_style
+from kidconsole.shown import markup
 
 
 def steps_list(text: str) -> list[int]:
@@ -23,8 +24,8 @@ def _finish_job(out: Path, state: str) -> int:
     status = rundir.read_status_record(out)
     test = [ev for _, ev, why in _events(out) if why is None and isinstance(ev, dict) and ev.get("kind") == rundir.EV_TEST]
     per = f", test PER {test[-1]['per'] * 100:.2f}%" if test and test[-1].get("per") is not None else ""
-    Console().print(f"[bold]{out.name}[/]: [{state_style(state)}]{state}[/]{per}; run directory {out}"
-                    + (f"\n{status.error}" if status.error else ""))
+    Console().print(f"[bold]{markup(out.name)}[/]: [{state_style(state)}]{state}[/]{per}; run directory {markup(out)}"
+                    + (f"\n{markup(status.error, lines=True)}" if status.error else ""))
     return 0 if state == rundir.FINISHED else 1
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from kidconsole import rundir
 from kidconsole.cli.run.common import gpu_indices, runs_roots, wants_queue
 from kidconsole.palette import WARNING
+from kidconsole.shown import markup
 
 
 def cmd_launch(args) -> int:
@@ -43,14 +44,15 @@ def cmd_launch(args) -> int:
     run_dir = launch_run(args.config, gpus=gpus, name=args.name, overrides=args.set or [],
                          runs_root=args.runs_root or runs_roots(args)[0], trainer_module=args.trainer, machines=machines)
     if machines is not None and args.machine_rank:
-        console.print(f"machine {args.machine_rank} of {run_dir.name} started; it joins machine 0 at "
+        console.print(f"machine {args.machine_rank} of {markup(run_dir.name)} started; it joins machine 0 at "
                       f"{args.main_addr}:{args.main_port}")
         return 0
 
     status = rundir.read_status_record(run_dir)
     where = f"GPU {','.join(map(str, gpus))}" if gpus else "CPU"
-    console.print(f"launched [bold]{run_dir.name}[/] on {where}: pid {status.pid}, run directory {run_dir}")
-    console.print(f"follow it: kidconsole run logs -f {run_dir}   stop it: kidconsole run stop {run_dir}")
+    console.print(f"launched [bold]{markup(run_dir.name)}[/] on {where}: pid {status.pid}, run directory {markup(run_dir)}")
+    console.print(f"follow it: kidconsole run logs -f {markup(run_dir)}   "
+                  f"stop it: kidconsole run stop {markup(run_dir)}")
     return 0
 
 
@@ -58,13 +60,13 @@ def _print_queued(console, run_dirs: list[Path]) -> None:
     for run_dir in run_dirs:
         status = rundir.read_status_record(run_dir)
         if status.state == rundir.QUEUED:
-            console.print(f"queued [bold]{run_dir.name}[/] at #{status.queue_position}: waits for "
-                          f"{status.waiting_for}")
+            console.print(f"queued [bold]{markup(run_dir.name)}[/] at #{status.queue_position}: waits for "
+                          f"{markup(status.waiting_for)}")
         else:
             where = f"GPU {','.join(map(str, status.gpus))}" if status.gpus else "CPU"
-            console.print(f"started [bold]{run_dir.name}[/] on {where}: pid {status.pid}")
+            console.print(f"started [bold]{markup(run_dir.name)}[/] on {where}: pid {status.pid}")
     if run_dirs:
-        console.print(f"the queue: kidconsole run queue ls --runs {run_dirs[0].parent}")
+        console.print(f"the queue: kidconsole run queue ls --runs {markup(run_dirs[0].parent)}")
 
 
 def cmd_launch_slurm(args, console) -> int:
@@ -80,9 +82,9 @@ def cmd_launch_slurm(args, console) -> int:
     run_dir = launch_slurm(args.config, opts, name=args.name, overrides=args.set or [],
                            runs_root=args.runs_root or runs_roots(args)[0], trainer_module=args.trainer)
     status = rundir.read_status_record(run_dir)
-    console.print(f"submitted [bold]{run_dir.name}[/]: Slurm job {status.slurm_job_id} ({args.nodes} node(s) x "
-                  f"{args.gpus_per_node or 'CPU'}), batch script {run_dir / rundir.JOB_SCRIPT}")
-    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {run_dir}")
+    console.print(f"submitted [bold]{markup(run_dir.name)}[/]: Slurm job {status.slurm_job_id} ({args.nodes} node(s) x "
+                  f"{args.gpus_per_node or 'CPU'}), batch script {markup(run_dir / rundir.JOB_SCRIPT)}")
+    console.print(f"follow it: kidconsole run ls   stop it: kidconsole run stop {markup(run_dir)}")
     return 0
 
 
@@ -99,6 +101,6 @@ def cmd_sweep(args) -> int:
                              gpus_per_run=args.gpus_per_run, runs_root=args.runs_root or runs_roots(args)[0],
                              trainer_module=args.trainer)
     console = Console()
-    console.print(f"sweep [bold]{sid}[/]: {len(runs)} runs")
+    console.print(f"sweep [bold]{markup(sid)}[/]: {len(runs)} runs")
     _print_queued(console, runs)
     return 0

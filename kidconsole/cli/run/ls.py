@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from kidconsole import rundir
 from kidconsole.cli.run.common import age, fmt, runs_roots
 from kidconsole.palette import WARNING, state_style
 from kidconsole.runs import evalcost
+from kidconsole.shown import markup, visible
 
 
 def _pump(roots: list[str]) -> None:
@@ -21,13 +23,31 @@ def _pump(roots: list[str]) -> None:
         try:
             pump(root)
         except KidconsoleError as e:  # a broken queue file must not hide the runs
-            Console(stderr=True).print(f"[{WARNING}]warning:[/] {e}")
+            Console(stderr=True).print(f"[{WARNING}]warning:[/] {markup(e, lines=True)}")
 
 
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
 # (run and state are never dropped nor cut); --wide shows them all
 LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
               "updated", "samples/s", "GPUs", "augmented")
+
+
+LS_SORTS = ("start", "name", "best")
+
+
+def best_per(rec: dict) -> float:
+    """A run's best PER for `--sort best`: its evaluations' best, a baseline's test PER; inf without one."""
+    v = rec["best_per"] if rec["best_per"] is not None else (rec["test"] or {}).get("per")
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+
+def sort_records(records: list[dict], how: str) -> list[dict]:
+    """The runs in `run ls --sort` order (they come oldest start first)."""
+    if how == "name":
+        return sorted(records, key=lambda r: (r["run"], r["path"]))
+    if how == "best":
+        return sorted(records, key=best_per)  # stable: equal ones keep their start order
+    return records
 
 
 def ls_record(r, stall_after: float, now: float) -> dict:
@@ -39,8 +59,6 @@ def ls_record(r, stall_after: float, now: float) -> dict:
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
-    from rich.markup import escape
-
     from kidconsole.runs.augment_counts import counts_line
 
     state = rec["state"]
@@ -53,7 +71,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
     if share is not None and share > threshold:
         share_txt = f"[{WARNING}]{share_txt}![/]"
     return {
-        "run": rec["run"], "state": f"[{state_style(state)}]{state}[/]", "phase": fmt(rec["phase"], ""),
+        "run": markup(rec["run"]), "state": f"[{state_style(state)}]{state}[/]", "phase": fmt(rec["phase"], ""),
         "step": step, "loss": fmt(rec["loss"], ".4f"), "eval PER": fmt(per * 100 if per is not None else None, ".2f"),
         "best PER": "-" if best is None else ("~" if rec["best_of_newest_only"] else "")
         + f"{best * 100:.2f} @{int(rec['best_per_step'])}",
@@ -61,9 +79,9 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "samples/s": fmt(rec["samples_per_s"], ".1f"), "ETA": age(rec["eta_s"]),
         "updated": age(now - rec["updated_at"]) + " ago" if rec["updated_at"] else "-",
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
-        else ",".join(map(str, rec["gpus"])) or "cpu",
-        "where": escape(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
-        "augmented": escape(counts_line(rec["augmented"])),
+        else ",".join(map(str, rec["gpus"])) or ("-" if rec["read_only"] else "cpu"),  # another tool's: unknown
+        "where": markup(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
+        "augmented": markup(counts_line(rec["augmented"])),
     }
 
 
@@ -79,7 +97,7 @@ def ls_table(records: list[dict], width: int | None, title: str, now: float, thr
 
     def build(columns) -> Table:
         # no side borders, one space between columns: more columns fit
-        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        table = Table(title=markup(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         for col in columns:
             keep = col in ("run", "state")
             # two-word headings on two lines: the columns are as narrow as their values
@@ -128,12 +146,12 @@ def cmd_ls(args) -> int:
         r.poll()
     sample([(r.path, r.status) for r in readers])  # a Slurm job's state: one query for all, now
     now = time.time()
-    records = [ls_record(r, args.stall_after, now) for r in readers]
+    records = sort_records([ls_record(r, args.stall_after, now) for r in readers], getattr(args, "sort", "start"))
     if args.json:
         print(json.dumps(records, indent=1))
         return 0
     if not records:
-        print(f"no runs under {', '.join(roots)}")
+        print(visible(f"no runs under {', '.join(roots)}"))
         return 0
     console = Console()
     threshold = getattr(args, "eval_share_warn", evalcost.EVAL_SHARE_WARN)

@@ -16,11 +16,12 @@ from kidconsole.runs.kinds.base import ReadOnlyKind, RunKind, StopReport
 from kidconsole.runs.kinds.job import JobKind
 from kidconsole.runs.kinds.local import LocalKind
 from kidconsole.runs.kinds.machines import MachinesKind
+from kidconsole.runs.kinds.other_tools import HfTrainerKind, TensorBoardKind
 from kidconsole.runs.kinds.queued import QueuedKind
 from kidconsole.runs.kinds.slurm import SlurmKind
 
-__all__ = ["KINDS", "JobKind", "LocalKind", "MachinesKind", "QueuedKind", "ReadOnlyKind", "RunKind", "SlurmKind",
-           "StopReport", "kind_named", "kind_of", "register"]
+__all__ = ["KINDS", "HfTrainerKind", "JobKind", "LocalKind", "MachinesKind", "QueuedKind", "ReadOnlyKind", "RunKind",
+           "SlurmKind", "StopReport", "TensorBoardKind", "kind_named", "kind_of", "register"]
 
 # most specific first; LocalKind claims any run of ours, so it is last
 KINDS: list[RunKind] = [SlurmKind(), MachinesKind(), QueuedKind(), JobKind(), LocalKind()]
@@ -32,6 +33,12 @@ def register(kind: RunKind) -> RunKind:
         raise ValueError(f"a kind of run named {kind.name!r} is registered already")
     KINDS.insert(0, kind)
     return kind
+
+
+# runs written by other tools (kinds/other_tools.py); a Trainer's folder is asked first: its event files
+# lie below it
+register(TensorBoardKind())
+register(HfTrainerKind())
 
 
 def kind_named(name: str) -> RunKind:

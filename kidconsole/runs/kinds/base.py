@@ -126,9 +126,14 @@ class ReadOnlyKind(RunKind):
     def signs(self, run_dir: Path, status: Status, *, last_sign: float | None, now: float | None) -> Signs:
         return Signs()
 
+    def refusal(self, run_dir: Path, what: str) -> str:
+        """Why kidconsole does not ``what`` (start, stop, resume, average, export) such a run, for people."""
+        told = f"; {what} it with {self.tool}" if what in ("start", "stop", "resume") else ""
+        return (f"{run_dir}: a run written by {self.tool} ({self.name}): kidconsole reads it where it lies and "
+                f"cannot {what} it{told}")
+
     def _refuse(self, run_dir: Path, what: str) -> KidconsoleError:
-        return KidconsoleError(f"{run_dir}: a run written by {self.tool} ({self.name}): kidconsole reads it "
-                               f"where it lies and cannot {what} it; {what} it with {self.tool}")
+        return KidconsoleError(self.refusal(run_dir, what))
 
     def start(self, run_dir: Path, **how: Any) -> Any:
         raise self._refuse(run_dir, "start")

@@ -1,5 +1,6 @@
 """Live charts: train loss (raw faint, debiased EMA strong), eval loss, PER, CER, LR (and each LR group's),
-PER by age group.
+PER by age group, grad norm, and any other series the runs have (``m`` picks it: every evaluation metric a
+run written by another tool logged, its epoch, its evaluation runtime).
 
 The runs overlaid are the marked ones (all when none is marked), each in its
 colour, on shared axes. Every chart downsamples each series to its own width
@@ -23,6 +24,7 @@ from textual.widgets import Footer, Header, Static
 from kidconsole.palette import RUN_COLORS
 from kidconsole.rundir.series_names import LR_GROUP_PREFIX
 from kidconsole.runs.series import Series
+from kidconsole.shown import text
 from kidconsole.tui.smoothing import DebiasedEma
 from kidconsole.tui.watcher import SeriesTail
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
@@ -40,6 +42,7 @@ class Panel:
     # a series per bucket ("eval/per_age/5-6"): one run's buckets, or one bucket across several runs
     buckets: bool = False
     also: str = ""  # a prefix of more series per run, each its own curve (the LR of each train.lr_groups group)
+    more: bool = False  # draws the series chosen with `m` among those no other panel draws
 
 
 PANELS = (
@@ -49,6 +52,8 @@ PANELS = (
     Panel("eval/cer", "CER"),
     Panel("train/lr", "learning rate", also=LR_GROUP_PREFIX),
     Panel("eval/per_age", "PER by age", buckets=True),
+    Panel("train/grad_norm", "grad norm"),
+    Panel("", "more", more=True),
 )
 
 
@@ -90,6 +95,7 @@ class ChartsScreen(PushedScreen):
         Binding("minus", "ema(-1)", "EMA-", key_display="-"),
         Binding("g", "grid", "Grid"),
         Binding("a", "next_bucket", "Age group"),
+        Binding("m", "next_more", "More series"),
         *[Binding(str(i + 1), f"panel({i})", p.title, show=False) for i, p in enumerate(PANELS)],
         Binding("tab", "next_panel(1)", "Next chart", show=False),
         Binding("shift+tab", "next_panel(-1)", "Prev chart", show=False),
@@ -102,6 +108,7 @@ class ChartsScreen(PushedScreen):
         self.ema_weight = 0.9
         self.current = 0
         self.bucket: str | None = None  # the age group the PER-by-age chart follows across marked runs
+        self.more: str | None = None  # the series the "more" chart draws
         self.grid = None  # None: decided by the terminal size on the first layout
         self._smoothed: dict[tuple[str, str, str], _Smoothed] = {}
         self._drawn: dict[int, tuple] = {}
@@ -146,21 +153,25 @@ class ChartsScreen(PushedScreen):
             title += f" {self._bucket(panel, keys) or '-'} (a: next age group)"
         elif panel.buckets and keys:
             title += f" of {self.app.views[keys[0]].name}"
+        elif panel.more:
+            title = f"{self._more(keys) or 'no other series'} (m: next)"
         return (f"{title} · x: {self.x_axis} · {ema} · log-y {'on' if self.log_y else 'off'}"
                 f" · {len(keys)} {marked}")
 
     def redraw(self, force: bool = False) -> None:
         app = self.app
         keys = app.chart_keys()
-        self.query_one("#chart-status", Static).update(self._status(keys))
+        self.query_one("#chart-status", Static).update(text(self._status(keys)))  # it names a run
         revisions = tuple((k, app.views[k].revision) for k in keys)
         for i, chart in enumerate(self.query(Chart)):
             if not chart.display or not chart.size.width:
                 continue
-            stamp = (revisions, self.x_axis, self.log_y, self.ema_weight, self.bucket, chart.size)
+            stamp = (revisions, self.x_axis, self.log_y, self.ema_weight, self.bucket, self.more, chart.size)
             if not force and self._drawn.get(i) == stamp:
                 continue
             self._drawn[i] = stamp
+            if PANELS[i].more:
+                chart.title = self._more(keys) or PANELS[i].title
             chart.update_data(self.chart_data(PANELS[i], keys, plot_columns(chart.size.width)))
 
     def _bucket_labels(self, panel: Panel, keys: list[str]) -> list[str]:
@@ -173,11 +184,28 @@ class ChartsScreen(PushedScreen):
         labels = self._bucket_labels(panel, keys)
         return self.bucket if self.bucket in labels else (labels[0] if labels else None)
 
+    def _more_names(self, keys: list[str]) -> list[str]:
+        """The series of the shown runs that no other panel draws."""
+        drawn = [p for p in PANELS if not p.more]
+        names = {m for k in keys for m in self.app.watcher.series_names(k)}
+        return sorted(m for m in names if not any(m == p.metric or (p.buckets and m.startswith(p.metric + "/"))
+                                                  or (p.also and m.startswith(p.also)) for p in drawn))
+
+    def _more(self, keys: list[str]) -> str | None:
+        """The series the "more" chart draws: the chosen one, else the first (evaluation metrics first)."""
+        names = self._more_names(keys)
+        if self.more in names:
+            return self.more
+        return next((m for m in names if m.startswith("eval/")), names[0] if names else None)
+
     def _lines(self, panel: Panel, keys: list[str]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
         """What a panel draws: (run, series, colour) per line, and its legend. A bucket panel draws one run's
         buckets, each in a colour of its own, or with several runs one bucket in each run's colour."""
         app = self.app
         runs = [(k, app.run_colors[app.views[k].name]) for k in keys]
+        if panel.more:
+            metric = self._more(keys)
+            return ([(k, metric, c) for k, c in runs] if metric else []), [(app.views[k].name, c) for k, c in runs]
         if not panel.buckets:
             lines, legend = [(k, panel.metric, c) for k, c in runs], [(app.views[k].name, c) for k, c in runs]
             for k in keys if panel.also else ():
@@ -263,6 +291,16 @@ class ChartsScreen(PushedScreen):
         if labels:
             now = self._bucket(panel, keys)
             self.bucket = labels[(labels.index(now) + 1) % len(labels)]
+        self.action_panel(PANELS.index(panel))
+
+    def action_next_more(self) -> None:
+        """Draw the next series of the "more" chart (those no other chart draws)."""
+        panel = next(p for p in PANELS if p.more)
+        keys = self.app.chart_keys()
+        names = self._more_names(keys)
+        if names:
+            now = self._more(keys)
+            self.more = names[(names.index(now) + 1) % len(names)] if now in names else names[0]
         self.action_panel(PANELS.index(panel))
 
     def action_next_panel(self, step: int) -> None:

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from kidconsole.shown import text
+
 
 class ConfirmScreen(ModalScreen[bool]):
     TITLE = "Confirm"
@@ -27,7 +29,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="question")
+            yield Label(text(self.question, lines=True), id="question")  # it names a run: shown as written
             yield Label("y: yes    n / esc: no", classes="hint")
 
     def action_answer(self, yes: bool) -> None:

@@ -10,6 +10,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from kidconsole.shown import text
 from kidconsole.tui import arrange
 from kidconsole.tui.widgets.run_card import RunCard
 
@@ -86,11 +87,11 @@ class DashboardScreen(Screen):
         if views:
             empty.display = False
         elif app.views:
-            empty.update(f"No run matches the filter {self.filter_text!r} ({len(app.views)} runs). / edits it.")
+            empty.update(text(f"No run matches the filter {self.filter_text!r} ({len(app.views)} runs). / edits it."))
             empty.display = True
         else:
             roots = ", ".join(app.roots)
-            empty.update(f"No runs under {roots} yet.\n\nPress n to launch one, ? for help.")
+            empty.update(text(f"No runs under {roots} yet.\n\nPress n to launch one, ? for help.", lines=True))
             empty.display = True
         sig = [(name, [v.key for v in vs]) for name, vs in groups]
         if sig != self._layout_sig:
@@ -109,7 +110,7 @@ class DashboardScreen(Screen):
         widgets, new = [], []
         for name, vs in groups:
             if name is not None:
-                widgets.append(Static(f"{name} · {len(vs)} runs", classes="group-head"))
+                widgets.append(Static(text(f"{name} · {len(vs)} runs"), classes="group-head"))
             cards = [RunCard(v, app.run_colors[v.name], v.key in app.marked) for v in vs]
             new += cards
             widgets.append(Grid(*cards, classes="cards"))
@@ -129,7 +130,7 @@ class DashboardScreen(Screen):
             parts.append(f"sorted by {self.sort}")
         if self.grouped:
             parts.append("grouped by launch config")
-        status.update(" · ".join(parts))
+        status.update(text(" · ".join(parts)))
         status.display = bool(parts)
 
     # ---- actions

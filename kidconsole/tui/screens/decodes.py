@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from kidconsole.shown import text
 from kidconsole.tui.widgets.aligned_decode import AlignedDecode
 from kidconsole.tui.screens.pushed import PushedScreen
 
@@ -75,14 +76,14 @@ class DecodesScreen(PushedScreen):
         status = self.query_one("#decode-status", Static)
         box = self.query_one("#decodes", VerticalScroll)
         if not self.groups:
-            status.update(f"{name} · no decodes yet (written at each evaluation)")
+            status.update(text(f"{name} · no decodes yet (written at each evaluation)"))
             box.remove_children()
             self._shown = None
             return
         i = len(self.groups) - 1 if self.index is None else min(self.index, len(self.groups) - 1)
         step, items = self.groups[i]
-        status.update(f"{name} · evaluation at step {step:,} ({i + 1}/{len(self.groups)}) · "
-                      f"{len(items)} decodes")
+        status.update(text(f"{name} · evaluation at step {step:,} ({i + 1}/{len(self.groups)}) · "
+                           f"{len(items)} decodes"))
         shown = (step, tuple((d.get("id"), d.get("ref"), d.get("hyp")) for d in items))
         if shown == self._shown:
             return

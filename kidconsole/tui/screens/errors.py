@@ -30,6 +30,7 @@ from kidconsole.errors import KidconsoleError
 from kidconsole.report.compute import MIN_SPEAKERS
 from kidconsole.report.phonemes import EPS
 from kidconsole.report.render import interval_text, pct, speakers_text
+from kidconsole.shown import markup, text
 from kidconsole.tui.screens.pushed import PushedScreen
 
 DIMENSION_ORDER = ("age_group", "age", "snr", "duration", "gender", "speaker")
@@ -56,9 +57,9 @@ def sides_table(rep) -> Group:
         table.add_column(no_wrap=True, min_width=16, max_width=18, overflow="ellipsis")
         for _ in heads:
             table.add_column(justify="right", no_wrap=True)
-        table.add_row(Text(title, style="bold"), *(Text(h, style="bold") for h in heads))
+        table.add_row(Text(title, style="bold"), *(text(h, "bold") for h in heads))
         for name, row in zip(names, cells):
-            table.add_row(f"  {name}", *row)
+            table.add_row(text(f"  {name}"), *map(text, row))
         return table
 
     weak = weakest_sides(rep, WEAKEST_SHOWN)
@@ -74,7 +75,7 @@ def sides_table(rep) -> Group:
 def head_text(rep) -> Text:
     """Two lines: the run's overall figures; what it is compared against and how to read the table."""
     o = rep.overall
-    head = Text.assemble((rep.name, "bold"), f"  {rep.n} utts, {o.speakers} spk  PER {pct(o.rate('per'))}  ")
+    head = Text.assemble(text(rep.name, "bold"), f"  {rep.n} utts, {o.speakers} spk  PER {pct(o.rate('per'))}  ")
     if rep.analysis.has_cer:
         head.append(f"CER {pct(o.rate('cer'))}  ")
     head.append(f"WER {pct(o.rate('wer'))}  macro PER {pct(rep.macro['per'])}")
@@ -83,7 +84,8 @@ def head_text(rep) -> Text:
     notes = []
     if rep.comparison:
         c = rep.comparison
-        notes.append(Text.assemble("vs ", (c.reference, "bold"), f": Δ = run − {c.reference}, negative is better"))
+        notes.append(Text.assemble("vs ", text(c.reference, "bold"),
+                                   text(f": Δ = run − {c.reference}, negative is better")))
     if any(b.low_confidence for bs in rep.dimensions.values() for b in bs):
         notes.append(Text(f"low: under {MIN_SPEAKERS} speakers", style=palette.WARNING))
     if notes:
@@ -149,7 +151,7 @@ class ErrorsScreen(PushedScreen):
         self.error = message
         table = self.query_one("#errors-buckets", DataTable)
         table.loading = False
-        self.query_one("#errors-head", Static).update(Text(message, style=palette.ERROR))
+        self.query_one("#errors-head", Static).update(text(message, palette.ERROR, lines=True))
 
     def _loaded(self, rep, reference: Path | None) -> None:
         self.report, self.reference = rep, reference
@@ -178,14 +180,14 @@ class ErrorsScreen(PushedScreen):
         deltas = {}
         if rep.comparison:
             c = rep.comparison
-            cols += [f"PER {c.reference}", "Δ", f"{100 * c.level:g}% CI", ""]
+            cols += [markup(f"PER {c.reference}"), "Δ", f"{100 * c.level:g}% CI", ""]
             deltas = {d.label: d for d in c.deltas if d.dimension == self.dimension and d.metric == "per"}
         table.add_columns(*cols)
         buckets = rep.dimensions[self.dimension]
         if self.dimension == "speaker":  # worst speakers first
             buckets = sorted(buckets, key=lambda b: -b.rate())
         for k, b in enumerate(buckets):
-            row = [b.label, str(b.n), _speakers(b.speakers, b.low_confidence)] + \
+            row = [markup(b.label), str(b.n), _speakers(b.speakers, b.low_confidence)] + \
                   [pct(b.rate(m)) for m in metrics] + [pct(b.op_rate(op)) for op in (1, 2, 3)]
             if rep.comparison:
                 d = deltas.get(b.label)
@@ -253,7 +255,7 @@ class UtterancesScreen(PushedScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text.assemble((self.title_text, "bold"), ": finding the utterances…"), id="utts-head",
+        yield Static(Text.assemble(text(self.title_text, "bold"), ": finding the utterances…"), id="utts-head",
                      classes="screen-head")
         yield DataTable(id="utts", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -276,7 +278,7 @@ class UtterancesScreen(PushedScreen):
         rows = []
         for k, i in enumerate(order):
             r = a.rows[i]
-            rows.append((r.id, r.speaker or "—", _opt(r.age_years), _opt(r.snr, "{:.1f}"), _opt(r.duration, "{:.1f}"),
+            rows.append((markup(r.id), markup(r.speaker or "—"), _opt(r.age_years), _opt(r.snr, "{:.1f}"), _opt(r.duration, "{:.1f}"),
                          pct(per[k]), str(c[k, S]), str(c[k, D]), str(c[k, I]), str(c[k, 0] + c[k, S] + c[k, D])))
         self.app.call_from_thread(self._loaded, members, order, rows)
 
@@ -284,7 +286,7 @@ class UtterancesScreen(PushedScreen):
         self.members, self.order = members, order
         shown = f" (worst {len(order)})" if len(order) < len(members) else ""
         self.query_one("#utts-head", Static).update(
-            Text.assemble((self.title_text, "bold"), f": {len(members)} utterances{shown}, worst first"))
+            Text.assemble(text(self.title_text, "bold"), f": {len(members)} utterances{shown}, worst first"))
         table = self.query_one("#utts", DataTable)
         for k, row in enumerate(rows):
             table.add_row(*row, key=str(k))
@@ -354,8 +356,8 @@ class DecodeScreen(PushedScreen):
 
         r = self.report.analysis.rows[self.index]
         self.query_one("#decode-head", Static).update(Text.assemble(
-            (f"{self.position + 1}/{len(self.order)}  ", "dim"), (r.id, "bold"),
-            f"  speaker {r.speaker or '—'}  age {_opt(r.age_years)}  SNR {_opt(r.snr, '{:.1f}')} dB"
+            (f"{self.position + 1}/{len(self.order)}  ", "dim"), text(r.id, "bold"),
+            text(f"  speaker {r.speaker or '—'}"), f"  age {_opt(r.age_years)}  SNR {_opt(r.snr, '{:.1f}')} dB"
             f"  {_opt(r.duration, '{:.2f}')} s"))
         body = self.query_one("#decode-body", VerticalScroll)
         await body.remove_children()
@@ -392,7 +394,7 @@ class ConfusionScreen(PushedScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text.assemble(("Confusions: ", "bold"), self.title_text,
+        yield Static(Text.assemble(("Confusions: ", "bold"), text(self.title_text),
                                    ("   rows: reference, columns: hypothesis, ∅: deletion/insertion", "dim")),
                      classes="screen-head")
         yield Vertical(id="confusion-box")
@@ -423,10 +425,10 @@ class ConfusionScreen(PushedScreen):
         ref, hyp, n, share = self.query_one("#confusion").cell_info(*event.coordinate)
         what = ("hits" if ref == hyp else "deleted" if hyp == EPS else "inserted" if ref == EPS
                 else "heard as " + hyp)
-        text = Text.assemble((ref, "bold"), f" {what}: {n}")
+        line = Text.assemble(text(ref, "bold"), text(f" {what}: {n}"))
         if not math.isnan(share):
-            text.append(f" ({pct(share)}% of {ref})")
-        self.query_one("#confusion-cell", Static).update(text)
+            line.append(text(f" ({pct(share)}% of {ref})"))
+        self.query_one("#confusion-cell", Static).update(line)
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         event.stop()

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, SelectionList, Static
 
+from kidconsole.shown import text
 from kidconsole.tui.widgets.run_card import fmt_bytes
 
 ALL_PHASES = -1
@@ -136,7 +137,7 @@ class LaunchScreen(Screen):
                 raw = None
             configs[str(path)] = raw if isinstance(raw, dict) else {}
             label = f"{path.stem}  (shipped)" if path not in mine else str(path)
-            options.append((Text(label), str(path)))  # a file name is text, never markup
+            options.append((text(label), str(path)))  # a file name is text, never markup
         self.app.call_from_thread(self._configs_loaded, configs, options, len(mine))
 
     def _configs_loaded(self, configs: dict[str, dict], options: list[tuple[Text, str]], own: int) -> None:
@@ -155,7 +156,7 @@ class LaunchScreen(Screen):
         cfg = self.configs.get(event.value, {}) if isinstance(event.value, str) else {}
         phases = cfg.get("phases") or []
         options = [("all phases", ALL_PHASES)] + [
-            (f"only phase {i + 1}: {p.get('name') or ''}".rstrip(": "), i) for i, p in enumerate(phases)]
+            (text(f"only phase {i + 1}: {p.get('name') or ''}".rstrip(": ")), i) for i, p in enumerate(phases)]
         self.query_one("#phase", Select).set_options(options)
         self.query_one("#phase", Select).value = ALL_PHASES
 
@@ -203,7 +204,7 @@ class LaunchScreen(Screen):
         self.app.call_from_thread(self._launched, Path(run_dir))
 
     def _failed(self, message: str, copied: str | None = None) -> None:
-        self.query_one("#launch-error", Static).update(Text(message))  # file names and values: never markup
+        self.query_one("#launch-error", Static).update(text(message, lines=True))  # file names, values: never markup
         if copied:  # the copy is the user's now: list it, chosen
             self.prefer = copied
             self.load_configs()

@@ -17,6 +17,7 @@ from kidconsole import palette, rundir
 from kidconsole.config_files import config_diff, show_value
 from kidconsole.runs import evalcost
 from kidconsole.runs.augment_counts import counts_line, settings_lines
+from kidconsole.shown import markup, text, visible
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
 from kidconsole.tui.widgets.exports_panel import export_running, exports_panel, read_exports_state
 from kidconsole.tui.widgets.run_card import eval_cost_lines
@@ -37,12 +38,12 @@ def shown_path(path: Path) -> str:
 
 
 def augment_panel(cfg: dict, counts: dict[str, int]) -> Text:
-    """The run's augmentation: each phase's settings, then what was applied so far (plain text: the config's
+    """The run's augmentation: each phase's settings, then what was applied so far (shown as text: the config's
     paths and names are the user's)."""
     if not cfg:
         return Text("")
     lines = ["Augmentation", *settings_lines(cfg), f"applied so far (utterances): {counts_line(counts)}", ""]
-    return Text("\n".join(lines))
+    return text("\n".join(lines), lines=True)
 
 
 class RunDetailScreen(PushedScreen):
@@ -109,10 +110,11 @@ class RunDetailScreen(PushedScreen):
     def runs_changed(self) -> None:
         view = self.app.view(self.key)
         if view is None:
-            self.query_one("#detail-status", Static).update(f"{self.key}: gone from the runs root")
+            self.query_one("#detail-status", Static).update(text(f"{self.key}: gone from the runs root"))
             return
         self.query_one("#detail-status", Static).update(
-            Text.assemble((view.name, f"bold {self.app.run_colors[view.name]}"), f" · {view.state} · {shown_path(view.path)}"))
+            Text.assemble(text(view.name, f"bold {self.app.run_colors[view.name]}"),
+                          text(f" · {view.state} · {shown_path(view.path)}")))
         self.query_one("#system-text", Static).update(system_panel(view))
         if view.revision != self._loaded_revision:
             self._loaded_revision = view.revision
@@ -137,7 +139,7 @@ class RunDetailScreen(PushedScreen):
         self.query_one("#cost-head", Static).update(
             Text("\n").join(eval_cost_lines(view, max(40, chart.size.width), threshold)))
         color = self.app.run_colors[view.name]
-        data = ChartData(legend=[(view.name, color), (f"threshold {threshold:.0%}", palette.WARNING)])
+        data = ChartData(legend=[(visible(view.name), color), (f"threshold {threshold:.0%}", palette.WARNING)])
         watcher, metric = self.app.watcher, "eval/eval_share"
         span = watcher.span(self.key, metric, "step")
         n = plot_columns(chart.size.width)
@@ -173,23 +175,24 @@ class RunDetailScreen(PushedScreen):
         self.configs.update(data["configs"])
         cfg = self.configs.get(self.key, {})
         self.query_one("#config-text", Static).update(
-            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else f"(no readable {rundir.CONFIG})")
+            text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else f"(no readable {rundir.CONFIG})",
+                 lines=True))
         view = self.app.view(self.key)
         self.query_one("#augment-text", Static).update(augment_panel(cfg, view.augmented if view else {}))
         self._fill_diff()
         log = self.query_one("#log-text", Log)
         log.clear()
-        log.write_lines(data["log"] or ["(stdout.log is empty)"])
+        log.write_lines([visible(line) for line in data["log"]] or ["(stdout.log is empty)"])
         ckpt = self.query_one("#ckpt-table", DataTable)
         ckpt.clear()
         for c in data["checkpoints"]:
-            ckpt.add_row(c["name"], f"{c['step']:,}" if c.get("step") is not None else "-",
+            ckpt.add_row(markup(c["name"]), f"{c['step']:,}" if c.get("step") is not None else "-",
                          "yes" if c.get("complete") else Text("partial", style=palette.PARTIAL),
                          Text("best", style=palette.BEST) if c.get("best") else "")
         warn = self.query_one("#warn-table", DataTable)
         warn.clear()
         for w in reversed(data["warnings"]):
-            warn.add_row(str(w.get("step", "")), str(w.get("what", "")), str(w.get("message", "")))
+            warn.add_row(markup(w.get("step", "")), markup(w.get("what", "")), markup(w.get("message", "")))
 
     def _fill_diff(self) -> None:
         head = self.query_one("#diff-head", Static)
@@ -202,11 +205,11 @@ class RunDetailScreen(PushedScreen):
         me, other = views[self.key].name, views[self.other].name
         a, b = self.configs.get(self.key, {}), self.configs.get(self.other, {})
         diff = config_diff(a, b)
-        head.update(Text.assemble(f"{rundir.CONFIG}: ", (me, f"bold {self.app.run_colors[me]}"), " vs ",
-                                  (other, f"bold {self.app.run_colors[other]}"),
+        head.update(Text.assemble(f"{rundir.CONFIG}: ", text(me, f"bold {self.app.run_colors[me]}"), " vs ",
+                                  text(other, f"bold {self.app.run_colors[other]}"),
                                   f" · {len(diff)} changed keys (d: compare with the next run)"))
         for key, va, vb in diff:
-            table.add_row(key, show_value(va), show_value(vb))
+            table.add_row(markup(key), markup(show_value(va)), markup(show_value(vb)))  # a cell's str is markup
 
     # ---- actions
     def action_tab(self, tab: str) -> None:

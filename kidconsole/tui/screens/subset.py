@@ -18,6 +18,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Label, P
 from textual.worker import Worker, WorkerState
 
 from kidconsole.errors import KidconsoleError
+from kidconsole.shown import markup, text
 from kidconsole.subset.options import parse_max_val_samples, parse_numbers
 
 STAGES = ("reading manifest", "selecting", "writing manifests")
@@ -163,9 +164,9 @@ class SubsetScreen(Screen):
             err = event.worker.error
             self.show_error(str(err) if isinstance(err, KidconsoleError) else f"{type(err).__name__}: {err}")
 
-    def set_status(self, text: str, error: bool = False) -> None:
+    def set_status(self, message: str, error: bool = False) -> None:
         status = self.query_one("#status", Static)
-        status.update(text)
+        status.update(text(message, lines=True))  # errors and paths from disk: shown as written
         status.set_class(error, "error")
 
     def show_error(self, message: str) -> None:
@@ -178,7 +179,7 @@ class SubsetScreen(Screen):
         splits.clear(columns=True)
         splits.add_columns("output", "target h", "hours", "miss", "utterances", "speakers", "max dev (pp)")
         for name, s in result.outputs.items():
-            splits.add_row(name, f"{s.target_hours:.2f}" if s.target_hours else "", f"{s.hours:.2f}",
+            splits.add_row(markup(name), f"{s.target_hours:.2f}" if s.target_hours else "", f"{s.hours:.2f}",
                            f"{s.hours_error * 100:+.2f}%" if s.hours_error is not None else "",
                            f"{s.utterances:,}", f"{s.speakers:,}", f"{s.max_deviation_pp:.2f}", key=name)
         shares = self.query_one("#shares", DataTable)
@@ -187,7 +188,7 @@ class SubsetScreen(Screen):
         shares.add_columns("stratum", "corpus %", *(f"{n} %" for n in names))
         for dim, buckets in result.corpus.shares.items():
             for label, ref in buckets.items():
-                shares.add_row(f"{dim} {label}", f"{ref * 100:.2f}",
+                shares.add_row(markup(f"{dim} {label}"), f"{ref * 100:.2f}",
                                *(f"{result.outputs[n].shares[dim].get(label, 0.0) * 100:.2f}" for n in names),
                                key=f"{dim}:{label}")
         splits.display = shares.display = True

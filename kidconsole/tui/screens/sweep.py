@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from kidconsole import palette
+from kidconsole.shown import markup, text
 from kidconsole.tui.watcher import RunView
 from kidconsole.tui.screens.pushed import PushedScreen
 
@@ -91,14 +92,14 @@ class SweepScreen(PushedScreen):
         selected = self._selected_key()
         table.clear(columns=True)
         for col in ["run", *keys, "state", "step", "PER", "best PER", "at step"]:
-            table.add_column(("▲ " if col in (self.sort_by, {"per": "best PER"}.get(self.sort_by)) else "") + col,
-                             key=col)
+            sorted_by = col in (self.sort_by, {"per": "best PER"}.get(self.sort_by))
+            table.add_column(markup(("▲ " if sorted_by else "") + col), key=col)
         for v in rows:
             per = v.best.get(PER)
             last = v.last.get(PER)
             state = f"queued #{v.queue_position}" if v.queue_position else v.state
             table.add_row(
-                v.name, *(point_value(v, k) for k in keys), Text(state, style=palette.state_style(v.state)),
+                markup(v.name), *(markup(point_value(v, k)) for k in keys), text(state, palette.state_style(v.state)),
                 f"{v.step:,}" if v.step is not None else "-",
                 f"{last:.2%}" if last is not None else "-",
                 Text(f"{per[0]:.2%}", style=palette.BEST if v is rows[0] else "") if per else "-",
@@ -110,8 +111,8 @@ class SweepScreen(PushedScreen):
         order = {"per": "best PER", "run": "run name"}.get(self.sort_by, self.sort_by)
         done = sum(1 for v in rows if best_per(v) is not None)
         self.query_one("#sweep-head", Static).update(
-            f"sweep {self.sweep}: {len(rows)} runs, {done} with an evaluation; sorted by {order} "
-            f"(p: best PER, k: next key)")
+            text(f"sweep {self.sweep}: {len(rows)} runs, {done} with an evaluation; sorted by {order} "
+                 f"(p: best PER, k: next key)"))
 
     def _selected_key(self) -> str | None:
         table = self.query_one(DataTable)

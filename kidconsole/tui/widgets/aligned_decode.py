@@ -11,16 +11,18 @@ from rich.text import Text
 from textual.widgets import Static
 
 from kidconsole.palette import OP_STYLES
+from kidconsole.shown import visible
 
 GAP = "·"
 LABELS = ("ref ", "hyp ")
 
 
 def aligned_columns(ref: str, hyp: str) -> list[tuple[str, str, str]]:
-    """``(op, ref_cell, hyp_cell)`` per aligned token, word separators kept so words stay readable."""
+    """``(op, ref_cell, hyp_cell)`` per aligned token, word separators kept so words stay readable; a cell's
+    control characters shown (the phones come from disk)."""
     from kidconsole.metrics import align  # jiwer: only once a decode is shown
 
-    return [(op, r if r is not None else GAP, h if h is not None else GAP)
+    return [(op, visible(r) if r is not None else GAP, visible(h) if h is not None else GAP)
             for op, r, h in align(ref.split(), hyp.split())]
 
 
@@ -73,7 +75,7 @@ class AlignedDecode(Static):
 
     def _content(self) -> Text:
         subs, dels, ins, n_ref = error_summary(self.ref, self.hyp)
-        head = Text.assemble((self.utt_id, "bold"), "  ", (f"S {subs}", OP_STYLES["substitute"]), " ",
+        head = Text.assemble((visible(self.utt_id), "bold"), "  ", (f"S {subs}", OP_STYLES["substitute"]), " ",
                              (f"D {dels}", OP_STYLES["delete"]), " ", (f"I {ins}", OP_STYLES["insert"]),
                              f"  PER {(subs + dels + ins) / max(n_ref, 1):.1%}")
         body = aligned_lines(self.ref, self.hyp, self.size.width or 80)

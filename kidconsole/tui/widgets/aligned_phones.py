@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from kidconsole import palette
+from kidconsole.shown import visible
 
 LABELS = ("ref ", "at  ", "p   ")
 DOUBT = "?"
@@ -23,7 +24,7 @@ def alignment_lines(phones: list[dict], width: int) -> list[Text]:
     lines: list[Text] = []
     rows = [Text(label, style="dim") for label in LABELS]
     for ph in phones:
-        name = str(ph.get("phone", "?"))
+        name = visible(ph.get("phone", "?"))
         doubt = isinstance(ph.get("gop"), (int, float)) and ph["gop"] < 0
         cells = (name + (DOUBT if doubt else ""), f"{float(ph.get('start', 0)):.2f}",
                  f"{float(ph.get('posterior', 0)):.2f}")

@@ -20,6 +20,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from kidconsole.palette import CHART_BACKGROUND, CHART_FOREGROUND
+from kidconsole.shown import visible
 
 GUTTER = 7  # y-axis labels
 # braille dot bits by (row within cell, column within cell)
@@ -129,9 +130,9 @@ def render_chart(data: ChartData, title: str, width: int, height: int,
     """The chart as ``height`` strips of ``width`` cells."""
     fg = Style(color=foreground)
     axis = Style(color=Color.parse(foreground).blend(Color.parse(background), 0.5).hex)
-    head = [Segment(title, Style(color=foreground, bold=True))]
+    head = [Segment(visible(title), Style(color=foreground, bold=True))]
     for label, color in data.legend:
-        head += [Segment("  "), Segment("■ ", Style(color=color)), Segment(label, fg)]
+        head += [Segment("  "), Segment("■ ", Style(color=color)), Segment(visible(label), fg)]  # run names
     if data.note:
         head += [Segment("  " + data.note, axis)]
     lines = [Strip(head).crop(0, width).extend_cell_length(width)]

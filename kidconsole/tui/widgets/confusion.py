@@ -17,6 +17,7 @@ from textual.widgets import DataTable
 
 from kidconsole.palette import HEAT_HIGH, HEAT_INK, HEAT_LOW
 from kidconsole.report.phonemes import EPS, Confusion
+from kidconsole.shown import text, visible
 
 LOW = Color.parse(HEAT_LOW).triplet    # background of an empty cell
 HIGH = Color.parse(HEAT_HIGH).triplet  # the most confused cell
@@ -48,7 +49,7 @@ class ConfusionMatrix(DataTable):
     def on_mount(self) -> None:
         labels = self.conf.labels
         for j, h in enumerate(labels):
-            self.add_column(Text(h, style="bold"), key=str(j), width=max(4, len(h)))
+            self.add_column(text(h, "bold"), key=str(j), width=max(4, len(visible(h))))
         for i, r in enumerate(labels):
             cells = []
             for j in range(len(labels)):
@@ -59,7 +60,7 @@ class ConfusionMatrix(DataTable):
                     cells.append(Text(compact(n), style=heat_style(self.share[i, j] / self.scale), justify="right"))
                 else:
                     cells.append(Text("·", style="dim", justify="right"))
-            self.add_row(*cells, key=str(i), label=Text(r, style="bold"))
+            self.add_row(*cells, key=str(i), label=text(r, "bold"))
 
     def cell_info(self, row: int, column: int) -> tuple[str, str, int, float]:
         """``(ref, hyp, count, share of the reference phone's occurrences)``."""

@@ -15,6 +15,7 @@ from kidconsole.report.exports import exports_table, read_exports
 from kidconsole.runs.life import read_state
 from kidconsole.runs.reader import log_tail
 from kidconsole.runs.system import folder_bytes
+from kidconsole.shown import text
 from kidconsole.tui.widgets.run_card import fmt_bytes
 
 LOG_LINES = 6
@@ -51,7 +52,7 @@ def exports_panel(data: dict, name: str) -> Group:
         what.add_column("state")
         for f in data["folders"]:
             state = f["state"] or ""
-            what.add_row(f["name"], fmt_bytes(f["bytes"]), Text(state, style=palette.state_style(state)) if state else "")
+            what.add_row(text(f["name"]), fmt_bytes(f["bytes"]), Text(state, style=palette.state_style(state)) if state else "")
         parts.append(what)
     job = data.get("job")
     if job:
@@ -60,5 +61,5 @@ def exports_panel(data: dict, name: str) -> Group:
         parts += [Text(""), exports_table(data["records"], name)]
     if data["log"]:
         parts += [Text(""), Text(f"{rundir.EXPORTS}/{rundir.EXPORT_LOG} (last lines)", style="bold"),
-                  Text("\n".join(data["log"]), style="dim")]
+                  text("\n".join(data["log"]), "dim", lines=True)]
     return Group(*parts)

@@ -9,11 +9,14 @@ from textual.widgets import Static
 
 from kidconsole import palette, rundir
 from kidconsole.runs import evalcost
+from kidconsole.shown import visible
 from kidconsole.tui.watcher import RunView
 
 ROWS = (("loss", "train/loss", False), ("eval", "eval/loss", False), ("PER", "eval/per", True), ("CER", "eval/cer", True))
+RATES = ("per", "cer", "wer")  # error rates, shown as percentages
 WARNING_NAMES = {rundir.BAD_SAMPLE: "bad samples", rundir.NONFINITE_LOSS: "non-finite losses",
-                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified"}
+                 rundir.VOCAB_MISSING: "symbols new to the head", rundir.VOCAB_UNVERIFIED: "head order unverified",
+                 rundir.CHECKPOINT_DAMAGED: "damaged checkpoints"}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -62,10 +65,10 @@ def eval_cost_lines(view: RunView, w: int, threshold: float = evalcost.EVAL_SHAR
     if not cost.too_costly(threshold):
         return [Text(line)]
     style = palette.WARNING
-    if w >= len(evalcost.ADVICE) + 2:
-        advice = [f"⚠ {evalcost.ADVICE}"]
+    if w >= len(cost.advice) + 2:
+        advice = [f"⚠ {cost.advice}"]
     else:
-        first, _, second = evalcost.ADVICE.partition(" or ")
+        first, _, second = cost.advice.partition(" or ")
         advice = [f"⚠ {first}", f"  or {second}"]
     return [Text(line, style=style)] + [Text(a, style=style) for a in advice]
 
@@ -83,7 +86,7 @@ def warnings_line(view: RunView) -> Text:
     warn = {k: v for k, v in view.warnings.items() if v}
     if not warn:
         return Text("no warnings", style="dim")
-    txt = ", ".join(f"{n} {WARNING_NAMES.get(k, k)}" for k, v in sorted(warn.items()) for n in [v])
+    txt = ", ".join(f"{n} {visible(WARNING_NAMES.get(k, k))}" for k, v in sorted(warn.items()) for n in [v])
     return Text("⚠ " + txt, style=palette.WARNING, overflow="ellipsis", no_wrap=True)
 
 
@@ -109,9 +112,9 @@ def queued_text(view: RunView) -> list[Text]:
     """A queued run's card: its place, what it waits for, its sweep point (nothing has run yet)."""
     place = f"queued #{view.queue_position}" if view.queue_position else "queued"
     lines = [Text(place, style=palette.state_style(rundir.QUEUED)),
-             Text(f"waits for {view.waiting_for or 'the next pass over the queue'}")]
+             Text(f"waits for {visible(view.waiting_for or 'the next pass over the queue')}")]
     if view.sweep_point:
-        lines.append(Text("sweep point " + " ".join(view.sweep_point), style="dim"))
+        lines.append(Text("sweep point " + visible(" ".join(view.sweep_point)), style="dim"))
     return lines
 
 
@@ -142,6 +145,25 @@ def _short_bytes(n: float | None) -> str:
     return f"{n / 2**30:.0f}G" if n is not None and n >= 100 * 2**30 else fmt_bytes(n)
 
 
+def metric_rows(view: RunView) -> list[tuple[str, str, bool]]:
+    """(label, series, percent) of the card's metric rows: ours; where a run has no PER or CER (one written by
+    another tool), the other evaluation metrics it logged (WER, accuracy ...) take their rows."""
+    def has(key: str) -> bool:
+        m = view.metrics.get(key)
+        return m is not None and (m.last is not None or m.best is not None)
+
+    taken = {key for _, key, _ in ROWS}
+    others = [k for k in view.metrics if k.startswith("eval/") and k not in taken and has(k)]
+    rows = []
+    for label, key, pct in ROWS:
+        if not has(key) and key in ("eval/per", "eval/cer") and others:
+            key = others.pop(0)
+            name = key.removeprefix("eval/")
+            label, pct = (name.upper() if name in RATES else name)[:5], name in RATES
+        rows.append((label, key, pct))
+    return rows
+
+
 def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_SHARE_WARN) -> Text:
     """The card's body (its border carries the name and the state)."""
     if view.scoring_only:
@@ -151,8 +173,9 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
         return Text("\n").join(queued_text(view))
     lines: list[Text] = []
     phase = f"phase {view.phase}" if view.phase is not None else "phase -"
-    if view.phase_name:
-        phase += f" {view.phase_name}"
+    if view.phase_name:  # a run without phases (another tool's) shows its epoch there
+        name = visible(view.phase_name)
+        phase = f"{phase} {name}" if view.phase is not None else name
     step = f"{view.step:,}" if view.step is not None else "-"
     total = f"/{view.total_steps:,}" if view.total_steps else ""
     right = f"step {step}{total}"
@@ -161,17 +184,19 @@ def card_text(view: RunView, width: int, eval_share_warn: float = evalcost.EVAL_
     eta = f"  ETA {fmt_duration(view.eta)}"
     lines.append(Text.assemble(bar(view.progress, max(4, w - len(pct) - len(eta))), pct, eta))
     speed = f"{view.samples_per_s:.1f} samples/s" if view.samples_per_s else "- samples/s"
+    if not view.samples_per_s and view.steps_per_s:  # a run of another tool: its logged steps' pace
+        speed = f"{view.steps_per_s:.2f} steps/s"
     if view.gpus:
         gpu = " ".join(f"GPU{g.index} {g.util:.0f}%" if g.util is not None else f"GPU{g.index} -" for g in view.gpus)
         used = view.proc_gpu_mem if view.proc_gpu_mem is not None else sum(g.mem_used or 0 for g in view.gpus)
         total_mem = sum(g.mem_total or 0 for g in view.gpus)
         gpu += f" {fmt_bytes(used)}/{fmt_bytes(total_mem)}" if total_mem else ""
     else:
-        gpu = "no GPU"
+        gpu = "GPUs unknown" if view.read_only else "no GPU"  # a run of another tool records none
     lines.append(Text(speed.ljust(max(0, w - len(gpu))) + gpu))
     if (machine := system_line(view)) is not None:
         lines.append(machine)
-    for label, key, pct_fmt in ROWS:
+    for label, key, pct_fmt in metric_rows(view):
         last = fmt_metric(view.last.get(key), pct_fmt)
         best = view.best.get(key)
         best_txt = ""
@@ -231,9 +256,10 @@ class RunCard(Static, can_focus=True):
     def _redraw(self) -> None:
         self.styles.border = ("heavy" if self.has_focus else "round", self.color)
         mark = "✓ " if self.marked else ""
-        self.border_title = Text.assemble((f"{mark}{self.view.name}", f"bold {self.color}"))
-        where = Text(f"{self.view.where} ", style="dim") if self.view.where else ""
-        self.border_subtitle = Text.assemble(where, (f"● {self.view.state}", palette.state_style(self.view.state)))
+        self.border_title = Text.assemble((f"{mark}{visible(self.view.name)}", f"bold {self.color}"))
+        where = Text(f"{visible(self.view.where)} ", style="dim") if self.view.where else ""
+        self.border_subtitle = Text.assemble(where, (f"● {visible(self.view.state)}",
+                                                     palette.state_style(self.view.state)))
         self.styles.border_title_align = "left"
         self.styles.border_subtitle_align = "right"
         threshold = getattr(self.app, "eval_share_warn", evalcost.EVAL_SHARE_WARN)
