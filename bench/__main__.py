@@ -9,11 +9,12 @@ import pkgutil
 import sys
 from pathlib import Path
 
-args = sys.argv[1:]
-split = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
-names, options = args[:split], args[split:]
-names = names or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                        if m.name.startswith("bench_"))
-for name in names:
-    print(f"\n== bench {name} ==", flush=True)
-    importlib.import_module(f"bench.bench_{name}").main(options)
+if __name__ == "__main__":  # not when a spawned process (the G2P pool of the corpus benchmarks) imports it
+    args = sys.argv[1:]
+    split = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
+    names, options = args[:split], args[split:]
+    names = names or sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+                            if m.name.startswith("bench_"))
+    for name in names:
+        print(f"\n== bench {name} ==", flush=True)
+        importlib.import_module(f"bench.bench_{name}").main(options)

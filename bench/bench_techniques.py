@@ -31,12 +31,15 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import tempfile
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from bench import augment_runs
 from bench.tone_runs import (LORA, data_section, delta_cells, derive, finished, per_vs, pretrained_base, run_python,
                              scored_per, train)
 from trainers.select import sibling
@@ -200,9 +203,66 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
     return arms, notes
 
 
+AGE_GROUPS = ("<5", "5-6", "7-8", "9-10")
+
+
+def augment_section(root: Path, seeds: list[int], steps: int, jobs: int, console: Console) -> None:
+    """(6) Waveform augmentation against the reference recipe in the demo's setting (bench.augment_runs):
+    each arm's Δ PER on the children's test split by seed and pooled, then pooled by age group."""
+    from kidconsole.report.summary import report_for
+
+    t0 = time.time()
+    out = augment_runs.run_section(root, seeds, steps, jobs, console)
+    ref = out["reference"]["runs"]
+    title = (f"(6) waveform augmentation vs the reference recipe: LoRA on the demo's synthetic children, {steps} "
+             f"steps an arm, {len(seeds)} seeds (each its own corpus and base)")
+    by_seed, by_age = Table(title=title), Table(title="(6) the same, pooled over the seeds, by age group")
+    by_seed.add_column("arm")
+    by_age.add_column("arm")
+    for seed in seeds:
+        by_seed.add_column(f"seed {seed}", justify="right")
+    by_seed.add_column("all seeds pooled", justify="right")
+    by_seed.add_column("valid Δ", justify="right")
+    for group in AGE_GROUPS:
+        by_age.add_column(f"age {group}", justify="right")
+    by_seed.add_row("reference recipe: test PER", *(f"{scored_per(ref[s]) * 100:.2f}" for s in seeds),
+                    f"{sum(scored_per(ref[s]) for s in seeds) / len(seeds) * 100:.2f} (mean)", "")
+    for name, arm in out.items():
+        if name.startswith("_") or name == "reference":
+            continue
+        pairs = [(s, Arm("", arm["label"], arm["runs"][s], ref[s])) for s in seeds]
+        cells = [" ".join(delta_cells(per_vs(arm["runs"][s], ref[s]))) for s in seeds]
+        rep = report_for(*pooled_predictions(root, f"augment-{name}", pairs), n_boot=1000)
+        deltas = {(d.dimension, d.label): d for d in rep.comparison.deltas if d.metric == "per"}
+        valid = sum(augment_runs.best_valid_per(arm["runs"][s]) - augment_runs.best_valid_per(ref[s])
+                    for s in seeds) / len(seeds)
+        by_seed.add_row(arm["label"], *cells, " ".join(delta_cells(deltas[("all", "all")])), f"{valid * 100:+.2f}")
+        by_age.add_row(arm["label"], *(_age_cell(deltas.get(("age_group", g))) for g in AGE_GROUPS))
+    by_seed.caption = (f"Δ PER (points, negative is better) and its 95% speaker-bootstrap interval against the "
+                       f"reference arm of the same seed; pooled: the test utterances of every seed together. valid Δ: "
+                       f"the mean over seeds of the best validation PER's difference, on which the chain's members "
+                       f"were chosen. {time.time() - t0:.0f} s, {jobs} runs at a time, load average "
+                       f"{os.getloadavg()[0]:.1f}.")
+    by_age.caption = "Δ PER [95% CI] against the reference, pooled; one speaker in a group: no interval"
+    console.print(by_seed)
+    console.print(by_age)
+
+
+def _age_cell(d) -> str:
+    if d is None:
+        return "-"
+    return " ".join(delta_cells(d)) if math.isfinite(d.lo) else f"{d.delta * 100:+.2f} (1 speaker)"
+
+
 def pooled_delta(root: Path, slug: str, pairs: list[tuple[int, Arm]]):
     """An arm's Δ over the test utterances of every seed together: each seed's predictions (its pool has its
     own speakers) with ids and speakers prefixed by the seed, so the bootstrap resamples all their speakers."""
+    return per_vs(*pooled_predictions(root, slug, pairs))
+
+
+def pooled_predictions(root: Path, slug: str, pairs: list[tuple[int, Arm]]) -> list[Path]:
+    """The arm's and its baseline's predictions of every seed in one file each (ids and speakers prefixed by
+    the seed)."""
     sides = []
     for side in ("run", "vs"):
         path = root / "pooled" / f"{slug}-{side}.jsonl"
@@ -214,7 +274,7 @@ def pooled_delta(root: Path, slug: str, pairs: list[tuple[int, Arm]]):
                     row.update(id=f"s{seed}-{row['id']}", speaker=f"s{seed}-{row['speaker']}")
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
         sides.append(path)
-    return per_vs(*sides)
+    return sides
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -227,11 +287,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=300, help="training steps of every arm (default 300)")
     ap.add_argument("--per-condition", type=int, nargs=3, default=(96, 24, 96), metavar=("TRAIN", "VALID", "TEST"),
                     help="utterances per condition and split (default 96 24 96)")
+    ap.add_argument("--section", choices=("all", "tones", "augment"), default="all",
+                    help="tones: sections 2-5 on the tone pool; augment: section 6, waveform augmentation in the "
+                    "demo's setting (default all)")
+    ap.add_argument("--augment-steps", type=int, default=augment_runs.STEPS,
+                    help=f"training steps of every augmentation arm (default {augment_runs.STEPS})")
+    ap.add_argument("--jobs", type=int, default=3, help="augmentation runs at a time (default 3)")
     args = ap.parse_args(argv)
     console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         (root / "runs").mkdir(parents=True, exist_ok=True)
+        if args.section in ("all", "augment"):
+            augment_section(root / "augment", args.seeds, args.augment_steps, args.jobs, console)
+        if args.section == "augment":
+            return
         base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])
         summary: dict[str, dict[int, str]] = {}
         by_arm: dict[str, list[tuple[int, Arm]]] = {}

@@ -1,7 +1,7 @@
 """Command-line arguments shared by the CLI and the jobs it runs as ``python -m trainers.X``.
 
 A job's arguments are defined once, here, and parsed twice: by ``kidconsole COMMAND`` (kidconsole/cli/) and by
-the trainer module that does the work in its own process (trainers/export_job.py, select.py, pseudo.py), so the
+the trainer module that does the work in its own process (trainers/export_job.py, select.py, pseudo.py, augment_preview.py), so the
 two cannot drift apart. The flags several commands share (the model a command decodes with, progress bars) live
 here too. Light: argparse only; the trainers import this module, never kidconsole.cli.
 """
@@ -124,3 +124,17 @@ def read_key_file(path: str) -> str:
     if not key:
         raise KidconsoleError(f"--api-key-file {path}: the file is empty")
     return key
+
+
+def add_augment_preview_arguments(p: argparse.ArgumentParser) -> None:
+    """`kidconsole augment preview` (trainers/augment_preview.py)."""
+    p.add_argument("config", metavar="CONFIG", help="a run config (YAML), or a run directory (its config.yaml)")
+    p.add_argument("--utterance", required=True, metavar="ID", help="the utterance's id in the phase's train "
+                   "manifest(s)")
+    p.add_argument("--phase", type=int, default=1, metavar="N", help="the phase whose augmentation is shown "
+                   "(1-based; default 1)")
+    p.add_argument("--epoch", type=int, default=1, metavar="E", help="the epoch whose draws are shown (1-based; "
+                   "default 1): the trainer's own draws for the utterance")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the WAV and PNG files")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config key, as `run launch --set` (repeatable)")

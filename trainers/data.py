@@ -5,7 +5,9 @@ workers. The epoch's batch plan (trainers.batching) is shared by every
 process; process ``r`` of ``R`` takes batches r, r+R, ...; its worker ``w`` of
 ``W`` loads every W-th of those, and the DataLoader's round-robin over workers
 gives them back in plan order. So an epoch sees each utterance once, and a
-resumed run starts at the batch where it stopped. Bad samples (unreadable,
+resumed run starts at the batch where it stopped. Speed perturbation and the
+waveform chain (trainers.wave_augment) are drawn per (seed, phase, epoch,
+utterance) in the workers; concatenation joins rows of one batch. Bad samples (unreadable,
 too long, too short for CTC, unmappable phones) are dropped from their batch
 and reported with it; rows the trainer cannot use at all (manifest.unusable) are
 skipped when the manifest is loaded. Any other error while loading a batch is a
@@ -30,6 +32,7 @@ import contextlib
 import multiprocessing
 import signal
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -41,10 +44,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from kidconsole.audio import open_audio, read_into
 from kidconsole.errors import KidconsoleError
 from kidconsole.manifest import Utterance, find_line, numbered_rows, unusable
-from kidconsole.phonemes import vocab
+from kidconsole.phonemes import WORD_SEP, vocab
 from kidconsole.subset.curriculum import curriculum_phases
 from kidconsole.subset.strata import Strata
-from trainers.augment import perturb_speed, speed_factor
+from trainers.augment import perturb_speed
+from trainers.wave_augment import Chain, join_groups, joined_labels
 from trainers.batching import stable_key
 
 
@@ -127,6 +131,21 @@ _SMALL = ("lengths", "labels")  # a Batch's tensors of a few numbers per utteran
 
 
 @dataclass
+class Sample:
+    """One training utterance while its batch is made: its rows (several when joined), label ids, length in
+    samples, audio (an open file or a wave), each row's speed factor and the augmentations applied."""
+    rows: list[int]
+    labels: list[int]
+    n: int
+    audio: object
+    factors: list[float]
+    applied: list[str]
+
+    def id(self, rows: list[Utterance]) -> str:
+        return "+".join(rows[i].id for i in self.rows)
+
+
+@dataclass
 class Batch:
     """What a worker yields: the tensors plus what the loop logs."""
     index: int                          # position in this process's plan
@@ -137,6 +156,7 @@ class Batch:
     audio_seconds: float = 0.0
     padding: float = 0.0                # padded share of input_values
     speed_perturbed: int = 0            # utterances played at another speed (augment.speed_factor)
+    augmented: dict[str, int] = field(default_factory=dict)  # utterances given each waveform augmentation
     bad: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
     error: str | None = None            # an unforeseen error while loading (a bug), raised by the Loader
     masked: bool = True                 # the model takes an attention mask (the feature extractor's setting)
@@ -197,16 +217,22 @@ def attention_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
 
 
 class BatchStream(IterableDataset):
-    """One process's batches of one epoch, from ``start`` on, loaded by the DataLoader workers."""
+    """One process's batches of one epoch, from ``start`` on, loaded by the DataLoader workers. ``chains``:
+    the speed and waveform augmentation (trainers.wave_augment.Chain) of each source of rows, ``sources``
+    the source of each row (None: all from the first); no chain, no augmentation."""
 
     def __init__(self, rows: list[Utterance], batches: list[list[int]], *, feature_extractor, kernels, strides,
-                 sample_rate: int, max_seconds: float, start: int = 0, speed_prob: float = 0.0,
+                 sample_rate: int, max_seconds: float, start: int = 0, chains: Sequence[Chain] = (),
+                 sources: Sequence[int] | None = None, batch_seconds: float = float("inf"),
                  seed: int = 0, phase: int = 0, epoch: int = 0, manifest: str = ""):
         self.rows, self.batches, self.start = rows, batches, start
         self.manifest = manifest  # where the rows come from, for an error message
         self.kernels, self.strides = tuple(kernels), tuple(strides)
-        self.sample_rate, self.max_seconds = sample_rate, max_seconds
-        self.speed_prob, self.seed, self.phase, self.epoch = speed_prob, seed, phase, epoch
+        self.sample_rate, self.max_seconds, self.batch_seconds = sample_rate, max_seconds, batch_seconds
+        self.chains = list(chains) or [Chain(sample_rate=sample_rate)]
+        self.sources = None if sources is None else np.asarray(sources, dtype=np.int32)
+        self.joins = any(c.wf.concat.prob > 0 for c in self.chains)
+        self.seed, self.phase, self.epoch = seed, phase, epoch
         self.vocab = vocab()
         # the feature extractor's settings; its per-call padding and normalisation are done here, once per batch
         if feature_extractor.sampling_rate != sample_rate:
@@ -225,11 +251,26 @@ class BatchStream(IterableDataset):
         for k in range(self.start + wid, len(self.batches), nworkers):
             yield self.load(k)
 
-    def _prepare(self, i: int) -> tuple[list[int], int, object, float]:
+    def chain(self, i: int) -> Chain:
+        return self.chains[0 if self.sources is None else self.sources[i]]
+
+    def key(self, i: int) -> tuple[int, int, int, int]:
+        """What row ``i``'s augmentation is drawn from: the same in any worker, process or resume."""
+        return self.seed, self.phase, self.epoch, i
+
+    def groups(self, k: int) -> list[list[int]]:
+        """Batch ``k``'s rows as the model gets them: alone, or joined by concatenation."""
+        batch = self.batches[k]
+        if not self.joins:
+            return [[i] for i in batch]
+        seconds = [self.rows[i].duration / self.chain(i).speed(*self.key(i)) for i in batch]
+        return join_groups(batch, seconds, self.chain, self.key, self.batch_seconds, self.max_seconds)
+
+    def _prepare(self, i: int, decode: bool = False) -> tuple[list[int], int, object, float]:
         """One utterance's label ids, its length in samples, its audio and its speed factor. The audio is
         the file, open, when it can be decoded straight into the batch (mono, at the sample rate, no speed
-        change: the usual case), else the wave already resampled and perturbed. ValueError or KidconsoleError (unreadable audio) says
-        why it is bad."""
+        change, no ``decode`` asked: the usual case), else the wave already resampled and perturbed.
+        ValueError or KidconsoleError (unreadable audio) says why it is bad."""
         row = self.rows[i]
         try:
             labels = [self.vocab[p] for p in row.phones.split()]
@@ -241,8 +282,8 @@ class BatchStream(IterableDataset):
         try:
             if f.frames > self.max_seconds * f.samplerate:  # known from the header: nothing decoded
                 raise ValueError(f"longer than data.max_seconds ({f.frames / f.samplerate:.1f} s)")
-            factor = speed_factor(self.speed_prob, self.seed, self.phase, self.epoch, i)
-            if f.channels == 1 and f.samplerate == self.sample_rate and factor == 1.0:
+            factor = self.chain(i).speed(*self.key(i))
+            if f.channels == 1 and f.samplerate == self.sample_rate and factor == 1.0 and not decode:
                 n, audio = f.frames, f  # left open: load() decodes it into the batch
             else:
                 with f:
@@ -253,6 +294,36 @@ class BatchStream(IterableDataset):
             f.close()
             raise
         return labels, n, audio, factor
+
+    def _prepare_group(self, group: list[int], bad: list) -> Sample | None:
+        """One training utterance from the rows of ``group``: one row, or several joined (a bad part is
+        added to ``bad`` and left out), through its chain. None when every part was bad. A single row raises
+        as _prepare."""
+        chain = self.chain(group[0])
+        touched = chain.touches(self.key(group[0]))
+        if len(group) == 1:
+            parts = [(group[0], *self._prepare(group[0], decode=touched))]
+        else:
+            parts = []
+            for i in group:
+                try:
+                    parts.append((i, *self._prepare(i, decode=True)))
+                except (ValueError, KidconsoleError) as e:
+                    bad.append((self.rows[i].id, str(e)))
+            if not parts:
+                return None
+        applied = ["concat"] * len(parts) if len(parts) > 1 else []
+        if len(parts) == 1:
+            i, labels, n, audio, factor = parts[0]
+        else:
+            gap = np.zeros(int(chain.wf.concat.gap_ms * self.sample_rate / 1000), dtype=np.float32)
+            audio = np.concatenate([x for p in parts for x in (gap, p[3])][1:])
+            labels = joined_labels([p[1] for p in parts], self.vocab[WORD_SEP])
+            n = len(audio)
+        if touched:
+            audio, more = chain.apply(audio, self.key(group[0]), self.rows, self.rows[group[0]].speaker)
+            applied += more
+        return Sample([p[0] for p in parts], labels, n, audio, [p[4] for p in parts], applied)
 
     def _transformed(self, f, location: str, factor: float) -> tuple[int, np.ndarray]:
         """The whole file decoded, channels averaged, resampled to the sample rate, speed-perturbed."""
@@ -282,50 +353,51 @@ class BatchStream(IterableDataset):
     def load(self, k: int) -> Batch:
         """Batch ``k``: each file's header is read first, so the padded array is allocated once and every
         utterance decoded and normalised in its own row (no per-utterance array, no padding copy)."""
-        ids, labels, lengths, audio, bad, which, factors = [], [], [], [], [], [], []
+        samples: list[Sample] = []
+        bad: list[tuple[str, str]] = []
         with contextlib.ExitStack() as open_files:
-            for i in self.batches[k]:
+            for group in self.groups(k):
                 try:
-                    lab, n, src, factor = self._prepare(i)
+                    sample = self._prepare_group(group, bad)
                 except (ValueError, KidconsoleError) as e:
-                    bad.append((self.rows[i].id, str(e)))
+                    bad.append((self.rows[group[0]].id, str(e)))
                     continue
                 except Exception as e:
-                    return self._failed(k, i, e)
-                if not isinstance(src, np.ndarray):
-                    open_files.enter_context(src)
-                which.append(i)
-                ids.append(self.rows[i].id)
-                labels.append(lab)
-                lengths.append(n)
-                factors.append(factor)
-                audio.append((src, self.rows[i].audio))
-            if not ids:
+                    return self._failed(k, group[0], e)
+                if sample is None:
+                    continue
+                if not isinstance(sample.audio, np.ndarray):
+                    open_files.enter_context(sample.audio)
+                samples.append(sample)
+            if not samples:
                 return Batch(index=k, ids=[], bad=bad)
-            values = np.empty((len(ids), max(lengths)), dtype=np.float32)
+            values = np.empty((len(samples), max(s.n for s in samples)), dtype=np.float32)
             keep = []
-            for j, (row, n, (src, location)) in enumerate(zip(values, lengths, audio)):
+            for j, (row, s) in enumerate(zip(values, samples)):
+                location = self.rows[s.rows[0]].audio
                 try:
-                    self._fill(row[:n], src, location)
+                    self._fill(row[:s.n], s.audio, location)
                 except (ValueError, KidconsoleError) as e:
-                    bad.append((ids[j], str(e)))
+                    bad.append((s.id(self.rows), str(e)))
                     continue
                 except Exception as e:
-                    return self._failed(k, which[j], e)
-                row[n:] = self.padding_value
+                    return self._failed(k, s.rows[0], e)
+                row[s.n:] = self.padding_value
                 keep.append(j)
-        if len(keep) < len(ids):  # rare: a file that failed while decoding
+        if len(keep) < len(samples):  # rare: a file that failed while decoding
             if not keep:
                 return Batch(index=k, ids=[], bad=bad)
-            ids, labels, lengths = [ids[j] for j in keep], [labels[j] for j in keep], [lengths[j] for j in keep]
-            factors = [factors[j] for j in keep]
-            values = np.ascontiguousarray(values[keep, :max(lengths)])
-        batch = Batch(index=k, ids=ids, bad=bad, masked=self.masked, input_values=torch.from_numpy(values),
-                      lengths=torch.tensor(lengths, dtype=torch.int64), labels=pad_labels(labels))
+            samples = [samples[j] for j in keep]
+            values = np.ascontiguousarray(values[keep, :max(s.n for s in samples)])
+        lengths = [s.n for s in samples]
+        batch = Batch(index=k, ids=[s.id(self.rows) for s in samples], bad=bad, masked=self.masked,
+                      input_values=torch.from_numpy(values), lengths=torch.tensor(lengths, dtype=torch.int64),
+                      labels=pad_labels([s.labels for s in samples]))
         real = sum(lengths)
         batch.audio_seconds = real / self.sample_rate
         batch.padding = 1.0 - real / values.size
-        batch.speed_perturbed = sum(f != 1.0 for f in factors)
+        batch.speed_perturbed = sum(f != 1.0 for s in samples for f in s.factors)
+        batch.augmented = dict(Counter(name for s in samples for name in s.applied))
         return batch
 
     def _failed(self, k: int, i: int, e: Exception) -> Batch:

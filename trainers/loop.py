@@ -22,9 +22,11 @@ import torch
 
 from kidconsole import rundir
 from kidconsole.config import RunConfig
+from kidconsole.config.augment import ORDER
 from kidconsole.phonemes import vocab
 from trainers import checkpoint as ckpt
 from trainers.augment import SpecAugment, draw_masks
+from trainers.wave_augment import Chain, augment_key, prepare
 from trainers.batching import plan_epoch, shard, stable_key
 from trainers.data import (BatchStream, fixed_sample, load_rows, make_loader, output_frames, subset, until_stopped,
                            weighted)
@@ -59,6 +61,8 @@ def bad_data_verdict(bad: int, seen: int, *, window: int, max_share: float, max_
 
 # the train event's running totals summed from every process's window (fields of rundir.TrainEvent)
 COUNTERS = ["masked_utterances", "speed_perturbed"]
+# and each waveform augmentation's, carried together in the event's ``augmented`` (by name)
+AUGMENTED = list(ORDER)
 
 
 class Trainer:
@@ -87,6 +91,8 @@ class Trainer:
         self.state = LoopState()
         self._rows_cache: dict[str, list] = {}
         self._phase_rows: dict[int, list] = {}
+        self._phase_sources: dict[int, list[int]] = {}  # the train manifest of each of a phase's rows
+        self._chains: dict[int, list] = {}
         self._unusable: dict[str, list[tuple[str, str]]] = {}  # manifest -> rows skipped at load (id, why)
         # the evaluation manifests are checked now, before any GPU time is spent
         self.valid_rows = fixed_sample(self._rows(self.d.valid_manifest, unique=True), self.d.valid_utterances,
@@ -115,12 +121,24 @@ class Trainer:
     def phase_rows(self, pi: int) -> list:
         # cached: the stratified draw of a large manifest is not free, and every epoch asks again
         if pi not in self._phase_rows:
-            rows = []
-            for path, weight in self.cfg.train_manifests(self.phases[pi]):
+            rows, sources = [], []
+            for m, (path, weight) in enumerate(self.cfg.train_manifests(self.phases[pi])):
                 rows += weighted(subset(self._rows(path), self.phases[pi].fraction, self.cfg.seed), weight,
                                  self.cfg.seed)
+                sources += [m] * (len(rows) - len(sources))
             self._phase_rows[pi] = rows
+            self._phase_sources[pi] = sources
         return self._phase_rows[pi]
+
+    def chains(self, pi: int) -> list[Chain]:
+        """The speed and waveform augmentation of each of the phase's train manifests (their noise files and
+        room responses listed or made once here, not in every worker)."""
+        if pi not in self._chains:
+            augments = self.cfg.manifest_augments(self.phases[pi])
+            self._chains[pi] = [Chain(a, self.d.sample_rate, prepare(a.waveform, self.d.sample_rate,
+                                                                     augment_key(self.phases[pi], pi, m)))
+                                for m, a in enumerate(augments)]
+        return self._chains[pi]
 
     def _report_unusable(self, only: str | None = None) -> None:
         """Rows skipped at load are bad samples, reported once a run: a train manifest's count toward the
@@ -153,11 +171,12 @@ class Trainer:
         cap = self.phases[pi].max_steps
         return min(n, cap) if cap else n
 
-    def _stream(self, rows, batches, manifest: str, start=0, speed_prob=0.0, pi=0, epoch=0) -> BatchStream:
+    def _stream(self, rows, batches, manifest: str, start=0, pi=0, epoch=0) -> BatchStream:
         cfg = self.base.config
         return BatchStream(rows, batches, feature_extractor=self.processor.feature_extractor,
                            kernels=cfg.conv_kernel, strides=cfg.conv_stride, sample_rate=self.d.sample_rate,
-                           max_seconds=self.d.max_seconds, start=start, speed_prob=speed_prob,
+                           max_seconds=self.d.max_seconds, start=start, chains=self.chains(pi),
+                           sources=self._phase_sources[pi], batch_seconds=self.d.batch_seconds,
                            seed=self.cfg.seed, phase=pi, epoch=epoch, manifest=manifest)
 
     def _eval_loader(self, rows, manifest: str):
@@ -239,7 +258,7 @@ class Trainer:
         st, p, accum = self.state, self.phases[pi], self.t.grad_accum
         mine = self._plan(pi, st.epoch, durations)
         loader = make_loader(self._stream(rows, mine, self._train_manifest(pi), start=st.batch,
-                                          speed_prob=self.aug.speed_prob, pi=pi, epoch=st.epoch),
+                                          pi=pi, epoch=st.epoch),
                              self.d.num_workers, self.acc.device.type == "cuda", wait_bound=self.d.read_timeout,
                              should_stop=self._stop_while_waiting())
         self.model.train()
@@ -311,6 +330,8 @@ class Trainer:
             w.audio += batch.audio_seconds
             w.padded += batch.input_values.numel() / self.d.sample_rate
             w.count("speed_perturbed", batch.speed_perturbed)
+            for name, n in batch.augmented.items():
+                w.count(name, n)
         seed = self._seed_step(step, batch.index)
         if scale:
             w.count("masked_utterances", self._arm_masks(batch, seed))
@@ -381,12 +402,12 @@ class Trainer:
     # ---------- logging ----------
     def _log(self, pi: int) -> None:
         st, w = self.state, self._window
-        vals = torch.tensor(w.sums(COUNTERS), dtype=torch.float64, device=self.acc.device)
+        vals = torch.tensor(w.sums(COUNTERS + AUGMENTED), dtype=torch.float64, device=self.acc.device)
         if self.world > 1:
             vals = self.acc.reduce(vals, "sum")
         summed = vals.tolist()
         tot = Window(**dict(zip(Window.SUMMED, summed)))
-        counted = dict(zip(COUNTERS, summed[len(Window.SUMMED):]))
+        counted = dict(zip(COUNTERS + AUGMENTED, summed[len(Window.SUMMED):]))
         bad = self._gather_bad()
         elapsed = max(1e-9, time.perf_counter() - w.started)
         st.samples += int(tot.utts)
@@ -409,7 +430,8 @@ class Trainer:
                       padding=round(1 - tot.audio / tot.padded, 4) if tot.padded else 0.0,
                       total_steps=self.total_steps, lr_groups=self.group_names or None,
                       group_lrs=w.group_lrs if self.group_names else None,
-                      **{name: st.counters.get(name, 0) for name in COUNTERS})
+                      **{name: st.counters.get(name, 0) for name in COUNTERS},
+                      augmented={n: st.counters[n] for n in AUGMENTED if st.counters.get(n)} or None)
         self.rep.status(step=st.step, total_steps=self.total_steps, phase=pi + 1)
         self._window = Window()
         self._check_bad_share()

@@ -44,10 +44,11 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def docs_tables() -> str:
     """The config key table and the augmentation presets, as docs/training.md holds them."""
-    keys = list(Augment.model_fields)
+    keys = [k for k, f in Augment.model_fields.items() if _shape(f.annotation)[0] != "model"]
     lines = [DOCS_BEGIN, "| key | default | accepts | meaning |", "|---|---|---|---|", *_rows(RunConfig), "",
-             "| preset | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---" * (len(keys) + 1) + "|",
-             *(f"| `{name}` | " + " | ".join(_show(p[k]) for k in keys) + " |" for name, p in PRESETS.items()),
+             "| preset | " + " | ".join(f"`{k}`" for k in keys) + " | `waveform` |", "|---" * (len(keys) + 2) + "|",
+             *(f"| `{name}` | " + " | ".join(_show(p[k]) for k in keys) + f" | {_show(p['waveform']) if p.get('waveform') else '-'} |"
+               for name, p in PRESETS.items()),
              DOCS_END]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from kidconsole.config.kinds import (
     BelowOne, Count, Flag, Layers, Manifest, ModelBase, Modules, Name, NonNegative, OptPosInt, PosInt, Positive,
     Prob, RequiredManifest, Seconds, Share, _choice, _kind, _path, _rule,
 )
+from kidconsole.config.augment import CHILD_LIKE, Waveform
 from kidconsole.config.mirror import REPORT_TO_HELP, MlflowSection, ReportTo
 from kidconsole.config.section import Section, _section
 from kidconsole.param_groups import parse_pattern, static_overlap
@@ -171,6 +172,8 @@ class Augment(Section):
                                       "(at most a quarter of the model's hidden size)")
     speed_prob: Prob = Field(description="share of utterances given a speed drawn from 0.9, 1.0, 1.1 (torchaudio); a "
                              "third of them draw 1.0 and keep theirs")
+    waveform: Waveform = Field(default_factory=dict, description="waveform augmentations in the data workers "
+                               "(see Waveform augmentation)")
 
 
 # the reference's phases: weak (phase 1) masks half the utterances, strong (phase 2) all, medium (phase 3)
@@ -181,6 +184,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "weak": {"apply_prob": 0.5, **_MASKS, "speed_prob": 0.0},
     "medium": {"apply_prob": 0.75, **_MASKS, "speed_prob": 0.5},
     "strong": {"apply_prob": 1.0, **_MASKS, "speed_prob": 0.5},
+    # adult voices toward children's, for an adult manifest of a phase (phases[].manifests[].augment)
+    "child_like": {"apply_prob": 0.0, **_MASKS, "speed_prob": 0.0, "waveform": CHILD_LIKE},
 }
 
 
@@ -210,6 +215,9 @@ class PhaseManifest(Section):
                                    "pseudo`)")
     weight: Positive = Field(1.0, description="times each of its utterances is seen per epoch: 2 twice, 0.5 a "
                              "fixed half of them (nested, as `fraction`)")
+    augment: _kind(Optional[AugmentChoice], "null, a preset name or a mapping of augmentation settings") = Field(
+        None, description="its utterances' speed and waveform augmentation instead of the phase's (`child_like`: "
+        "adult voices toward children's); SpecAugment stays the phase's")
 
 
 class Phase(Section):
@@ -293,14 +301,24 @@ class RunConfig(Section):
             if p.manifest is None and p.manifests is None and self.data.train_manifest is None:
                 raise _rule("no train manifest: set data.train_manifest or this phase's manifest",
                             f"phases.{i}.manifest")
-            if isinstance(p.augment, str) and p.augment not in self.augmentations:
-                raise _rule(f"unknown augmentation {p.augment!r} (known: {', '.join(self.augmentations)})",
-                            f"phases.{i}.augment")
+            named = [(f"phases.{i}.augment", p.augment)] + [(f"phases.{i}.manifests.{j}.augment", m.augment)
+                                                            for j, m in enumerate(p.manifests or [])]
+            for key, choice in named:
+                if isinstance(choice, str) and choice not in self.augmentations:
+                    raise _rule(f"unknown augmentation {choice!r} (known: {', '.join(self.augmentations)})", key)
         return self
 
     def augment_for(self, phase: Phase) -> Augment:
         """A phase's augmentation settings (a named preset or inline)."""
-        return self.augmentations[phase.augment] if isinstance(phase.augment, str) else phase.augment
+        return self._augment(phase.augment)
+
+    def _augment(self, choice: str | Augment) -> Augment:
+        return self.augmentations[choice] if isinstance(choice, str) else choice
+
+    def manifest_augments(self, phase: Phase) -> list[Augment]:
+        """The augmentation of each of ``train_manifests(phase)``: a manifest's own, else the phase's."""
+        own = [m.augment for m in phase.manifests] if phase.manifests is not None else [None]
+        return [self._augment(a if a is not None else phase.augment) for a in own]
 
     def train_manifests(self, phase: Phase) -> list[tuple[str, float]]:
         """A phase's train manifests with their weights: its ``manifests``, else its ``manifest`` or

@@ -332,6 +332,10 @@ class TrainEvent(Event):
     padding: float | None = key("padded share of the window's batches")
     masked_utterances: int | None = key("utterances given SpecAugment, cumulative (the phase's `apply_prob`)")
     speed_perturbed: int | None = key("utterances played at another speed, cumulative (the phase's `speed_prob`)")
+    augmented: dict[str, float] | None = key("utterances given each waveform augmentation, cumulative, by name "
+                                             "(`concat`, `pitch`, `vtlp`, `reverb`, `noise`, `babble`, "
+                                             "`colored_noise`, `gain`; the phase's `augment.waveform`); absent "
+                                             "before the first")
     total_steps: int | None = key("as in status.json")
     lr_groups: list[str] | None = key("the names of `train.lr_groups` (not frozen), when the config has any; `lr` is "
                                       "then the LR of the parameters no group claims")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kidconsole.runs.augment_counts import applied_counts
 from kidconsole import rundir
 from kidconsole.bounded import open_regular
 from kidconsole.rundir.records import Status
@@ -393,6 +394,7 @@ class RunReader:
             "total_steps": total,
             "samples": train.get("samples"),
             "samples_per_s": train.get("samples_per_s"),
+            "augmented": applied_counts(train),
             "eta_s": self._eta(step, total),
             "warnings": self._warning_total,
             "skipped": sum(self._warn_counts.get(w, 0) for w in rundir.SKIP_WARNINGS),

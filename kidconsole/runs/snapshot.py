@@ -60,6 +60,7 @@ class RunSnapshot:
     per_age: dict[str, float | None] = field(default_factory=dict)  # the newest evaluation's PER per age group
     scoring_only: bool = False  # a model scored on a manifest (a baseline, an export): no training
     read_only: bool = False  # written by another tool (a Hugging Face Trainer, TensorBoard): read, never run here
+    augmented: dict[str, int] = field(default_factory=dict)  # utterances given each augmentation so far
 
     @property
     def progress(self) -> float | None:
@@ -88,7 +89,8 @@ class RunSnapshot:
                 "eval_left_s": cost.left if cost else None, "samples_per_s": self.samples_per_s,
                 "eta_s": self.eta, "updated_at": self.updated_at, "gpus": list(self.gpu_ids),
                 "test": self.test or None, "scoring_only": self.scoring_only,
-                "queue_position": self.queue_position, "where": self.where, "read_only": self.read_only}
+                "queue_position": self.queue_position, "where": self.where, "read_only": self.read_only,
+                "augmented": self.augmented}
 
 
 def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float = STALL_AFTER) -> dict:
@@ -113,7 +115,8 @@ def snapshot_fields(reader: Any, *, now: float | None = None, stall_after: float
         queue_position=_int(status.queue_position), waiting_for=status.waiting_for, sweep=status.sweep,
         sweep_point=tuple(status.sweep_point or ()), source_config=status.source_config, where=kind.where(status),
         eval_cost=summary.get("eval_cost"), per_age=summary.get("per_age") or {},
-        scoring_only=bool(summary.get("scoring_only")), read_only=kind.read_only)
+        scoring_only=bool(summary.get("scoring_only")), read_only=kind.read_only,
+        augmented=summary.get("augmented") or {})
 
 
 def snapshot_of(reader: Any, *, now: float | None = None, stall_after: float = STALL_AFTER) -> RunSnapshot:

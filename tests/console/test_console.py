@@ -127,6 +127,9 @@ async def test_run_detail_tabs_and_config_diff_show_only_changed_keys(opened):
         screen = app.screen
         assert isinstance(screen, RunDetailScreen)
         assert "lora:" in screen_text(app)
+        # the augmentation of each phase, above the config, with what was applied so far
+        assert "Augmentation" in screen_text(app) and "applied so far (utterances)" in screen_text(app)
+        assert "SpecAugment" in str(screen.query_one("#augment-text").render())
         await pilot.press("2")
         await pilot.pause(0.2)
         table = screen.query_one("#diff-table")

@@ -29,7 +29,7 @@ def _pump(roots: list[str]) -> None:
 # `run ls` columns, most important first: the narrower the terminal, the more of the last ones are dropped
 # (run and state are never dropped nor cut); --wide shows them all
 LS_COLUMNS = ("run", "state", "step", "best PER", "eval share", "eval PER", "ETA", "loss", "phase", "eval left",
-              "updated", "samples/s", "GPUs")
+              "updated", "samples/s", "GPUs", "augmented")
 
 
 LS_SORTS = ("start", "name", "best")
@@ -59,6 +59,8 @@ def ls_record(r, stall_after: float, now: float) -> dict:
 
 
 def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
+    from kidconsole.runs.augment_counts import counts_line
+
     state = rec["state"]
     step = (f"{rec['step'] or 0}/{rec['total_steps']}" if rec["total_steps"] else fmt(rec["step"], "d"))
     per, best = rec["eval_per"], rec["best_per"]
@@ -79,6 +81,7 @@ def _ls_cells(rec: dict, now: float, threshold: float) -> dict[str, str]:
         "GPUs": f"#{rec['queue_position']} waits" if state == rundir.QUEUED
         else ",".join(map(str, rec["gpus"])) or ("-" if rec["read_only"] else "cpu"),  # another tool's: unknown
         "where": markup(rec["where"] or "-"),  # n[01-02]: Slurm's node lists are no markup
+        "augmented": markup(counts_line(rec["augmented"])),
     }
 
 

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedConten
 from kidconsole import palette, rundir
 from kidconsole.config_files import config_diff, show_value
 from kidconsole.runs import evalcost
+from kidconsole.runs.augment_counts import counts_line, settings_lines
 from kidconsole.shown import markup, text, visible
 from kidconsole.tui.widgets.chart import Chart, ChartData, Trace, plot_columns
 from kidconsole.tui.widgets.exports_panel import export_running, exports_panel, read_exports_state
@@ -34,6 +35,15 @@ def shown_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def augment_panel(cfg: dict, counts: dict[str, int]) -> Text:
+    """The run's augmentation: each phase's settings, then what was applied so far (shown as text: the config's
+    paths and names are the user's)."""
+    if not cfg:
+        return Text("")
+    lines = ["Augmentation", *settings_lines(cfg), f"applied so far (utterances): {counts_line(counts)}", ""]
+    return text("\n".join(lines), lines=True)
 
 
 class RunDetailScreen(PushedScreen):
@@ -63,6 +73,7 @@ class RunDetailScreen(PushedScreen):
         with TabbedContent(id="detail-tabs"):
             with TabPane("1 Config", id="config"):
                 with VerticalScroll():
+                    yield Static("", id="augment-text")
                     yield Static("", id="config-text")
             with TabPane("2 Diff", id="diff"):
                 yield Static("", id="diff-head")
@@ -166,6 +177,8 @@ class RunDetailScreen(PushedScreen):
         self.query_one("#config-text", Static).update(
             text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True) if cfg else f"(no readable {rundir.CONFIG})",
                  lines=True))
+        view = self.app.view(self.key)
+        self.query_one("#augment-text", Static).update(augment_panel(cfg, view.augmented if view else {}))
         self._fill_diff()
         log = self.query_one("#log-text", Log)
         log.clear()
