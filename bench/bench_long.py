@@ -29,6 +29,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.speech_model import add_model_arguments, model_and_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 MEASURE = """
@@ -90,17 +92,13 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench long", description=__doc__)
     ap.add_argument("--minutes", type=float, default=10.0, help="the recording scored (default 10)")
     ap.add_argument("--long-minutes", type=float, default=60.0, help="the longest one, for memory (default 60)")
-    ap.add_argument("--keep", help="work folder for the base model (default work/bench-speech)")
-    ap.add_argument("--model", help="decode with this model instead of the demo's base (with --manifest)")
-    ap.add_argument("--manifest", help="the test utterances for --model")
+    add_model_arguments(ap)
     args = ap.parse_args(argv)
 
-    from bench.speech_model import WORK, demo_base
     from kidconsole.corpus.longrec import long_recording
     from kidconsole.manifest import read_manifest
 
-    model, test = (Path(args.model), Path(args.manifest)) if args.model else \
-        demo_base(Path(args.keep) if args.keep else WORK)
+    model, test = model_and_manifest(args)
     n_test = sum(1 for _ in read_manifest(test))
     with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
         tmp = Path(tmp)

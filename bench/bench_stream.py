@@ -37,6 +37,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.speech_model import add_model_arguments, model_and_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 CHUNK = 1600  # 100 ms at 16 kHz
 
@@ -141,19 +143,15 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench stream", description=__doc__)
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends per step (default 20)")
-    ap.add_argument("--keep", help="work folder for the base model (default work/bench-speech)")
-    ap.add_argument("--model", help="decode with this model instead of the demo's base (with --manifest)")
-    ap.add_argument("--manifest", help="the test utterances for --model")
+    add_model_arguments(ap)
     args = ap.parse_args(argv)
 
     from bench.bench_long import records, transcribe
-    from bench.speech_model import WORK, demo_base
     from kidconsole.corpus.longrec import long_recording
     from kidconsole.metrics import count_errors, phone_tokens
     from trainers.segment import join_phones
 
-    model, test = (Path(args.model), Path(args.manifest)) if args.model else \
-        demo_base(Path(args.keep) if args.keep else WORK)
+    model, test = model_and_manifest(args)
     rows = []
     refs, streamed, offline_hyps = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:

@@ -27,5 +27,19 @@ def demo_base(work: Path = WORK, console=None) -> tuple[Path, Path]:
     return Path(base.model), manifests["adult_test"]
 
 
+def add_model_arguments(ap) -> None:
+    """--keep, --model and --manifest: what a speech benchmark decodes with."""
+    ap.add_argument("--keep", help="work folder for the base model (default work/bench-speech)")
+    ap.add_argument("--model", help="decode with this model instead of the demo's base (with --manifest)")
+    ap.add_argument("--manifest", help="the test utterances for --model")
+
+
+def model_and_manifest(args) -> tuple[Path, Path]:
+    """The model and test manifest the arguments of ``add_model_arguments`` name (the demo's base by default)."""
+    if args.model:
+        return Path(args.model), Path(args.manifest)
+    return demo_base(Path(args.keep) if args.keep else WORK)
+
+
 if __name__ == "__main__":
     print(demo_base())

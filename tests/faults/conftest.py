@@ -6,6 +6,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import psutil
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -26,3 +29,19 @@ for folder in (HERE, TESTS / "runs"):  # buggy_trainer; runs_helpers and fake_tr
         sys.path.insert(0, str(folder))
 _runs = _load("runs_fixtures", TESTS / "runs" / "conftest.py")
 fake_env, run_config = _runs.fake_env, _runs.run_config
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(tmp_path):
+    """Whatever a failing test leaves of its runs is killed: only processes that name this test's own
+    tmp_path (other pytest sessions on the machine have their own)."""
+    mine = str(tmp_path)
+    before = set(psutil.pids())
+    yield
+    for p in set(psutil.pids()) - before:
+        try:
+            proc = psutil.Process(p)
+            if any(mine in str(a) for a in proc.cmdline()):
+                proc.kill()
+        except psutil.Error:
+            pass

@@ -24,21 +24,6 @@ from kidconsole.runs.reader import RunReader
 from runs_helpers import FAKE, TEST_TRAINERS, fake_command, hold_slot, release, session_pids, wait_for
 
 
-@pytest.fixture(autouse=True)
-def no_process_left(tmp_path):
-    """Whatever a failing test leaves of its runs is killed: only processes that name this test's tmp_path."""
-    mine = str(tmp_path)
-    before = set(psutil.pids())
-    yield
-    for p in set(psutil.pids()) - before:
-        try:
-            proc = psutil.Process(p)
-            if any(mine in str(a) for a in proc.cmdline()):
-                proc.kill()
-        except psutil.Error:
-            pass
-
-
 def _points(run_config, *names):
     return [(run_config, [], name, {}) for name in names]
 

@@ -8,7 +8,6 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
 
 from kidconsole import rundir
@@ -16,22 +15,6 @@ from kidconsole.cli import main as cli_main
 from kidconsole.runs.launch import launch_run
 from kidconsole.runs.reader import RunReader
 from runs_helpers import FAKE, session_pids, wait_for
-
-
-@pytest.fixture(autouse=True)
-def no_process_left(tmp_path):
-    """Whatever a failing test leaves of its runs is killed: only processes that name this test's own
-    tmp_path (other pytest sessions on the machine have their own)."""
-    mine = str(tmp_path)
-    before = set(psutil.pids())
-    yield
-    for p in set(psutil.pids()) - before:
-        try:
-            proc = psutil.Process(p)
-            if any(mine in str(a) for a in proc.cmdline()):
-                proc.kill()
-        except psutil.Error:
-            pass
 
 
 def _events(run_dir, kind):
