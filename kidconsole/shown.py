@@ -2,7 +2,7 @@
 
 A run's name, its directory's name, an error, a log line, a decode, a config value: anyone who can
 write a run directory writes them. An OSC sequence among them sets the terminal's title, a CSI clears
-the screen, ``[bold red]`` restyles what follows. Every string read from disk passes through here on its
+the screen, ``[reverse]`` restyles what follows. Every string read from disk passes through here on its
 way to the console or a terminal: ``visible`` makes each control character a visible escape (``\\x1b``,
 ``\\u202e``), and ``text`` wraps the result in a ``rich.text.Text``, which Rich and Textual never parse for
 markup. A string that reaches a widget as ``str`` is parsed as markup (a Static's text, a DataTable's

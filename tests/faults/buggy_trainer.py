@@ -21,10 +21,10 @@ WHERE = os.environ.get("BUGGY_WHERE", "row")
 _prepare, _load = data.BatchStream._prepare, data.BatchStream.load
 
 
-def _buggy_prepare(self, i):
+def _buggy_prepare(self, i, *args, **kwargs):
     if WHERE == "row" and get_worker_info() is not None and self.rows[i].id == BUGGY_ID:
         raise RuntimeError("an injected bug")
-    return _prepare(self, i)
+    return _prepare(self, i, *args, **kwargs)
 
 
 def _buggy_load(self, k):
