@@ -129,25 +129,38 @@ def chain_of(names: list[str], noise: Path) -> dict:
     return {"augment": augment(waveform)}
 
 
-def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console) -> dict:
+def arm_names() -> list[str]:
+    """The arms ``run_section`` can run (``--augment-arms``), the chain aside."""
+    return ["reference", *SINGLE, "adults", "adults-child-like"]
+
+
+def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console,
+                arms: list[str] | None = None) -> dict:
     """Every arm of every seed (``jobs`` runs at a time), then the chain of the augmentations whose arms had
     a lower best validation PER than the reference's, averaged over the seeds. Returns, by arm name:
-    its label, its runs by seed (with the reference's), and the chain's members."""
+    its label, its runs by seed (with the reference's), and the chain's members. ``arms``: only these
+    (the reference always); the chain needs every single augmentation's arm, so it runs only with all.
+    A run of other than the default steps is named for them, so both lengths keep their runs."""
     from concurrent.futures import ThreadPoolExecutor
 
+    chosen = set(arms or arm_names()) | {"reference"}
+    run_name = (lambda name: name) if steps == STEPS else (lambda name: f"{name}-{steps}steps")
     data = {s: demo_data(root / f"seed-{s}", s, console) for s in seeds}  # one at a time: one G2P cache
     noise = {s: noise_folder(root / f"seed-{s}") for s in seeds}
-    work = [(s, name, label, phase) for s in seeds for name, (label, phase) in arm_phases(data[s], noise[s]).items()]
+    work = [(s, name, label, phase) for s in seeds for name, (label, phase) in arm_phases(data[s], noise[s]).items()
+            if name in chosen]
     with ThreadPoolExecutor(jobs) as pool:
         # the bases first: an arm's task waits for its seed's base, which is already running or done
         bases = {s: pool.submit(demo_base, root / f"seed-{s}", s, data[s]) for s in seeds}
-        runs = [pool.submit(lambda w: lora(root / f"seed-{w[0]}", w[1], w[0], data[w[0]], bases[w[0]].result(),
-                                           steps, w[3]), w) for w in work]
+        runs = [pool.submit(lambda w: lora(root / f"seed-{w[0]}", run_name(w[1]), w[0], data[w[0]],
+                                           bases[w[0]].result(), steps, w[3]), w) for w in work]
         runs = [f.result() for f in runs]
     settings = {s: (data[s], bases[s].result()) for s in seeds}
     out: dict = {}
     for (s, name, label, _), run in zip(work, runs):
         out.setdefault(name, {"label": label, "runs": {}})["runs"][s] = run
+    if not set(SINGLE) <= chosen:
+        return out
     gain = {name: sum(best_valid_per(out[name]["runs"][s]) - best_valid_per(out["reference"]["runs"][s])
                       for s in seeds) / len(seeds) for name in SINGLE}
     members = sorted((n for n in SINGLE if gain[n] < 0), key=gain.get) or [min(SINGLE, key=gain.get)]
@@ -155,7 +168,7 @@ def run_section(root: Path, seeds: list[int], steps: int, jobs: int, console) ->
         chain_runs = [out[members[0]]["runs"][s] for s in seeds]
     else:
         with ThreadPoolExecutor(jobs) as pool:
-            chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", "chain", s, *settings[s], steps,
+            chain_runs = list(pool.map(lambda s: lora(root / f"seed-{s}", run_name("chain"), s, *settings[s], steps,
                                                       chain_of(members, noise[s])), seeds))
     helped = [n for n in members if gain[n] < 0]
     label = (f"+ the chain of {', '.join(members)} ({PROB:.0%} each)" if len(members) > 1 else

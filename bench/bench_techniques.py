@@ -206,13 +206,14 @@ def one_seed(root: Path, base: Path, seed: int, steps: int, per_condition) -> tu
 AGE_GROUPS = ("<5", "5-6", "7-8", "9-10")
 
 
-def augment_section(root: Path, seeds: list[int], steps: int, jobs: int, console: Console) -> None:
+def augment_section(root: Path, seeds: list[int], steps: int, jobs: int, console: Console,
+                    arms: list[str] | None = None) -> None:
     """(6) Waveform augmentation against the reference recipe in the demo's setting (bench.augment_runs):
     each arm's Δ PER on the children's test split by seed and pooled, then pooled by age group."""
     from kidconsole.report.summary import report_for
 
     t0 = time.time()
-    out = augment_runs.run_section(root, seeds, steps, jobs, console)
+    out = augment_runs.run_section(root, seeds, steps, jobs, console, arms)
     ref = out["reference"]["runs"]
     title = (f"(6) waveform augmentation vs the reference recipe: LoRA on the demo's synthetic children, {steps} "
              f"steps an arm, {len(seeds)} seeds (each its own corpus and base)")
@@ -232,7 +233,7 @@ def augment_section(root: Path, seeds: list[int], steps: int, jobs: int, console
             continue
         pairs = [(s, Arm("", arm["label"], arm["runs"][s], ref[s])) for s in seeds]
         cells = [" ".join(delta_cells(per_vs(arm["runs"][s], ref[s]))) for s in seeds]
-        rep = report_for(*pooled_predictions(root, f"augment-{name}", pairs), n_boot=1000)
+        rep = report_for(*pooled_predictions(root, f"augment-{name}-{steps}", pairs), n_boot=1000)
         deltas = {(d.dimension, d.label): d for d in rep.comparison.deltas if d.metric == "per"}
         valid = sum(augment_runs.best_valid_per(arm["runs"][s]) - augment_runs.best_valid_per(ref[s])
                     for s in seeds) / len(seeds)
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
                     "demo's setting (default all)")
     ap.add_argument("--augment-steps", type=int, default=augment_runs.STEPS,
                     help=f"training steps of every augmentation arm (default {augment_runs.STEPS})")
+    ap.add_argument("--augment-arms", nargs="+", choices=augment_runs.arm_names(), metavar="ARM",
+                    help="only these augmentation arms, beside the reference (the chain runs only with all); "
+                    f"of: {', '.join(augment_runs.arm_names())}")
     ap.add_argument("--jobs", type=int, default=3, help="augmentation runs at a time (default 3)")
     args = ap.parse_args(argv)
     console = Console(width=150)
@@ -299,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(args.keep or tmp)
         (root / "runs").mkdir(parents=True, exist_ok=True)
         if args.section in ("all", "augment"):
-            augment_section(root / "augment", args.seeds, args.augment_steps, args.jobs, console)
+            augment_section(root / "augment", args.seeds, args.augment_steps, args.jobs, console,
+                            args.augment_arms)
         if args.section == "augment":
             return
         base = Path(args.base) if args.base else pretrained_base(root, args.seeds[0])

@@ -11,6 +11,7 @@ with the state it returns, or as failed with the error it raised.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -100,7 +101,23 @@ class Session:
             failed.append(e)
         for e in failed:
             print(f"{self.prog}: cannot record the end ({state}: {reason}): {e}", file=sys.stderr)
+        if self.rep.active and not failed:
+            self._after_end()
         return code
+
+    def _after_end(self) -> None:
+        """The supervisor passes over its runs root's queue as it exits; a killed one never will, and the run
+        that waits for this one's slot would wait for whoever next looks. So, where a queue exists, a detached
+        process does that pass when the supervisor is gone (``rundir.AFTER_END``; nothing when it lives)."""
+        if not (self.run_dir.parent / rundir.QUEUE).exists():
+            return
+        try:
+            with open(self.run_dir / rundir.STDOUT, "ab") as log:
+                subprocess.Popen([sys.executable, "-m", rundir.SUPERVISOR_MODULE, rundir.AFTER_END, str(self.run_dir)],
+                                 start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, close_fds=True)
+        except OSError as e:  # the end is recorded: the next `run ls` or `run queue` makes the pass
+            print(f"{self.prog}: cannot pass over the queue: {e}", file=sys.stderr)
 
     def run(self, body: Callable[[], tuple[str, str]], errors: tuple[type[BaseException], ...] = ()) -> int:
         """``body()`` returns (final state, reason); ``KidconsoleError`` and ``errors`` end the run as failed

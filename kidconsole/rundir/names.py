@@ -81,6 +81,10 @@ SKIP_WARNINGS = (BAD_SAMPLE,)  # warnings that count skipped samples
 # The project's own trainer entry points (``python -m MODULE``): what a launch or a resume may start.
 TRAINER, SCORER = "trainers.train", "trainers.score"
 TRAINER_MODULES = (TRAINER, SCORER)
+# The supervisor (the light half's) as the trainers name it: a run's own process that wrote the run's end starts
+# ``python -m SUPERVISOR AFTER_END RUN_DIR``, which does the supervisor's last duty (a pass over the queue) if
+# the supervisor is gone: the trainers never import the runs' machinery (docs/architecture.md).
+SUPERVISOR_MODULE, AFTER_END = "kidconsole.runs.supervise", "--after-end"
 # runs made from other runs' weights, without training: the average of checkpoints, an ensemble of models
 AVERAGER, ENSEMBLER = "trainers.average", "trainers.ensemble"
 AVERAGE, ENSEMBLE = "average", "ensemble"

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from kidconsole import rundir
 from kidconsole.errors import KidconsoleError
 from kidconsole.rundir.records import Status
-from kidconsole.runs import kinds
+from kidconsole.runs import kinds, liveness
 from kidconsole.runs.kinds import RunKind, StopReport
 from kidconsole.runs.liveness import last_sign as status_sign
 from kidconsole.runs.state import STALL_AFTER
@@ -121,6 +121,17 @@ def after_end(run_dir: Path) -> None:
         kind_of(run_dir).after_end(run_dir)
     except Exception as e:
         print(f"kidconsole: after the end of {run_dir.name}: {e}", flush=True)
+
+
+def after_own_end(run_dir: Path) -> None:
+    """``after_end`` for a run whose own process has written its end (``python -m kidconsole.runs.supervise
+    --after-end RUN_DIR``, which that process starts): nothing while its supervisor lives (it does that as it
+    exits); one that was killed never will, and a queued run would wait for this run's slot until the next
+    pass over the queue (`run ls`, `run queue`), however long that is. The trainer's own exit follows at
+    once: the slot's next run takes longer than that to load its model."""
+    run_dir = Path(run_dir)
+    if liveness.supervisor_alive(run_dir, rundir.read_status_record(run_dir)) is False:
+        after_end(run_dir)
 
 
 # ---- state ---------------------------------------------------------------------------------------------

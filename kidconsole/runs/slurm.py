@@ -92,7 +92,7 @@ def node_command(run_dir: Path, opts: SlurmOptions, trainer_module: str, mixed_p
     machines = Machines(opts.nodes, NODE_RANK, MAIN_ADDR, MAIN_PORT, max(1, len(gpus))) if opts.nodes > 1 else None
     launch = build_command(run_dir, gpus=gpus, trainer_module=trainer_module, mixed_precision=mixed_precision,
                            python=python, machines=machines)
-    return [python, "-m", "kidconsole.runs.supervise", str(run_dir), "--machine-rank", NODE_RANK, "--", *launch]
+    return [python, "-m", rundir.SUPERVISOR_MODULE, str(run_dir), "--machine-rank", NODE_RANK, "--", *launch]
 
 
 def job_script(run_dir: Path, name: str, opts: SlurmOptions, trainer_module: str = rundir.TRAINER,

@@ -1,5 +1,5 @@
-"""The run's supervisor: ``python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND...``,
-and ``start_supervised``, the one way a run's processes are started detached (a training or scoring run, a
+"""The run's supervisor: ``python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND...``
+(or ``--after-end RUN_DIR``: its last duty, for a run whose supervisor is gone), and ``start_supervised``, the one way a run's processes are started detached (a training or scoring run, a
 machine's share of a run over several, a job: an average, an ensemble, an export).
 
 The supervisor leads the run's session and process group, runs the command (the
@@ -167,7 +167,7 @@ def start_supervised(run_dir: Path, command: list[str], *, env: dict[str, str] |
     over several machines record themselves in their own status file."""
     node = ["--machine-rank", str(machine_rank)] if machine_rank else []
     logged = ["--log", log] if log != rundir.STDOUT else []
-    argv = [sys.executable, "-m", "kidconsole.runs.supervise", str(run_dir), *node, *logged, "--", *command]
+    argv = [sys.executable, "-m", rundir.SUPERVISOR_MODULE, str(run_dir), *node, *logged, "--", *command]
     with open(run_dir / log, "ab", opener=private_opener) as out:
         proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, close_fds=True)
@@ -179,11 +179,17 @@ def start_supervised(run_dir: Path, command: list[str], *, env: dict[str, str] |
     return proc.pid
 
 
-USAGE = "usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND..."
+USAGE = ("usage: python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND...\n"
+         "       python -m kidconsole.runs.supervise --after-end RUN_DIR")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == rundir.AFTER_END:  # started by the run's own process as it ended
+        from kidconsole.runs.life import after_own_end
+
+        after_own_end(Path(argv[1]).resolve())
+        return 0
     if "--" not in argv or argv.index("--") < 1:
         print(USAGE, file=sys.stderr)
         return 2

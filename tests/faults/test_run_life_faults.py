@@ -57,6 +57,28 @@ def test_a_queued_runs_killed_supervisor_does_not_free_its_slot_while_its_traine
     assert stop_run(second, timeout=30).state == rundir.STOPPED
 
 
+@pytest.mark.slow
+def test_a_queued_run_whose_supervisor_was_killed_starts_the_next_when_it_ends(make_config, tmp_path):
+    """Its supervisor would have passed over the queue as it exited; killed, it never does, and the next run
+    waited for whoever next ran `run ls` or `run queue`. The run's own process does it instead."""
+    root = tmp_path / "runs"
+    queue.set_limits(root, cpu_slots=1)
+    cfg = make_config(phases=[{"name": "only", "epochs": 500, "max_steps": 40, "lr": 3.0e-3, "warmup": 1}],
+                      train__eval_every=100000)
+    first, second = queue.launch_queued([(cfg, [], "first", {}), (cfg, [], "second", {})], runs_root=root)
+    status = wait_for(lambda: (s := rundir.read_status(first)).get("step", 0) >= 2 and s, 240, every=0.2)
+    os.kill(status["pid"], signal.SIGKILL)  # the supervisor; the launcher and the trainer train on
+    try:
+        os.waitpid(status["pid"], 0)
+    except ChildProcessError:
+        pass
+    assert rundir.read_status(second)["state"] == rundir.QUEUED
+    wait_for(lambda: rundir.read_status(first).get("state") == rundir.FINISHED, 240)
+    # nobody passes over the queue here: the first run's trainer started the second as it ended
+    wait_for(lambda: rundir.read_status(second).get("state") != rundir.QUEUED, 60)
+    assert stop_run(second, timeout=60).state in (rundir.STOPPED, rundir.FINISHED)
+
+
 def test_resuming_a_queued_run_waits_in_the_queue_for_its_slot(run_config, tmp_path, fake_env):
     root = tmp_path / "runs"
     holder = hold_slot(root)
