@@ -450,7 +450,8 @@ def export_best(fig: Figures, runs: Sequence[Path], console) -> bool:
     """The better LoRA run exported to ONNX fp32 and INT8, each scored on the children's test split
     (``kidconsole export RUN --onnx --int8``, its output in RUN/exports/export.log); prints the table."""
     from kidconsole.report.exports import exports_table, read_exports
-    from kidconsole.runs.exports import export_command
+    from kidconsole.runs.exports import start_export
+    from kidconsole.runs.life import follow_job
 
     scored = [r for r in runs if fig.runs.get(r.name) is not None]
     if not scored:
@@ -460,9 +461,10 @@ def export_best(fig: Figures, runs: Sequence[Path], console) -> bool:
     _threads(os.cpu_count() or 1)
     t0 = time.time()
     with console.status(f"exporting {best.name} (the better run) to ONNX fp32 and INT8, scoring each on the "
-                        f"children's test split"), open(log, "ab") as fh:
-        done = subprocess.run(export_command(best, int8=True), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
-    if done.returncode:
+                        f"children's test split"):
+        start_export(best)  # a job as the console starts it: its output in the log
+        state = follow_job(best / rundir.EXPORTS, log=rundir.EXPORT_LOG, write=lambda text: None)
+    if state != rundir.FINISHED:
         console.print(f"[{palette.ERROR}]the export of {best} failed[/]: see {log}")
         return False
     records = read_exports(best)

@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         job = Job(args)
     except KidconsoleError as e:
         print(f"trainers.export_job: error: {e}", file=sys.stderr)
+        exports = Path(args.run).resolve() / rundir.EXPORTS
+        if rundir.read_status_record(exports).kind == rundir.JOB:  # started as a job: its end says why, whole
+            rundir.write_end(exports, rundir.FAILED, str(e), exit_code=1, error=str(e))
         return 1
     ok = job.scored(TORCH_FP32, job.build_torch) and job.scored(ONNX_FP32, job.build_onnx_fp32)
     if ok and args.int8:

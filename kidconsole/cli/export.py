@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kidconsole.cli import as_argv
 from kidconsole.extras import needing
@@ -24,10 +25,27 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    """The export job started as the console starts it (detached, supervised: its end is recorded whatever
+    happens to this terminal), followed here; Ctrl-C stops it."""
+    import sys
+
+    from kidconsole import rundir
     from kidconsole.errors import KidconsoleError
+    from kidconsole.runs.exports import start_export
+    from kidconsole.runs.life import follow_job
+    from kidconsole.shown import visible
 
     if not (args.onnx or args.int8):
         raise KidconsoleError("choose what to export: --onnx (and --int8)")
-    from trainers.export_job import main, parser
-
-    return main(as_argv(parser(), args))
+    job_parser = argparse.ArgumentParser(add_help=False)
+    add_export_arguments(job_parser)
+    options = as_argv(job_parser, args)[1:]  # RUN is the job's first argument
+    start_export(args.run, options)
+    job = Path(args.run).resolve() / rundir.EXPORTS
+    state = follow_job(job, log=rundir.EXPORT_LOG)
+    if state == rundir.FINISHED:
+        return 0
+    status = rundir.read_status_record(job)
+    print(f"kidconsole: export {state}: {visible(status.error or state, lines=True)} "
+          f"(log: {job / rundir.EXPORT_LOG})", file=sys.stderr)
+    return 1

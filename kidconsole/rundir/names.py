@@ -87,5 +87,6 @@ TRAINER_MODULES = (TRAINER, SCORER)
 SUPERVISOR_MODULE, AFTER_END = "kidconsole.runs.supervise", "--after-end"
 # runs made from other runs' weights, without training: the average of checkpoints, an ensemble of models
 AVERAGER, ENSEMBLER = "trainers.average", "trainers.ensemble"
+EXPORTER = "trainers.export_job"  # a run's ONNX / INT8 exports: a job whose run directory is RUN/exports
 AVERAGE, ENSEMBLE = "average", "ensemble"
 DERIVED_KINDS = (AVERAGE, ENSEMBLE)

@@ -11,15 +11,13 @@ from kidconsole import rundir
 
 @pytest.fixture(scope="module")
 def exported(trained_run):
-    """The run after its export was started in the background as the console starts it (one for the module)."""
-    import os
+    """The run after `kidconsole export RUN --onnx --int8`: the job the console starts in the background,
+    followed to its end (one for the module)."""
+    from kidconsole.cli import main
 
-    from kidconsole.runs.exports import start_export
-
-    pid = start_export(trained_run, int8=True)
-    _, status = os.waitpid(pid, 0)  # our child: wait for it
+    code = main(["export", str(trained_run), "--onnx", "--int8"])
     log = (trained_run / "exports" / rundir.EXPORT_LOG).read_text()
-    assert os.waitstatus_to_exitcode(status) == 0, log[-3000:]
+    assert code == 0, log[-3000:]
     return trained_run, log
 
 
@@ -71,6 +69,9 @@ def test_int8_export_is_scored_and_reported_like_a_run(exported, capsys):
     from kidconsole.runs.reader import RunReader
 
     run, log = exported
+    job = rundir.read_status(run / "exports")  # the export itself a job with its end, like every run
+    assert job["kind"] == rundir.JOB and job["state"] == "finished" and job["exit_code"] == 0, job
+    assert json.loads((run / "exports" / rundir.EVENTS).read_text().splitlines()[-1])["kind"] == "end"
     for kind in ("torch-fp32", "onnx-fp32", "onnx-int8"):
         folder = run / "exports" / kind
         status = rundir.read_status(folder)
@@ -125,7 +126,8 @@ def test_an_onnx_export_transcribes_like_the_pytorch_model(exported, audio_dir, 
 def test_export_of_a_folder_that_is_no_finished_run_fails_with_the_reason(tmp_path, capsys):
     from kidconsole.cli import main
 
-    assert main(["export", str(tmp_path), "--int8"]) == 1
+    assert main(["export", str(tmp_path), "--int8"]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert not (tmp_path / "exports").exists()  # refused before any job was started
     assert main(["export", str(tmp_path)]) == 2
     assert "--onnx" in capsys.readouterr().err
