@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except KidconsoleError as e:
         print(f"trainers.export_job: error: {e}", file=sys.stderr)
         exports = Path(args.run).resolve() / rundir.EXPORTS
-        if rundir.read_status_record(exports).kind == rundir.JOB:  # started as a job: its end says why, whole
+        job = rundir.read_status_record(exports)
+        if job.kind == rundir.JOB and job.state not in rundir.FINAL_STATES:  # this job's: its end says why, whole
             rundir.write_end(exports, rundir.FAILED, str(e), exit_code=1, error=str(e))
         return 1
     ok = job.scored(TORCH_FP32, job.build_torch) and job.scored(ONNX_FP32, job.build_onnx_fp32)
