@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kidconsole import rundir
 from kidconsole.audio import read_audio
 from kidconsole.errors import KidconsoleError
 
@@ -92,10 +93,8 @@ def simulated_rooms(rooms: int, rt60: tuple[float, float], sample_rate: int) -> 
         pass  # not made yet, or damaged: made again
     irs = simulate(rooms, rt60, sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with rundir.atomic_writer(path, "wb") as fh:  # several processes may make them at once: the last whole file wins
         np.savez(fh, **{f"ir{i}": h for i, h in enumerate(irs)})
-    os.replace(tmp, path)  # several processes may make them at once: the last whole file wins
     return Responses(irs, str(path))
 
 

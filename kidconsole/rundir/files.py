@@ -7,6 +7,7 @@ Every write goes through a record (records.py): an unknown key or a wrong type f
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ from kidconsole.rundir.records import Record, Status, event_dict
 
 MAX_STATUS_BYTES = 1 << 20  # a status is a few kB; a larger file (or not a regular file) reads as unreadable
 FILE_MODE = 0o644  # the widest a run directory's file is created with, whatever the umask
+_WRITES = itertools.count()  # a temp name per write: two threads replacing one file never share a temp file
 
 
 def private_opener(path, flags: int) -> int:
@@ -34,7 +36,7 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """A file that replaces ``path`` only once it is whole and on disk (temp file, fsync, rename);
     on an error the temp file is removed and ``path`` is left as it was. ``mode``: "w" or "wb"."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # remove_temp_files knows this name
+    tmp = path.with_name(f".{path.name}.{next(_WRITES)}.{os.getpid()}.tmp")  # remove_temp_files knows this name
     try:
         with open(tmp, mode, opener=private_opener, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh

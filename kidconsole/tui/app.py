@@ -116,8 +116,8 @@ class KidConsole(App):
         if states != self._states:
             self._states = states
             self.seen.states.update(states)
-            snapshot = dict(self.seen.states)
-            self.run_worker(lambda: self.seen.save(snapshot), thread=True, group="seen", exclusive=True)
+            self.seen.queue()
+            self.run_worker(self.seen.flush, thread=True, group="seen")
 
     def _notify_command(self, ended) -> None:
         problem = notifications.run_command(self.settings.notify.command, ended)

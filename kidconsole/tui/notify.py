@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +119,28 @@ class Seen:
         except (OSError, ValueError, AttributeError, TypeError):
             return cls(path)  # absent or unreadable: start afresh (nothing is lost but one "away" note)
 
-    def save(self, states: dict[str, str] | None = None) -> None:
-        """Writes ``states`` (a copy taken by the caller: this may run on another thread), else its own."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rundir.atomic_write_text(self.path, json.dumps({"saved_at": round(time.time(), 3),
-                                                        "runs": self.states if states is None else states},
-                                                       indent=1, sort_keys=True))
+    _pending: dict[str, str] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def save(self) -> None:
+        """Writes its states now."""
+        self.queue()
+        self.flush()
+
+    def queue(self) -> None:
+        """Takes a copy of its states for the next ``flush`` (called where the states change)."""
+        self._pending = dict(self.states)
+
+    def flush(self) -> None:
+        """Writes the newest queued copy, if any (safe from worker threads: saves that overlap are written
+        one at a time, and one that comes late finds nothing older to write)."""
+        with self._lock:
+            states, self._pending = self._pending, None
+            if states is None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            rundir.atomic_write_text(self.path, json.dumps({"saved_at": round(time.time(), 3), "runs": states},
+                                                           indent=1, sort_keys=True))
 
 
 def _ended(view) -> Ended:

@@ -92,6 +92,24 @@ async def test_runs_that_ended_while_the_console_was_closed_are_told_on_the_next
         assert not pilot.app.away  # told once
 
 
+def test_seen_saves_from_overlapping_threads_keep_the_newest_states(tmp_path):
+    # Each state change saves from a worker thread; overlapping saves once crashed the console, and a late
+    # one could write older states over newer.
+    import threading
+
+    seen = notify.Seen(tmp_path / "state" / notify.SEEN_FILE)
+    threads = []
+    for i in range(50):
+        seen.states["run"] = f"state-{i}"
+        seen.queue()
+        threads.append(threading.Thread(target=seen.flush))
+        threads[-1].start()
+    for t in threads:
+        t.join()
+    assert notify.Seen.load(seen.path).states == {"run": "state-49"}
+    assert [p.name for p in seen.path.parent.iterdir()] == [notify.SEEN_FILE]
+
+
 def test_the_user_config_is_read_from_the_config_dir_and_its_errors_name_the_file_and_key(tmp_path):
     assert load_user_config() == ConsoleSettings()  # no file: the defaults
     path = notify.config_dir() / notify.USER_CONFIG

@@ -1,6 +1,7 @@
 """The run directory's contract: records checked on write, the same types on read, the doc generated."""
 
 import json
+import re
 
 import pytest
 
@@ -83,6 +84,31 @@ def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temp(tmp_path):
         fh.write("half")
         raise RuntimeError("disk gone")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_atomic_writes_of_one_file_from_two_threads_never_lose_their_temp_file(tmp_path):
+    # The console saves its "seen" states from a worker thread; two saves overlapped and shared one
+    # temp name, so one rename found its temp file gone (FileNotFoundError in a console test).
+    import threading
+
+    path, errors = tmp_path / "seen.json", []
+    start = threading.Barrier(4)
+
+    def save(n):
+        start.wait()
+        try:
+            for i in range(300):
+                rundir.atomic_write_text(path, f"{n}:{i}")
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and re.fullmatch(r"\d:\d+", path.read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["seen.json"]
 
 
 def test_the_trainer_entry_points_are_named_once():
