@@ -1,6 +1,7 @@
 """The run's supervisor: ``python -m kidconsole.runs.supervise RUN_DIR [--machine-rank N] [--log FILE] -- COMMAND...``
-(or ``--after-end RUN_DIR``: its last duty, for a run whose supervisor is gone), and ``start_supervised``, the one way a run's processes are started detached (a training or scoring run, a
-machine's share of a run over several, a job: an average, an ensemble, an export).
+(or ``--after-end RUN_DIR``: its last duty, for a run whose supervisor is gone), and ``start_supervised``, the
+one way a run's processes are started detached (a training or scoring run, a machine's share of a run over
+several, a job: an average, an ensemble, an export).
 
 The supervisor leads the run's session and process group, runs the command (the
 launcher, or a job's own process), and, as the child subreaper, waits for every

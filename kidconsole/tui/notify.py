@@ -108,6 +108,8 @@ class Seen:
     path: Path
     states: dict[str, str] = field(default_factory=dict)
     saved_at: float | None = None  # None: no file yet (the first start ever)
+    _pending: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Seen:
@@ -118,14 +120,6 @@ class Seen:
             return cls(path, states, float(data.get("saved_at") or 0.0))
         except (OSError, ValueError, AttributeError, TypeError):
             return cls(path)  # absent or unreadable: start afresh (nothing is lost but one "away" note)
-
-    _pending: dict[str, str] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def save(self) -> None:
-        """Writes its states now."""
-        self.queue()
-        self.flush()
 
     def queue(self) -> None:
         """Takes a copy of its states for the next ``flush`` (called where the states change)."""
