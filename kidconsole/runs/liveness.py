@@ -73,7 +73,11 @@ def _proven(pid: int, run_dir: Path, status: Status, *, exact: bool, strict: boo
 
 def local(status: Status) -> bool:
     """Whether the run's processes can be seen from here: a pid recorded, on this host."""
-    return isinstance(status.pid, int) and status.pid > 0 and status.host in (None, socket.gethostname())
+    return isinstance(status.pid, int) and status.pid > 0 and on_this_host(status)
+
+
+def on_this_host(status: Status) -> bool:
+    return status.host in (None, socket.gethostname())
 
 
 def supervisor_alive(run_dir: str | Path, status: Status, *, strict: bool = False) -> bool | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -229,6 +230,48 @@ def test_stop_signals_a_process_without_a_recorded_start_whose_command_names_the
     finally:
         ours.kill()
         ours.wait()
+
+
+def test_stop_in_the_moment_a_run_starts_waits_for_its_process_and_stops_it(tmp_path):
+    # A run taken off the queue is "starting" before its supervisor's pid is recorded; a stop in that
+    # moment said "no process of this host recorded: stop it where it runs" (seen once in CI).
+    import threading
+
+    from kidconsole.rundir.process import identity
+
+    run_dir = tmp_path / "starting"
+    rundir.update_status(run_dir, state=rundir.STARTING, host=socket.gethostname())
+    started = []
+
+    def start():
+        time.sleep(1.0)  # the starter is slow to record the pid
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)],
+                                start_new_session=True)
+        started.append(proc)
+        rundir.update_status(run_dir, pid=proc.pid, pgid=proc.pid, sid=proc.pid, **identity(proc.pid))
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        report = stop_run(run_dir, timeout=10)
+        starter.join()
+        assert report.terminated == [started[0].pid] and report.state == rundir.STOPPED
+        assert started[0].wait(10) is not None
+    finally:
+        starter.join()
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+def test_stop_of_a_run_that_never_recorded_its_process_says_it_is_still_starting(tmp_path, monkeypatch):
+    from kidconsole.runs.kinds import local
+
+    monkeypatch.setattr(local, "START_WAIT", 0.5)
+    run_dir = tmp_path / "starting"
+    rundir.update_status(run_dir, state=rundir.STARTING, host=socket.gethostname())
+    with pytest.raises(KidconsoleError, match=r"starting.*no process recorded after 0.5 s"):
+        stop_run(run_dir, timeout=10)
 
 
 # ---------- a killed `run launch` ----------

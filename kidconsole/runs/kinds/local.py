@@ -22,6 +22,8 @@ from kidconsole.runs import liveness
 from kidconsole.runs.kinds.base import RunKind, StopReport
 from kidconsole.runs.state import written_final
 
+START_WAIT = 10.0  # seconds a stop waits for a starting run's first process to be recorded
+
 
 def _terminate(procs: list[psutil.Process], pgid: Any) -> list[int]:
     """SIGTERM every process of the run, the group too (a child forked meanwhile): the trainer
@@ -48,11 +50,27 @@ def _group(pid: int) -> int | None:
         return None
 
 
+def _with_its_process(run_dir: Path, status: Status) -> Status:
+    """A run starting on this host records its supervisor's pid a moment after it says ``starting``
+    (supervise.start_supervised): a stop in that moment waits up to ``START_WAIT`` s for it."""
+    if status.state != rundir.STARTING or status.pid is not None or not liveness.on_this_host(status):
+        return status
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = rundir.read_status_record(run_dir)
+        if status.pid is not None or status.state != rundir.STARTING:
+            return status
+    raise KidconsoleError(f"{run_dir}: {rundir.STARTING}, and no process recorded after {START_WAIT:g} s "
+                          f"(its start may have been killed): see {rundir.STDOUT} and try the stop again")
+
+
 def stop_processes(run_dir: Path, status: Status, *, timeout: float) -> StopReport:
     """SIGTERM every process of the run, wait up to ``timeout`` s for the trainer's stop checkpoint and every
     process to end, SIGKILL what is left; the run's end is written here when no process of it did."""
     from kidconsole.runs.life import read_state
 
+    status = _with_its_process(run_dir, status)
     if not liveness.local(status):
         if status.state in rundir.LIVE_STATES:
             raise KidconsoleError(f"{run_dir}: no process of this host recorded (host {status.host}, "
